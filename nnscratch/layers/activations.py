@@ -1,0 +1,157 @@
+"""Element-wise activations and Softmax.
+
+Each keeps only what its backward needs (usually its output) and works in the input's dtype.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _checks
+from .base import Layer
+
+
+class _Elementwise(Layer, register=False):
+    """Shape-preserving activation; subclasses define ``_forward`` and ``_backward``."""
+
+    def forward(self, x, training=False):
+        x = np.asarray(x)
+        self._x = x
+        self._y = self._forward(x)
+        return self._y
+
+    def backward(self, dout):
+        return self._backward(dout)
+
+
+class _Kinked(_Elementwise, register=False):
+    """Activations with a kink at 0: the gradient checker must not step across it."""
+
+    def gradcheck_input(self, shape, rng):
+        magnitude = rng.uniform(0.1, 1.5, size=shape)
+        return magnitude * rng.choice([-1.0, 1.0], size=shape)
+
+
+class ReLU(_Kinked):
+    """``max(x, 0)``. Shapes: any ``(N, ...)`` -> same.
+
+    Example:
+        >>> import numpy as np
+        >>> ReLU().forward(np.array([[-1.0, 2.0]])).tolist()
+        [[0.0, 2.0]]
+    """
+
+    def _forward(self, x):
+        return np.maximum(x, 0)
+
+    def _backward(self, dout):
+        return dout * (self._y > 0)
+
+
+class LeakyReLU(_Kinked):
+    """``x`` for ``x > 0``, ``alpha * x`` otherwise.
+
+    Args:
+        alpha: slope for negative inputs, default 0.01.
+    """
+
+    def __init__(self, alpha=0.01, **kwargs):
+        super().__init__(**kwargs)
+        self.alpha = _checks.number("alpha", alpha, low=0)
+
+    def _forward(self, x):
+        return np.where(x > 0, x, x * self.alpha)
+
+    def _backward(self, dout):
+        return np.where(self._x > 0, dout, dout * self.alpha)
+
+
+class Sigmoid(_Elementwise):
+    """``1 / (1 + exp(-x))``, computed without overflow for large ``|x|``.
+
+    The derivative is taken from the *output*: ``y * (1 - y)``.
+    """
+
+    def _forward(self, x):
+        # exp of a non-positive number never overflows
+        e = np.exp(-np.abs(x))
+        return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+    def _backward(self, dout):
+        return dout * self._y * (1 - self._y)
+
+
+class Tanh(_Elementwise):
+    """Hyperbolic tangent; derivative ``1 - y**2``."""
+
+    def _forward(self, x):
+        return np.tanh(x)
+
+    def _backward(self, dout):
+        return dout * (1 - self._y * self._y)
+
+
+class ScaledTanh(_Elementwise):
+    """LeCun's squashing function ``A * tanh(S * x)`` with ``A = 1.7159``, ``S = 2/3`` (LeCun 1998, App. A).
+
+    Args:
+        amplitude: A, default 1.7159.
+        slope: S, default 2/3.
+    """
+
+    def __init__(self, amplitude=1.7159, slope=2.0 / 3.0, **kwargs):
+        super().__init__(**kwargs)
+        self.amplitude = _checks.number("amplitude", amplitude, low=0, low_open=True)
+        self.slope = _checks.number("slope", slope, low=0, low_open=True)
+
+    def _forward(self, x):
+        # NumPy 2 keeps float32 arrays float32 when multiplied by a Python float
+        self._t = np.tanh(x * self.slope)
+        return self._t * self.amplitude
+
+    def _backward(self, dout):
+        return dout * (self.amplitude * self.slope) * (1 - self._t * self._t)
+
+
+class Swish(_Elementwise):
+    """``x * sigmoid(beta * x)`` (Ramachandran et al. 2017).
+
+    Args:
+        beta: default 1.0.
+    """
+
+    def __init__(self, beta=1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.beta = _checks.number("beta", beta)
+
+    def _forward(self, x):
+        z = self.beta * x
+        e = np.exp(-np.abs(z))
+        self._s = np.where(z >= 0, 1 / (1 + e), e / (1 + e))
+        return x * self._s
+
+    def _backward(self, dout):
+        s = self._s
+        return dout * (s + self.beta * self._x * s * (1 - s))
+
+
+class Softmax(Layer):
+    """Softmax over the last axis, shifted by the row maximum so ``exp`` never overflows.
+
+    When it is a model's last layer and the loss is ``CategoricalCrossEntropy``, ``Model.finalize``
+    fuses the two: the gradient ``(p - y) / N`` goes straight to the logits and this backward is skipped.
+
+    Shapes: ``(N, K)`` -> ``(N, K)``, rows sum to 1.
+    """
+
+    def forward(self, x, training=False):
+        x = np.asarray(x)
+        z = x - x.max(axis=-1, keepdims=True)
+        np.exp(z, out=z)
+        z /= z.sum(axis=-1, keepdims=True)
+        self._y = z
+        return z
+
+    def backward(self, dout):
+        y = self._y
+        # Jacobian-vector product without forming the K x K Jacobian per sample.
+        return y * (dout - (dout * y).sum(axis=-1, keepdims=True))

@@ -1,0 +1,38 @@
+"""Dropout."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _checks
+from .base import Layer
+
+
+class Dropout(Layer):
+    """Inverted dropout: in training, zeroes each unit with probability ``rate`` and scales the rest by
+    ``1 / (1 - rate)``, so inference is the identity.
+
+    The mask comes from ``self.rng``, which the model seeds: the same seed gives the same masks.
+
+    Args:
+        rate: fraction of units dropped, in ``[0, 1)``.
+
+    Shapes: any ``(N, ...)`` -> same.
+    """
+
+    stochastic = True
+
+    def __init__(self, rate, **kwargs):
+        super().__init__(**kwargs)
+        self.rate = _checks.number("rate", rate, low=0, high=1, high_open=True)
+
+    def forward(self, x, training=False):
+        x = np.asarray(x)
+        if not training or self.rate == 0:
+            self._mask = None
+            return x
+        keep = 1.0 - self.rate
+        self._mask = (self.rng.random(x.shape, dtype=np.float32) < keep).astype(x.dtype) / x.dtype.type(keep)
+        return x * self._mask
+
+    def backward(self, dout):
+        return dout if self._mask is None else dout * self._mask
