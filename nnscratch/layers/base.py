@@ -73,6 +73,9 @@ class Layer:
         self.grads: dict[str, np.ndarray] = {}
         self.constants: dict[str, np.ndarray] = {}
         self.trainable = True
+        #: False on a model's first layer: backward may then skip computing dx (and return None),
+        #: which saves a whole col2im for a first convolution.
+        self.input_grad_needed = True
         self.built = False
         self.dtype = np.dtype(np.float32)
         self.rng = np.random.default_rng()
