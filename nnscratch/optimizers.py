@@ -8,7 +8,7 @@ Example:
     >>> w = np.ones(3, np.float32)
     >>> opt = SGD(learning_rate=0.1)
     >>> opt.step([("w", w, np.ones(3, np.float32))])
-    >>> np.round(w, 6).tolist()
+    >>> [round(float(v), 6) for v in w]
     [0.9, 0.9, 0.9]
 """
 from __future__ import annotations
