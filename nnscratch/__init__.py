@@ -1,2 +1,21 @@
-"""nnscratch: a Keras-style neural-network framework in NumPy, with hand-written backward passes."""
+"""nnscratch: a Keras-style neural-network framework in NumPy, with hand-written backward passes.
+
+Example:
+    >>> import nnscratch
+    >>> from nnscratch.layers import Dense, Softmax
+    >>> model = nnscratch.Model([Dense(3, input_shape=(4,)), Softmax()])
+    >>> model.set(loss="categorical_crossentropy", optimizer="sgd")
+    >>> model.finalize()
+"""
+from . import callbacks, initializers, layers, losses, metrics, optimizers, schedules
 from ._version import __version__
+from .model import Model
+
+__all__ = ["Model", "load_model", "layers", "losses", "metrics", "optimizers", "schedules", "callbacks",
+           "initializers", "__version__"]
+
+
+def load_model(path):
+    """Loads a model saved by ``Model.save`` (HDF5): architecture, weights, optimizer state and history."""
+    from .io.hdf5 import load_model as _load
+    return _load(path)

@@ -1,0 +1,445 @@
+"""The sequential ``Model``: add layers, set loss/optimizer/accuracy, finalize, fit, validate, predict.
+
+Example:
+    >>> import numpy as np
+    >>> from nnscratch import Model
+    >>> from nnscratch.layers import Dense, ReLU, Softmax
+    >>> model = Model(seed=0)
+    >>> model.add(Dense(16, input_shape=(2,)))
+    >>> model.add(ReLU())
+    >>> model.add(Dense(2))
+    >>> model.add(Softmax())
+    >>> model.set(loss="categorical_crossentropy", optimizer="adam", accuracy="categorical_accuracy")
+    >>> model.finalize()
+    >>> x = np.random.default_rng(0).standard_normal((64, 2)).astype(np.float32)
+    >>> y = (x[:, 0] > 0).astype(int)
+    >>> history = model.fit(x, y, epochs=2, batch_size=16, verbose=0)
+    >>> sorted(history.history)
+    ['accuracy', 'epoch_time', 'learning_rate', 'loss', 'samples_per_second']
+"""
+from __future__ import annotations
+
+import re
+import time
+
+import numpy as np
+
+from . import _checks
+from .callbacks import Callback, CallbackList, History
+from .initializers import RELU_LIKE
+from .layers.activations import Softmax
+from .layers.base import LAYERS, Layer
+from .losses import LOSSES, CategoricalCrossEntropy, Loss
+from .metrics import METRICS, Accuracy, CategoricalAccuracy
+from .optimizers import OPTIMIZERS, Optimizer
+from .registry import serialize
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])([A-Z])|(?<=[A-Z])([A-Z])(?=[a-z])", r"_\1\2", name).lower()
+
+
+class Model:
+    """A stack of layers trained by backpropagation.
+
+    Args:
+        layers: optional list of layers to ``add`` right away, default None.
+        name: default ``"model"``.
+        dtype: ``"float32"`` (default, fast) or ``"float64"``.
+        seed: seeds weight initialisation, shuffling and dropout; the same seed gives the same run,
+            bit for bit. Default None draws one (recorded in ``model.seed`` so a saved model resumes
+            exactly).
+
+    Attributes:
+        layers: the layers in order.
+        loss, optimizer, accuracy: set by :meth:`set`.
+        history: a :class:`~nnscratch.callbacks.History` of every epoch trained so far (across ``fit`` calls).
+        epochs_trained: number of epochs trained so far.
+    """
+
+    def __init__(self, layers=None, name="model", dtype="float32", seed=None):
+        self.name = name
+        self.dtype = _checks.float_dtype(dtype)
+        if seed is None:
+            seed = int(np.random.SeedSequence().entropy % (2**32))
+        self.seed = _checks.positive_int("seed", seed, allow_zero=True)
+        self.layers: list[Layer] = []
+        self.loss: Loss | None = None
+        self.optimizer: Optimizer | None = None
+        self.accuracy: Accuracy | None = None
+        self.finalized = False
+        self.stop_training = False
+        self.history = History()
+        self.epochs_trained = 0
+        self._fused_softmax = False
+        for layer in layers or []:
+            self.add(layer)
+
+    # -- building -----------------------------------------------------------------------------
+    def add(self, layer: Layer) -> None:
+        """Appends ``layer``; gives it a unique name (``conv2d_1``...) when it has none."""
+        if not isinstance(layer, Layer):
+            raise TypeError(f"Model.add expects a Layer instance, got {type(layer).__name__} ({layer!r}); "
+                            "did you forget the parentheses, e.g. ReLU() instead of ReLU?")
+        if any(layer is other for other in self.layers):
+            raise ValueError(f"{layer.describe()} is already in this model; create a new layer instead")
+        if layer.name is None:
+            base = _snake(type(layer).__name__)
+            taken = {other.name for other in self.layers}
+            i = 1
+            while f"{base}_{i}" in taken:
+                i += 1
+            layer.name = f"{base}_{i}"
+        elif layer.name in {other.name for other in self.layers}:
+            raise ValueError(f"a layer named {layer.name!r} is already in this model; names must be unique")
+        self.layers.append(layer)
+        self.finalized = False
+
+    def set(self, *, loss=None, optimizer=None, accuracy=None) -> None:
+        """Chooses the loss, optimizer and accuracy: objects, registered names, or config dicts.
+
+        Example: ``model.set(loss="categorical_crossentropy", optimizer=Adam(1e-3), accuracy="categorical")``.
+        """
+        if loss is not None:
+            self.loss = LOSSES.create(loss, base=Loss)
+        if optimizer is not None:
+            self.optimizer = OPTIMIZERS.create(optimizer, base=Optimizer)
+        if accuracy is not None:
+            self.accuracy = METRICS.create(accuracy, base=Accuracy)
+        self.finalized = False
+
+    def finalize(self) -> None:
+        """Propagates shapes from the first layer's ``input_shape``, builds every layer and links them.
+
+        Raises:
+            ValueError: no layers, no input shape, no loss, or a layer that cannot take its input shape
+                (the message names the layer, the shape it received and why it cannot take it).
+        """
+        if not self.layers:
+            raise ValueError("the model has no layers; add some with model.add(...) before finalize()")
+        if self.layers[0].input_shape is None:
+            raise ValueError(f"the first layer, {self.layers[0].describe()}, needs input_shape=..., e.g. "
+                             f"{type(self.layers[0]).__name__}(..., input_shape=(28, 28, 1))")
+        if self.loss is None:
+            raise ValueError("no loss set; call model.set(loss=..., optimizer=...) before finalize()")
+        if self.optimizer is None:
+            raise ValueError("no optimizer set; call model.set(optimizer=...) before finalize()")
+        if self.accuracy is None:
+            self.accuracy = CategoricalAccuracy() if isinstance(self.loss, CategoricalCrossEntropy) else None
+        seeds = np.random.SeedSequence(self.seed).spawn(len(self.layers))
+        shape = self.layers[0].input_shape
+        for i, layer in enumerate(self.layers):
+            if i > 0 and layer.input_shape is not None and layer.input_shape != shape:
+                raise ValueError(f"{layer.describe()} declares input_shape={layer.input_shape} but the layer "
+                                 f"before it outputs {shape}; remove input_shape or fix the layers before it")
+            nxt = self.layers[i + 1] if i + 1 < len(self.layers) else None
+            if hasattr(layer, "default_initializer"):
+                layer.default_initializer = ("he_uniform" if nxt is not None and type(nxt).__name__ in RELU_LIKE
+                                             else "glorot_uniform")
+            layer.input_grad_needed = i > 0
+            already = layer.built and layer.built_input_shape == tuple(shape) and layer.dtype == self.dtype
+            try:
+                if already:
+                    shape = layer.output_shape
+                else:
+                    shape = layer.initialize(shape, self.dtype, np.random.default_rng(seeds[i]))
+            except ValueError as e:
+                raise ValueError(f"layer {i} ({layer.describe()}) cannot take input of shape {tuple(shape)}: "
+                                 f"{e}") from e
+        self._fused_softmax = (isinstance(self.layers[-1], Softmax)
+                               and isinstance(self.loss, CategoricalCrossEntropy))
+        self.finalized = True
+
+    @property
+    def input_shape(self):
+        return self.layers[0].input_shape if self.layers else None
+
+    @property
+    def output_shape(self):
+        return self.layers[-1].output_shape if self.finalized else None
+
+    def _require_finalized(self, what):
+        if not self.finalized:
+            raise RuntimeError(f"call model.finalize() before model.{what}(); it builds the layers "
+                               "(after add/set changes too)")
+
+    # -- computation --------------------------------------------------------------------------
+    def forward(self, x, training=False):
+        """Runs every layer; with the fused softmax loss also returns the logits.
+
+        Returns:
+            ``(output, logits)``; ``logits`` is None unless the model ends in Softmax + cross-entropy.
+        """
+        logits = None
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            if i == last and self._fused_softmax:
+                logits = x
+            x = layer.forward(x, training=training)
+        return x, logits
+
+    def backward(self, output, logits, y) -> None:
+        """Backpropagates the loss gradient for targets ``y`` through every layer, filling ``layer.grads``."""
+        if self._fused_softmax:
+            grad = self.loss.fused_gradient(output, y)
+            layers = self.layers[:-1]
+        else:
+            grad = self.loss.backward(output, y)
+            layers = self.layers
+        for layer in reversed(layers):
+            grad = layer.backward(grad)
+            if grad is None:
+                break
+
+    def compute_loss(self, output, logits, y) -> float:
+        if self._fused_softmax:
+            return self.loss.from_logits(logits, y)
+        return self.loss.forward(output, y)
+
+    def trainable_params(self):
+        """``[(key, param, grad)]`` for every trainable parameter; keys are ``"layer_name/param_name"``."""
+        return [(f"{layer.name}/{k}", p, layer.grads[k])
+                for layer in self.layers if layer.trainable for k, p in layer.params.items()]
+
+    def train_on_batch(self, x, y) -> dict:
+        """One forward/backward/update on prepared arrays (``x`` in the model dtype, ``y`` as checked).
+
+        Returns:
+            ``{"loss": float, "<accuracy name>": float}`` for the batch (before the update).
+        """
+        output, logits = self.forward(x, training=True)
+        logs = {"loss": self.compute_loss(output, logits, y)}
+        if self.accuracy is not None:
+            logs[self.accuracy.name] = self.accuracy(output, y)
+        self.backward(output, logits, y)
+        self.optimizer.step(self.trainable_params())
+        return logs
+
+    # -- input checks -------------------------------------------------------------------------
+    def _check_x(self, x, what="x"):
+        x = _checks.finite_array(what, x)
+        expected = self.input_shape
+        if x.ndim != len(expected) + 1 or tuple(x.shape[1:]) != tuple(expected):
+            hint = ""
+            if x.ndim == len(expected) and tuple(x.shape[1:]) == tuple(expected[:-1]) and expected[-1] == 1:
+                hint = "; add the channel axis with x[..., None]"
+            elif x.ndim == len(expected):
+                hint = "; a single sample needs a batch axis: x[None]"
+            raise ValueError(f"the model expects {what} of shape (N, {', '.join(map(str, expected))}), "
+                             f"got {x.shape}{hint}")
+        return np.ascontiguousarray(x, dtype=self.dtype)
+
+    def _check_xy(self, x, y, what="x"):
+        x = self._check_x(x, what)
+        y = np.asarray(y)
+        if len(y) != len(x):
+            raise ValueError(f"{what} and its targets differ in length: {len(x)} samples, {len(y)} targets")
+        y = self.loss.check_targets(y, self.output_shape)
+        if y.dtype.kind == "f":
+            y = y.astype(self.dtype, copy=False)
+        return x, y
+
+    # -- training loop ------------------------------------------------------------------------
+    def fit(self, x, y, epochs=1, batch_size=32, validation_data=None, validation_split=0.0, shuffle=True,
+            callbacks=None, verbose="auto", seed=None) -> History:
+        """Trains for ``epochs`` passes over ``(x, y)``.
+
+        Args:
+            x: inputs ``(N, *input_shape)``.
+            y: targets (integer labels ``(N,)`` or one-hot ``(N, K)`` for classification).
+            epochs: default 1.
+            batch_size: default 32.
+            validation_data: ``(x_val, y_val)``, evaluated after each epoch; default None.
+            validation_split: fraction of the *last* samples held out for validation (before shuffling,
+                as Keras does), default 0.
+            shuffle: reshuffle every epoch, default True.
+            callbacks: list of :class:`~nnscratch.callbacks.Callback`, default None.
+            verbose: 0 silent, 1 a live progress bar, 2 one line per epoch; ``"auto"`` (default) is 1 on a
+                terminal and 2 otherwise.
+            seed: reseeds shuffling and dropout (default: the model's seed). Epoch ``e``'s order depends
+                only on ``(seed, e)``, so training 2 epochs, saving, loading and training 1 more equals
+                training 3 epochs.
+
+        Returns:
+            A History of this call's epochs (``model.history`` keeps every epoch across calls).
+        """
+        self._require_finalized("fit")
+        epochs = _checks.positive_int("epochs", epochs, allow_zero=True)
+        batch_size = _checks.positive_int("batch_size", batch_size)
+        if seed is not None:
+            self.seed = _checks.positive_int("seed", seed, allow_zero=True)
+        x, y = self._check_xy(x, y)
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError("validation_data must be a pair (x_val, y_val)")
+            val = self._check_xy(*validation_data, what="validation x")
+        elif validation_split:
+            split = _checks.number("validation_split", validation_split, low=0, high=1, low_open=True,
+                                   high_open=True)
+            n_val = int(round(len(x) * split))
+            if n_val < 1 or n_val >= len(x):
+                raise ValueError(f"validation_split={split} leaves {n_val} of {len(x)} samples for validation; "
+                                 "choose a split that leaves samples on both sides")
+            x, y, val = x[:-n_val], y[:-n_val], (x[-n_val:], y[-n_val:])
+        else:
+            val = None
+        if len(x) == 0:
+            raise ValueError("x has no samples")
+        if self.accuracy is not None:
+            self.accuracy.prepare(y)
+
+        from .progress import progress_callback  # a late import: progress imports callbacks only
+
+        this_run = History()
+        cbs = [this_run] + list(callbacks or [])
+        logger = progress_callback(verbose, epochs=epochs, steps=-(-len(x) // batch_size))
+        if logger is not None:
+            cbs.append(logger)
+        callback_list = CallbackList(cbs, self)
+        self.stop_training = False
+        n = len(x)
+        steps = -(-n // batch_size)
+        callback_list.on_train_begin({"epochs": epochs, "steps": steps, "samples": n})
+        for _ in range(epochs):
+            epoch = self.epochs_trained
+            rng = np.random.default_rng([self.seed, epoch])
+            for i, layer in enumerate(self.layers):
+                if layer.stochastic:
+                    layer.rng = np.random.default_rng([self.seed, epoch, i])
+            callback_list.on_epoch_begin(epoch, {})
+            order = rng.permutation(n) if shuffle else None
+            start = time.perf_counter()
+            totals: dict[str, float] = {}
+            seen = 0
+            for step in range(steps):
+                idx = slice(step * batch_size, min(n, (step + 1) * batch_size))
+                if order is not None:
+                    idx = order[idx]
+                xb, yb = x[idx], y[idx]
+                callback_list.on_batch_begin(step, {})
+                batch_logs = self.train_on_batch(xb, yb)
+                m = len(xb)
+                seen += m
+                for k, v in batch_logs.items():
+                    totals[k] = totals.get(k, 0.0) + v * m
+                batch_logs.update(size=m, step=step, learning_rate=self.optimizer.current_learning_rate,
+                                  **{f"mean_{k}": totals[k] / seen for k in totals})
+                callback_list.on_batch_end(step, batch_logs)
+                if self.stop_training:
+                    break
+            elapsed = time.perf_counter() - start
+            logs = {k: v / max(seen, 1) for k, v in totals.items()}
+            if val is not None:
+                logs.update({f"val_{k}": v for k, v in self._evaluate(*val, batch_size=max(batch_size, 256)).items()})
+            logs.update(learning_rate=self.optimizer.current_learning_rate, epoch_time=elapsed,
+                        samples_per_second=seen / elapsed if elapsed > 0 else float("inf"))
+            self.epochs_trained += 1
+            callback_list.on_epoch_end(epoch, logs)
+            self.history.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
+        callback_list.on_train_end({})
+        return this_run
+
+    def _evaluate(self, x, y, batch_size):
+        """Mean loss and accuracy of prepared arrays, without dropout."""
+        totals = {"loss": 0.0}
+        for s in range(0, len(x), batch_size):
+            xb, yb = x[s:s + batch_size], y[s:s + batch_size]
+            output, logits = self.forward(xb, training=False)
+            totals["loss"] += self.compute_loss(output, logits, yb) * len(xb)
+            if self.accuracy is not None:
+                totals[self.accuracy.name] = totals.get(self.accuracy.name, 0.0) + self.accuracy(output, yb) * len(xb)
+        return {k: v / len(x) for k, v in totals.items()}
+
+    def validate(self, x, y, batch_size=256) -> dict:
+        """Loss and accuracy on ``(x, y)`` without dropout: ``{"loss": float, "accuracy": float}``."""
+        self._require_finalized("validate")
+        x, y = self._check_xy(x, y)
+        if len(x) == 0:
+            raise ValueError("x has no samples")
+        return self._evaluate(x, y, _checks.positive_int("batch_size", batch_size))
+
+    evaluate = validate
+
+    def predict(self, x, batch_size=256) -> np.ndarray:
+        """The model's outputs for ``x`` ``(N, *input_shape)`` -> ``(N, *output_shape)``, in batches."""
+        self._require_finalized("predict")
+        x = self._check_x(x)
+        batch_size = _checks.positive_int("batch_size", batch_size)
+        out = np.empty((len(x),) + tuple(self.output_shape), dtype=self.dtype)
+        for s in range(0, len(x), batch_size):
+            out[s:s + batch_size] = self.forward(x[s:s + batch_size], training=False)[0]
+        return out
+
+    # -- weights and configuration ------------------------------------------------------------
+    def get_weights(self) -> dict[str, np.ndarray]:
+        """Copies of every parameter and constant, keyed ``"layer_name/param_name"``."""
+        return {f"{layer.name}/{k}": v.copy() for layer in self.layers
+                for store in (layer.params, layer.constants) for k, v in store.items()}
+
+    def set_weights(self, weights: dict) -> None:
+        """Copies ``weights`` (as from :meth:`get_weights`) into the live arrays, checking every shape."""
+        self._require_finalized("set_weights")
+        expected = {f"{layer.name}/{k}": (layer, store, k) for layer in self.layers
+                    for store in (layer.params, layer.constants) for k in store}
+        missing = sorted(set(expected) - set(weights))
+        unknown = sorted(set(weights) - set(expected))
+        if missing or unknown:
+            raise ValueError(f"weights do not match the model: missing {missing or 'none'}, "
+                             f"unexpected {unknown or 'none'}")
+        for key, (layer, store, k) in expected.items():
+            value = np.asarray(weights[key])
+            if value.shape != store[k].shape:
+                raise ValueError(f"layer {layer.describe()}: weight {k!r} has shape {store[k].shape} in the model "
+                                 f"but {value.shape} was given")
+            store[k][...] = value
+
+    def get_config(self) -> dict:
+        """Architecture: ``{"name", "dtype", "seed", "layers": [{"class_name", "config"}, ...]}``."""
+        return {"name": self.name, "dtype": self.dtype.name, "seed": self.seed,
+                "layers": [serialize(layer, LAYERS) for layer in self.layers]}
+
+    def get_training_config(self) -> dict:
+        """Loss, optimizer and accuracy as ``{"class_name", "config"}`` dicts (None where unset)."""
+        return {"loss": serialize(self.loss, LOSSES) if self.loss else None,
+                "optimizer": serialize(self.optimizer, OPTIMIZERS) if self.optimizer else None,
+                "accuracy": serialize(self.accuracy, METRICS) if self.accuracy else None}
+
+    @classmethod
+    def from_config(cls, config: dict, training_config: dict | None = None) -> "Model":
+        """Rebuilds an unfinalized model (and its loss/optimizer/accuracy) from the two config dicts."""
+        model = cls(name=config.get("name", "model"), dtype=config.get("dtype", "float32"), seed=config.get("seed"))
+        for spec in config["layers"]:
+            model.add(LAYERS.create(spec, base=Layer))
+        for key, value in (training_config or {}).items():
+            if value is not None:
+                model.set(**{key: value})
+        return model
+
+    # -- reporting and files ------------------------------------------------------------------
+    def summary(self, print_fn=print) -> str:
+        """Prints and returns the parameter table (see :mod:`nnscratch.summary`)."""
+        from .summary import summarize
+        text = summarize(self)
+        if print_fn is not None:
+            print_fn(text)
+        return text
+
+    def save(self, path) -> None:
+        """Saves architecture, weights, training config, optimizer state and history to HDF5."""
+        from .io.hdf5 import save_model
+        save_model(self, path)
+
+    def save_weights(self, path) -> None:
+        """Saves the weights only (HDF5)."""
+        from .io.hdf5 import save_weights
+        save_weights(self, path)
+
+    def load_weights(self, path) -> None:
+        """Loads weights saved by :meth:`save_weights` or :meth:`save` into this finalized model."""
+        from .io.hdf5 import load_weights
+        load_weights(self, path)
+
+    def __repr__(self):
+        return f"Model(name={self.name!r}, layers={len(self.layers)}, finalized={self.finalized})"
