@@ -178,8 +178,12 @@ class Model:
             x = layer.forward(x, training=training)
         return x, logits
 
-    def backward(self, output, logits, y) -> None:
-        """Backpropagates the loss gradient for targets ``y`` through every layer, filling ``layer.grads``."""
+    def backward(self, output, logits, y):
+        """Backpropagates the loss gradient for targets ``y`` through every layer, filling ``layer.grads``.
+
+        Returns:
+            ``dL/dx`` for the model's input, or None when the first layer skips it (as it does in training).
+        """
         if self._fused_softmax:
             grad = self.loss.fused_gradient(output, y)
             layers = self.layers[:-1]
@@ -190,6 +194,7 @@ class Model:
             grad = layer.backward(grad)
             if grad is None:
                 break
+        return grad
 
     def compute_loss(self, output, logits, y) -> float:
         if self._fused_softmax:

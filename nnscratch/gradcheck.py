@@ -1,0 +1,240 @@
+"""Finite-difference gradient checks for any layer or whole model (Caffe's GradientChecker, cs231n).
+
+Everything runs in float64. The layer output is projected on a fixed random upstream gradient ``g``,
+``f(x) = sum(layer(x) * g)``, so one scalar function checks the whole Jacobian-vector product that
+``backward(g)`` computes. Each element of the input and of every parameter is perturbed by ``+-eps``
+(central differences) and compared with the analytic value by the relative error
+``|a - n| / max(|a|, |n|, tiny)``. Inputs come from ``layer.gradcheck_input``, which keeps them away
+from kinks (ReLU at 0, ties in max pooling); stochastic layers replay the same random draws for every
+evaluation.
+
+Example:
+    >>> from nnscratch.layers import Dense
+    >>> report = check_layer(Dense(3), input_shape=(4,))
+    >>> report.ok, report.max_error < 1e-7
+    (True, True)
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .layers.base import Layer
+
+#: default pass threshold on the maximum relative error
+TOLERANCE = 1e-6
+
+
+class GradientCheckError(AssertionError):
+    """A backward pass disagrees with finite differences; the message shows the worst element."""
+
+
+@dataclass
+class TensorCheck:
+    """The result for one tensor (the input ``x`` or a parameter)."""
+
+    layer: str
+    tensor: str
+    shape: tuple
+    max_error: float
+    worst_index: tuple
+    analytic: float
+    numeric: float
+    checked: int
+    tolerance: float
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.max_error <= self.tolerance)
+
+    def row(self):
+        return [self.layer, self.tensor, "x".join(map(str, self.shape)) or "()", self.checked,
+                f"{self.max_error:.2e}", str(self.worst_index), f"{self.analytic:.6e}", f"{self.numeric:.6e}",
+                "ok" if self.ok else "FAIL"]
+
+
+HEADERS = ["layer", "tensor", "shape", "checked", "max rel error", "worst index", "analytic", "numeric", "status"]
+
+
+@dataclass
+class GradcheckReport:
+    """All tensor checks of one layer or model. ``ok`` is True when every tensor passed."""
+
+    checks: list[TensorCheck] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    @property
+    def max_error(self) -> float:
+        return max((c.max_error for c in self.checks), default=0.0)
+
+    @property
+    def failures(self) -> list[TensorCheck]:
+        return [c for c in self.checks if not c.ok]
+
+    def table(self, tablefmt="simple") -> str:
+        """The checks as a tabulate table."""
+        from tabulate import tabulate
+        return tabulate([c.row() for c in self.checks], headers=HEADERS, tablefmt=tablefmt, disable_numparse=True)
+
+    def raise_if_failed(self) -> "GradcheckReport":
+        if not self.ok:
+            lines = [f"{c.layer}: d/d{c.tensor} max relative error {c.max_error:.3e} > {c.tolerance:g} at index "
+                     f"{c.worst_index}: analytic {c.analytic:.8e}, numeric {c.numeric:.8e}" for c in self.failures]
+            raise GradientCheckError("gradient check failed:\n  " + "\n  ".join(lines))
+        return self
+
+    def __str__(self):
+        return self.table()
+
+
+def relative_error(analytic: np.ndarray, numeric: np.ndarray, tiny: float = 1e-8) -> np.ndarray:
+    """``|a - n| / max(|a|, |n|, tiny)`` element-wise."""
+    return np.abs(analytic - numeric) / np.maximum(np.maximum(np.abs(analytic), np.abs(numeric)), tiny)
+
+
+def _compare(layer_name, tensor_name, analytic, numeric, indices, tolerance, tiny, shape):
+    err = relative_error(analytic, numeric, tiny)
+    worst = int(np.argmax(err)) if err.size else 0
+    return TensorCheck(layer_name, tensor_name, tuple(shape), float(err[worst]) if err.size else 0.0,
+                       tuple(int(i) for i in np.unravel_index(indices[worst], shape)) if err.size else (),
+                       float(analytic[worst]) if err.size else 0.0, float(numeric[worst]) if err.size else 0.0,
+                       int(err.size), tolerance)
+
+
+def _numeric_gradient(f, array, indices, eps):
+    """Central differences of scalar ``f()`` w.r.t. ``array.flat[indices]`` (perturbed in place, restored)."""
+    flat = array.reshape(-1)  # a view: writes reach the array the layer reads
+    out = np.empty(len(indices))
+    for j, i in enumerate(indices):
+        old = flat[i]
+        flat[i] = old + eps
+        plus = f()
+        flat[i] = old - eps
+        minus = f()
+        flat[i] = old
+        out[j] = (plus - minus) / (2 * eps)
+    return out
+
+
+def _pick(size, max_elements, rng):
+    if max_elements is None or size <= max_elements:
+        return np.arange(size)
+    return np.sort(rng.choice(size, max_elements, replace=False))
+
+
+def check_layer(layer: Layer, input_shape, batch_size: int = 2, seed: int = 0, eps: float = 1e-5,
+                tolerance: float = TOLERANCE, tiny: float = 1e-8, training: bool = True,
+                max_elements: int | None = None, x: np.ndarray | None = None,
+                raise_on_failure: bool = False) -> GradcheckReport:
+    """Checks ``layer.backward`` against central differences, for the input and every parameter.
+
+    The layer is (re)built in float64 for ``input_shape`` with weights drawn from ``seed``.
+
+    Args:
+        layer: an unbuilt or built layer; it is rebuilt in float64 (pass a copy to keep yours).
+        input_shape: one sample's shape, without the batch axis, e.g. ``(8, 8, 3)``.
+        batch_size: default 2 (a batch > 1 catches gradients that forget to sum over samples).
+        seed: seeds weights, input and upstream gradient; default 0.
+        eps: finite-difference step, default 1e-5 (float64 round-off and truncation
+            errors balance near there).
+        tolerance: maximum relative error that passes, default 1e-6.
+        tiny: floor of the relative error's denominator, default 1e-8.
+        training: call ``forward(x, training=training)``, default True (the mode backward serves).
+        max_elements: check at most this many randomly chosen elements per tensor; default None (all).
+        x: a specific float64 input ``(batch, *input_shape)`` instead of ``layer.gradcheck_input``.
+        raise_on_failure: raise :class:`GradientCheckError` instead of returning a failing report.
+
+    Returns:
+        A :class:`GradcheckReport` with one :class:`TensorCheck` per tensor (``x`` first).
+    """
+    rng = np.random.default_rng(seed)
+    input_shape = tuple(input_shape)
+    layer.input_grad_needed = True
+    layer.initialize(input_shape, "float64", np.random.default_rng(rng.integers(2**32)))
+    if x is None:
+        x = layer.gradcheck_input((batch_size,) + input_shape, rng)
+    x = np.array(x, dtype=np.float64)
+    rng_state = copy.deepcopy(layer.rng.bit_generator.state)
+
+    def run():
+        layer.rng.bit_generator.state = copy.deepcopy(rng_state)
+        return layer.forward(x, training=training)
+
+    out = run()
+    g = rng.standard_normal(out.shape)
+    dx = layer.backward(g.copy())
+    analytic = {"x": np.array(dx, dtype=np.float64)}
+    analytic.update({k: np.array(v, dtype=np.float64) for k, v in layer.grads.items()})
+    if analytic["x"].shape != x.shape:
+        raise GradientCheckError(f"{layer.describe()}: backward returned dx of shape {analytic['x'].shape}, "
+                                 f"expected the input's shape {x.shape}")
+
+    def f():
+        return float(np.sum(run() * g))
+
+    report = GradcheckReport()
+    name = layer.describe()
+    for tensor_name, array in [("x", x)] + list(layer.params.items()):
+        if analytic[tensor_name].shape != array.shape:
+            raise GradientCheckError(f"{name}: grads[{tensor_name!r}] has shape {analytic[tensor_name].shape}, "
+                                     f"params has {array.shape}")
+        idx = _pick(array.size, max_elements, rng)
+        numeric = _numeric_gradient(f, array, idx, eps)
+        report.checks.append(_compare(name, tensor_name, analytic[tensor_name].reshape(-1)[idx], numeric, idx,
+                                      tolerance, tiny, array.shape))
+    return report.raise_if_failed() if raise_on_failure else report
+
+
+def check_model(model, x, y, eps: float = 1e-5, tolerance: float = TOLERANCE, tiny: float = 1e-8,
+                max_elements: int | None = 200, seed: int = 0, raise_on_failure: bool = False) -> GradcheckReport:
+    """Checks the whole model's backward (loss w.r.t. every parameter and the input) in float64.
+
+    A float64 copy of ``model`` is checked, so the model itself is left untouched. Dropout masks are
+    replayed, so a model with dropout is checked in training mode.
+
+    Args:
+        model: a finalized :class:`~nnscratch.Model`.
+        x, y: a small batch of inputs and targets.
+        max_elements: elements checked per tensor (randomly chosen), default 200; None checks all.
+
+    Returns:
+        A :class:`GradcheckReport` (tensor ``x`` for the input, then ``layer/param``).
+    """
+    from .model import Model
+
+    model._require_finalized("check_model")
+    clone = Model.from_config(dict(model.get_config(), dtype="float64"), model.get_training_config())
+    clone.finalize()
+    clone.set_weights(model.get_weights())
+    for layer in clone.layers:
+        layer.input_grad_needed = True
+    xs, ys = clone._check_xy(x, y)
+    xs = xs.copy()
+    states = [copy.deepcopy(layer.rng.bit_generator.state) for layer in clone.layers]
+
+    def loss():
+        for layer, state in zip(clone.layers, states):
+            layer.rng.bit_generator.state = copy.deepcopy(state)
+        out, logits = clone.forward(xs, training=True)
+        return out, logits, clone.compute_loss(out, logits, ys)
+
+    out, logits, _ = loss()
+    dx = clone.backward(out, logits, ys)
+    grads = {f"{layer.name}/{k}": layer.grads[k].copy() for layer in clone.layers for k in layer.params}
+    rng = np.random.default_rng(seed)
+    report = GradcheckReport()
+    idx = _pick(xs.size, max_elements, rng)
+    numeric = _numeric_gradient(lambda: loss()[2], xs, idx, eps)
+    report.checks.append(_compare(clone.name, "x", dx.reshape(-1)[idx], numeric, idx, tolerance, tiny, xs.shape))
+    for layer in clone.layers:
+        for k, p in layer.params.items():
+            idx = _pick(p.size, max_elements, rng)
+            numeric = _numeric_gradient(lambda: loss()[2], p, idx, eps)
+            report.checks.append(_compare(layer.describe(), k, grads[f"{layer.name}/{k}"].reshape(-1)[idx],
+                                          numeric, idx, tolerance, tiny, p.shape))
+    return report.raise_if_failed() if raise_on_failure else report
