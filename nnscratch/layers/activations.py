@@ -7,14 +7,14 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _checks
-from .base import Layer
+from .base import Layer, check_input
 
 
 class _Elementwise(Layer, register=False):
     """Shape-preserving activation; subclasses define ``_forward`` and ``_backward``."""
 
     def forward(self, x, training=False):
-        x = np.asarray(x)
+        x = check_input(self, x)
         self._x = x
         self._y = self._forward(x)
         return self._y
@@ -144,7 +144,7 @@ class Softmax(Layer):
     """
 
     def forward(self, x, training=False):
-        x = np.asarray(x)
+        x = check_input(self, x)
         z = x - x.max(axis=-1, keepdims=True)
         np.exp(z, out=z)
         z /= z.sum(axis=-1, keepdims=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _checks
-from .base import Layer
+from .base import Layer, check_input
 
 
 class Dropout(Layer):
@@ -26,7 +26,7 @@ class Dropout(Layer):
         self.rate = _checks.number("rate", rate, low=0, high=1, high_open=True)
 
     def forward(self, x, training=False):
-        x = np.asarray(x)
+        x = check_input(self, x)
         if not training or self.rate == 0:
             self._mask = None
             return x

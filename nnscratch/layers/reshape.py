@@ -20,7 +20,7 @@ class Flatten(Layer):
         return (int(np.prod(input_shape)),)
 
     def forward(self, x, training=False):
-        x = np.asarray(x)
+        x = check_input(self, x)
         self._shape = x.shape
         return x.reshape(x.shape[0], -1)
 
