@@ -205,13 +205,12 @@ def check_model(model, x, y, eps: float = 1e-5, tolerance: float = TOLERANCE, ti
     Returns:
         A :class:`GradcheckReport` (tensor ``x`` for the input, then ``layer/param``).
     """
-    from .model import Model
-
     model._require_finalized("check_model")
-    clone = Model.from_config(dict(model.get_config(), dtype="float64"), model.get_training_config())
-    clone.finalize()
-    clone.set_weights(model.get_weights())
+    # a deep copy, not a rebuild from the config: unregistered layers (a user's draft) are checkable too
+    clone = copy.deepcopy(model)
+    clone.dtype = np.dtype(np.float64)
     for layer in clone.layers:
+        layer.astype(np.float64)
         layer.input_grad_needed = True
     xs, ys = clone._check_xy(x, y)
     xs = xs.copy()
