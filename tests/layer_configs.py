@@ -16,6 +16,7 @@ LAYER_CONFIGS = {
     "Softmax": [({}, (5,))],
     "Flatten": [({}, (3, 2, 2))],
     "Reshape": [({"target_shape": (2, 3)}, (6,)), ({"target_shape": (12,)}, (2, 3, 2))],
+    "RBFOutput": [({}, (84,)), ({"units": 4, "codes": "random", "seed": 3}, (6,))],
     "Dropout": [({"rate": 0.5}, (8,)), ({"rate": 0.0}, (4,)), ({"rate": 0.3}, (2, 2, 2))],
 }
 

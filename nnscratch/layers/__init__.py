@@ -4,3 +4,4 @@ from .dense import Dense
 from .activations import LeakyReLU, ReLU, ScaledTanh, Sigmoid, Softmax, Swish, Tanh
 from .reshape import Flatten, Reshape
 from .regularization import Dropout
+from .rbf import LeNetRBFLoss, RBFOutput
