@@ -71,6 +71,9 @@ class Model:
         self.stop_training = False
         self.history = History()
         self.epochs_trained = 0
+        #: free-form JSON-able facts saved with the model (the `nnscratch` command records the dataset
+        #: and preprocessing here, so `evaluate` and `predict` prepare images the same way)
+        self.metadata: dict = {}
         self._fused_softmax = False
         for layer in layers or []:
             self.add(layer)
