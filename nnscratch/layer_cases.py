@@ -1,0 +1,45 @@
+"""The configurations every registered layer is checked in, by ``nnscratch gradcheck`` and the common tests.
+
+``cases_for(cls)`` answers, in order: the class's own ``check_cases`` attribute (a user's layer can
+carry its cases with it), this module's :data:`LAYER_CASES`, else ``cls()`` on :data:`DEFAULT_INPUT_SHAPES`.
+A layer that cannot take the checks is listed in :data:`CANNOT_CHECK` with its reason, where everyone sees it.
+
+Example:
+    >>> from nnscratch.layers import Dense
+    >>> cases_for(Dense)[0]
+    ({'units': 3}, (4,))
+"""
+from __future__ import annotations
+
+#: class name -> [(config, input shape without the batch axis), ...]
+LAYER_CASES: dict[str, list[tuple[dict, tuple]]] = {
+    "Dense": [({"units": 3}, (4,)), ({"units": 1, "use_bias": False}, (5,)),
+              ({"units": 4, "kernel_initializer": "he_normal"}, (3,))],
+    "ReLU": [({}, (7,)), ({}, (3, 3, 2))],
+    "LeakyReLU": [({"alpha": 0.1}, (7,)), ({"alpha": 0.3}, (2, 2, 3))],
+    "Sigmoid": [({}, (6,))],
+    "Tanh": [({}, (6,))],
+    "ScaledTanh": [({}, (6,)), ({"amplitude": 1.0, "slope": 0.5}, (2, 3, 1))],
+    "Swish": [({}, (6,)), ({"beta": 2.0}, (6,))],
+    "Softmax": [({}, (5,))],
+    "Flatten": [({}, (3, 2, 2))],
+    "Reshape": [({"target_shape": (2, 3)}, (6,)), ({"target_shape": (12,)}, (2, 3, 2))],
+    "RBFOutput": [({}, (84,)), ({"units": 4, "codes": "random", "seed": 3}, (6,))],
+    "Dropout": [({"rate": 0.5}, (8,)), ({"rate": 0.0}, (4,)), ({"rate": 0.3}, (2, 2, 2))],
+}
+
+#: shapes tried for a layer that has no cases of its own
+DEFAULT_INPUT_SHAPES: list[tuple] = [(6,), (5, 5, 2)]
+
+#: class name -> why it cannot take the common checks
+CANNOT_CHECK: dict[str, str] = {}
+
+
+def cases_for(cls) -> list[tuple[dict, tuple]]:
+    """``[(config, input_shape), ...]`` to check layer class ``cls`` in."""
+    own = getattr(cls, "check_cases", None)
+    if own:
+        return [(dict(c), tuple(s)) for c, s in own]
+    if cls.__name__ in LAYER_CASES:
+        return [(dict(c), tuple(s)) for c, s in LAYER_CASES[cls.__name__]]
+    return [({}, shape) for shape in DEFAULT_INPUT_SHAPES]
