@@ -5,3 +5,5 @@ from .activations import LeakyReLU, ReLU, ScaledTanh, Sigmoid, Softmax, Swish, T
 from .reshape import Flatten, Reshape
 from .regularization import Dropout
 from .rbf import LeNetRBFLoss, RBFOutput
+from .conv import LENET5_C3_CONNECTIONS, Conv2D, ZeroPad2D
+from .pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D, Subsampling2D

@@ -1,0 +1,234 @@
+"""2-D convolution (with optional LeNet-style connection tables) and zero padding, channels-last."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _checks
+from ..initializers import check_name, get_initializer
+from ..ops.im2col import check_padding, conv2d_backward, conv2d_forward, output_hw, resolve_padding
+from .base import LAYERS, Layer, check_input
+
+
+def _lenet5_c3_table() -> tuple[tuple[bool, ...], ...]:
+    links = [{i % 6, (i + 1) % 6, (i + 2) % 6} for i in range(6)]            # maps 0-5: 3 adjacent inputs
+    links += [{(i + d) % 6 for d in range(4)} for i in range(6)]            # maps 6-11: 4 adjacent
+    links += [{0, 1, 3, 4}, {1, 2, 4, 5}, {0, 2, 3, 5}]                     # maps 12-14: 4 non-adjacent
+    links += [set(range(6))]                                                # map 15: all six
+    return tuple(tuple(c in links[f] for f in range(16)) for c in range(6))
+
+
+#: LeNet-5's S2 -> C3 connection table (LeCun et al. 1998, Table I): ``table[c][f]`` is True when input
+#: map ``c`` (of 6) feeds output map ``f`` (of 16). 60 links, so C3 has 60 * 25 + 16 = 1,516 parameters.
+LENET5_C3_CONNECTIONS = _lenet5_c3_table()
+
+
+def _spatial_shape(layer: Layer, input_shape) -> tuple[int, int, int]:
+    """``(H, W, C)`` or a ValueError saying how to get there."""
+    if len(input_shape) != 3:
+        raise ValueError(
+            f"{layer.describe()} expects images of shape (height, width, channels), got input shape "
+            f"{tuple(input_shape)}; add Reshape((height, width, channels)) before it, e.g. Reshape((28, 28, 1))"
+        )
+    return tuple(input_shape)
+
+
+def _check_connections(table, filters: int) -> np.ndarray:
+    try:
+        mask = np.array(table)
+    except ValueError:  # ragged nested lists
+        mask = None
+    if mask is None or mask.ndim != 2 or mask.shape[1] != filters:
+        shape = "ragged" if mask is None else mask.shape
+        raise ValueError(
+            f"connections must be a boolean table of shape (input_channels, filters) = (C, {filters}), "
+            f"got shape {shape}; table[c][f] says whether input map c feeds output map f"
+        )
+    if mask.dtype != bool:
+        if mask.dtype.kind not in "iuf" or not np.isin(mask, (0, 1)).all():
+            raise ValueError(f"connections must hold booleans (or 0/1), got values of dtype {mask.dtype}: "
+                             f"{np.unique(mask)[:5].tolist()}")
+        mask = mask.astype(bool)
+    unfed = np.flatnonzero(~mask.any(axis=0))
+    if unfed.size:
+        raise ValueError(
+            f"output map(s) {unfed.tolist()} are connected to no input map; every column of connections "
+            "needs at least one True (or reduce filters)"
+        )
+    return mask
+
+
+class Conv2D(Layer):
+    """2-D convolution (cross-correlation, as in Keras/PyTorch) over channels-last images.
+
+    Args:
+        filters: number of output maps ``F``.
+        kernel_size: ``k`` or ``(kh, kw)``.
+        strides: ``s`` or ``(sh, sw)``, default 1.
+        padding: ``'valid'`` (default, no padding), ``'same'`` (output ``ceil(size / stride)``, padding
+            split TensorFlow-style, the extra row/column at the bottom/right), ``'full'`` (``k - 1`` on
+            each side), an int, ``(ph, pw)`` or ``((top, bottom), (left, right))``.
+        connections: optional boolean table ``(C, filters)``; ``connections[c][f]`` says whether input map
+            ``c`` feeds output map ``f`` (LeNet-5's C3 uses :data:`LENET5_C3_CONNECTIONS`). Unlinked kernel
+            weights stay exactly zero and are not counted as parameters. Default None (all linked).
+        use_bias: add one bias per output map, default True.
+        kernel_initializer: initialiser name; default None picks He uniform when a ReLU-like activation
+            follows (the model tells the layer at ``finalize``) and Glorot uniform otherwise. Fans are
+            ``kh * kw * (linked inputs)`` in and ``kh * kw * filters`` out.
+        bias_initializer: default ``"zeros"``.
+        **kwargs: ``input_shape``, ``name`` (see :class:`Layer`).
+
+    Shapes:
+        x ``(N, H, W, C)`` -> y ``(N, Ho, Wo, filters)`` with ``Ho = (H + pad_h - kh) // sh + 1``;
+        kernel ``(kh, kw, C, filters)``, bias ``(filters,)``.
+
+    Example:
+        >>> import numpy as np
+        >>> c3 = Conv2D(16, 5, connections=LENET5_C3_CONNECTIONS)
+        >>> c3.initialize((14, 14, 6), rng=np.random.default_rng(0))
+        (10, 10, 16)
+        >>> c3.count_params()
+        1516
+        >>> c3.forward(np.ones((2, 14, 14, 6), np.float32)).shape
+        (2, 10, 10, 16)
+    """
+
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", connections=None, use_bias=True,
+                 kernel_initializer=None, bias_initializer="zeros", **kwargs):
+        super().__init__(**kwargs)
+        self.filters = _checks.positive_int("filters", filters)
+        self._kernel_hw = _checks.int_pair("kernel_size", kernel_size)
+        self.kernel_size = kernel_size if isinstance(kernel_size, int) else list(self._kernel_hw)
+        self._strides = _checks.int_pair("strides", strides)
+        self.strides = strides if isinstance(strides, int) else list(self._strides)
+        self.padding = check_padding("padding", padding)
+        self._mask = None if connections is None else _check_connections(connections, self.filters)
+        self.connections = None if self._mask is None else self._mask.tolist()
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = check_name("kernel_initializer", kernel_initializer)
+        self.bias_initializer = check_name("bias_initializer", bias_initializer)
+        #: set by Model.finalize from the activation that follows, used when kernel_initializer is None
+        self.default_initializer = "glorot_uniform"
+
+    # -- shapes -------------------------------------------------------------------------------
+    def _geometry(self, input_shape):
+        h, w, c = _spatial_shape(self, input_shape)
+        if self._mask is not None and self._mask.shape[0] != c:
+            raise ValueError(
+                f"{self.describe()} has a connection table for {self._mask.shape[0]} input maps but the input "
+                f"has {c} channels; give a ({c}, {self.filters}) table or feed {self._mask.shape[0]} channels"
+            )
+        pads = resolve_padding(self.padding, (h, w), self._kernel_hw, self._strides)
+        return pads, output_hw((h, w), self._kernel_hw, self._strides, pads, what="kernel")
+
+    def compute_output_shape(self, input_shape):
+        _, (ho, wo) = self._geometry(input_shape)
+        return (ho, wo, self.filters)
+
+    def build(self, input_shape):
+        self._pads, _ = self._geometry(input_shape)
+        kh, kw = self._kernel_hw
+        c, f, area = input_shape[2], self.filters, kh * kw
+        init = get_initializer(self.kernel_initializer or self.default_initializer)
+        if self._mask is None:
+            kernel = init((kh, kw, c, f), area * c, area * f, self.rng, self.dtype)
+        else:
+            # each output map's fan-in is what its own linked inputs give (LeCun 1998's F_i)
+            kernel = np.zeros((kh, kw, c, f), dtype=self.dtype)
+            fan_out = area * self._mask.sum() / c
+            for o in range(f):
+                linked = np.flatnonzero(self._mask[:, o])
+                kernel[:, :, linked, o] = init((kh, kw, linked.size), area * linked.size, fan_out, self.rng,
+                                               self.dtype)
+        self.params["kernel"] = kernel
+        if self.use_bias:
+            self.params["bias"] = get_initializer(self.bias_initializer)((f,), area * c, area * f, self.rng,
+                                                                         self.dtype)
+        self._kernel_mask = None if self._mask is None else np.broadcast_to(self._mask, (kh, kw, c, f))
+
+    def weight_count(self, name, array):
+        if name == "kernel" and self._mask is not None:
+            return int(self._kernel_hw[0] * self._kernel_hw[1] * self._mask.sum())
+        return int(array.size)
+
+    # -- computation --------------------------------------------------------------------------
+    def forward(self, x, training=False):
+        x = check_input(self, x)
+        if x.dtype != self.dtype:
+            x = x.astype(self.dtype)
+        kernel = self.params["kernel"]
+        if self._kernel_mask is not None:
+            # unlinked weights are zero already; masking here too keeps the table's meaning even if a
+            # user loads or sets weights that break it (the kernel is tiny, so this costs nothing)
+            kernel = kernel * self._kernel_mask
+        out, self._cols = conv2d_forward(x, kernel, self.params.get("bias"), self._strides, self._pads)
+        self._x_shape = x.shape
+        self._kernel_used = kernel
+        return out
+
+    def backward(self, dout):
+        if dout.dtype != self.dtype:
+            dout = dout.astype(self.dtype)
+        dout = np.ascontiguousarray(dout)
+        dx, dkernel, dbias = conv2d_backward(dout, self._cols, self._kernel_used, self._x_shape, self._strides,
+                                             self._pads, has_bias=self.use_bias,
+                                             need_dx=self.input_grad_needed)
+        if self._kernel_mask is not None:
+            np.multiply(dkernel, self._kernel_mask, out=self.grads["kernel"])
+        else:
+            self.grads["kernel"][...] = dkernel
+        if self.use_bias:
+            self.grads["bias"][...] = dbias
+        return dx
+
+
+class ZeroPad2D(Layer):
+    """Adds rows and columns of zeros around each image.
+
+    Args:
+        padding: ``p`` (every side), ``(ph, pw)`` (``ph`` above and below, ``pw`` left and right) or
+            ``((top, bottom), (left, right))``; default 1.
+        **kwargs: ``input_shape``, ``name``.
+
+    Shapes:
+        x ``(N, H, W, C)`` -> ``(N, H + top + bottom, W + left + right, C)``.
+
+    Example:
+        >>> import numpy as np
+        >>> pad = ZeroPad2D(((1, 0), (0, 2)))
+        >>> pad.initialize((2, 2, 1))
+        (3, 4, 1)
+        >>> pad.forward(np.ones((1, 2, 2, 1)))[0, :, :, 0]
+        array([[0., 0., 0., 0.],
+               [1., 1., 0., 0.],
+               [1., 1., 0., 0.]], dtype=float32)
+    """
+
+    def __init__(self, padding=1, **kwargs):
+        super().__init__(**kwargs)
+        self.padding = check_padding("padding", padding, modes=())
+        self._pads = resolve_padding(self.padding, None, None, None)
+
+    def compute_output_shape(self, input_shape):
+        h, w, c = _spatial_shape(self, input_shape)
+        (t, b), (l, r) = self._pads
+        return (h + t + b, w + l + r, c)
+
+    def forward(self, x, training=False):
+        x = check_input(self, x)
+        (t, b), (l, r) = self._pads
+        n, h, w, c = x.shape
+        out = np.zeros((n, h + t + b, w + l + r, c), dtype=self.dtype)
+        out[:, t:t + h, l:l + w] = x
+        return out
+
+    def backward(self, dout):
+        (t, _), (l, _) = self._pads
+        h, w, _ = self.built_input_shape
+        return np.ascontiguousarray(dout[:, t:t + h, l:l + w])
+
+
+# Keras' names, so models written for Keras read naturally and saved configs from either spelling load
+Convolution2D = Conv2D
+ZeroPadding2D = ZeroPad2D
+LAYERS.register(Conv2D, aliases=("Convolution2D",))
+LAYERS.register(ZeroPad2D, aliases=("ZeroPadding2D",))

@@ -1,0 +1,223 @@
+"""Pooling layers over channels-last images: max, average, LeNet's trainable subsampling, global average."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _checks
+from ..initializers import check_name, get_initializer
+from ..ops.im2col import check_padding, output_hw, resolve_padding
+from ..ops.pooling import (global_avg_pool_backward, global_avg_pool_forward, max_pool_backward, max_pool_forward,
+                           sum_pool_backward, sum_pool_forward, window_counts)
+from .base import LAYERS, Layer, check_input
+from .conv import _spatial_shape
+
+
+def _as_dtype(layer, x):
+    return x if x.dtype == layer.dtype else x.astype(layer.dtype)
+
+
+class _Pool2D(Layer, register=False):
+    """Shared arguments and shape logic of the windowed pools.
+
+    Args:
+        pool_size: ``k`` or ``(kh, kw)``, default 2.
+        strides: ``s`` or ``(sh, sw)``; default None means ``pool_size`` (non-overlapping windows).
+        padding: ``'valid'`` (default: windows that do not fit are dropped, so odd sizes floor, as in
+            Keras) or ``'same'`` (output ``ceil(size / stride)``, TensorFlow-style padding that windows
+            ignore).
+        **kwargs: ``input_shape``, ``name``.
+    """
+
+    def __init__(self, pool_size=2, strides=None, padding="valid", **kwargs):
+        super().__init__(**kwargs)
+        self._pool = _checks.int_pair("pool_size", pool_size)
+        self.pool_size = pool_size if isinstance(pool_size, int) else list(self._pool)
+        self._strides = self._pool if strides is None else _checks.int_pair("strides", strides)
+        self.strides = strides if strides is None or isinstance(strides, int) else list(self._strides)
+        self.padding = check_padding("padding", padding, modes=("valid", "same"), explicit=False)
+
+    def _geometry(self, input_shape):
+        h, w, c = _spatial_shape(self, input_shape)
+        pads = resolve_padding(self.padding, (h, w), self._pool, self._strides)
+        return pads, output_hw((h, w), self._pool, self._strides, pads, what="pool")
+
+    def compute_output_shape(self, input_shape):
+        _, (ho, wo) = self._geometry(input_shape)
+        return (ho, wo, input_shape[2])
+
+    def build(self, input_shape):
+        self._pads, _ = self._geometry(input_shape)
+
+
+class MaxPool2D(_Pool2D):
+    """Maximum over each window; backward sends each window's gradient to one input, its maximum
+    (the first in row-major window order on ties).
+
+    Args: see :class:`_Pool2D` (``pool_size=2, strides=None, padding='valid'``).
+
+    Shapes:
+        x ``(N, H, W, C)`` -> ``(N, Ho, Wo, C)``, ``Ho = (H - kh) // sh + 1`` for ``'valid'``.
+
+    Example:
+        >>> import numpy as np
+        >>> pool = MaxPool2D(2)
+        >>> pool.initialize((5, 5, 3))   # odd sizes floor
+        (2, 2, 3)
+        >>> pool.forward(np.ones((4, 5, 5, 3), np.float32)).shape
+        (4, 2, 2, 3)
+    """
+
+    def forward(self, x, training=False):
+        x = _as_dtype(self, check_input(self, x))
+        self._x = x
+        self._out = max_pool_forward(x, self._pool, self._strides, self._pads)
+        return self._out
+
+    def backward(self, dout):
+        return max_pool_backward(_as_dtype(self, dout), self._x, self._out, self._pool, self._strides, self._pads)
+
+    def gradcheck_input(self, shape, rng):
+        # distinct values at least 2/size apart (plus jitter well below that), so no finite-difference
+        # step of the checker can change which element of a window is the maximum
+        size = int(np.prod(shape))
+        grid = rng.permutation(size).reshape(shape) * (2.0 / size) - 1.0
+        return grid + rng.uniform(-0.2 / size, 0.2 / size, size=shape)
+
+
+class AvgPool2D(_Pool2D):
+    """Mean over each window; with ``'same'`` padding only the real elements are averaged (Keras).
+
+    Args: see :class:`_Pool2D` (``pool_size=2, strides=None, padding='valid'``).
+
+    Shapes:
+        x ``(N, H, W, C)`` -> ``(N, Ho, Wo, C)``.
+
+    Example:
+        >>> import numpy as np
+        >>> pool = AvgPool2D(2)
+        >>> pool.initialize((4, 4, 1))
+        (2, 2, 1)
+        >>> pool.forward(np.arange(16.0).reshape(1, 4, 4, 1))[0, :, :, 0]
+        array([[ 2.5,  4.5],
+               [10.5, 12.5]], dtype=float32)
+    """
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        counts = window_counts(input_shape[:2], self._pool, self._strides, self._pads)
+        area = self._pool[0] * self._pool[1]
+        # a scalar keeps the common case a cheap scalar multiply
+        self._scale = (1.0 / area) if (counts == area).all() else (1.0 / counts).astype(self.dtype)
+
+    def _scale_as(self, dtype):
+        return dtype.type(self._scale) if np.isscalar(self._scale) else self._scale.astype(dtype, copy=False)
+
+    def forward(self, x, training=False):
+        x = _as_dtype(self, check_input(self, x))
+        self._x_shape = x.shape
+        out = sum_pool_forward(x, self._pool, self._strides, self._pads)
+        out *= self._scale_as(out.dtype)
+        return out
+
+    def backward(self, dout):
+        dout = _as_dtype(self, dout) * self._scale_as(self.dtype)
+        return sum_pool_backward(dout, self._x_shape, self._pool, self._strides, self._pads)
+
+
+class Subsampling2D(_Pool2D):
+    """LeNet-1998 subsampling (S2, S4): each window's **sum**, times one trainable coefficient per map,
+    plus one trainable bias per map: ``y[..., c] = coefficient[c] * sum(window) + bias[c]``.
+
+    LeNet-5 then applies its squashing function as a separate activation layer.
+
+    Args:
+        pool_size: default 2; strides default to it (see :class:`_Pool2D`).
+        strides: default None (= pool_size).
+        padding: ``'valid'`` (default) or ``'same'`` (zero padding).
+        coefficient_initializer: initialiser name with fans ``(kh * kw, 1)``, e.g. ``"lecun1998"`` for
+            LeCun's uniform +-2.4/4; default None starts every coefficient at ``1 / (kh * kw)``, i.e. as an
+            average pool.
+        bias_initializer: default ``"zeros"``.
+        **kwargs: ``input_shape``, ``name``.
+
+    Shapes:
+        x ``(N, H, W, C)`` -> ``(N, Ho, Wo, C)``; coefficient ``(C,)``, bias ``(C,)`` (``2 * C`` parameters).
+
+    Example:
+        >>> import numpy as np
+        >>> s2 = Subsampling2D(2)
+        >>> s2.initialize((28, 28, 6))
+        (14, 14, 6)
+        >>> s2.count_params()
+        12
+    """
+
+    def __init__(self, pool_size=2, strides=None, padding="valid", coefficient_initializer=None,
+                 bias_initializer="zeros", **kwargs):
+        super().__init__(pool_size, strides, padding, **kwargs)
+        self.coefficient_initializer = check_name("coefficient_initializer", coefficient_initializer)
+        self.bias_initializer = check_name("bias_initializer", bias_initializer)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        c, area = input_shape[2], self._pool[0] * self._pool[1]
+        if self.coefficient_initializer is None:
+            self.params["coefficient"] = np.full((c,), 1.0 / area, dtype=self.dtype)
+        else:
+            self.params["coefficient"] = get_initializer(self.coefficient_initializer)((c,), area, 1, self.rng,
+                                                                                       self.dtype)
+        self.params["bias"] = get_initializer(self.bias_initializer)((c,), area, 1, self.rng, self.dtype)
+
+    def forward(self, x, training=False):
+        x = _as_dtype(self, check_input(self, x))
+        self._x_shape = x.shape
+        self._sums = sum_pool_forward(x, self._pool, self._strides, self._pads)
+        out = self._sums * self.params["coefficient"]
+        out += self.params["bias"]
+        return out
+
+    def backward(self, dout):
+        dout = _as_dtype(self, dout)
+        c = dout.shape[-1]
+        ones = np.ones(dout.size // c, dtype=self.dtype)
+        # ones @ (M, C) sums over the batch and positions much faster than .sum(axis=(0, 1, 2))
+        np.matmul(ones, (dout * self._sums).reshape(-1, c), out=self.grads["coefficient"])
+        np.matmul(ones, dout.reshape(-1, c), out=self.grads["bias"])
+        return sum_pool_backward(dout * self.params["coefficient"], self._x_shape, self._pool, self._strides,
+                                 self._pads)
+
+
+class GlobalAvgPool2D(Layer):
+    """Mean over height and width: ``(N, H, W, C)`` -> ``(N, C)``.
+
+    Args:
+        **kwargs: ``input_shape``, ``name``.
+
+    Example:
+        >>> import numpy as np
+        >>> gap = GlobalAvgPool2D()
+        >>> gap.initialize((7, 7, 32))
+        (32,)
+        >>> gap.forward(np.ones((2, 7, 7, 32))).shape
+        (2, 32)
+    """
+
+    def compute_output_shape(self, input_shape):
+        return (_spatial_shape(self, input_shape)[2],)
+
+    def forward(self, x, training=False):
+        x = _as_dtype(self, check_input(self, x))
+        self._x_shape = x.shape
+        return global_avg_pool_forward(x)
+
+    def backward(self, dout):
+        return global_avg_pool_backward(_as_dtype(self, dout), self._x_shape)
+
+
+# Keras' names, accepted in code and in saved configs
+MaxPooling2D = MaxPool2D
+AveragePooling2D = AvgPool2D
+GlobalAveragePooling2D = GlobalAvgPool2D
+LAYERS.register(MaxPool2D, aliases=("MaxPooling2D",))
+LAYERS.register(AvgPool2D, aliases=("AveragePooling2D",))
+LAYERS.register(GlobalAvgPool2D, aliases=("GlobalAveragePooling2D",))

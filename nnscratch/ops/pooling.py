@@ -1,0 +1,208 @@
+"""Pooling kernels on channels-last arrays ``(N, H, W, C)``.
+
+Windows are reduced through strided views, rows first: a row slice ``x[:, i::sh]`` streams runs of
+``W * C`` contiguous elements, while a column slice ``x[:, :, j::sw]`` only has runs of ``C``, so
+reducing the ``kh`` rows before the ``kw`` columns leaves the slow pass on an array ``kh`` times smaller.
+The only Python loops run over window offsets (``kh + kw`` in forward, ``kh * kw`` in backward).
+Non-overlapping windows (stride >= pool size, the common case) are written straight into the
+gradient instead of accumulated.
+
+Padding: max pooling pads with ``-inf`` (padding never wins); sum/average pooling pad with zeros, and
+:func:`window_counts` gives the number of real elements per window for averages that ignore the padding
+(Keras/TensorFlow ``'same'``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .im2col import Pads, output_hw, pad_nhwc
+
+
+def _rows(xp, k, s, n_out):
+    return [xp[:, i:i + (n_out - 1) * s + 1:s] for i in range(k)]
+
+
+def _cols(v, k, s, n_out):
+    return [v[:, :, j:j + (n_out - 1) * s + 1:s] for j in range(k)]
+
+
+def _reduce(xp, pool_size, strides, out_hw, ufunc):
+    """``ufunc``-reduction of every window of padded ``xp``; always returns a new array."""
+    (kh, kw), (sh, sw), (ho, wo) = pool_size, strides, out_hw
+    rows = _rows(xp, kh, sh, ho)
+    v = rows[0] if kh == 1 else ufunc(rows[0], rows[1])
+    for r in rows[2:]:
+        ufunc(v, r, out=v)
+    cols = _cols(v, kw, sw, wo)
+    out = cols[0].copy() if kw == 1 else ufunc(cols[0], cols[1])
+    for c in cols[2:]:
+        ufunc(out, c, out=out)
+    return out
+
+
+def _tiles(pool_size, strides, padded_hw, out_hw) -> bool:
+    """True when the windows cover every padded position exactly once (stride == pool, nothing left over)."""
+    return all(k == s and n * s == p for k, s, p, n in zip(pool_size, strides, padded_hw, out_hw))
+
+
+def max_pool_forward(x: np.ndarray, pool_size, strides, pads: Pads = ((0, 0), (0, 0))) -> np.ndarray:
+    """Maximum of every window.
+
+    Args:
+        x: ``(N, H, W, C)``.
+        pool_size: ``(kh, kw)``.
+        strides: ``(sh, sw)``.
+        pads: ``((top, bottom), (left, right))``, filled with ``-inf``.
+
+    Returns:
+        ``(N, Ho, Wo, C)``.
+
+    Example:
+        >>> x = np.arange(16.0).reshape(1, 4, 4, 1)
+        >>> max_pool_forward(x, (2, 2), (2, 2))[0, :, :, 0]
+        array([[ 5.,  7.],
+               [13., 15.]])
+    """
+    out_hw = output_hw(x.shape[1:3], pool_size, strides, pads)
+    return _reduce(pad_nhwc(x, pads, -np.inf), pool_size, strides, out_hw, np.maximum)
+
+
+def max_pool_backward(dout: np.ndarray, x: np.ndarray, out: np.ndarray, pool_size, strides,
+                      pads: Pads = ((0, 0), (0, 0))) -> np.ndarray:
+    """Routes each window's gradient to exactly one input: its maximum, the first one in row-major
+    window order when several elements tie (as ``np.argmax`` on the flattened window would).
+
+    Recomputing the argmax here from ``x`` and ``out`` (instead of storing it in forward) keeps
+    inference free of that cost.
+
+    Args:
+        dout: ``(N, Ho, Wo, C)``.
+        x: the forward input ``(N, H, W, C)``.
+        out: the forward output ``(N, Ho, Wo, C)``.
+        pool_size, strides, pads: as in forward.
+
+    Returns:
+        ``dx`` ``(N, H, W, C)``.
+
+    Example:
+        >>> x = np.array([[1.0, 3.0], [3.0, 0.0]]).reshape(1, 2, 2, 1)
+        >>> out = max_pool_forward(x, (2, 2), (2, 2))
+        >>> max_pool_backward(np.ones_like(out), x, out, (2, 2), (2, 2))[0, :, :, 0]
+        array([[0., 1.],
+               [0., 0.]])
+    """
+    (kh, kw), (sh, sw) = pool_size, strides
+    _, ho, wo, _ = out.shape
+    xp = pad_nhwc(x, pads, -np.inf)
+    tiles = _tiles(pool_size, strides, xp.shape[1:3], (ho, wo))
+    disjoint = sh >= kh and sw >= kw
+    dxp = (np.empty if tiles else np.zeros)(xp.shape, dtype=dout.dtype)
+    remaining = dout.copy()  # the part of each window's gradient not yet routed
+    hit = np.empty(out.shape, dtype=bool)
+    contrib = None if disjoint else np.empty_like(remaining)
+    last = kh * kw - 1
+    for index in range(kh * kw):
+        i, j = divmod(index, kw)
+        rows = slice(i, i + (ho - 1) * sh + 1, sh)
+        cols = slice(j, j + (wo - 1) * sw + 1, sw)
+        np.equal(xp[:, rows, cols], out, out=hit)
+        target = dxp[:, rows, cols]
+        if disjoint:
+            np.multiply(remaining, hit, out=target)
+            if index < last:
+                remaining -= target  # exact: r - r == 0 and r - 0 == r
+        else:
+            np.multiply(remaining, hit, out=contrib)
+            target += contrib
+            if index < last:
+                remaining -= contrib
+    (t, _), (l, _) = pads
+    h, w = x.shape[1:3]
+    return dxp if dxp.shape == x.shape else np.ascontiguousarray(dxp[:, t:t + h, l:l + w])
+
+
+def sum_pool_forward(x: np.ndarray, pool_size, strides, pads: Pads = ((0, 0), (0, 0))) -> np.ndarray:
+    """Sum of every window (zero padding).
+
+    Example:
+        >>> sum_pool_forward(np.ones((1, 4, 4, 1)), (2, 2), (2, 2))[0, :, :, 0]
+        array([[4., 4.],
+               [4., 4.]])
+    """
+    out_hw = output_hw(x.shape[1:3], pool_size, strides, pads)
+    return _reduce(pad_nhwc(x, pads), pool_size, strides, out_hw, np.add)
+
+
+def sum_pool_backward(dout: np.ndarray, input_shape, pool_size, strides, pads: Pads = ((0, 0), (0, 0))) -> np.ndarray:
+    """Gradient of :func:`sum_pool_forward`: every input gets the sum of ``dout`` over the windows holding it.
+
+    Args:
+        dout: ``(N, Ho, Wo, C)``.
+        input_shape: ``(N, H, W, C)``.
+
+    Returns:
+        ``dx`` of ``input_shape``.
+
+    Example:
+        >>> sum_pool_backward(np.ones((1, 2, 2, 1)), (1, 3, 3, 1), (2, 2), (1, 1))[0, :, :, 0]
+        array([[1., 2., 1.],
+               [2., 4., 2.],
+               [1., 2., 1.]])
+    """
+    n, h, w, c = input_shape
+    (kh, kw), (sh, sw) = pool_size, strides
+    (t, b), (l, r) = pads
+    _, ho, wo, _ = dout.shape
+    hp, wp = h + t + b, w + l + r
+    # columns first on the small array, then rows (whose slices are long contiguous runs)
+    if kw == 1 and sw == 1 and wo == wp:
+        v = dout
+    else:
+        v = (np.empty if _tiles((kw,), (sw,), (wp,), (wo,)) else np.zeros)((n, ho, wp, c), dtype=dout.dtype)
+        for j in range(kw):
+            part = v[:, :, j:j + (wo - 1) * sw + 1:sw]
+            if sw >= kw:
+                part[...] = dout
+            else:
+                part += dout
+    dxp = (np.empty if _tiles((kh,), (sh,), (hp,), (ho,)) else np.zeros)((n, hp, wp, c), dtype=dout.dtype)
+    for i in range(kh):
+        part = dxp[:, i:i + (ho - 1) * sh + 1:sh]
+        if sh >= kh:
+            part[...] = v
+        else:
+            part += v
+    return dxp if dxp.shape == tuple(input_shape) else np.ascontiguousarray(dxp[:, t:t + h, l:l + w])
+
+
+def window_counts(input_hw, pool_size, strides, pads: Pads) -> np.ndarray:
+    """How many real (non-padding) elements each window holds, ``(Ho, Wo, 1)`` float64.
+
+    Example:
+        >>> window_counts((3, 3), (2, 2), (2, 2), ((0, 1), (0, 1)))[:, :, 0]
+        array([[4., 2.],
+               [2., 1.]])
+    """
+    ones = np.ones((1,) + tuple(input_hw) + (1,))
+    return sum_pool_forward(ones, pool_size, strides, pads)[0]
+
+
+def global_avg_pool_forward(x: np.ndarray) -> np.ndarray:
+    """Mean over height and width: ``(N, H, W, C)`` -> ``(N, C)``.
+
+    Example:
+        >>> global_avg_pool_forward(np.arange(8.0).reshape(1, 2, 2, 2))
+        array([[3., 4.]])
+    """
+    n, h, w, c = x.shape
+    # a batched vector-matrix product sums the H*W rows far faster than x.mean(axis=(1, 2))
+    ones = np.full(h * w, 1.0 / (h * w), dtype=x.dtype)
+    return ones @ x.reshape(n, h * w, c)
+
+
+def global_avg_pool_backward(dout: np.ndarray, input_shape) -> np.ndarray:
+    """Gradient of :func:`global_avg_pool_forward`: ``dout / (H * W)`` spread over every position."""
+    n, h, w, c = input_shape
+    dx = np.empty(input_shape, dtype=dout.dtype)
+    np.multiply(dout[:, None, None, :], dout.dtype.type(1.0 / (h * w)), out=dx)
+    return dx
