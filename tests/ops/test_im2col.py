@@ -1,0 +1,224 @@
+"""im2col / col2im / conv2d kernels against the loop reference in tests/naive_conv.py."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import naive_conv
+from nnscratch.ops.im2col import (check_padding, choose_layout, col2im, conv2d_backward, conv2d_forward, im2col,
+                                  output_hw, pad_nhwc, resolve_padding)
+
+NO_PAD = ((0, 0), (0, 0))
+
+
+# -- padding arithmetic ---------------------------------------------------------------------------
+@pytest.mark.parametrize("padding, size, k, s, expected", [
+    ("valid", (28, 28), (5, 5), (1, 1), ((0, 0), (0, 0))),
+    ("same", (28, 28), (5, 5), (1, 1), ((2, 2), (2, 2))),
+    ("same", (28, 28), (4, 4), (1, 1), ((1, 2), (1, 2))),     # even kernel: extra at bottom/right (TF)
+    ("same", (7, 8), (3, 3), (2, 2), ((1, 1), (0, 1))),       # H: (4-1)*2+3-7=2 split; W: 6+3-8=1 at the right
+    ("same", (8, 8), (3, 1), (2, 2), ((0, 1), (0, 0))),       # total (4-1)*2+3-8=1 -> bottom
+    ("same", (5, 5), (1, 1), (3, 3), ((0, 0), (0, 0))),       # negative total clamps to 0
+    ("full", (14, 10), (5, 3), (1, 1), ((4, 4), (2, 2))),
+    (3, (5, 5), (3, 3), (1, 1), ((3, 3), (3, 3))),
+    ([1, 2], (5, 5), (3, 3), (1, 1), ((1, 1), (2, 2))),
+    ([[0, 1], [2, 3]], (5, 5), (3, 3), (1, 1), ((0, 1), (2, 3))),
+])
+def test_resolve_padding(padding, size, k, s, expected):
+    assert resolve_padding(padding, size, k, s) == expected
+
+
+@pytest.mark.parametrize("size, k, s", [(28, 5, 1), (28, 4, 1), (7, 3, 2), (8, 2, 2), (13, 6, 4), (1, 3, 1)])
+def test_same_padding_gives_ceil_of_size_over_stride(size, k, s):
+    pads = resolve_padding("same", (size, size), (k, k), (s, s))
+    assert output_hw((size, size), (k, k), (s, s), pads) == (-(-size // s),) * 2
+
+
+def test_full_padding_output_is_size_plus_kernel_minus_one():
+    pads = resolve_padding("full", (6, 4), (3, 2), (1, 1))
+    assert output_hw((6, 4), (3, 2), (1, 1), pads) == (8, 5)
+
+
+def test_output_hw_refuses_a_kernel_larger_than_the_padded_input():
+    with pytest.raises(ValueError, match=r"kernel width 5 is larger than the padded input width 4 .*padding 1\+0"):
+        output_hw((9, 3), (5, 5), (1, 1), ((0, 0), (1, 0)), what="kernel")
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("SAME", "same"), (0, 0), ((1, 2), [1, 2]), ([[1, 0], [0, 2]], [[1, 0], [0, 2]]),
+])
+def test_check_padding_normalises_to_json(value, expected):
+    assert check_padding("padding", value) == expected
+
+
+@pytest.mark.parametrize("value", ["half", -1, (1, -1), (1, 2, 3), ((1, 2), 3), 1.5, True, None])
+def test_check_padding_refuses_with_the_accepted_forms(value):
+    with pytest.raises(ValueError, match=r"padding must be one of 'valid', 'same', 'full', a non-negative int"):
+        check_padding("padding", value)
+
+
+def test_check_padding_without_explicit_amounts():
+    with pytest.raises(ValueError, match=r"pool padding must be one of 'valid', 'same'; got 1"):
+        check_padding("pool padding", 1, modes=("valid", "same"), explicit=False)
+
+
+def test_pad_nhwc_matches_np_pad_and_skips_the_copy_when_nothing_to_pad():
+    x = np.random.default_rng(0).standard_normal((2, 3, 4, 2)).astype(np.float32)
+    pads = ((1, 0), (2, 3))
+    got = pad_nhwc(x, pads, value=-1.5)
+    np.testing.assert_array_equal(got, np.pad(x, ((0, 0), (1, 0), (2, 3), (0, 0)), constant_values=-1.5))
+    assert got.dtype == np.float32
+    assert pad_nhwc(x, NO_PAD) is x
+
+
+# -- im2col / col2im ------------------------------------------------------------------------------
+def naive_im2col(x, k, s, pads):
+    xp = naive_conv.pad(x, pads)
+    n, h, w, c = x.shape
+    ho = naive_conv.out_size(h, k[0], s[0], *pads[0])
+    wo = naive_conv.out_size(w, k[1], s[1], *pads[1])
+    rows = [xp[b, a * s[0]:a * s[0] + k[0], q * s[1]:q * s[1] + k[1], :].ravel()
+            for b in range(n) for a in range(ho) for q in range(wo)]
+    return np.array(rows)
+
+
+IM2COL_CASES = [  # (x shape, kernel, strides, pads)
+    ((2, 5, 6, 3), (3, 3), (1, 1), NO_PAD),
+    ((1, 7, 5, 1), (2, 3), (2, 1), ((1, 0), (2, 2))),
+    ((3, 4, 4, 2), (4, 4), (1, 1), ((1, 2), (1, 2))),
+    ((2, 9, 8, 2), (3, 2), (3, 2), ((0, 2), (1, 0))),
+    ((1, 3, 3, 4), (1, 1), (1, 1), NO_PAD),
+    ((2, 6, 6, 1), (5, 5), (1, 1), ((2, 2), (2, 2))),
+]
+
+
+@pytest.mark.parametrize("shape, k, s, pads", IM2COL_CASES)
+@pytest.mark.parametrize("layout", ["rows", "cols", "auto"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_im2col_matches_explicit_windows(shape, k, s, pads, layout, dtype):
+    x = np.random.default_rng(1).standard_normal(shape).astype(dtype)
+    cols = im2col(x, k, s, pads, layout=layout)
+    assert cols.dtype == dtype
+    np.testing.assert_array_equal(cols, naive_im2col(x, k, s, pads).astype(dtype))
+    with_ones = im2col(x, k, s, pads, layout=layout, ones_column=True)
+    np.testing.assert_array_equal(with_ones[:, :-1], cols)
+    np.testing.assert_array_equal(with_ones[:, -1], 1)
+
+
+def test_im2col_layouts_are_the_promised_memory_orders():
+    x = np.zeros((2, 6, 6, 3), np.float32)
+    assert im2col(x, (3, 3), layout="rows").flags.c_contiguous
+    assert im2col(x, (3, 3), layout="cols").flags.f_contiguous
+    assert im2col(x, (3, 3), layout="rows", ones_column=True).flags.c_contiguous
+    assert im2col(x, (3, 3), layout="cols", ones_column=True).flags.f_contiguous
+    with pytest.raises(ValueError, match="layout must be 'auto', 'rows' or 'cols', got 'nchw'"):
+        im2col(x, (3, 3), layout="nchw")
+
+
+def test_layout_choice_follows_the_longer_copy_runs():
+    assert choose_layout(1, (5, 5), (1, 1), (28, 28)) == "cols"    # LeNet C1: runs of 28 beat runs of 5
+    assert choose_layout(6, (5, 5), (1, 1), (10, 10)) == "rows"    # LeNet C3: runs of 30 beat runs of 10
+    assert choose_layout(3, (3, 3), (2, 2), (64, 64)) == "rows"    # strided: runs of C beat runs of 1
+
+
+@pytest.mark.parametrize("layout", ["rows", "cols"])
+def test_im2col_never_hands_out_a_writable_alias_of_its_input(layout):
+    # a 1x1 kernel without padding is where a free view is possible; writing through it would corrupt x
+    x = np.random.default_rng(0).standard_normal((2, 3, 3, 1))
+    cols = im2col(x, (1, 1), layout=layout)
+    assert not np.shares_memory(cols, x) or not cols.flags.writeable
+
+
+@pytest.mark.parametrize("shape, k, s, pads", IM2COL_CASES)
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_col2im_is_the_adjoint_of_im2col(shape, k, s, pads, order):
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal(shape)
+    cols = im2col(x, k, s, pads)
+    y = np.asarray(rng.standard_normal(cols.shape), order=order)
+    # <im2col(x), y> == <x, col2im(y)> for every x, y defines the adjoint
+    np.testing.assert_allclose(np.sum(cols * y), np.sum(x * col2im(y, shape, k, s, pads)), rtol=1e-10)
+
+
+def test_col2im_counts_overlaps():
+    got = col2im(im2col(np.ones((1, 4, 4, 1)), (3, 3)), (1, 4, 4, 1), (3, 3))[0, :, :, 0]
+    np.testing.assert_array_equal(got, [[1, 2, 2, 1], [2, 4, 4, 2], [2, 4, 4, 2], [1, 2, 2, 1]])
+
+
+# -- conv2d against the loop reference ------------------------------------------------------------
+CONV_CASES = [  # (x shape, kernel shape, strides, pads)
+    ((2, 6, 6, 3), (3, 3, 3, 4), (1, 1), NO_PAD),
+    ((1, 7, 6, 2), (3, 2, 2, 3), (2, 1), ((1, 1), (0, 1))),
+    ((3, 5, 5, 1), (5, 5, 1, 2), (1, 1), ((2, 2), (2, 2))),
+    ((2, 4, 3, 2), (2, 3, 2, 2), (1, 1), ((1, 1), (2, 2))),
+    ((1, 9, 8, 2), (3, 3, 2, 3), (3, 2), ((0, 2), (1, 0))),
+    ((2, 5, 7, 4), (1, 1, 4, 3), (1, 2), NO_PAD),
+    ((1, 2, 2, 1), (2, 2, 1, 1), (1, 1), NO_PAD),                   # a single output position
+]
+
+
+def _conv_case(shape, kshape, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape).astype(dtype)
+    kernel = rng.standard_normal(kshape).astype(dtype)
+    bias = rng.standard_normal(kshape[-1]).astype(dtype)
+    return rng, x, kernel, bias
+
+
+@pytest.mark.parametrize("shape, kshape, s, pads", CONV_CASES)
+@pytest.mark.parametrize("layout", ["rows", "cols"])
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-12), (np.float32, 2e-5)])
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_conv2d_forward_and_backward_match_loops(shape, kshape, s, pads, layout, dtype, tol, use_bias):
+    rng, x, kernel, bias = _conv_case(shape, kshape, dtype)
+    bias = bias if use_bias else None
+    out, cols = conv2d_forward(x, kernel, bias, s, pads, layout=layout)
+    assert out.dtype == dtype and cols.dtype == dtype
+    ref = naive_conv.conv2d(x, kernel, bias, s, pads)
+    np.testing.assert_allclose(out, ref, rtol=tol, atol=tol * 10)
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    dx, dk, db = conv2d_backward(dout, cols, kernel, x.shape, s, pads, has_bias=use_bias)
+    rdx, rdk, rdb = naive_conv.conv2d_backward(x, kernel, s, pads, dout)
+    assert dx.dtype == dtype and dk.dtype == dtype and dx.flags.c_contiguous
+    np.testing.assert_allclose(dx, rdx, rtol=tol, atol=tol * 10)
+    np.testing.assert_allclose(dk, rdk, rtol=tol, atol=tol * 10)
+    if use_bias:
+        np.testing.assert_allclose(db, rdb, rtol=tol, atol=tol * 10)
+    else:
+        assert db is None
+
+
+def test_conv2d_backward_can_skip_dx():
+    _, x, kernel, bias = _conv_case((2, 5, 5, 2), (3, 3, 2, 3), np.float64)
+    out, cols = conv2d_forward(x, kernel, bias)
+    dx, dk, db = conv2d_backward(np.ones_like(out), cols, kernel, x.shape, need_dx=False)
+    assert dx is None
+    np.testing.assert_allclose(dk, naive_conv.conv2d_backward(x, kernel, (1, 1), NO_PAD, np.ones_like(out))[1])
+
+
+def test_conv2d_accepts_non_contiguous_inputs():
+    _, x, kernel, bias = _conv_case((2, 8, 6, 3), (3, 3, 2, 2), np.float64)
+    view = x[:, ::2, :, 1:]  # strided in H and C
+    out, _ = conv2d_forward(view, kernel, bias)
+    np.testing.assert_allclose(out, naive_conv.conv2d(view, kernel, bias, (1, 1), NO_PAD), rtol=1e-12)
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(1, 2), h=st.integers(1, 6), w=st.integers(1, 6), c=st.integers(1, 3), f=st.integers(1, 3),
+       kh=st.integers(1, 3), kw=st.integers(1, 3), sh=st.integers(1, 3), sw=st.integers(1, 3),
+       pads=st.tuples(st.tuples(st.integers(0, 2), st.integers(0, 2)), st.tuples(st.integers(0, 2), st.integers(0, 2))),
+       layout=st.sampled_from(["rows", "cols"]), seed=st.integers(0, 2**16))
+def test_conv2d_matches_loops_on_random_geometry(n, h, w, c, f, kh, kw, sh, sw, pads, layout, seed):
+    if kh > h + sum(pads[0]) or kw > w + sum(pads[1]):
+        with pytest.raises(ValueError, match="larger than the padded input"):
+            conv2d_forward(np.zeros((n, h, w, c)), np.zeros((kh, kw, c, f)), None, (sh, sw), pads)
+        return
+    rng, x, kernel, bias = _conv_case((n, h, w, c), (kh, kw, c, f), np.float64, seed)
+    out, cols = conv2d_forward(x, kernel, bias, (sh, sw), pads, layout=layout)
+    np.testing.assert_allclose(out, naive_conv.conv2d(x, kernel, bias, (sh, sw), pads), rtol=1e-10, atol=1e-12)
+    dout = rng.standard_normal(out.shape)
+    dx, dk, db = conv2d_backward(dout, cols, kernel, x.shape, (sh, sw), pads)
+    rdx, rdk, rdb = naive_conv.conv2d_backward(x, kernel, (sh, sw), pads, dout)
+    np.testing.assert_allclose(dx, rdx, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(dk, rdk, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(db, rdb, rtol=1e-10, atol=1e-12)
