@@ -1,0 +1,314 @@
+"""Conv2D and ZeroPad2D: shapes, the loop reference, connection tables, initialisation, errors."""
+import json
+
+import numpy as np
+import pytest
+
+import naive_conv
+from nnscratch.gradcheck import check_layer
+from nnscratch.layers import LAYERS, LENET5_C3_CONNECTIONS, Conv2D, ZeroPad2D
+from nnscratch.ops.im2col import resolve_padding
+
+
+def built(layer, shape, dtype="float64", seed=0):
+    layer.initialize(shape, dtype, np.random.default_rng(seed))
+    return layer
+
+
+# -- shapes ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("config, in_shape, out_shape", [
+    ({"filters": 6, "kernel_size": 5, "padding": "same"}, (28, 28, 1), (28, 28, 6)),
+    ({"filters": 6, "kernel_size": 4, "padding": "same"}, (28, 28, 1), (28, 28, 6)),   # even kernel
+    ({"filters": 16, "kernel_size": 5}, (14, 14, 6), (10, 10, 16)),
+    ({"filters": 2, "kernel_size": 3, "padding": "full"}, (5, 4, 1), (7, 6, 2)),
+    ({"filters": 2, "kernel_size": (3, 1), "strides": 2, "padding": "same"}, (7, 8, 3), (4, 4, 2)),
+    ({"filters": 2, "kernel_size": 3, "strides": (2, 3)}, (9, 9, 1), (4, 3, 2)),
+    ({"filters": 1, "kernel_size": 3, "padding": 1}, (4, 4, 2), (4, 4, 1)),
+    ({"filters": 1, "kernel_size": 3, "padding": (0, 1)}, (4, 4, 2), (2, 4, 1)),
+    ({"filters": 1, "kernel_size": 2, "padding": ((1, 0), (0, 3))}, (4, 4, 2), (4, 6, 1)),
+    ({"filters": 120, "kernel_size": 5}, (5, 5, 16), (1, 1, 120)),                     # LeNet-5's C5
+])
+def test_output_shapes(config, in_shape, out_shape):
+    layer = Conv2D(**config)
+    assert layer.compute_output_shape(in_shape) == out_shape
+    assert built(layer, in_shape).forward(np.zeros((2,) + in_shape)).shape == (2,) + out_shape
+
+
+# -- values against the loop reference ------------------------------------------------------------
+LAYER_CASES = [
+    ({"filters": 3, "kernel_size": 3}, (5, 6, 2)),
+    ({"filters": 2, "kernel_size": (3, 2), "strides": (2, 1), "padding": "same"}, (7, 6, 3)),
+    ({"filters": 4, "kernel_size": 4, "padding": "same"}, (6, 6, 1)),
+    ({"filters": 2, "kernel_size": (2, 3), "padding": "full", "use_bias": False}, (4, 3, 2)),
+    ({"filters": 3, "kernel_size": 3, "strides": 2, "padding": (1, 2)}, (6, 5, 2)),
+    ({"filters": 16, "kernel_size": 3, "connections": LENET5_C3_CONNECTIONS}, (5, 5, 6)),
+]
+
+
+@pytest.mark.parametrize("config, shape", LAYER_CASES)
+@pytest.mark.parametrize("dtype, tol", [("float64", 1e-12), ("float32", 3e-5)])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_layer_matches_loops(config, shape, dtype, tol, batch):
+    layer = built(Conv2D(**config), shape, dtype)
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((batch,) + shape).astype(dtype)
+    out = layer.forward(x)
+    assert out.dtype == np.dtype(dtype)
+    kernel, bias = layer.params["kernel"], layer.params.get("bias")
+    pads = resolve_padding(layer.padding, shape[:2], layer._kernel_hw, layer._strides)
+    np.testing.assert_allclose(out, naive_conv.conv2d(x, kernel, bias, layer._strides, pads), rtol=tol, atol=tol)
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    dx = layer.backward(dout)
+    rdx, rdk, rdb = naive_conv.conv2d_backward(x, kernel, layer._strides, pads, dout)
+    if layer._mask is not None:
+        rdk = rdk * layer._mask
+    np.testing.assert_allclose(dx, rdx, rtol=tol, atol=tol)
+    np.testing.assert_allclose(layer.grads["kernel"], rdk, rtol=tol, atol=tol)
+    if bias is not None:
+        np.testing.assert_allclose(layer.grads["bias"], rdb, rtol=tol, atol=tol)
+    assert all(g.dtype == np.dtype(dtype) for g in layer.grads.values())
+
+
+@pytest.mark.parametrize("config, shape", [
+    LAYER_CASES[1], LAYER_CASES[3],
+    # small enough that round-off in the projected sum stays far below the smallest gradient elements
+    ({"filters": 16, "kernel_size": 3, "connections": LENET5_C3_CONNECTIONS}, (4, 4, 6)),
+])
+def test_gradient_check(config, shape):
+    report = check_layer(Conv2D(**config), shape, batch_size=2, seed=3)
+    assert report.ok, "\n" + report.table()
+
+
+def test_a_wrong_backward_fails_the_gradient_check():
+    class Broken(Conv2D, register=False):
+        def backward(self, dout):
+            dx = super().backward(dout)
+            self.grads["kernel"][0, 0, 0, 0] *= 1.01
+            return dx
+
+    assert not check_layer(Broken(2, 2), (3, 3, 1)).ok
+
+
+def test_float32_layer_casts_float64_input_and_keeps_float32_everywhere():
+    layer = built(Conv2D(4, 3, padding="same"), (6, 6, 2), "float32")
+    x = np.random.default_rng(0).standard_normal((2, 6, 6, 2))
+    out = layer.forward(x)
+    assert out.dtype == np.float32 and layer._cols.dtype == np.float32
+    dx = layer.backward(np.ones(out.shape))  # a float64 upstream gradient is cast too
+    assert dx.dtype == np.float32 and layer.grads["kernel"].dtype == np.float32
+
+
+def test_first_layer_skips_dx_but_fills_grads():
+    layer = built(Conv2D(2, 3), (5, 5, 1))
+    out = layer.forward(np.ones((2, 5, 5, 1)))
+    layer.input_grad_needed = False
+    assert layer.backward(np.ones_like(out)) is None
+    np.testing.assert_allclose(layer.grads["kernel"], 2 * 9)   # 2 samples x 3x3 positions of ones
+    np.testing.assert_allclose(layer.grads["bias"], 2 * 9)
+
+
+def test_forward_does_not_modify_its_input_and_outputs_are_fresh():
+    layer = built(Conv2D(1, 1), (3, 3, 1))
+    layer.params["kernel"][...] = 1
+    x = np.random.default_rng(0).standard_normal((2, 3, 3, 1))
+    before = x.copy()
+    a = layer.forward(x)
+    b = layer.forward(x)
+    assert np.array_equal(x, before) and not np.shares_memory(a, b) and not np.shares_memory(a, x)
+
+
+# -- connection tables ----------------------------------------------------------------------------
+def test_lenet5_c3_table_is_lecun_1998_table_1():
+    table = np.array(LENET5_C3_CONNECTIONS)
+    assert table.shape == (6, 16) and table.sum() == 60
+    inputs = [set(np.flatnonzero(table[:, f]).tolist()) for f in range(16)]
+    assert inputs[0] == {0, 1, 2} and inputs[4] == {4, 5, 0} and inputs[5] == {5, 0, 1}
+    assert inputs[6] == {0, 1, 2, 3} and inputs[11] == {5, 0, 1, 2}
+    assert inputs[12:15] == [{0, 1, 3, 4}, {1, 2, 4, 5}, {0, 2, 3, 5}]
+    assert inputs[15] == set(range(6))
+
+
+def test_c3_has_1516_parameters_and_masked_weights_stay_zero():
+    layer = built(Conv2D(16, 5, connections=LENET5_C3_CONNECTIONS), (14, 14, 6), "float32")
+    assert layer.count_params() == 60 * 25 + 16 == 1516
+    assert layer.count_trainable_params() == 1516
+    unlinked = ~np.broadcast_to(np.array(LENET5_C3_CONNECTIONS), layer.params["kernel"].shape)
+    assert np.all(layer.params["kernel"][unlinked] == 0)
+    assert np.all(layer.params["kernel"][~unlinked] != 0)
+    out = layer.forward(np.random.default_rng(0).standard_normal((2, 14, 14, 6)))
+    layer.backward(np.ones_like(out))
+    assert np.all(layer.grads["kernel"][unlinked] == 0)
+    assert np.any(layer.grads["kernel"][~unlinked] != 0)
+    layer.params["kernel"] -= 0.1 * layer.grads["kernel"]  # an SGD step keeps them at exactly 0
+    assert np.all(layer.params["kernel"][unlinked] == 0)
+
+
+def test_unlinked_input_maps_do_not_reach_the_output_even_with_nonzero_weights():
+    table = [[True, False], [False, True]]
+    layer = built(Conv2D(2, 1, connections=table, use_bias=False), (2, 2, 2))
+    layer.params["kernel"][...] = 1.0  # e.g. weights loaded from elsewhere, ignoring the table
+    x = np.zeros((1, 2, 2, 2))
+    x[..., 0] = 1.0
+    x[..., 1] = 10.0
+    out = layer.forward(x)
+    np.testing.assert_array_equal(out[..., 0], 1.0)
+    np.testing.assert_array_equal(out[..., 1], 10.0)
+
+
+@pytest.mark.parametrize("table", [
+    [[1, 0, 1], [0, 1, 1]],
+    np.array([[True, False, True], [False, True, True]]),
+    ((True, False, True), (False, True, True)),
+])
+def test_connections_accept_lists_arrays_and_0_1_and_round_trip_as_json(table):
+    layer = Conv2D(3, 2, connections=table)
+    config = json.loads(json.dumps(layer.get_config()))
+    assert config["connections"] == [[True, False, True], [False, True, True]]
+    again = Conv2D.from_config(config)
+    assert again.get_config() == layer.get_config()
+    assert built(again, (4, 4, 2)).count_params() == 4 * 4 + 3
+
+
+def test_connected_initialisation_uses_each_maps_own_fan_in():
+    # lecun1998 draws from +-2.4 / fan_in: a map fed by one input map gets 6x wider weights than one fed by 6
+    table = np.zeros((6, 2), bool)
+    table[0, 0] = True
+    table[:, 1] = True
+    layer = built(Conv2D(2, 3, connections=table, kernel_initializer="lecun1998"), (8, 8, 6), seed=1)
+    kernel = layer.params["kernel"]
+    assert np.abs(kernel[:, :, 0, 0]).max() <= 2.4 / 9
+    assert np.abs(kernel[:, :, 0, 0]).max() > 2.4 / 54
+    assert np.abs(kernel[:, :, :, 1]).max() <= 2.4 / 54
+
+
+def test_seeded_initialisation_is_reproducible_and_follows_glorot():
+    a = built(Conv2D(8, 3), (10, 10, 4), seed=7).params["kernel"]
+    b = built(Conv2D(8, 3), (10, 10, 4), seed=7).params["kernel"]
+    c = built(Conv2D(8, 3), (10, 10, 4), seed=8).params["kernel"]
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    assert np.abs(a).max() <= np.sqrt(6 / (9 * 4 + 9 * 8))
+
+
+def test_default_initializer_follows_the_model_hint():
+    layer = Conv2D(4, 3)
+    layer.default_initializer = "zeros"
+    assert not built(layer, (5, 5, 1)).params["kernel"].any()
+    layer = Conv2D(4, 3, kernel_initializer="ones")
+    layer.default_initializer = "zeros"
+    assert built(layer, (5, 5, 1)).params["kernel"].all()
+
+
+# -- configuration and registry -------------------------------------------------------------------
+def test_config_echoes_the_arguments():
+    layer = Conv2D(6, 5, strides=(1, 2), padding=[[1, 0], [2, 2]], use_bias=False, name="c1",
+                   input_shape=(28, 28, 1))
+    config = layer.get_config()
+    assert config == {"filters": 6, "kernel_size": 5, "strides": [1, 2], "padding": [[1, 0], [2, 2]],
+                      "connections": None, "use_bias": False, "kernel_initializer": None,
+                      "bias_initializer": "zeros", "input_shape": [28, 28, 1], "name": "c1"}
+    assert Conv2D(**config).get_config() == config
+
+
+def test_keras_spellings_are_registered():
+    assert LAYERS.get("Convolution2D") is Conv2D and LAYERS.get("ZeroPadding2D") is ZeroPad2D
+
+
+# -- errors ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kwargs, message", [
+    ({"filters": 0, "kernel_size": 3}, r"filters must be a positive integer, got 0"),
+    ({"filters": 2, "kernel_size": -1}, r"kernel_size\[0\] must be a positive integer, got -1"),
+    ({"filters": 2, "kernel_size": (3, 0)}, r"kernel_size\[1\] must be a positive integer, got 0"),
+    ({"filters": 2, "kernel_size": 3, "strides": 0}, r"strides\[0\] must be a positive integer, got 0"),
+    ({"filters": 2, "kernel_size": 2.5}, r"kernel_size must be an integer or a pair of integers, got 2.5"),
+    ({"filters": 2, "kernel_size": 3, "padding": "half"}, r"padding must be one of 'valid', 'same', 'full'"),
+    ({"filters": 2, "kernel_size": 3, "kernel_initializer": "glorot"}, r"unknown initializer 'glorot'"),
+    ({"filters": 3, "kernel_size": 3, "connections": [[1, 0], [0, 1]]},
+     r"connections must be a boolean table of shape \(input_channels, filters\) = \(C, 3\), got shape \(2, 2\)"),
+    ({"filters": 2, "kernel_size": 3, "connections": [[1, 0], [0]]}, r"got shape ragged"),
+    ({"filters": 2, "kernel_size": 3, "connections": [[1, 2], [0, 1]]}, r"connections must hold booleans"),
+    ({"filters": 3, "kernel_size": 3, "connections": [[1, 0, 0], [1, 0, 0]]},
+     r"output map\(s\) \[1, 2\] are connected to no input map"),
+])
+def test_bad_arguments_fail_at_construction(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Conv2D(**kwargs)
+
+
+@pytest.mark.parametrize("layer, shape, message", [
+    (Conv2D(2, 5), (4, 8, 1), r"kernel height 5 is larger than the padded input height 4 \(input 4, padding 0\+0\)"),
+    (Conv2D(2, (1, 7), padding=1), (4, 4, 1), r"kernel width 7 is larger than the padded input width 6"),
+    (Conv2D(2, 3), (784,), r"expects images of shape \(height, width, channels\), got input shape \(784,\); "
+                           r"add Reshape"),
+    (Conv2D(2, 3), (28, 28), r"expects images of shape \(height, width, channels\)"),
+    (Conv2D(16, 5, connections=LENET5_C3_CONNECTIONS), (14, 14, 3),
+     r"connection table for 6 input maps but the input has 3 channels"),
+])
+def test_bad_input_shapes_fail_at_build(layer, shape, message):
+    with pytest.raises(ValueError, match=message):
+        layer.compute_output_shape(shape)
+    with pytest.raises(ValueError, match=message):
+        layer.initialize(shape)
+
+
+def test_forward_refuses_another_channel_count():
+    layer = built(Conv2D(2, 3), (6, 6, 3))
+    with pytest.raises(ValueError, match=r"expects input of shape \(batch, 6, 6, 3\), got \(2, 6, 6, 1\)"):
+        layer.forward(np.zeros((2, 6, 6, 1)))
+
+
+# -- ZeroPad2D ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("padding, out_shape, pads", [
+    (1, (5, 6, 2), ((1, 1), (1, 1))),
+    ((2, 0), (7, 4, 2), ((2, 2), (0, 0))),
+    (((0, 1), (3, 2)), (4, 9, 2), ((0, 1), (3, 2))),
+])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_zero_pad(padding, out_shape, pads, dtype):
+    layer = built(ZeroPad2D(padding), (3, 4, 2), dtype)
+    assert layer.output_shape == out_shape
+    x = np.random.default_rng(0).standard_normal((2, 3, 4, 2))
+    out = layer.forward(x)
+    assert out.dtype == np.dtype(dtype)
+    np.testing.assert_allclose(out, naive_conv.pad(x, pads), rtol=1e-6)
+    dout = np.random.default_rng(1).standard_normal(out.shape)
+    dx = layer.backward(dout)
+    (t, _), (l, _) = pads
+    np.testing.assert_array_equal(dx, dout[:, t:t + 3, l:l + 4])
+    assert dx.flags.c_contiguous and not np.shares_memory(dx, dout)
+
+
+@pytest.mark.parametrize("padding", ["same", -1, (1, 2, 3), 1.0])
+def test_zero_pad_refuses_bad_padding(padding):
+    with pytest.raises(ValueError, match="padding must be one of a non-negative int"):
+        ZeroPad2D(padding)
+
+
+# -- inside a model -------------------------------------------------------------------------------
+def test_a_small_lenet_style_model_passes_the_whole_model_gradient_check():
+    from nnscratch import Model
+    from nnscratch.gradcheck import check_model
+    from nnscratch.layers import Dense, Flatten, MaxPool2D, Softmax, Subsampling2D, Tanh
+
+    model = Model(seed=0)
+    model.add(Conv2D(3, 3, padding="same", input_shape=(6, 6, 1)))
+    model.add(Tanh())
+    model.add(Subsampling2D())
+    model.add(Conv2D(4, 2, connections=[[1, 0, 1, 1], [1, 1, 0, 1], [0, 1, 1, 1]]))
+    model.add(Tanh())
+    model.add(MaxPool2D())
+    model.add(Flatten())
+    model.add(Dense(3))
+    model.add(Softmax())
+    model.set(loss="categorical_crossentropy", optimizer="sgd")
+    model.finalize()
+    assert model.layers[0].input_grad_needed is False
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 6, 6, 1)).astype(np.float32)
+    y = np.array([0, 1, 2, 1])
+    report = check_model(model, x, y, max_elements=None)
+    assert report.ok, "\n" + report.table()
+    history = model.fit(x, y, epochs=2, batch_size=2, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    kernel = model.layers[3].params["kernel"]
+    assert np.all(kernel[:, :, 0, 1] == 0) and np.all(kernel[:, :, 2, 1] != 0)  # still masked after training

@@ -1,0 +1,184 @@
+"""MaxPool2D, AvgPool2D, Subsampling2D and GlobalAvgPool2D: shapes, the loop reference, parameters, errors."""
+import json
+
+import numpy as np
+import pytest
+
+import naive_conv
+from nnscratch.gradcheck import check_layer
+from nnscratch.layers import LAYERS, AvgPool2D, GlobalAvgPool2D, MaxPool2D, Subsampling2D
+from nnscratch.ops.im2col import resolve_padding
+
+
+def built(layer, shape, dtype="float64", seed=0):
+    layer.initialize(shape, dtype, np.random.default_rng(seed))
+    return layer
+
+
+@pytest.mark.parametrize("cls", [MaxPool2D, AvgPool2D, Subsampling2D])
+@pytest.mark.parametrize("kwargs, in_shape, out_shape", [
+    ({}, (28, 28, 6), (14, 14, 6)),
+    ({}, (5, 5, 2), (2, 2, 2)),                                   # odd sizes floor, like Keras 'valid'
+    ({"pool_size": 3, "strides": 2}, (7, 7, 1), (3, 3, 1)),      # overlapping
+    ({"pool_size": (2, 3)}, (6, 7, 1), (3, 2, 1)),
+    ({"pool_size": 2, "padding": "same"}, (5, 5, 3), (3, 3, 3)),
+    ({"pool_size": 3, "strides": 1, "padding": "same"}, (4, 5, 1), (4, 5, 1)),
+    ({"pool_size": 2, "strides": (1, 2)}, (4, 4, 1), (3, 2, 1)),
+])
+def test_output_shapes(cls, kwargs, in_shape, out_shape):
+    layer = built(cls(**kwargs), in_shape)
+    assert layer.output_shape == out_shape
+    assert layer.forward(np.ones((2,) + in_shape)).shape == (2,) + out_shape
+
+
+CASES = [  # (kwargs, input shape)
+    ({}, (4, 4, 3)),
+    ({}, (5, 7, 2)),
+    ({"pool_size": 3, "strides": 2}, (7, 7, 2)),
+    ({"pool_size": (3, 2), "strides": 1}, (5, 4, 1)),
+    ({"pool_size": 2, "padding": "same"}, (5, 5, 2)),
+    ({"pool_size": 3, "strides": 1, "padding": "same"}, (4, 4, 1)),
+    ({"pool_size": 2, "strides": 3}, (7, 8, 1)),
+]
+
+
+def _reference(layer, x):
+    pads = resolve_padding(layer.padding, x.shape[1:3], layer._pool, layer._strides)
+    if isinstance(layer, MaxPool2D):
+        return naive_conv.max_pool(x, layer._pool, layer._strides, pads)
+    return naive_conv.sum_pool(x, layer._pool, layer._strides, pads, average=isinstance(layer, AvgPool2D))
+
+
+@pytest.mark.parametrize("cls", [MaxPool2D, AvgPool2D])
+@pytest.mark.parametrize("kwargs, shape", CASES)
+@pytest.mark.parametrize("dtype, tol", [("float64", 1e-12), ("float32", 1e-5)])
+@pytest.mark.parametrize("batch", [1, 2])
+def test_max_and_average_match_loops(cls, kwargs, shape, dtype, tol, batch):
+    layer = built(cls(**kwargs), shape, dtype)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((batch,) + shape).astype(dtype)
+    out = layer.forward(x)
+    ref, ref_backward = _reference(layer, x)
+    assert out.dtype == np.dtype(dtype)
+    np.testing.assert_allclose(out, ref, rtol=tol, atol=tol)
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    dx = layer.backward(dout)
+    assert dx.dtype == np.dtype(dtype)
+    np.testing.assert_allclose(dx, ref_backward(dout), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("kwargs, shape", CASES)
+def test_subsampling_is_coefficient_times_window_sum_plus_bias(kwargs, shape):
+    layer = built(Subsampling2D(coefficient_initializer="lecun1998", bias_initializer="ones", **kwargs), shape)
+    layer.params["bias"][...] = np.linspace(-1, 1, shape[2])
+    coef, bias = layer.params["coefficient"], layer.params["bias"]
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((3,) + shape)
+    sums, sum_backward = _reference(layer, x)
+    out = layer.forward(x)
+    np.testing.assert_allclose(out, sums * coef + bias, rtol=1e-12, atol=1e-12)
+    dout = rng.standard_normal(out.shape)
+    dx = layer.backward(dout)
+    np.testing.assert_allclose(dx, sum_backward(dout * coef), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(layer.grads["coefficient"], (dout * sums).sum(axis=(0, 1, 2)), rtol=1e-12)
+    np.testing.assert_allclose(layer.grads["bias"], dout.sum(axis=(0, 1, 2)), rtol=1e-12)
+
+
+def test_subsampling_parameters():
+    layer = built(Subsampling2D(), (28, 28, 6), "float32")
+    assert set(layer.params) == {"coefficient", "bias"}
+    assert layer.params["coefficient"].shape == layer.params["bias"].shape == (6,)
+    assert layer.count_params() == 12
+    np.testing.assert_array_equal(layer.params["coefficient"], 0.25)  # starts as a 2x2 average pool
+    np.testing.assert_array_equal(layer.params["bias"], 0)
+    x = np.random.default_rng(0).standard_normal((2, 28, 28, 6)).astype(np.float32)
+    np.testing.assert_allclose(layer.forward(x), built(AvgPool2D(), (28, 28, 6), "float32").forward(x), rtol=1e-6)
+    lecun = built(Subsampling2D(coefficient_initializer="lecun1998"), (10, 10, 16), seed=3)
+    assert np.abs(lecun.params["coefficient"]).max() <= 2.4 / 4 and np.unique(lecun.params["coefficient"]).size == 16
+
+
+def test_average_same_padding_averages_only_real_elements():
+    layer = built(AvgPool2D(2, padding="same"), (3, 3, 1))
+    x = np.arange(9.0).reshape(1, 3, 3, 1)
+    np.testing.assert_allclose(layer.forward(x)[0, :, :, 0], [[2.0, 3.5], [6.5, 8.0]])
+
+
+def test_max_pool_gradcheck_input_keeps_window_values_apart():
+    layer = MaxPool2D(3, 1)
+    x = layer.gradcheck_input((2, 6, 6, 3), np.random.default_rng(0))
+    gaps = np.diff(np.sort(x.ravel()))
+    assert gaps.min() > 1e-3  # orders of magnitude above the checker's 1e-5 steps
+    assert np.abs(x).max() <= 1.01
+
+
+@pytest.mark.parametrize("layer, shape", [
+    (MaxPool2D(), (4, 4, 2)), (MaxPool2D(3, 2), (7, 7, 1)), (MaxPool2D(2, padding="same"), (3, 5, 2)),
+    (AvgPool2D(3, 1, padding="same"), (4, 4, 1)), (Subsampling2D(), (4, 6, 2)), (GlobalAvgPool2D(), (3, 3, 2)),
+])
+def test_gradient_check(layer, shape):
+    report = check_layer(layer, shape, batch_size=2, seed=2)
+    assert report.ok, "\n" + report.table()
+
+
+def test_a_max_pool_that_spreads_the_gradient_fails_the_gradient_check():
+    class Spread(AvgPool2D, register=False):  # average-pool backward behind a max-pool forward
+        def forward(self, x, training=False):
+            super().forward(x, training)
+            return MaxPool2D.forward(self, x, training)
+
+    assert not check_layer(Spread(), (4, 4, 1), x=MaxPool2D().gradcheck_input((2, 4, 4, 1),
+                                                                              np.random.default_rng(0))).ok
+
+
+def test_global_average_pool():
+    layer = built(GlobalAvgPool2D(), (3, 4, 5), "float32")
+    assert layer.output_shape == (5,)
+    x = np.random.default_rng(0).standard_normal((2, 3, 4, 5))
+    out = layer.forward(x)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, x.mean(axis=(1, 2)), rtol=1e-5)
+    dx = layer.backward(np.ones((2, 5)))
+    assert dx.shape == x.shape and dx.dtype == np.float32
+    np.testing.assert_allclose(dx, 1 / 12)
+
+
+def test_configs_round_trip_and_keras_names_resolve():
+    for layer in (MaxPool2D((2, 3), strides=1, padding="same", name="p"), AvgPool2D(3),
+                  Subsampling2D(2, coefficient_initializer="lecun1998"), GlobalAvgPool2D()):
+        config = json.loads(json.dumps(layer.get_config()))
+        assert type(layer).from_config(config).get_config() == config
+    assert MaxPool2D((2, 3), strides=1).get_config()["pool_size"] == [2, 3]
+    assert MaxPool2D().get_config()["strides"] is None
+    assert LAYERS.get("MaxPooling2D") is MaxPool2D and LAYERS.get("AveragePooling2D") is AvgPool2D
+    assert LAYERS.get("GlobalAveragePooling2D") is GlobalAvgPool2D
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: MaxPool2D(0), r"pool_size\[0\] must be a positive integer, got 0"),
+    (lambda: AvgPool2D((2, -1)), r"pool_size\[1\] must be a positive integer, got -1"),
+    (lambda: MaxPool2D(2, strides=0), r"strides\[0\] must be a positive integer, got 0"),
+    (lambda: MaxPool2D(2, padding="full"), r"padding must be one of 'valid', 'same'; got 'full'"),
+    (lambda: AvgPool2D(2, padding=1), r"padding must be one of 'valid', 'same'; got 1"),
+    (lambda: Subsampling2D(coefficient_initializer="nope"), r"unknown initializer 'nope'"),
+])
+def test_bad_arguments_fail_at_construction(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+@pytest.mark.parametrize("layer, shape, message", [
+    (MaxPool2D(3), (2, 5, 1), r"pool height 3 is larger than the padded input height 2"),
+    (AvgPool2D((1, 4)), (5, 3, 1), r"pool width 4 is larger than the padded input width 3"),
+    (MaxPool2D(), (16,), r"expects images of shape \(height, width, channels\), got input shape \(16,\)"),
+    (Subsampling2D(), (4, 4), r"expects images of shape \(height, width, channels\)"),
+    (GlobalAvgPool2D(), (4, 4, 2, 1), r"expects images of shape \(height, width, channels\)"),
+])
+def test_bad_input_shapes_fail_at_build(layer, shape, message):
+    with pytest.raises(ValueError, match=message):
+        layer.initialize(shape)
+
+
+def test_forward_refuses_another_channel_count():
+    layer = built(Subsampling2D(), (4, 4, 3))
+    with pytest.raises(ValueError, match=r"expects input of shape \(batch, 4, 4, 3\), got \(1, 4, 4, 2\)"):
+        layer.forward(np.zeros((1, 4, 4, 2)))
