@@ -226,7 +226,9 @@ def _read_cache(path: Path) -> dict[str, np.ndarray]:
     return arrays
 
 
-def _write_cache(path: Path, arrays: dict[str, np.ndarray], attempts: Attempts) -> None:
+def _write_cache(path: Path | None, arrays: dict[str, np.ndarray], attempts: Attempts) -> None:
+    if path is None:
+        return
     try:
         with atomic_write(path) as f:
             # Uncompressed: 55 MB on disk but loads in tens of milliseconds; compressed, 11 MB but
@@ -402,12 +404,18 @@ def load_mnist(path: str | os.PathLike | None = None, cache_dir: str | os.PathLi
     else:
         attempts.skipped("directory", "no path= given and NNSCRATCH_DATA is not set")
 
-    directory = sources.cache_dir(cache_dir)
-    cache_path = directory / CACHE_NAME
     try:
-        return _as_splits(_read_cache(cache_path))
-    except SourceUnavailable as exc:
-        attempts.failed("cache", str(exc))
+        directory = sources.cache_dir(cache_dir)
+    except OSError as exc:
+        # An unusable cache (read-only home, a file in the way) must not stop the download sources.
+        directory = cache_path = None
+        attempts.failed("cache", f"cannot use the cache directory: {exc}")
+    else:
+        cache_path = directory / CACHE_NAME
+        try:
+            return _as_splits(_read_cache(cache_path))
+        except SourceUnavailable as exc:
+            attempts.failed("cache", str(exc))
 
     if not download:
         attempts.skipped("mirrors", "download=False")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import socket
 import subprocess
 import sys
 import urllib.error
@@ -114,6 +115,10 @@ def _one_line(exc: BaseException) -> str:
         return f"HTTP {exc.code} {exc.reason}"
     if reason is not None:
         exc = reason if isinstance(reason, BaseException) else exc
+    if isinstance(exc, socket.gaierror):
+        return f"host name lookup failed, no network or no DNS? ({exc.strerror})"
+    if isinstance(exc, TimeoutError):
+        return f"no answer within the timeout, network closed or too slow? ({exc})"
     text = str(exc).strip().splitlines()[-1] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
