@@ -10,10 +10,19 @@ import os
 from pathlib import Path
 
 from .idx import load_idx
-from .mnist import IDX_NAMES, Splits, check_split
+from .mnist import IDX_NAMES, Splits, check_split, warn_if_modified
 
 #: Where ``apt-get install dataset-fashion-mnist`` installs the four gzipped IDX files.
 DEFAULT_PATH = Path("/usr/share/datasets/fashion-mnist")
+
+#: SHA-256 of the four original uncompressed IDX files (zalandoresearch/fashion-mnist). Debian
+#: re-gzipped the files, so its .gz hashes differ from the publisher's, but the content matches these.
+IDX_SHA256 = {
+    "x_train": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    "y_train": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    "x_test": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    "y_test": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+}
 
 #: Class index -> name, as published with the dataset (zalandoresearch/fashion-mnist README).
 CLASS_NAMES = (
@@ -37,6 +46,9 @@ def load_fashion_mnist(path: str | os.PathLike | None = None) -> Splits:
         path: directory holding ``train-images-idx3-ubyte[.gz]``, ``train-labels-idx1-ubyte[.gz]``,
             ``t10k-images-idx3-ubyte[.gz]`` and ``t10k-labels-idx1-ubyte[.gz]``; default None means
             :data:`DEFAULT_PATH` (``/usr/share/datasets/fashion-mnist``, Debian's location).
+
+    The structure is checked (uint8 28 x 28 images, labels 0-9, matching counts); content that
+    differs from the published files loads with a ``UserWarning``.
 
     Returns:
         ``((x_train, y_train), (x_test, y_test))``: uint8 images ``(60000, 28, 28)`` and
@@ -68,4 +80,5 @@ def load_fashion_mnist(path: str | os.PathLike | None = None) -> Splits:
     arrays = {key: load_idx(file) for key, file in files.items()}
     for split in ("train", "test"):
         check_split(str(directory), split, arrays[f"x_{split}"], arrays[f"y_{split}"])
+    warn_if_modified("Fashion-MNIST", directory, arrays, IDX_SHA256, stacklevel=2)
     return (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])

@@ -7,6 +7,7 @@ C order. MNIST, Fashion-MNIST, KMNIST and EMNIST are all distributed this way, u
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import zlib
 from pathlib import Path
@@ -112,6 +113,50 @@ def load_idx(path: str | os.PathLike) -> np.ndarray:
     return array.astype(dtype.newbyteorder("=")).reshape(shape)
 
 
+def _encode_header(array: np.ndarray) -> tuple[bytes, np.dtype]:
+    """The IDX header of ``array`` and the big-endian dtype of its payload."""
+    native = array.dtype.newbyteorder("=")
+    if native not in _CODES:
+        raise TypeError(
+            f"IDX cannot store dtype {array.dtype}; it supports uint8, int8, int16, int32, "
+            "float32 and float64 -- cast first, e.g. array.astype(np.uint8)"
+        )
+    if array.ndim > 255:
+        raise ValueError(f"IDX stores at most 255 dimensions, got an array with {array.ndim}")
+    if any(s >= 2**32 for s in array.shape):
+        raise ValueError(f"IDX stores dimension sizes below 2**32, got shape {array.shape}")
+    code = _CODES[native]
+    header = bytes([0, 0, code, array.ndim]) + np.asarray(array.shape, dtype=">u4").tobytes()
+    return header, IDX_DTYPES[code]
+
+
+def idx_sha256(array) -> str:
+    """SHA-256 of the uncompressed IDX file :func:`save_idx` would write for ``array``.
+
+    Datasets publish the SHA-256 of their uncompressed IDX files; this compares an array in
+    memory with them without writing anything.
+
+    Args:
+        array: array-like of a dtype :func:`save_idx` accepts.
+
+    Returns:
+        The hex digest.
+
+    Example:
+        >>> import hashlib, os, tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "labels-idx1-ubyte")
+        >>> save_idx(path, np.arange(3, dtype=np.uint8))
+        >>> with open(path, "rb") as f:
+        ...     idx_sha256(np.arange(3, dtype=np.uint8)) == hashlib.sha256(f.read()).hexdigest()
+        True
+    """
+    array = np.asarray(array)
+    header, dtype = _encode_header(array)
+    digest = hashlib.sha256(header)
+    digest.update(memoryview(np.ascontiguousarray(array, dtype=dtype)).cast("B"))
+    return digest.hexdigest()
+
+
 def save_idx(path: str | os.PathLike, array, compress: bool | None = None) -> None:
     """Write an array as an IDX file, atomically (temporary file, then ``os.replace``).
 
@@ -133,19 +178,8 @@ def save_idx(path: str | os.PathLike, array, compress: bool | None = None) -> No
         1584
     """
     array = np.asarray(array)
-    native = array.dtype.newbyteorder("=")
-    if native not in _CODES:
-        raise TypeError(
-            f"save_idx cannot store dtype {array.dtype}; IDX supports uint8, int8, int16, int32, "
-            "float32 and float64 -- cast first, e.g. array.astype(np.uint8)"
-        )
-    if array.ndim > 255:
-        raise ValueError(f"IDX stores at most 255 dimensions, got an array with {array.ndim}")
-    if any(s >= 2**32 for s in array.shape):
-        raise ValueError(f"IDX stores dimension sizes below 2**32, got shape {array.shape}")
-    code = _CODES[native]
-    header = bytes([0, 0, code, array.ndim]) + np.asarray(array.shape, dtype=">u4").tobytes()
-    payload = np.ascontiguousarray(array, dtype=IDX_DTYPES[code]).tobytes()
+    header, dtype = _encode_header(array)
+    payload = np.ascontiguousarray(array, dtype=dtype).tobytes()
     path = Path(path)
     if compress is None:
         compress = path.suffix == ".gz"

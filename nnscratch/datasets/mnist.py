@@ -30,7 +30,7 @@ import numpy as np
 
 from . import sources
 from ._files import atomic_write
-from .idx import load_idx
+from .idx import idx_sha256, load_idx
 from .sources import Attempts, SourceUnavailable
 
 #: Array name -> standard IDX file name (without ``.gz``), as published by LeCun, Cortes and Burges.
@@ -42,7 +42,7 @@ IDX_NAMES = {
 }
 
 #: SHA-256 of the four original *uncompressed* IDX files (header + payload). Every array that is
-#: cached or returned from a downloaded source is checked against these; see ``_idx_sha256``.
+#: cached or returned from a downloaded source is checked against these; see :func:`~nnscratch.datasets.idx.idx_sha256`.
 IDX_SHA256 = {
     "x_train": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
     "y_train": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
@@ -122,17 +122,26 @@ def check_split(where: str, split: str, x: np.ndarray, y: np.ndarray,
         raise ValueError(f"{where}: {split} labels must be in 0..{num_classes - 1}, found {int(y.max())}")
 
 
-def _idx_sha256(array: np.ndarray) -> str:
-    """SHA-256 of ``array`` written as a uint8 IDX file, computed without building the file."""
-    digest = hashlib.sha256(bytes([0, 0, 0x08, array.ndim]))
-    digest.update(np.asarray(array.shape, dtype=">u4").tobytes())
-    digest.update(memoryview(np.ascontiguousarray(array)).cast("B"))
-    return digest.hexdigest()
+def content_mismatches(arrays: dict[str, np.ndarray], expected: dict[str, str]) -> list[str]:
+    """Names of the arrays whose IDX SHA-256 differs from ``expected`` (published hashes of the files)."""
+    return [name for name, sha256 in expected.items() if idx_sha256(arrays[name]) != sha256]
 
 
-def _mismatches(arrays: dict[str, np.ndarray]) -> list[str]:
-    """Names of the arrays whose content differs from the original MNIST files."""
-    return [name for name, expected in IDX_SHA256.items() if _idx_sha256(arrays[name]) != expected]
+def warn_if_modified(dataset: str, directory: Path, arrays: dict[str, np.ndarray], expected: dict[str, str],
+                     stacklevel: int = 2) -> None:
+    """Warn (not fail) when a user's directory holds other content than the published files.
+
+    A user's own files may legitimately differ (a subset, a relabelled copy), but silently
+    training on, say, Fashion-MNIST files in an MNIST folder is worse than one warning.
+    """
+    bad = content_mismatches(arrays, expected)
+    if bad:
+        warnings.warn(
+            f"{dataset} files in {str(directory)!r}: {', '.join(bad)} differ from the original {dataset} files "
+            "(SHA-256 mismatch); using them as they are",
+            UserWarning,
+            stacklevel=stacklevel + 1,
+        )
 
 
 def _check(where: str, arrays: dict[str, np.ndarray], original: bool) -> None:
@@ -140,7 +149,7 @@ def _check(where: str, arrays: dict[str, np.ndarray], original: bool) -> None:
     check_split(where, "train", arrays["x_train"], arrays["y_train"])
     check_split(where, "test", arrays["x_test"], arrays["y_test"])
     if original:
-        bad = _mismatches(arrays)
+        bad = content_mismatches(arrays, IDX_SHA256)
         if bad:
             raise ValueError(f"{where}: {', '.join(bad)} differ from the original MNIST files (SHA-256 mismatch)")
 
@@ -192,14 +201,8 @@ def load_mnist_directory(directory: str | os.PathLike) -> Splits:
     files = _find_idx_files(directory)
     arrays = {key: load_idx(path) for key, path in files.items()}
     _check(str(directory), arrays, original=False)
-    bad = _mismatches(arrays)
-    if bad:
-        warnings.warn(
-            f"MNIST files in {str(directory)!r}: {', '.join(bad)} differ from the original MNIST files "
-            "(SHA-256 mismatch); using them as they are",
-            UserWarning,
-            stacklevel=3,
-        )
+    # Three frames up from here is the user's line: load_mnist_directory <- load_mnist <- user.
+    warn_if_modified("MNIST", directory, arrays, IDX_SHA256, stacklevel=3)
     return _as_splits(arrays)
 
 

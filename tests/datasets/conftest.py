@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from nnscratch.datasets import mnist, save_idx
+from nnscratch.datasets.idx import idx_sha256
 
 
 @pytest.fixture(autouse=True)
@@ -55,7 +56,7 @@ def tiny_mnist(monkeypatch):
     }
     # Both ends of the pixel range, so the classic value/256 conversion is checked at 0 and 255.
     arrays["x_train"][0, 0, :2] = (0, 255)
-    monkeypatch.setattr(mnist, "IDX_SHA256", {k: mnist._idx_sha256(v) for k, v in arrays.items()})
+    monkeypatch.setattr(mnist, "IDX_SHA256", {k: idx_sha256(v) for k, v in arrays.items()})
     return arrays
 
 

@@ -1,21 +1,27 @@
 """load_fashion_mnist: the Debian location by default, path= otherwise, clear errors when absent."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
 from nnscratch.datasets import FASHION_MNIST_CLASS_NAMES, fashion_mnist, load_fashion_mnist, save_idx
+from nnscratch.datasets.idx import idx_sha256
 
 
 @pytest.fixture
-def fashion_arrays():
+def fashion_arrays(monkeypatch):
+    """Tiny Fashion-MNIST-shaped arrays, accepted as "the original" (the published hashes are swapped)."""
     rng = np.random.default_rng(3)
-    return {
+    arrays = {
         "x_train": rng.integers(0, 256, size=(20, 28, 28), dtype=np.uint8),
         "y_train": (np.arange(20) % 10).astype(np.uint8),
         "x_test": rng.integers(0, 256, size=(10, 28, 28), dtype=np.uint8),
         "y_test": np.arange(10, dtype=np.uint8),
     }
+    monkeypatch.setattr(fashion_mnist, "IDX_SHA256", {k: idx_sha256(v) for k, v in arrays.items()})
+    return arrays
 
 
 def check(result, arrays):
@@ -28,7 +34,21 @@ def check(result, arrays):
 
 def test_reads_a_directory_given_by_path(tmp_path, fakes, fashion_arrays):
     d = fakes.write_idx_dir(tmp_path / "fashion", fashion_arrays, gz=False)
-    check(load_fashion_mnist(path=d), fashion_arrays)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the content matches the expected hashes: no warning
+        check(load_fashion_mnist(path=d), fashion_arrays)
+
+
+def test_other_content_loads_with_a_warning(tmp_path, fakes, fashion_arrays):
+    d = fakes.write_idx_dir(tmp_path / "fashion", dict(fashion_arrays, y_train=fashion_arrays["y_train"][::-1].copy()))
+    with pytest.warns(UserWarning, match="y_train differ from the original Fashion-MNIST files") as record:
+        load_fashion_mnist(path=d)
+    assert record[0].filename == __file__
+
+
+def test_published_hashes_are_well_formed():
+    assert set(fashion_mnist.IDX_SHA256) == {"x_train", "y_train", "x_test", "y_test"}
+    assert all(len(h) == 64 and int(h, 16) >= 0 for h in fashion_mnist.IDX_SHA256.values())
 
 
 def test_default_is_the_debian_package_location(tmp_path, fakes, fashion_arrays, monkeypatch):

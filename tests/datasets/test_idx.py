@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import doctest
 import gzip
+import hashlib
 import os
 import stat
 
@@ -184,9 +185,18 @@ def test_directory_instead_of_file(tmp_path):
 
 # ------------------------------------------------------------------ the writer
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_idx_sha256_is_the_hash_of_the_written_file(tmp_path, dtype):
+    array = np.arange(24, dtype=dtype).reshape(2, 3, 4)[:, ::2]  # non-contiguous on purpose
+    save_idx(tmp_path / "a", array)
+    assert idx.idx_sha256(array) == hashlib.sha256((tmp_path / "a").read_bytes()).hexdigest()
+    assert idx.idx_sha256(array) != idx.idx_sha256(array.reshape(-1))  # the header counts
+
+
+
 @pytest.mark.parametrize("dtype", ["int64", "uint16", "bool", "complex64", "float16"])
 def test_writer_refuses_dtypes_without_an_idx_code(tmp_path, dtype):
-    with pytest.raises(TypeError, match=f"cannot store dtype {dtype}.*astype"):
+    with pytest.raises(TypeError, match=f"IDX cannot store dtype {dtype}.*astype"):
         save_idx(tmp_path / "x", np.zeros(3, dtype=dtype))
     assert not list(tmp_path.iterdir())
 
