@@ -222,6 +222,8 @@ class ZeroPad2D(Layer):
         return out
 
     def backward(self, dout):
+        if not self.input_grad_needed:
+            return None
         (t, _), (l, _) = self._pads
         h, w, _ = self.built_input_shape
         return np.ascontiguousarray(dout[:, t:t + h, l:l + w])

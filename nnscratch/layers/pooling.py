@@ -74,6 +74,8 @@ class MaxPool2D(_Pool2D):
         return self._out
 
     def backward(self, dout):
+        if not self.input_grad_needed:
+            return None
         return max_pool_backward(_as_dtype(self, dout), self._x, self._out, self._pool, self._strides, self._pads)
 
     def gradcheck_input(self, shape, rng):
@@ -120,6 +122,8 @@ class AvgPool2D(_Pool2D):
         return out
 
     def backward(self, dout):
+        if not self.input_grad_needed:
+            return None
         dout = _as_dtype(self, dout) * self._scale_as(self.dtype)
         return sum_pool_backward(dout, self._x_shape, self._pool, self._strides, self._pads)
 
@@ -183,6 +187,8 @@ class Subsampling2D(_Pool2D):
         # ones @ (M, C) sums over the batch and positions much faster than .sum(axis=(0, 1, 2))
         np.matmul(ones, (dout * self._sums).reshape(-1, c), out=self.grads["coefficient"])
         np.matmul(ones, dout.reshape(-1, c), out=self.grads["bias"])
+        if not self.input_grad_needed:
+            return None
         return sum_pool_backward(dout * self.params["coefficient"], self._x_shape, self._pool, self._strides,
                                  self._pads)
 
@@ -211,6 +217,8 @@ class GlobalAvgPool2D(Layer):
         return global_avg_pool_forward(x)
 
     def backward(self, dout):
+        if not self.input_grad_needed:
+            return None
         return global_avg_pool_backward(_as_dtype(self, dout), self._x_shape)
 
 

@@ -152,11 +152,11 @@ def _windows_nhwc(xp, kernel_hw, strides, out_hw):
 def choose_layout(channels: int, kernel_hw, strides, out_hw) -> str:
     """``'rows'`` (C-order ``(M, K)`` columns) or ``'cols'`` (C-order ``(K, M)``), whichever copies longer runs.
 
-    A row-major column matrix copies runs of ``kw * C`` elements (``C`` with a horizontal stride); a
+    A row-major column matrix copies runs of ``kw * C`` elements (a window row, whatever the stride); a
     column-major one copies runs of ``Wo`` (1 with a horizontal stride) from a channels-first copy of the
     input. Example: LeNet's C1 (1 channel, 5x5, 28 wide) -> ``'cols'``; C3 (6 channels, 10 wide) -> ``'rows'``.
     """
-    run_rows = kernel_hw[1] * channels if strides[1] == 1 else channels
+    run_rows = kernel_hw[1] * channels
     run_cols = out_hw[1] if strides[1] == 1 else 1
     return "cols" if run_cols > run_rows else "rows"
 

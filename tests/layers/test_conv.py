@@ -276,6 +276,8 @@ def test_zero_pad(padding, out_shape, pads, dtype):
     (t, _), (l, _) = pads
     np.testing.assert_array_equal(dx, dout[:, t:t + 3, l:l + 4])
     assert dx.flags.c_contiguous and not np.shares_memory(dx, dout)
+    layer.input_grad_needed = False
+    assert layer.backward(dout) is None
 
 
 @pytest.mark.parametrize("padding", ["same", -1, (1, 2, 3), 1.0])

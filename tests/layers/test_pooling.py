@@ -182,3 +182,13 @@ def test_forward_refuses_another_channel_count():
     layer = built(Subsampling2D(), (4, 4, 3))
     with pytest.raises(ValueError, match=r"expects input of shape \(batch, 4, 4, 3\), got \(1, 4, 4, 2\)"):
         layer.forward(np.zeros((1, 4, 4, 2)))
+
+
+@pytest.mark.parametrize("layer", [MaxPool2D(), AvgPool2D(), Subsampling2D(), GlobalAvgPool2D()])
+def test_as_a_first_layer_backward_skips_dx(layer):
+    built(layer, (4, 4, 2))
+    out = layer.forward(np.random.default_rng(0).standard_normal((2, 4, 4, 2)))
+    layer.input_grad_needed = False
+    assert layer.backward(np.ones_like(out)) is None
+    for grad in layer.grads.values():  # parameter gradients are still filled (Subsampling2D)
+        assert grad.any()
