@@ -7,12 +7,12 @@ Example:
     >>> model.set(loss="categorical_crossentropy", optimizer="sgd")
     >>> model.finalize()
 """
-from . import callbacks, initializers, layers, losses, metrics, optimizers, schedules
+from . import callbacks, data, datasets, gradcheck, initializers, layers, losses, metrics, models, optimizers, schedules
 from ._version import __version__
 from .model import Model
 
 __all__ = ["Model", "load_model", "layers", "losses", "metrics", "optimizers", "schedules", "callbacks",
-           "initializers", "__version__"]
+           "initializers", "data", "datasets", "gradcheck", "models", "__version__"]
 
 
 def load_model(path):

@@ -95,7 +95,7 @@ def cmd_train(args):
     kwargs = {"momentum": args.momentum} if opt_cls is optimizers.SGD else {}
     model = build_model(args, x_train.shape[1:], len(class_names), opt_cls(learning_rate=schedule, **kwargs))
     model.metadata.update(dataset=args.dataset, preprocess=preprocess, class_names=class_names,
-                          trained_with=" ".join(["nnscratch"] + sys.argv[1:]))
+                          trained_with=" ".join(["nnscratch"] + args.argv))
     print(f"{model.name}: {sum(l.count_params() for l in model.layers):,} parameters; "
           f"{args.dataset}: {len(x_train):,} training / {len(x_test):,} test images; "
           f"{args.epochs} epochs of batch {args.batch_size}, {type(model.optimizer).__name__} lr {lr:g}"
@@ -337,7 +337,9 @@ def build_parser():
 
 def main(argv=None):
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    args.argv = argv
     if getattr(args, "verbose", 0) is None:
         args.verbose = "auto"
     try:
