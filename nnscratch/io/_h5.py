@@ -1,0 +1,154 @@
+"""Checksummed HDF5 building blocks for nnscratch files: arrays, JSON documents, string attributes, names.
+
+Every byte of a file written with these helpers is covered by a checksum, so a flipped bit is an error
+on reading, never a silently different weight:
+
+* files use the HDF5 1.10 format (``LIBVER``), whose object headers, superblock and chunk indexes
+  carry checksums (attributes live in object headers);
+* arrays are chunked with the Fletcher-32 filter; arrays that cannot be chunked (0-d or empty) are
+  stored *compact*, that is inside their checksummed object header;
+* text is stored as fixed-length bytes (in a Fletcher-32 dataset or in an attribute), never as
+  variable-length strings, whose characters sit in an unchecksummed global heap.
+
+Nothing here pickles: datasets hold numeric arrays or UTF-8 bytes only.
+"""
+from __future__ import annotations
+
+import json
+from urllib.parse import unquote
+
+import h5py
+import numpy as np
+
+#: lowest HDF5 format the files use: 1.10 (2016) is the first with checksums on all metadata
+LIBVER = ("v110", "latest")
+
+
+def h5_name(name: str) -> str:
+    """A layer or parameter name as an HDF5 link name: ``/`` and ``%`` percent-encoded, ``.``/``..`` too.
+
+    Example:
+        >>> h5_name("conv2d_1"), h5_name("encoder/dense"), h5_name(".")
+        ('conv2d_1', 'encoder%2Fdense', '%2E')
+    """
+    escaped = name.replace("%", "%25").replace("/", "%2F")
+    if escaped in (".", ".."):
+        escaped = escaped.replace(".", "%2E")
+    return escaped
+
+
+def from_h5_name(link: str) -> str:
+    """Inverse of :func:`h5_name`."""
+    return unquote(link)
+
+
+def write_array(group: h5py.Group, name: str, array: np.ndarray) -> h5py.Dataset:
+    """Stores ``array`` (numeric, any shape) under ``name`` with a checksum; dtype and shape are kept exactly."""
+    array = np.ascontiguousarray(array)
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"{name}: only numeric arrays are stored, got dtype {array.dtype}")
+    if array.ndim and array.size:
+        return group.create_dataset(name, data=array, fletcher32=True)
+    # Fletcher-32 needs chunks, and 0-d or empty arrays cannot be chunked: keep them in the header.
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_layout(h5py.h5d.COMPACT)
+    space = h5py.h5s.create_simple(array.shape) if array.ndim else h5py.h5s.create(h5py.h5s.SCALAR)
+    dsid = h5py.h5d.create(group.id, name.encode("utf-8"), h5py.h5t.py_create(array.dtype), space, dcpl=dcpl)
+    if array.size:
+        dsid.write(h5py.h5s.ALL, h5py.h5s.ALL, array)
+    return h5py.Dataset(dsid)
+
+
+def read_array(dataset) -> np.ndarray:
+    """The array stored by :func:`write_array` (a checksum error raises ``OSError``)."""
+    if not isinstance(dataset, h5py.Dataset):
+        raise TypeError(f"{dataset.name} should be a dataset, found a {type(dataset).__name__}")
+    if dataset.dtype.kind not in "biuf":
+        raise TypeError(f"{dataset.name} should hold numbers, found dtype {dataset.dtype}")
+    return np.asarray(dataset[()])
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (tuple, set, frozenset)):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} ({value!r:.80}) is not a number, string, list or dict")
+
+
+def to_json(value) -> str:
+    """JSON text of ``value``; NumPy numbers and arrays become plain numbers and lists.
+
+    Floats are written with ``repr`` precision, so they read back bit for bit; NaN and infinities use
+    JavaScript's ``NaN``/``Infinity`` spelling (Python's ``json`` reads them back).
+    """
+    return json.dumps(value, default=_json_default, ensure_ascii=False)
+
+
+def write_json(group: h5py.Group, name: str, text: str) -> h5py.Dataset:
+    """Stores JSON ``text`` (from :func:`to_json`) as UTF-8 in a one-element, checksummed byte-string dataset.
+
+    Read it with h5py as ``json.loads(f[name][0])``.
+    """
+    data = text.encode("utf-8")
+    return group.create_dataset(name, data=np.array([data], dtype=f"S{len(data)}"), chunks=(1,), fletcher32=True)
+
+
+def read_json(dataset):
+    """The value stored by :func:`write_json`."""
+    if not isinstance(dataset, h5py.Dataset) or dataset.shape != (1,) or dataset.dtype.kind != "S":
+        raise TypeError(f"{dataset.name} should be a one-element byte-string dataset holding JSON, found "
+                        f"{type(dataset).__name__} of shape {getattr(dataset, 'shape', None)} and dtype "
+                        f"{getattr(dataset, 'dtype', None)}")
+    return json.loads(dataset[0].decode("utf-8"))
+
+
+def set_text(obj, name: str, text: str) -> None:
+    """Sets a fixed-length UTF-8 string attribute (checksummed with its object header)."""
+    obj.attrs[name] = np.bytes_(text.encode("utf-8"))
+
+
+def get_text(obj, name: str) -> str:
+    """A string attribute set by :func:`set_text` (also accepts h5py's variable-length strings)."""
+    value = obj.attrs[name]
+    if isinstance(value, (bytes, np.bytes_)):
+        return bytes(value).decode("utf-8")
+    if isinstance(value, str):
+        return value
+    raise TypeError(f"attribute {name!r} of {obj.name} should be a string, found {type(value).__name__} "
+                    f"({value!r:.80})")
+
+
+def get_int(obj, name: str) -> int:
+    """An integer attribute, refusing floats, booleans and arrays."""
+    value = obj.attrs[name]
+    if isinstance(value, np.ndarray) and value.shape == ():
+        value = value[()]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"attribute {name!r} of {obj.name} should be an integer, found {type(value).__name__} "
+                        f"({value!r:.80})")
+    return int(value)
+
+
+def get_float(obj, name: str) -> float:
+    """A real-number attribute."""
+    value = obj.attrs[name]
+    if isinstance(value, np.ndarray) and value.shape == ():
+        value = value[()]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"attribute {name!r} of {obj.name} should be a number, found {type(value).__name__} "
+                        f"({value!r:.80})")
+    return float(value)
+
+
+def get_bool(obj, name: str) -> bool:
+    """A boolean attribute (h5py stores ``np.bool_`` as an enum of 0/1)."""
+    value = obj.attrs[name]
+    if isinstance(value, np.ndarray) and value.shape == ():
+        value = value[()]
+    if not isinstance(value, (bool, np.bool_, np.integer)) or int(value) not in (0, 1):
+        raise TypeError(f"attribute {name!r} of {obj.name} should be a boolean, found {type(value).__name__} "
+                        f"({value!r:.80})")
+    return bool(value)
