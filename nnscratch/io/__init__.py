@@ -1,13 +1,14 @@
-"""Files: HDF5 models and weights (:mod:`.hdf5`) and atomic writes (:mod:`.atomic`).
+"""Files: HDF5 models and weights (:mod:`.hdf5`), atomic writes (:mod:`.atomic`), ``ModelCheckpoint``.
 
 The file layout is documented in ``docs/file-format.md``.
 
 Example:
-    >>> from nnscratch.io import load_model, save_model  # model.save(path) also works
+    >>> from nnscratch.io import load_model, save_model, ModelCheckpoint  # model.save(path) also works
 """
 from .atomic import atomic_write
+from .checkpoint import ModelCheckpoint
 from .hdf5 import (FORMAT_NAME, FORMAT_VERSION, ModelFileError, load_model, load_weights, read_header, save_model,
                    save_weights)
 
-__all__ = ["atomic_write", "FORMAT_NAME", "FORMAT_VERSION", "ModelFileError", "load_model",
+__all__ = ["atomic_write", "ModelCheckpoint", "FORMAT_NAME", "FORMAT_VERSION", "ModelFileError", "load_model",
            "load_weights", "read_header", "save_model", "save_weights"]
