@@ -1,0 +1,102 @@
+"""Keras-style model summaries: one row per layer with its output shape and parameter count, then totals.
+
+``Model.summary()`` prints what :func:`summarize` returns. Counts come from each layer's
+``count_params`` / ``count_trainable_params`` / ``count_non_trainable_params``, so a convolution with a
+connection table counts only the weights it connects (LeNet-5's C3: 1,516, not 2,416). Sizes are the
+counts times the model dtype's item size, as Keras reports them.
+
+Example:
+    >>> import nnscratch
+    >>> from nnscratch.layers import Dense, ReLU, Softmax
+    >>> model = nnscratch.Model([Dense(16, input_shape=(8,)), ReLU(), Dense(3), Softmax()], name="mlp")
+    >>> model.set(loss="categorical_crossentropy", optimizer="sgd")
+    >>> model.finalize()
+    >>> print(summarize(model))
+    Model: "mlp" (input (None, 8), float32)
+    +---------------------+----------------+-----------+
+    | Layer (type)        | Output Shape   |   Param # |
+    +=====================+================+===========+
+    | dense_1 (Dense)     | (None, 16)     |       144 |
+    | re_lu_1 (ReLU)      | (None, 16)     |         0 |
+    | dense_2 (Dense)     | (None, 3)      |        51 |
+    | softmax_1 (Softmax) | (None, 3)      |         0 |
+    +---------------------+----------------+-----------+
+    Total params: 195 (780.00 B)
+    Trainable params: 195 (780.00 B)
+    Non-trainable params: 0 (0.00 B)
+"""
+from __future__ import annotations
+
+import numpy as np
+from tabulate import tabulate
+
+__all__ = ["summarize", "readable_size", "format_shape"]
+
+
+def readable_size(num_bytes: float) -> str:
+    """``num_bytes`` in B/KB/MB/GB/TB (powers of 1024) with two decimals, as Keras prints it.
+
+    Example:
+        >>> readable_size(0), readable_size(61706 * 4), readable_size(3 * 1024**3)
+        ('0.00 B', '241.04 KB', '3.00 GB')
+    """
+    size = float(num_bytes)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if size < 1024 or unit == "TB":
+            return f"{size:.2f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def format_shape(shape) -> str:
+    """A per-sample shape with the batch axis shown as None: ``(28, 28, 6)`` -> ``"(None, 28, 28, 6)"``."""
+    return "(" + ", ".join(["None"] + [str(int(d)) for d in shape]) + ")"
+
+
+def _count(n: int, itemsize: int) -> str:
+    return f"{n:,} ({readable_size(n * itemsize)})"
+
+
+def summarize(model, tablefmt: str = "outline", show_trainable: bool = False) -> str:
+    """The summary text of a finalized model (trained or not).
+
+    Args:
+        model: a finalized :class:`~nnscratch.Model`.
+        tablefmt: any tabulate format, default ``"outline"`` (plain ASCII, safe in every terminal and log
+            file); ``"simple_outline"`` draws box characters, ``"github"`` gives Markdown.
+        show_trainable: add a ``Trainable`` column (Y/N per layer), default False.
+
+    Returns:
+        ``Model: "<name>" (input (None, ...), <dtype>)``, the table ``Layer (type) | Output Shape |
+        Param #``, then ``Total params``, ``Trainable params`` and ``Non-trainable params`` lines with
+        their size in bytes, and ``Optimizer params`` once the optimizer holds state (after training).
+
+    Raises:
+        RuntimeError: the model is not finalized (the output shapes are known only after
+            ``model.finalize()``).
+    """
+    if not getattr(model, "finalized", False):
+        raise RuntimeError("call model.finalize() before model.summary(): output shapes and parameter counts exist "
+                           "only once the layers are built (finalize again after add/set changes)")
+    itemsize = np.dtype(model.dtype).itemsize
+    headers = ["Layer (type)", "Output Shape", "Param #"] + (["Trainable"] if show_trainable else [])
+    rows = []
+    for layer in model.layers:
+        row = [layer.describe(), format_shape(layer.output_shape), f"{layer.count_params():,}"]
+        if show_trainable:
+            row.append("Y" if layer.trainable else "N")
+        rows.append(row)
+    table = tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True,
+                     colalign=("left", "left", "right") + (("center",) if show_trainable else ()))
+    trainable = sum(layer.count_trainable_params() for layer in model.layers)
+    frozen = sum(layer.count_non_trainable_params() for layer in model.layers)
+    lines = [f'Model: "{model.name}" (input {format_shape(model.input_shape)}, {np.dtype(model.dtype).name})', table,
+             f"Total params: {_count(trainable + frozen, itemsize)}",
+             f"Trainable params: {_count(trainable, itemsize)}",
+             f"Non-trainable params: {_count(frozen, itemsize)}"]
+    slots = [a for s in getattr(model.optimizer, "slots", {}).values() for a in s.values()]
+    if slots:
+        # Keras shows this line once the optimizer has built its variables; here: once it has state.
+        count = sum(int(a.size) for a in slots)
+        lines.append(f"Optimizer params: {count:,} ({readable_size(sum(int(a.nbytes) for a in slots))})")
+    return "\n".join(lines)
