@@ -15,7 +15,7 @@ Example:
     >>> y = (x[:, 0] > 0).astype(int)
     >>> history = model.fit(x, y, epochs=2, batch_size=16, verbose=0)
     >>> sorted(history.history)
-    ['accuracy', 'epoch_time', 'learning_rate', 'loss', 'samples_per_second']
+    ['accuracy', 'epoch_time', 'learning_rate', 'loss', 'samples_per_second', 'step_time_mean', 'step_time_median']
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ from .registry import serialize
 
 
 def _snake(name: str) -> str:
-    return re.sub(r"(?<=[a-z0-9])([A-Z])|(?<=[A-Z])([A-Z])(?=[a-z])", r"_\1\2", name).lower()
+    return re.sub(r"(?<=[a-z])([A-Z])|(?<=[A-Z])([A-Z])(?=[a-z])", r"_\1\2", name).lower()
 
 
 class Model:
@@ -299,7 +299,8 @@ class Model:
         from .progress import progress_callback  # a late import: progress imports callbacks only
 
         this_run = History()
-        cbs = [this_run] + list(callbacks or [])
+        # History last among the user's callbacks: it records what they add to or adjust in the logs.
+        cbs = list(callbacks or []) + [this_run]
         logger = progress_callback(verbose, epochs=epochs, steps=-(-len(x) // batch_size))
         if logger is not None:
             cbs.append(logger)
@@ -319,18 +320,22 @@ class Model:
             start = time.perf_counter()
             totals: dict[str, float] = {}
             seen = 0
+            step_times = []
             for step in range(steps):
                 idx = slice(step * batch_size, min(n, (step + 1) * batch_size))
                 if order is not None:
                     idx = order[idx]
                 xb, yb = x[idx], y[idx]
                 callback_list.on_batch_begin(step, {})
+                t0 = time.perf_counter()
                 batch_logs = self.train_on_batch(xb, yb)
+                step_times.append(time.perf_counter() - t0)
                 m = len(xb)
                 seen += m
                 for k, v in batch_logs.items():
                     totals[k] = totals.get(k, 0.0) + v * m
-                batch_logs.update(size=m, step=step, learning_rate=self.optimizer.current_learning_rate,
+                batch_logs.update(size=m, step=step, step_time=step_times[-1],
+                                  learning_rate=self.optimizer.current_learning_rate,
                                   **{f"mean_{k}": totals[k] / seen for k in totals})
                 callback_list.on_batch_end(step, batch_logs)
                 if self.stop_training:
@@ -340,7 +345,8 @@ class Model:
             if val is not None:
                 logs.update({f"val_{k}": v for k, v in self._evaluate(*val, batch_size=max(batch_size, 256)).items()})
             logs.update(learning_rate=self.optimizer.current_learning_rate, epoch_time=elapsed,
-                        samples_per_second=seen / elapsed if elapsed > 0 else float("inf"))
+                        samples_per_second=seen / elapsed if elapsed > 0 else float("inf"),
+                        step_time_mean=float(np.mean(step_times)), step_time_median=float(np.median(step_times)))
             self.epochs_trained += 1
             callback_list.on_epoch_end(epoch, logs)
             self.history.on_epoch_end(epoch, logs)
