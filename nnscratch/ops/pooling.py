@@ -97,25 +97,26 @@ def max_pool_backward(dout: np.ndarray, x: np.ndarray, out: np.ndarray, pool_siz
     tiles = _tiles(pool_size, strides, xp.shape[1:3], (ho, wo))
     disjoint = sh >= kh and sw >= kw
     dxp = (np.empty if tiles else np.zeros)(xp.shape, dtype=dout.dtype)
-    remaining = dout.copy()  # the part of each window's gradient not yet routed
+    # Strided slices (runs of C elements) cost ~10x a contiguous pass, so each offset does exactly one
+    # strided read (the comparison) and one strided write; the bookkeeping runs on contiguous arrays.
     hit = np.empty(out.shape, dtype=bool)
-    contrib = None if disjoint else np.empty_like(remaining)
+    contrib = np.empty_like(dout)
+    remaining = dout  # the part of each window's gradient not yet routed
     last = kh * kw - 1
     for index in range(kh * kw):
         i, j = divmod(index, kw)
         rows = slice(i, i + (ho - 1) * sh + 1, sh)
         cols = slice(j, j + (wo - 1) * sw + 1, sw)
         np.equal(xp[:, rows, cols], out, out=hit)
+        np.multiply(remaining, hit, out=contrib)
+        if index < last:
+            # exact: r - r == 0 and r - 0 == r, so later ties get nothing
+            remaining = remaining - contrib if index == 0 else np.subtract(remaining, contrib, out=remaining)
         target = dxp[:, rows, cols]
         if disjoint:
-            np.multiply(remaining, hit, out=target)
-            if index < last:
-                remaining -= target  # exact: r - r == 0 and r - 0 == r
+            target[...] = contrib
         else:
-            np.multiply(remaining, hit, out=contrib)
             target += contrib
-            if index < last:
-                remaining -= contrib
     (t, _), (l, _) = pads
     h, w = x.shape[1:3]
     return dxp if dxp.shape == x.shape else np.ascontiguousarray(dxp[:, t:t + h, l:l + w])
