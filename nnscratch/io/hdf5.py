@@ -143,7 +143,7 @@ def _history_document(history) -> dict:
 
 
 def save_model(model, path, *, history=None) -> None:
-    """Saves everything needed to resume training exactly, atomically.
+    """Saves everything needed to resume training exactly (and ``model.metadata``), atomically.
 
     Args:
         model: a finalized :class:`~nnscratch.Model`.
@@ -169,6 +169,7 @@ def save_model(model, path, *, history=None) -> None:
     training_json = _encode(path, "training configuration (model.get_training_config())",
                             model.get_training_config())
     history_json = _encode(path, "training history", _history_document(model.history if history is None else history))
+    metadata_json = _encode(path, "metadata (model.metadata)", dict(getattr(model, "metadata", None) or {}))
     extra = {k: v for k, v in model.optimizer.get_state().items() if k not in ("iterations", "lr_multiplier", "slots")}
     extra_json = _encode(path, "optimizer state", extra) if extra else None
     with atomic_write(path) as tmp:
@@ -179,6 +180,7 @@ def save_model(model, path, *, history=None) -> None:
             write_json(f, "model_config", config_json)
             write_json(f, "training_config", training_json)
             write_json(f, "history", history_json)
+            write_json(f, "metadata", metadata_json)
             _write_layer_arrays(f, model)
             _write_optimizer(f, model, extra_json)
 
@@ -451,8 +453,8 @@ def load_model(path):
 
     Restores the architecture, loss/optimizer/accuracy (with the learning-rate schedule), every
     parameter and constant (dtype included), each layer's ``trainable`` flag, the optimizer state
-    (iterations, ``lr_multiplier``, slots), ``model.seed``, ``model.epochs_trained`` and
-    ``model.history``.
+    (iterations, ``lr_multiplier``, slots), ``model.seed``, ``model.epochs_trained``,
+    ``model.history`` and ``model.metadata``.
 
     Only registered classes are built (a custom layer must be defined before loading) and nothing in
     the file is executed.
@@ -471,13 +473,16 @@ def load_model(path):
     """
     with _open(path) as f:
         _check_header(path, f, "model")
-        with _reading(path, "the model description (/model_config, /training_config, /history, seed, "
-                            "epochs_trained)"):
+        with _reading(path, "the model description (/model_config, /training_config, /history, /metadata, "
+                            "seed, epochs_trained)"):
             config = read_json(_child(path, f, "model_config", h5py.Dataset))
             training = read_json(_child(path, f, "training_config", h5py.Dataset))
             history_doc = read_json(_child(path, f, "history", h5py.Dataset))
+            metadata = read_json(_child(path, f, "metadata", h5py.Dataset))
             seed = get_int(f, "seed")
             epochs_trained = get_int(f, "epochs_trained")
+        if not isinstance(metadata, dict):
+            raise ModelFileError(path, f"/metadata must hold a JSON object, found {type(metadata).__name__}")
         if seed < 0 or epochs_trained < 0:
             raise ModelFileError(path, f"seed ({seed}) and epochs_trained ({epochs_trained}) must be >= 0")
         model = _rebuild(path, config, training, seed)
@@ -492,6 +497,7 @@ def load_model(path):
     model.optimizer.set_state(state)
     model.epochs_trained = epochs_trained
     model.history = history
+    model.metadata = metadata
     return model
 
 

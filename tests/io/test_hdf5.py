@@ -68,6 +68,7 @@ def snapshot(model):
         "seed": model.seed,
         "epochs_trained": model.epochs_trained,
         "history": json.dumps([history.history, history.epoch, history.events]),
+        "metadata": json.dumps(model.metadata),
     }
 
 
@@ -149,12 +150,15 @@ def test_round_trip_keeps_everything_and_float64(tmp_path):
     model.history.record_event({"kind": "note", "epoch": 1, "step": None, "message": "hand-made", "value": 0.1})
     model.history.history["val_loss"][0] = float("nan")  # NaN and inf survive the JSON too
     model.history.history["samples_per_second"][1] = float("inf")
+    model.metadata.update(dataset="blobs", class_names=["a", "b", "c"], preprocess={"scale": 0.5, "pad_to": None})
     model.save(tmp_path / "m.h5")
     loaded = load_model(tmp_path / "m.h5")
     assert loaded.dtype == np.float64 and loaded.layers[1].params == {} and loaded.finalized
     assert loaded.layers[0].params["kernel"].dtype == np.float64
     assert_same_model(model, loaded)
     assert loaded.layers[0].trainable is False
+    assert loaded.metadata == {"dataset": "blobs", "class_names": ["a", "b", "c"],
+                               "preprocess": {"scale": 0.5, "pad_to": None}}
     np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
 
 
@@ -178,6 +182,7 @@ def test_file_layout_matches_the_documentation(tmp_path):
                                                                     "gamma": 0.1}},
             "weight_decay": 0.0, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-8}}
         assert training["loss"]["class_name"] == "CategoricalCrossEntropy"
+        assert json.loads(f["metadata"][0]) == {}
         history = json.loads(f["history"][0])
         assert history["epoch"] == [0, 1] and history["history"]["loss"] == model.history.history["loss"]
         assert list(f["weights"]) == ["dense_1", "re_lu_1", "dropout_1", "dense_2", "softmax_1"]
@@ -384,6 +389,10 @@ def test_a_history_that_is_not_json_fails_before_anything_is_written(tmp_path):
     model = dense_model("sgd")
     model.history.history["note"] = [object()]
     with pytest.raises(TypeError, match=r"training history is not plain JSON \(object .*is not a number"):
+        model.save(tmp_path / "m.h5")
+    del model.history.history["note"]
+    model.metadata["opened"] = open
+    with pytest.raises(TypeError, match=r"metadata \(model.metadata\) is not plain JSON"):
         model.save(tmp_path / "m.h5")
     assert os.listdir(tmp_path) == []
 
