@@ -713,3 +713,6 @@ def read_history_json(path) -> History:
     out.meta = dict(meta)
     return out
 
+
+# At the end because divergence.py subclasses Callback from this module.
+from .divergence import DivergenceError, DivergenceGuard  # noqa: E402
