@@ -1,0 +1,123 @@
+"""What fit prints: a tqdm bar on a terminal, one line per epoch elsewhere, and the events in between."""
+import io
+import re
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import nnscratch.progress as progress
+from nnscratch import Model
+from nnscratch.callbacks import Callback, ReduceLROnPlateau
+from nnscratch.layers import Dense, ReLU, Softmax
+from nnscratch.progress import EpochLine, ProgressBar, format_value, progress_callback, resolve_verbose
+
+
+class FakeTTY(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def data(n=96, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, 2)).astype(np.float32)
+    return x, (x[:, 0] > 0).astype(int)
+
+
+def model():
+    m = Model([Dense(8, input_shape=(2,)), ReLU(), Dense(2), Softmax()], seed=0)
+    m.set(loss="categorical_crossentropy", optimizer="sgd", accuracy="categorical_accuracy")
+    m.finalize()
+    return m
+
+
+def test_verbose_2_prints_one_plain_line_per_epoch_with_every_metric(capsys):
+    x, y = data()
+    model().fit(x, y, epochs=3, batch_size=32, verbose=2, validation_data=data(32, seed=1))
+    out = capsys.readouterr().out
+    assert "\r" not in out
+    lines = out.splitlines()
+    assert len(lines) == 3
+    for i, line in enumerate(lines, 1):
+        assert re.match(rf"Epoch {i}/3 - \d+\.\d\ds - \d+\.\dms/step - loss \d\.\d{{4}} - accuracy \d\.\d{{4}} - "
+                        r"val_loss \d\.\d{4} - val_accuracy \d\.\d{4} - lr 0\.01$", line), line
+
+
+def test_auto_is_the_line_mode_when_stdout_is_not_a_terminal(capsys):
+    x, y = data()
+    model().fit(x, y, epochs=2, batch_size=32)  # verbose="auto" is fit's default
+    out = capsys.readouterr().out
+    assert "\r" not in out and len(out.splitlines()) == 2 and out.startswith("Epoch 1/2 - ")
+
+
+def test_on_a_terminal_auto_draws_a_live_bar_per_epoch_then_a_full_line(monkeypatch):
+    tty = FakeTTY()
+    monkeypatch.setattr(sys, "stdout", tty)
+    monkeypatch.setattr(progress, "POSTFIX_INTERVAL", 0.0)  # draw every batch: the frames are what is tested
+    x, y = data()
+    model().fit(x, y, epochs=2, batch_size=32, validation_data=data(32, seed=1))
+    out = tty.getvalue()
+    frames = [f for f in re.split(r"[\r\n]", out) if f.strip()]
+    live = [f for f in frames if "<" in f]  # "elapsed<remaining" only appears while the bar runs
+    assert any(re.match(r"Epoch 1/2 2/3 \|.*\| 00:00<00:00, \d+\.\dms/step, loss \d\.\d{4}, accuracy \d\.\d{4}, "
+                        r"lr 0\.01$", f) for f in live), live
+    final = [f for f in out.split("\n") if f.strip()]
+    assert len(final) == 2
+    for i, line in enumerate(final, 1):
+        line = line.split("\r")[-1]  # what stays on screen after the bar is cleared
+        assert re.match(rf"Epoch {i}/2 3/3 \|\S{{20}}\| 00:00 - \d+\.\dms/step - loss .* - val_accuracy \d\.\d{{4}} "
+                        r"- lr 0\.01$", line), line
+
+
+def test_the_bar_rebuilds_its_postfix_at_most_every_tenth_of_a_second(monkeypatch):
+    calls = []
+    monkeypatch.setattr("tqdm.tqdm.set_postfix_str", lambda self, s="", refresh=True: calls.append(s))
+    monkeypatch.setattr(sys, "stdout", FakeTTY())
+    x, y = data(2000)
+    start = time.perf_counter()
+    model().fit(x, y, epochs=1, batch_size=4, verbose=1)  # 500 batches
+    elapsed = time.perf_counter() - start
+    assert 1 <= len(calls) <= elapsed / progress.POSTFIX_INTERVAL + 2 < 500
+
+
+def test_events_are_printed_as_they_happen(capsys):
+    x, y = data()
+
+    class ProgressTestFlat(Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs["score"] = 1.0
+
+    model().fit(x, y, epochs=3, batch_size=32, verbose=2,
+                callbacks=[ProgressTestFlat(), ReduceLROnPlateau("score", patience=1, factor=0.5)])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].startswith("Epoch 2/3") and lines[2].startswith("  [reduce_lr] epoch 2: score has not improved")
+    assert lines[3].startswith("Epoch 3/3") and lines[4].startswith("  [reduce_lr] epoch 3")
+
+
+def test_a_resumed_run_says_so(capsys):
+    m = model()
+    x, y = data()
+    m.fit(x, y, epochs=1, batch_size=32, verbose=2)
+    m.fit(x, y, epochs=1, batch_size=32, verbose=2)
+    out = capsys.readouterr().out.splitlines()
+    assert out[1] == "Resuming after 1 trained epoch(s)" and out[2].startswith("Epoch 1/1")
+
+
+def test_verbose_choices():
+    assert progress_callback(0, epochs=1, steps=1) is None
+    assert isinstance(progress_callback(1, epochs=1, steps=1), ProgressBar)
+    assert isinstance(progress_callback(2, epochs=1, steps=1), EpochLine)
+    assert isinstance(progress_callback("auto", epochs=1, steps=1, stream=FakeTTY()), ProgressBar)
+    assert isinstance(progress_callback("auto", epochs=1, steps=1, stream=io.StringIO()), EpochLine)
+    assert resolve_verbose(True) == 1 and resolve_verbose(False) == 0
+    for bad in (3, "yes", 1.0, None):
+        with pytest.raises(ValueError, match=r"verbose must be 0 \(silent\), 1 \(progress bar\), 2"):
+            resolve_verbose(bad)
+
+
+@pytest.mark.parametrize("value, text", [(0.123456, "0.1235"), (0, "0.0000"), (12345.6, "12345.6000"),
+                                         (2.5e-5, "2.500e-05"), (3e12, "3.000e+12"), (float("nan"), "nan"),
+                                         (float("inf"), "inf"), (np.float32(0.5), "0.5000")])
+def test_format_value(value, text):
+    assert format_value(value) == text
