@@ -213,8 +213,11 @@ def _reading(path, what: str):
     except ModelFileError:
         raise
     except (OSError, KeyError, RuntimeError, TypeError, ValueError, RecursionError) as e:
-        raise ModelFileError(path, f"cannot read {what} ({type(e).__name__}: {e}); the file is truncated, "
-                                   "corrupted or was edited") from e
+        detail = f"{type(e).__name__}: {e}"
+        if "filter returned failure" in str(e) or "checksum" in str(e):
+            detail = f"checksum mismatch, the stored bytes have changed; {detail}"
+        raise ModelFileError(path, f"cannot read {what} ({detail}); the file is truncated, corrupted or was "
+                                   "edited") from e
 
 
 @contextlib.contextmanager
@@ -339,7 +342,8 @@ def _match_arrays(path, layer, group, store: dict, kind: str, target: str, hint:
                                    f"{sorted(store)}; {hint}")
     out = []
     for link, key in expected.items():
-        array = read_array(_child(path, group, link, h5py.Dataset))
+        with _reading(path, f"{group.name}/{link}"):
+            array = read_array(_child(path, group, link, h5py.Dataset))
         want = store[key]
         if array.shape != want.shape:
             raise ModelFileError(path, f"layer {layer.describe()}: {kind} {key!r} has shape {array.shape} in the file "
@@ -418,7 +422,8 @@ def _read_optimizer_state(path, f: h5py.File, model) -> dict:
                 param_group = _child(path, layer_group, param_link)
                 entry = {}
                 for slot_link in param_group:
-                    array = read_array(_child(path, param_group, slot_link, h5py.Dataset))
+                    with _reading(path, f"{param_group.name}/{slot_link}"):
+                        array = read_array(_child(path, param_group, slot_link, h5py.Dataset))
                     if array.shape != param.shape or array.dtype != param.dtype:
                         raise ModelFileError(path, f"optimizer slot {from_h5_name(slot_link)!r} of {layer.name}/{key} "
                                                    f"is {array.dtype} {array.shape} but the parameter is "
