@@ -1,0 +1,207 @@
+"""Training curves: loss and accuracy per epoch, training against validation, from a History or its JSON.
+
+matplotlib is optional (``pip install "nnscratch[plot]"``) and imported only when a plot is drawn. The
+figure is rendered with the Agg canvas directly, without pyplot, so plotting neither needs a display nor
+changes the backend of a user's interactive session.
+
+Example:
+    >>> import os, tempfile
+    >>> from nnscratch.callbacks import History
+    >>> h = History()
+    >>> for e, (l, vl) in enumerate([(1.0, 1.1), (0.6, 0.8), (0.4, 0.7)]):
+    ...     h.on_epoch_end(e, {"loss": l, "val_loss": vl})
+    >>> path = plot_history(h, os.path.join(tempfile.mkdtemp(), "curves.png"))
+    >>> with open(path, "rb") as f:
+    ...     f.read(8) == b"\\x89PNG\\r\\n\\x1a\\n"
+    True
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import tempfile
+
+from .callbacks import History, read_history_json
+
+INSTALL_HINT = 'pip install "nnscratch[plot]"'
+
+#: how each kind of event is drawn: (label in the legend, line colour, line style)
+EVENT_STYLES = {
+    "rollback": ("divergence rollback", "tab:red", ":"),
+    "divergence_stop": ("stopped: divergence", "tab:red", "-."),
+    "divergence_error": ("stopped: divergence", "tab:red", "-."),
+    "terminate_on_nan": ("stopped: NaN loss", "tab:red", "-."),
+    "reduce_lr": ("learning rate reduced", "tab:purple", ":"),
+    "early_stop": ("early stop", "tab:gray", "--"),
+}
+
+
+class MissingDependencyError(ImportError):
+    """An optional dependency is not installed; the message says what to install."""
+
+
+def _require_matplotlib():
+    try:
+        import matplotlib  # noqa: F401
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as e:
+        raise MissingDependencyError(f"plotting needs matplotlib, which is not installed; install it with: "
+                                     f"{INSTALL_HINT}") from e
+    return Figure, FigureCanvasAgg
+
+
+def _load(history_or_path) -> History:
+    if isinstance(history_or_path, History):
+        return history_or_path
+    if isinstance(getattr(history_or_path, "history", None), History):  # a Model
+        return history_or_path.history
+    if isinstance(history_or_path, (str, os.PathLike)):
+        path = os.fspath(history_or_path)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"no such history file: {path} (`nnscratch train -o model.h5` writes "
+                                    "model.history.json beside the model)")
+        return read_history_json(path)
+    raise TypeError(f"plot_history needs a History, a Model or the path of a history JSON, got "
+                    f"{type(history_or_path).__name__}")
+
+
+def _accuracy_key(keys):
+    train = [k for k in keys if not k.startswith("val_")]
+    if "accuracy" in train:
+        return "accuracy"
+    return next((k for k in train if "acc" in k), None)
+
+
+def _values(history, key):
+    return [math.nan if v is None else float(v) for v in history.history.get(key, [])]
+
+
+def _has_data(values):
+    return any(math.isfinite(v) for v in values)
+
+
+def plot_history(history_or_json_path, output_path, title=None, dpi=100) -> str:
+    """Draws loss (and accuracy, when recorded) per epoch, training vs validation, and saves the image.
+
+    Epochs are numbered from 1. A loss that spans more than two decades (a divergence spike) is drawn on
+    a log scale so the rest of the curve stays readable. Events (divergence rollbacks, LR reductions,
+    early stops) are marked with vertical lines at their epoch. The file is written atomically.
+
+    Args:
+        history_or_json_path: a :class:`~nnscratch.callbacks.History`, a Model (its ``history``), or the
+            path of a JSON written by :func:`~nnscratch.callbacks.write_history_json`.
+        output_path: where to save; the extension picks the format (``.png``, ``.pdf``, ``.svg``...).
+        title: figure title, default None (the model name from the JSON's meta, if any).
+        dpi: resolution for raster formats, default 100 (a 11x4 inch figure: 1100x400 pixels).
+
+    Returns:
+        ``output_path`` as a string.
+
+    Raises:
+        MissingDependencyError: (an ImportError) matplotlib is not installed; the message gives the
+            ``pip install`` command.
+        FileNotFoundError: no such JSON file.
+        ValueError: the history has no epochs or no loss, or the file is not a history, or the output
+            extension is not an image format matplotlib knows.
+    """
+    history = _load(history_or_json_path)
+    output_path = os.fspath(output_path)
+    if not history.epoch:
+        raise ValueError("the history has no epochs to plot; train for at least one epoch first")
+    if not _has_data(_values(history, "loss")):
+        raise ValueError(f"the history has no finite 'loss' values to plot (keys: {', '.join(history.history)})")
+    Figure, FigureCanvasAgg = _require_matplotlib()
+
+    fmt = os.path.splitext(output_path)[1].lstrip(".").lower() or "png"
+    fig = Figure(figsize=(11, 4), dpi=dpi, layout="constrained")
+    canvas = FigureCanvasAgg(fig)
+    supported = canvas.get_supported_filetypes()
+    if fmt not in supported:
+        raise ValueError(f"cannot save a plot as .{fmt}; use one of: {', '.join('.' + f for f in sorted(supported))}")
+
+    epochs = [e + 1 for e in history.epoch]
+    acc_key = _accuracy_key(history.history)
+    panels = [("loss", "Loss")]
+    if acc_key and _has_data(_values(history, acc_key)):
+        panels.append((acc_key, acc_key.replace("_", " ").capitalize()))
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (key, label) in zip(axes, panels):
+        train, val = _values(history, key), _values(history, "val_" + key)
+        ax.plot(epochs, train, marker="o", markersize=3, color="tab:blue", label="training")
+        if _has_data(val):
+            ax.plot(epochs, val, marker="o", markersize=3, color="tab:orange", linestyle="--", label="validation")
+        finite = [v for v in train + val if math.isfinite(v)]
+        if key == "loss" and finite and min(finite) > 0 and max(finite) / min(finite) > 100:
+            ax.set_yscale("log")
+            label += " (log scale)"
+        seen = set()
+        for event in history.events:
+            style = EVENT_STYLES.get(event.get("kind"))
+            if style is None or event.get("epoch") is None:
+                continue
+            name, color, linestyle = style
+            ax.axvline(event["epoch"] + 1, color=color, linestyle=linestyle, linewidth=1, alpha=0.7,
+                       label=None if name in seen else name)
+            seen.add(name)
+        ax.set_title(f"{label} per epoch")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        if len(epochs) <= 20:
+            ax.set_xticks(epochs)
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="best", fontsize="small")
+    title = title if title is not None else history.meta.get("model")
+    if title:
+        fig.suptitle(str(title))
+
+    folder = os.path.dirname(os.path.abspath(output_path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(output_path) + ".", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            fig.savefig(f, format=fmt)
+        os.replace(tmp, output_path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return output_path
+
+
+# -- command line ---------------------------------------------------------------------------------------
+def add_plot_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Adds ``HISTORY.json [-o OUTPUT] [--title T] [--dpi N]`` to ``parser`` (for ``nnscratch plot``)."""
+    parser.add_argument("history", help="history JSON written by `nnscratch train -o` or write_history_json")
+    parser.add_argument("-o", "--output", default=None, help="image path (default: the JSON's name with .png)")
+    parser.add_argument("--title", default=None, help="figure title (default: the model name, if recorded)")
+    parser.add_argument("--dpi", type=int, default=100, help="resolution (default: 100)")
+    return parser
+
+
+def run_plot(args) -> int:
+    """Runs ``nnscratch plot`` for parsed ``args``; prints where the image went; returns the exit code."""
+    output = args.output or os.path.splitext(args.history)[0] + ".png"
+    plot_history(args.history, output, title=getattr(args, "title", None), dpi=getattr(args, "dpi", 100))
+    print(f"wrote {output}")
+    return 0
+
+
+def main_plot(argv=None) -> int:
+    """``nnscratch plot HISTORY.json -o curves.png`` as a function: errors become a message and exit code 2.
+
+    Example:
+        >>> main_plot(["does-not-exist.json"])
+        2
+    """
+    parser = add_plot_arguments(argparse.ArgumentParser(prog="nnscratch plot",
+                                                        description="plot loss and accuracy curves"))
+    args = parser.parse_args(argv)
+    try:
+        return run_plot(args)
+    except (ImportError, OSError, ValueError, TypeError) as e:
+        print(f"nnscratch plot: error: {e}", file=sys.stderr)
+        return 2
