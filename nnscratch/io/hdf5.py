@@ -36,6 +36,7 @@ import numpy as np
 from .._version import __version__
 from ..callbacks import History
 from ..layers.base import LAYERS
+from ..model import Model
 from ..optimizers import OPTIMIZERS
 from ._h5 import (LIBVER, from_h5_name, get_bool, get_float, get_int, get_text, h5_name, read_array, read_json,
                   set_text, to_json, write_array, write_json)
@@ -230,6 +231,10 @@ def _open(path):
     try:
         f = h5py.File(path, "r")
     except OSError as e:
+        if "lock" in str(e).lower():
+            raise ModelFileError(path, f"cannot open it ({e}): another program has it open for writing (HDF5 "
+                                       "file locking); close it there, or set HDF5_USE_FILE_LOCKING=FALSE on file "
+                                       "systems without locks") from e
         raise ModelFileError(path, f"not a readable HDF5 file ({e}); it is truncated, corrupted, or not a file "
                                    "saved by nnscratch") from e
     with f:
@@ -317,8 +322,6 @@ def _check_specs(path, config, training) -> None:
 
 
 def _rebuild(path, config, training, seed):
-    from ..model import Model  # model imports nothing from io; the late import keeps io importable alone
-
     _check_specs(path, config, training)
     try:
         model = Model.from_config(config, training)

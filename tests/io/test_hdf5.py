@@ -492,6 +492,18 @@ def test_an_hdf5_file_that_is_not_an_nnscratch_model(tmp_path):
         load_model(path)
 
 
+@pytest.mark.skipif(os.environ.get("HDF5_USE_FILE_LOCKING", "").upper() == "FALSE", reason="HDF5 locking is off")
+def test_a_file_open_for_writing_elsewhere_says_so(saved):
+    import subprocess
+    import sys
+
+    _, path = saved
+    with h5py.File(path, "a"):  # HDF5 locks it against other processes
+        result = subprocess.run([sys.executable, "-c", f"import nnscratch; nnscratch.load_model({str(path)!r})"],
+                                capture_output=True, text=True, timeout=60)
+    assert "another program has it open for writing" in result.stderr, result.stderr
+
+
 def test_a_file_from_a_newer_format_version(saved):
     _, path = saved
     with h5py.File(path, "r+") as f:
