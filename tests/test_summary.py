@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 import nnscratch
-from nnscratch.layers import Dense, Dropout, ReLU, Softmax, Tanh
+from nnscratch.layers import AvgPool2D, Conv2D, Dense, Dropout, Flatten, RBFOutput, ReLU, Softmax, Tanh
+from nnscratch.layers.conv import LENET5_C3_CONNECTIONS
 from nnscratch.summary import format_shape, readable_size, summarize
 
 
@@ -79,15 +80,9 @@ def test_sizes_and_shapes():
 
 
 # -- LeNet-5 ----------------------------------------------------------------------------------------------
-conv = pytest.importorskip("nnscratch.layers.conv", reason="Conv2D is not in nnscratch.layers yet")
-pooling = pytest.importorskip("nnscratch.layers.pooling", reason="AvgPool2D is not in nnscratch.layers yet")
-
-
 def keras_lenet5():
-    from nnscratch.layers import Flatten
-
-    model = nnscratch.Model([conv.Conv2D(6, 5, padding="same", input_shape=(28, 28, 1)), Tanh(),
-                             pooling.AvgPool2D(2), conv.Conv2D(16, 5), Tanh(), pooling.AvgPool2D(2), Flatten(),
+    model = nnscratch.Model([Conv2D(6, 5, padding="same", input_shape=(28, 28, 1)), Tanh(),
+                             AvgPool2D(2), Conv2D(16, 5), Tanh(), AvgPool2D(2), Flatten(),
                              Dense(120), Tanh(), Dense(84), Tanh(), Dense(10), Softmax()], name="lenet5")
     model.set(loss="categorical_crossentropy", optimizer="adam")
     model.finalize()
@@ -118,7 +113,7 @@ def test_keras_lenet5_summary():
 
 
 def test_a_connection_table_counts_only_connected_weights():
-    model = nnscratch.Model([conv.Conv2D(16, 5, connections=conv.LENET5_C3_CONNECTIONS, input_shape=(14, 14, 6)),
+    model = nnscratch.Model([Conv2D(16, 5, connections=LENET5_C3_CONNECTIONS, input_shape=(14, 14, 6)),
                              Tanh()], name="c3")
     model.set(loss="mse", optimizer="sgd")
     model.finalize()
@@ -128,8 +123,6 @@ def test_a_connection_table_counts_only_connected_weights():
 
 
 def test_fixed_rbf_codes_are_non_trainable_params():
-    from nnscratch.layers import RBFOutput
-
     model = nnscratch.Model([Dense(84, input_shape=(120,)), RBFOutput(10)], name="f6")
     model.set(loss="mse", optimizer="sgd")
     model.finalize()

@@ -10,7 +10,7 @@ import nnscratch
 from nnscratch.callbacks import History
 from nnscratch.io import hdf5
 from nnscratch.io.hdf5 import FORMAT_VERSION, ModelFileError, load_model, load_weights, save_model, save_weights
-from nnscratch.layers import LAYERS, Dense, Dropout, Layer, ReLU, Softmax, Tanh
+from nnscratch.layers import LAYERS, Conv2D, Dense, Dropout, Flatten, Layer, MaxPool2D, ReLU, Softmax, Tanh
 from nnscratch.optimizers import SGD, Adagrad, Adam, RMSprop
 from nnscratch.schedules import ExponentialDecay, StepDecay
 from problems import blobs
@@ -38,8 +38,6 @@ def dense_model(optimizer, seed=3, dtype="float32"):
 
 
 def conv_model(optimizer, seed=3):
-    from nnscratch.layers import Conv2D, Flatten, MaxPool2D
-
     model = nnscratch.Model([Conv2D(3, 3, padding="same", input_shape=(6, 6, 1)), Tanh(), MaxPool2D(2),
                              Dropout(0.25), Flatten(), Dense(3), Softmax()], seed=seed)
     model.set(loss="categorical_crossentropy", optimizer=optimizer)
@@ -545,7 +543,7 @@ def test_save_weights_and_load_weights_into_the_same_architecture(tmp_path):
     x, y = dense_data()
     trained = dense_model(Adam(0.01), seed=1)
     trained.fit(x, y, epochs=1, verbose=0)
-    trained.save_weights(tmp_path / "w.h5")
+    save_weights(trained, tmp_path / "w.h5")
     fresh = dense_model("sgd", seed=99)
     fresh.load_weights(tmp_path / "w.h5")
     for key, value in trained.get_weights().items():
@@ -593,10 +591,15 @@ def test_load_weights_refuses_another_architecture_and_leaves_the_model_unchange
         unfinalized.load_weights(tmp_path / "w.h5")
 
 
-def test_history_is_restored_as_a_history(tmp_path):
+def test_history_is_restored_as_a_history_and_can_be_given_explicitly(tmp_path):
     model = dense_model("sgd")
     model.fit(*dense_data(), epochs=2, verbose=0)
     model.save(tmp_path / "m.h5")
     loaded = load_model(tmp_path / "m.h5")
     assert isinstance(loaded.history, History)
     assert loaded.history.history == model.history.history and loaded.history.epoch == [0, 1]
+
+    other = History()
+    other.on_epoch_end(0, {"loss": 0.5})
+    save_model(model, tmp_path / "m.h5", history=other)
+    assert load_model(tmp_path / "m.h5").history.history == {"loss": [0.5]}
