@@ -318,7 +318,8 @@ class ReduceLROnPlateau(Callback):
         factor: multiplier in (0, 1), default 0.1.
         patience: epochs without improvement before a reduction, default 10.
         min_delta: smallest change that counts as an improvement, default 1e-4.
-        cooldown: epochs to wait after a reduction before counting again, default 0.
+        cooldown: epochs after a reduction during which no epoch counts towards ``patience``, default 0
+            (counted as Keras does: the epoch in which the cooldown runs out already counts).
         min_lr: the effective learning rate is never lowered below this, default 0.
         mode: ``"min"``, ``"max"`` or ``"auto"`` (default: ``"max"`` for accuracies, else ``"min"``).
 

@@ -72,6 +72,8 @@ def test_history_keeps_every_list_aligned_with_epoch_when_keys_come_and_go():
     assert all(len(v) == 3 for v in h.history.values())
     assert math.isnan(h.history["val_loss"][0]) and math.isnan(h.history["val_loss"][1])
     assert math.isfinite(h.history["val_loss"][2])
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0)  # and a key that goes missing again
+    assert all(len(v) == 4 for v in h.history.values()) and math.isnan(h.history["val_accuracy"][3])
 
 
 def test_history_records_what_callbacks_add_to_the_logs_and_gets_its_calls_events():
@@ -193,13 +195,15 @@ def reduction_epochs(model):
     return [e["epoch"] for e in kinds(model, "reduce_lr")]
 
 
-@pytest.mark.parametrize("cooldown, expected", [(0, [2, 4, 6, 8]), (2, [2, 5, 8])])
-def test_reduce_lr_on_plateau_reduces_at_the_right_epochs(cooldown, expected):
+# Keras' counting: the epoch in which the cooldown runs out already counts towards the patience again.
+@pytest.mark.parametrize("patience, cooldown, expected", [(2, 0, [2, 4, 6, 8]), (1, 0, list(range(1, 10))),
+                                                          (1, 2, [1, 3, 5, 7, 9]), (2, 3, [2, 6])])
+def test_reduce_lr_on_plateau_reduces_at_the_right_epochs(patience, cooldown, expected):
     model = small_model(SGD(0.1))
     x, y = blobs()
     model.fit(x, y, epochs=10, batch_size=32, verbose=0,
               callbacks=[CallbacksTestScript("score", [1.0] * 10),
-                         ReduceLROnPlateau("score", factor=0.5, patience=2, cooldown=cooldown)])
+                         ReduceLROnPlateau("score", factor=0.5, patience=patience, cooldown=cooldown)])
     assert reduction_epochs(model) == expected
     lrs = model.history.history["learning_rate"]
     # The log of epoch e holds the rate used during e; a cut at the end of e shows from e + 1 on.
