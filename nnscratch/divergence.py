@@ -147,8 +147,8 @@ class DivergenceGuard(Callback):
 
     Args:
         action: ``"rollback"``, ``"stop"`` or ``"raise"``, default ``"rollback"``.
-        loss_factor: blow-up threshold over the good loss level, > 1, default 4 (a transient bump of
-            high-LR SGD stays within 3x; a divergence goes far past, to NaN or to chance).
+        loss_factor: blow-up threshold over the good loss level, > 1, default 4 (the transient bumps of
+            high-LR SGD seen on small problems stayed within about 3x; a divergence goes far past).
         window: batches in the moving window for the loss median and accuracy mean, default 20.
         check_every: check the gradients every this many batches (0 never), default 10.
         lr_factor: learning-rate multiplier after a rollback, in (0, 1), default 0.5.
@@ -161,6 +161,9 @@ class DivergenceGuard(Callback):
         chance: accuracy of guessing, default None (derived from the model's accuracy metric).
         restore_weights: for ``"stop"``/``"raise"``, put the last good weights back first, default True
             (the diverged ones are rarely worth keeping; False leaves them for inspection).
+
+    Memory: up to two snapshots (the confirmed one and one on probation), each a copy of the weights
+    and of the optimizer's slots.
 
     Attributes:
         rollbacks: rollbacks done in the current (or last) ``fit``.
