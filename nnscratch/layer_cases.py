@@ -11,6 +11,8 @@ Example:
 """
 from __future__ import annotations
 
+from .layers.conv import LENET5_C3_CONNECTIONS
+
 #: class name -> [(config, input shape without the batch axis), ...]
 LAYER_CASES: dict[str, list[tuple[dict, tuple]]] = {
     "Dense": [({"units": 3}, (4,)), ({"units": 1, "use_bias": False}, (5,)),
@@ -26,6 +28,27 @@ LAYER_CASES: dict[str, list[tuple[dict, tuple]]] = {
     "Reshape": [({"target_shape": (2, 3)}, (6,)), ({"target_shape": (12,)}, (2, 3, 2))],
     "RBFOutput": [({}, (84,)), ({"units": 4, "codes": "random", "seed": 3}, (6,))],
     "Dropout": [({"rate": 0.5}, (8,)), ({"rate": 0.0}, (4,)), ({"rate": 0.3}, (2, 2, 2))],
+    # convolution and pooling (issue 3): strides, every padding form, non-square windows, connection tables
+    "Conv2D": [({"filters": 4, "kernel_size": 3}, (6, 6, 3)),
+               ({"filters": 3, "kernel_size": (3, 2), "strides": (2, 1), "padding": "same"}, (7, 6, 2)),
+               ({"filters": 2, "kernel_size": 4, "padding": "same"}, (5, 5, 2)),
+               ({"filters": 2, "kernel_size": (2, 3), "padding": "full", "use_bias": False}, (4, 3, 1)),
+               ({"filters": 3, "kernel_size": 3, "strides": 2, "padding": (1, 2)}, (6, 5, 2)),
+               ({"filters": 2, "kernel_size": (1, 3), "padding": [[0, 2], [1, 0]]}, (3, 4, 2)),
+               ({"filters": 3, "kernel_size": 5, "padding": "same"}, (6, 7, 1)),
+               ({"filters": 4, "kernel_size": 2, "connections": [[True, False, True, True], [False, True, True, False],
+                                                                 [True, True, False, True]]}, (5, 4, 3)),
+               ({"filters": 16, "kernel_size": 2, "connections": [list(r) for r in LENET5_C3_CONNECTIONS]},
+                (3, 3, 6))],
+    "MaxPool2D": [({}, (4, 4, 2)), ({"pool_size": 3, "strides": 2}, (7, 7, 2)), ({"pool_size": (2, 3)}, (5, 7, 2)),
+                  ({"padding": "same"}, (5, 5, 1)), ({"pool_size": 3, "strides": 1, "padding": "same"}, (4, 4, 2)),
+                  ({"pool_size": 2, "strides": 3}, (7, 8, 1))],
+    "AvgPool2D": [({}, (4, 4, 2)), ({"pool_size": 3, "strides": 2}, (7, 7, 2)), ({"pool_size": (3, 2)}, (5, 5, 2)),
+                  ({"pool_size": 2, "padding": "same"}, (5, 3, 2)), ({"pool_size": (1, 2), "strides": (2, 1)}, (5, 4, 1))],
+    "Subsampling2D": [({}, (4, 4, 3)), ({"pool_size": 3, "strides": 2}, (7, 7, 2)),
+                      ({"padding": "same", "coefficient_initializer": "lecun1998"}, (5, 5, 2))],
+    "ZeroPad2D": [({}, (3, 3, 2)), ({"padding": (1, 2)}, (2, 3, 1)), ({"padding": [[0, 2], [3, 1]]}, (2, 2, 2))],
+    "GlobalAvgPool2D": [({}, (3, 4, 2)), ({}, (1, 1, 3))],
 }
 
 #: shapes tried for a layer that has no cases of its own

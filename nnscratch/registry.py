@@ -27,7 +27,7 @@ class Registry:
     Example:
         >>> reg = Registry("thing")
         >>> class Foo: pass
-        >>> reg.register(Foo, aliases=("foo_alias",))
+        >>> _ = reg.register(Foo, aliases=("foo_alias",))
         >>> reg.get("Foo") is Foo and reg.get("foo_alias") is Foo
         True
     """

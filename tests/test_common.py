@@ -1,6 +1,6 @@
 """One test over every registered layer (scikit-learn's estimator checks, Chainer's gradient_check).
 
-For every layer class that nnscratch registers, in every configuration of ``tests/layer_configs.py``:
+For every layer class that nnscratch registers, in every configuration of ``nnscratch/layer_cases.py``:
 the gradient check (input and every parameter, float64), the config round-trip, float32/float64
 agreement, batch size 1, and a clear error for a wrongly shaped input. A new layer is covered the moment
 it is registered; one that cannot take a check is listed in ``CANNOT_CHECK`` with its reason.
@@ -40,7 +40,7 @@ def _make(cls, config):
     try:
         return cls(**config)
     except TypeError as e:
-        pytest.fail(f"{cls.__name__}({config}) failed ({e}); give it configurations in tests/layer_configs.py "
+        pytest.fail(f"{cls.__name__}({config}) failed ({e}); give it configurations in nnscratch/layer_cases.py "
                     "or a reason in CANNOT_CHECK")
 
 
