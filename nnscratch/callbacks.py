@@ -717,3 +717,4 @@ def read_history_json(path) -> History:
 
 # At the end because divergence.py subclasses Callback from this module.
 from .divergence import DivergenceError, DivergenceGuard  # noqa: E402
+from .io.checkpoint import ModelCheckpoint  # noqa: E402,F401  (same reason: it subclasses Callback)

@@ -102,7 +102,7 @@ def cmd_train(args):
           f"{'' if args.schedule in (None, 'none') else ' (' + args.schedule + ')'}", flush=True)
     callbacks = []
     if args.output:
-        from .io.checkpoint import ModelCheckpoint  # keeps the last good epoch on disk if the run dies
+        from .callbacks import ModelCheckpoint  # keeps the last good epoch on disk if the run dies
         callbacks.append(ModelCheckpoint(args.output))
     if args.val_split:
         fit_kwargs = {"validation_split": args.val_split}
@@ -347,7 +347,7 @@ def main(argv=None):
     except UsageError as e:
         print(f"nnscratch {args.command}: {e}", file=sys.stderr)
         return 2
-    except (ValueError, OSError) as e:
+    except (ValueError, OSError, ImportError) as e:  # ImportError: a missing optional extra, with its hint
         print(f"nnscratch {args.command}: error: {e}", file=sys.stderr)
         return 2
 
