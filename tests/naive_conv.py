@@ -87,12 +87,12 @@ def _out_shape(x, pool, strides, pads):
 
 
 def max_pool(x, pool, strides, pads=((0, 0), (0, 0))):
-    """``(out, dx_fn)``; ``dx_fn(dout)`` routes each window's gradient to its first maximum (row-major)."""
+    """``(out, dx_fn)``; ``dx_fn(dout)`` routes each window's gradient to its first maximum (column-major)."""
     out = np.zeros(_out_shape(x, pool, strides, pads))
     winners = {}
     for s, a, b, ch, cells in _windows(x, pool, strides, pads, -np.inf):
         best = None
-        for row, col, v, real in cells:
+        for row, col, v, real in sorted(cells, key=lambda cell: (cell[1], cell[0])):  # column-major
             if best is None or v > best[2]:  # strict: the first maximum wins ties
                 best = (row, col, v)
         out[s, a, b, ch] = best[2]

@@ -6,8 +6,9 @@ import numpy as np
 from .. import _checks
 from ..initializers import check_name, get_initializer
 from ..ops.im2col import check_padding, output_hw, resolve_padding
-from ..ops.pooling import (global_avg_pool_backward, global_avg_pool_forward, max_pool_backward, max_pool_forward,
-                           sum_pool_backward, sum_pool_forward, window_counts)
+from ..ops.pooling import (global_avg_pool_backward, global_avg_pool_forward, max_pool_2x2_backward,
+                           max_pool_2x2_forward, max_pool_backward, max_pool_forward, sum_pool_backward,
+                           sum_pool_forward, window_counts)
 from .base import LAYERS, Layer, check_input
 from .conv import _spatial_shape
 
@@ -51,7 +52,7 @@ class _Pool2D(Layer, register=False):
 
 class MaxPool2D(_Pool2D):
     """Maximum over each window; backward sends each window's gradient to one input, its maximum
-    (the first in row-major window order on ties).
+    (on ties the first in column-major window order: leftmost column, then topmost).
 
     Args: see :class:`_Pool2D` (``pool_size=2, strides=None, padding='valid'``).
 
@@ -67,16 +68,29 @@ class MaxPool2D(_Pool2D):
         (4, 2, 2, 3)
     """
 
+    def build(self, input_shape):
+        super().build(input_shape)
+        # LeNet's case, 2x2 windows tiling the image: winners are recorded in forward when training
+        self._tiled_2x2 = (self._pool == (2, 2) and self._strides == (2, 2) and self._pads == ((0, 0), (0, 0))
+                           and input_shape[0] % 2 == 0 and input_shape[1] % 2 == 0)
+
     def forward(self, x, training=False):
         x = _as_dtype(self, check_input(self, x))
         self._x = x
-        self._out = max_pool_forward(x, self._pool, self._strides, self._pads)
+        self._winners = None
+        if training and self._tiled_2x2:
+            self._out, self._winners = max_pool_2x2_forward(x)
+        else:
+            self._out = max_pool_forward(x, self._pool, self._strides, self._pads)
         return self._out
 
     def backward(self, dout):
         if not self.input_grad_needed:
             return None
-        return max_pool_backward(_as_dtype(self, dout), self._x, self._out, self._pool, self._strides, self._pads)
+        dout = _as_dtype(self, dout)
+        if self._winners is not None:
+            return max_pool_2x2_backward(dout, self._winners)
+        return max_pool_backward(dout, self._x, self._out, self._pool, self._strides, self._pads)
 
     def gradcheck_input(self, shape, rng):
         # distinct values at least 2/size apart (plus jitter well below that), so no finite-difference

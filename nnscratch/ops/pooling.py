@@ -69,8 +69,9 @@ def max_pool_forward(x: np.ndarray, pool_size, strides, pads: Pads = ((0, 0), (0
 
 def max_pool_backward(dout: np.ndarray, x: np.ndarray, out: np.ndarray, pool_size, strides,
                       pads: Pads = ((0, 0), (0, 0))) -> np.ndarray:
-    """Routes each window's gradient to exactly one input: its maximum, the first one in row-major
-    window order when several elements tie (as ``np.argmax`` on the flattened window would).
+    """Routes each window's gradient to exactly one input: its maximum, the first one in column-major
+    window order when several elements tie (leftmost column first, then topmost; the rule the fast
+    2x2 path gets for free from its rows-first reduction).
 
     Recomputing the argmax here from ``x`` and ``out`` (instead of storing it in forward) keeps
     inference free of that cost.
@@ -88,8 +89,8 @@ def max_pool_backward(dout: np.ndarray, x: np.ndarray, out: np.ndarray, pool_siz
         >>> x = np.array([[1.0, 3.0], [3.0, 0.0]]).reshape(1, 2, 2, 1)
         >>> out = max_pool_forward(x, (2, 2), (2, 2))
         >>> max_pool_backward(np.ones_like(out), x, out, (2, 2), (2, 2))[0, :, :, 0]
-        array([[0., 1.],
-               [0., 0.]])
+        array([[0., 0.],
+               [1., 0.]])
     """
     (kh, kw), (sh, sw) = pool_size, strides
     _, ho, wo, _ = out.shape
@@ -104,7 +105,7 @@ def max_pool_backward(dout: np.ndarray, x: np.ndarray, out: np.ndarray, pool_siz
     remaining = dout  # the part of each window's gradient not yet routed
     last = kh * kw - 1
     for index in range(kh * kw):
-        i, j = divmod(index, kw)
+        j, i = divmod(index, kh)  # column-major, the order the fast 2x2 path's rows-first reduction decides in
         rows = slice(i, i + (ho - 1) * sh + 1, sh)
         cols = slice(j, j + (wo - 1) * sw + 1, sw)
         np.equal(xp[:, rows, cols], out, out=hit)
@@ -120,6 +121,52 @@ def max_pool_backward(dout: np.ndarray, x: np.ndarray, out: np.ndarray, pool_siz
     (t, _), (l, _) = pads
     h, w = x.shape[1:3]
     return dxp if dxp.shape == x.shape else np.ascontiguousarray(dxp[:, t:t + h, l:l + w])
+
+
+def max_pool_2x2_forward(x: np.ndarray):
+    """2x2 max pooling with stride 2 that also records each window's winner, for training.
+
+    Rows first: the two rows of every window are whole contiguous runs of ``W * C`` elements, so the
+    row comparison is a fast contiguous pass; only the column step walks runs of ``C``. Deciding the
+    winners here leaves backward contiguous arithmetic and two strided writes, instead of the generic
+    backward's four strided comparisons and accumulations. Ties go to the first maximum in
+    column-major window order, the rule :func:`max_pool_backward` uses too.
+
+    Args:
+        x: ``(N, H, W, C)`` with even ``H`` and ``W``.
+
+    Returns:
+        ``(out, winners)``: ``out`` ``(N, H/2, W/2, C)``; ``winners`` is what :func:`max_pool_2x2_backward` needs.
+
+    Example:
+        >>> x = np.array([[1.0, 3.0], [3.0, 0.0]]).reshape(1, 2, 2, 1)
+        >>> out, winners = max_pool_2x2_forward(x)
+        >>> max_pool_2x2_backward(np.ones_like(out), winners)[0, :, :, 0]
+        array([[0., 0.],
+               [1., 0.]])
+    """
+    n, h, w, c = x.shape
+    x6 = x.reshape(n, h // 2, 2, w // 2, 2, c)
+    upper, lower = x6[:, :, 0], x6[:, :, 1]          # (N, Ho, Wo, 2, C), contiguous runs
+    lower_wins = lower > upper                         # strict: the upper row keeps ties
+    column_max = np.maximum(upper, lower)
+    left, right = column_max[..., 0, :], column_max[..., 1, :]
+    right_wins = right > left                          # strict: the left column keeps ties
+    return np.maximum(left, right), (lower_wins, right_wins, x.shape)
+
+
+def max_pool_2x2_backward(dout: np.ndarray, winners) -> np.ndarray:
+    """Gradient of :func:`max_pool_2x2_forward`: ``dout`` ``(N, H/2, W/2, C)`` -> ``dx`` ``(N, H, W, C)``."""
+    lower_wins, right_wins, shape = winners
+    n, h, w, c = shape
+    d_column = np.empty(lower_wins.shape, dtype=dout.dtype)   # (N, Ho, Wo, 2, C)
+    np.multiply(dout, right_wins, out=d_column[..., 1, :])
+    np.subtract(dout, d_column[..., 1, :], out=d_column[..., 0, :])  # exact: one column gets it all
+    dx = np.empty(shape, dtype=dout.dtype)
+    dx6 = dx.reshape(n, h // 2, 2, w // 2, 2, c)
+    np.multiply(d_column, lower_wins, out=dx6[:, :, 1])
+    np.subtract(d_column, dx6[:, :, 1], out=dx6[:, :, 0])
+    return dx
 
 
 def sum_pool_forward(x: np.ndarray, pool_size, strides, pads: Pads = ((0, 0), (0, 0))) -> np.ndarray:

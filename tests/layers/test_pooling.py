@@ -8,6 +8,7 @@ import naive_conv
 from nnscratch.gradcheck import check_layer
 from nnscratch.layers import LAYERS, AvgPool2D, GlobalAvgPool2D, MaxPool2D, Subsampling2D
 from nnscratch.ops.im2col import resolve_padding
+from nnscratch.ops.pooling import max_pool_forward
 
 
 def built(layer, shape, dtype="float64", seed=0):
@@ -124,7 +125,7 @@ def test_a_max_pool_that_spreads_the_gradient_fails_the_gradient_check():
     class Spread(AvgPool2D, register=False):  # average-pool backward behind a max-pool forward
         def forward(self, x, training=False):
             super().forward(x, training)
-            return MaxPool2D.forward(self, x, training)
+            return max_pool_forward(x, self._pool, self._strides, self._pads)
 
     assert not check_layer(Spread(), (4, 4, 1), x=MaxPool2D().gradcheck_input((2, 4, 4, 1),
                                                                               np.random.default_rng(0))).ok

@@ -45,14 +45,14 @@ def test_max_pool_matches_loops(shape, pool, strides, mode, dtype):
 
 
 def test_max_pool_sends_each_window_gradient_to_its_first_maximum():
-    # windows (row-major): [[1, 3], [3, 0]] -> the first 3 wins; all-equal -> the first cell wins;
-    # [[0, 0], [0, 2]] -> the unique maximum
+    # windows: [[1, 3], [3, 0]] -> the 3 in the left column wins (column-major order); all-equal -> the
+    # top-left cell wins; [[0, 0], [0, 2]] -> the unique maximum
     x = np.array([[1, 3, 5, 5, 0, 0],
                   [3, 0, 5, 5, 0, 2]], dtype=np.float32).reshape(1, 2, 6, 1)
     out = max_pool_forward(x, (2, 2), (2, 2))
     dx = max_pool_backward(np.array([10.0, 20.0, 30.0], np.float32).reshape(1, 1, 3, 1), x, out, (2, 2), (2, 2))
-    np.testing.assert_array_equal(dx[0, :, :, 0], [[0, 10, 20, 0, 0, 0],
-                                                   [0, 0, 0, 0, 0, 30]])
+    np.testing.assert_array_equal(dx[0, :, :, 0], [[0, 0, 20, 0, 0, 0],
+                                                   [10, 0, 0, 0, 0, 30]])
 
 
 def test_max_pool_of_relu_zeros_routes_one_gradient_per_window():
