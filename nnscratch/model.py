@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 import time
+from contextlib import ExitStack
 
 import numpy as np
 
@@ -32,6 +33,7 @@ from .layers.base import LAYERS, Layer
 from .losses import LOSSES, CategoricalCrossEntropy, Loss
 from .metrics import METRICS, Accuracy, CategoricalAccuracy
 from .optimizers import OPTIMIZERS, Optimizer
+from .parallel import DataParallel, default_threads, worthwhile
 from .registry import serialize
 
 
@@ -46,9 +48,12 @@ class Model:
         layers: optional list of layers to ``add`` right away, default None.
         name: default ``"model"``.
         dtype: ``"float32"`` (default, fast) or ``"float64"``.
-        seed: seeds weight initialisation, shuffling and dropout; the same seed gives the same run,
-            bit for bit. Default None draws one (recorded in ``model.seed`` so a saved model resumes
-            exactly).
+        seed: seeds weight initialisation, shuffling and dropout; the same seed (and thread count) gives
+            the same run, bit for bit. Default None draws one (recorded in ``model.seed`` so a saved
+            model resumes exactly).
+        threads: how many threads share each batch (see :mod:`nnscratch.parallel`); batches too small to
+            gain run in one. Default None: the cores available, at most 4. The thread count decides how a
+            batch is cut into chunks, so runs are reproducible bit for bit for a given value.
 
     Attributes:
         layers: the layers in order.
@@ -57,8 +62,9 @@ class Model:
         epochs_trained: number of epochs trained so far.
     """
 
-    def __init__(self, layers=None, name="model", dtype="float32", seed=None):
+    def __init__(self, layers=None, name="model", dtype="float32", seed=None, threads=None):
         self.name = name
+        self.threads = default_threads() if threads is None else _checks.positive_int("threads", threads)
         self.dtype = _checks.float_dtype(dtype)
         if seed is None:
             seed = int(np.random.SeedSequence().entropy % (2**32))
@@ -167,32 +173,47 @@ class Model:
                                "(after add/set changes too)")
 
     # -- computation --------------------------------------------------------------------------
-    def forward(self, x, training=False):
+    def forward(self, x, training=False, layers=None):
         """Runs every layer; with the fused softmax loss also returns the logits.
+
+        Args:
+            x: a prepared batch ``(N, *input_shape)`` in the model dtype.
+            training: default False.
+            layers: the layers to run, default ``self.layers`` (a thread's replica in data parallelism).
 
         Returns:
             ``(output, logits)``; ``logits`` is None unless the model ends in Softmax + cross-entropy.
         """
+        layers = self.layers if layers is None else layers
         logits = None
-        last = len(self.layers) - 1
-        for i, layer in enumerate(self.layers):
+        last = len(layers) - 1
+        for i, layer in enumerate(layers):
             if i == last and self._fused_softmax:
                 logits = x
             x = layer.forward(x, training=training)
         return x, logits
 
-    def backward(self, output, logits, y):
+    def backward(self, output, logits, y, layers=None, scale=1.0):
         """Backpropagates the loss gradient for targets ``y`` through every layer, filling ``layer.grads``.
+
+        Args:
+            output, logits: what :meth:`forward` returned.
+            y: the batch's prepared targets.
+            layers: default ``self.layers`` (see :meth:`forward`).
+            scale: factor on the loss gradient; a chunk of ``m`` of a batch's ``n`` samples uses ``m / n``
+                so that the chunks' gradients add up to the batch's. Default 1.
 
         Returns:
             ``dL/dx`` for the model's input, or None when the first layer skips it (as it does in training).
         """
+        layers = self.layers if layers is None else layers
         if self._fused_softmax:
             grad = self.loss.fused_gradient(output, y)
-            layers = self.layers[:-1]
+            layers = layers[:-1]
         else:
             grad = self.loss.backward(output, y)
-            layers = self.layers
+        if scale != 1.0:
+            grad *= grad.dtype.type(scale)
         for layer in reversed(layers):
             grad = layer.backward(grad)
             if grad is None:
@@ -308,6 +329,15 @@ class Model:
         self.stop_training = False
         n = len(x)
         steps = -(-n // batch_size)
+        runner = DataParallel(self, self.threads) if worthwhile(self, batch_size, self.threads) else None
+        with ExitStack() as stack:
+            if runner is not None:
+                stack.enter_context(runner)
+            self._fit_epochs(x, y, val, epochs, batch_size, shuffle, callback_list, runner, steps)
+        return this_run
+
+    def _fit_epochs(self, x, y, val, epochs, batch_size, shuffle, callback_list, runner, steps):
+        n = len(x)
         callback_list.on_train_begin({"epochs": epochs, "steps": steps, "samples": n})
         for _ in range(epochs):
             epoch = self.epochs_trained
@@ -315,6 +345,8 @@ class Model:
             for i, layer in enumerate(self.layers):
                 if layer.stochastic:
                     layer.rng = np.random.default_rng([self.seed, epoch, i])
+            if runner is not None:
+                runner.reseed(self.seed, epoch)
             callback_list.on_epoch_begin(epoch, {})
             order = rng.permutation(n) if shuffle else None
             start = time.perf_counter()
@@ -328,7 +360,7 @@ class Model:
                 xb, yb = x[idx], y[idx]
                 callback_list.on_batch_begin(step, {})
                 t0 = time.perf_counter()
-                batch_logs = self.train_on_batch(xb, yb)
+                batch_logs = runner.train_step(xb, yb) if runner is not None else self.train_on_batch(xb, yb)
                 step_times.append(time.perf_counter() - t0)
                 m = len(xb)
                 seen += m
@@ -343,7 +375,8 @@ class Model:
             elapsed = time.perf_counter() - start
             logs = {k: v / max(seen, 1) for k, v in totals.items()}
             if val is not None:
-                logs.update({f"val_{k}": v for k, v in self._evaluate(*val, batch_size=max(batch_size, 256)).items()})
+                scores = self._evaluate(*val, batch_size=max(batch_size, 256), runner=runner)
+                logs.update({f"val_{k}": v for k, v in scores.items()})
             logs.update(learning_rate=self.optimizer.current_learning_rate, epoch_time=elapsed,
                         samples_per_second=seen / elapsed if elapsed > 0 else float("inf"),
                         step_time_mean=float(np.mean(step_times)), step_time_median=float(np.median(step_times)))
@@ -353,14 +386,26 @@ class Model:
             if self.stop_training:
                 break
         callback_list.on_train_end({})
-        return this_run
 
-    def _evaluate(self, x, y, batch_size):
+    def _inference_runner(self, batch_size, stack):
+        """A DataParallel entered on ``stack`` when batches of ``batch_size`` are worth threads, else None."""
+        if not worthwhile(self, batch_size, self.threads):
+            return None
+        return stack.enter_context(DataParallel(self, self.threads))
+
+    def _evaluate(self, x, y, batch_size, runner=None):
         """Mean loss and accuracy of prepared arrays, without dropout."""
+        with ExitStack() as stack:
+            if runner is None:
+                runner = self._inference_runner(min(batch_size, len(x)), stack)
+            return self._evaluate_with(x, y, batch_size, runner)
+
+    def _evaluate_with(self, x, y, batch_size, runner):
         totals = {"loss": 0.0}
+        forward = (lambda xb: self.forward(xb, training=False)) if runner is None else runner.forward
         for s in range(0, len(x), batch_size):
             xb, yb = x[s:s + batch_size], y[s:s + batch_size]
-            output, logits = self.forward(xb, training=False)
+            output, logits = forward(xb)
             totals["loss"] += self.compute_loss(output, logits, yb) * len(xb)
             if self.accuracy is not None:
                 totals[self.accuracy.name] = totals.get(self.accuracy.name, 0.0) + self.accuracy(output, yb) * len(xb)
@@ -382,8 +427,11 @@ class Model:
         x = self._check_x(x)
         batch_size = _checks.positive_int("batch_size", batch_size)
         out = np.empty((len(x),) + tuple(self.output_shape), dtype=self.dtype)
-        for s in range(0, len(x), batch_size):
-            out[s:s + batch_size] = self.forward(x[s:s + batch_size], training=False)[0]
+        with ExitStack() as stack:
+            runner = self._inference_runner(min(batch_size, len(x)), stack)
+            forward = (lambda xb: self.forward(xb, training=False)) if runner is None else runner.forward
+            for s in range(0, len(x), batch_size):
+                out[s:s + batch_size] = forward(x[s:s + batch_size])[0]
         return out
 
     # -- weights and configuration ------------------------------------------------------------

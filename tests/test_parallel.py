@@ -1,0 +1,100 @@
+import numpy as np
+import pytest
+
+import nnscratch
+from nnscratch import parallel
+from nnscratch.layers import Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Softmax
+from nnscratch.parallel import DataParallel, chunk_bounds, worthwhile
+
+
+@pytest.mark.parametrize("n, parts", [(10, 3), (128, 2), (1, 4), (5, 5), (7, 2)])
+def test_chunks_cover_the_batch_in_order(n, parts):
+    bounds = chunk_bounds(n, parts)
+    assert bounds[0][0] == 0 and bounds[-1][1] == n
+    assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
+    sizes = [stop - start for start, stop in bounds]
+    assert max(sizes) - min(sizes) <= 1 and min(sizes) >= 1 and len(bounds) == min(n, parts)
+
+
+def cnn(threads, seed=0, dropout=0.0):
+    model = nnscratch.Model([Conv2D(4, 3, padding="same", input_shape=(8, 8, 1)), ReLU(), MaxPool2D(2), Flatten(),
+                             Dropout(dropout), Dense(3), Softmax()], seed=seed, threads=threads)
+    model.set(loss="categorical_crossentropy", optimizer="adam")
+    model.finalize()
+    return model
+
+
+@pytest.fixture
+def always_parallel(monkeypatch):
+    monkeypatch.setattr(parallel, "MIN_ACTIVATIONS_PER_CHUNK", 0)
+
+
+def data(n=96):
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((n, 8, 8, 1)).astype(np.float32), rng.integers(0, 3, n)
+
+
+def test_chunked_gradients_add_up_to_the_batch_gradient(always_parallel):
+    x, y = data(10)
+    serial, threaded = cnn(1), cnn(2)
+    output, logits = serial.forward(x, training=True)
+    serial.backward(output, logits, y)
+    with DataParallel(threaded, 2) as runner:
+        before = {k: v.copy() for k, v in threaded.get_weights().items()}
+        threaded.optimizer.learning_rate = 0.0  # keep the weights; only the gradients are compared
+        logs = runner.train_step(x, y)
+    for a, b in zip(serial.layers, threaded.layers):
+        for k in a.grads:
+            np.testing.assert_allclose(b.grads[k], a.grads[k], rtol=1e-5, atol=1e-7)
+    assert logs["loss"] == pytest.approx(serial.compute_loss(output, logits, y), rel=1e-6)
+    for k, v in threaded.get_weights().items():
+        np.testing.assert_array_equal(v, before[k])
+
+
+def test_threaded_training_is_reproducible_and_matches_serial_closely(always_parallel):
+    x, y = data()
+    runs = []
+    for threads in (2, 2, 1):
+        model = cnn(threads, dropout=0.2)
+        model.fit(x, y, epochs=2, batch_size=32, verbose=0)
+        runs.append(model.get_weights())
+    for k in runs[0]:
+        np.testing.assert_array_equal(runs[0][k], runs[1][k])       # same threads: bit for bit
+    assert any(not np.array_equal(runs[0][k], runs[2][k]) for k in runs[0])  # dropout streams differ
+
+
+def test_threaded_training_without_dropout_stays_close_to_serial(always_parallel):
+    x, y = data()
+    a, b = cnn(1), cnn(2)
+    a.fit(x, y, epochs=2, batch_size=32, verbose=0)
+    b.fit(x, y, epochs=2, batch_size=32, verbose=0)
+    for k, v in a.get_weights().items():
+        np.testing.assert_allclose(b.get_weights()[k], v, rtol=1e-4, atol=1e-5)
+
+
+def test_threaded_predict_and_validate_equal_serial(always_parallel):
+    x, y = data(50)
+    a, b = cnn(1), cnn(3)
+    np.testing.assert_allclose(b.predict(x, batch_size=16), a.predict(x, batch_size=16), rtol=1e-6, atol=1e-7)
+    assert b.validate(x, y)["loss"] == pytest.approx(a.validate(x, y)["loss"], rel=1e-6)
+
+
+def test_small_batches_of_small_models_stay_in_one_thread():
+    model = nnscratch.Model([Dense(4, input_shape=(2,)), Softmax()], threads=2)
+    model.set(loss="categorical_crossentropy", optimizer="sgd")
+    model.finalize()
+    assert not worthwhile(model, 32, 2) and not worthwhile(model, 1000, 1)
+
+
+def test_blas_threads_are_restored_after_fit(always_parallel):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    before = [info["num_threads"] for info in threadpoolctl.threadpool_info() if info["user_api"] == "blas"]
+    x, y = data(32)
+    cnn(2).fit(x, y, epochs=1, batch_size=32, verbose=0)
+    after = [info["num_threads"] for info in threadpoolctl.threadpool_info() if info["user_api"] == "blas"]
+    assert before == after
+
+
+def test_thread_count_is_validated():
+    with pytest.raises(ValueError, match="threads must be a positive integer, got 0"):
+        nnscratch.Model(threads=0)
