@@ -33,7 +33,7 @@ from .layers.base import LAYERS, Layer
 from .losses import LOSSES, CategoricalCrossEntropy, Loss
 from .metrics import METRICS, Accuracy, CategoricalAccuracy
 from .optimizers import OPTIMIZERS, Optimizer
-from .parallel import DataParallel, default_threads, worthwhile
+from .parallel import DataParallel, default_threads, inference_forward, worthwhile
 from .registry import serialize
 
 
@@ -402,7 +402,7 @@ class Model:
 
     def _evaluate_with(self, x, y, batch_size, runner):
         totals = {"loss": 0.0}
-        forward = (lambda xb: self.forward(xb, training=False)) if runner is None else runner.forward
+        forward = (lambda xb: inference_forward(self, xb)) if runner is None else runner.forward
         for s in range(0, len(x), batch_size):
             xb, yb = x[s:s + batch_size], y[s:s + batch_size]
             output, logits = forward(xb)
@@ -429,7 +429,7 @@ class Model:
         out = np.empty((len(x),) + tuple(self.output_shape), dtype=self.dtype)
         with ExitStack() as stack:
             runner = self._inference_runner(min(batch_size, len(x)), stack)
-            forward = (lambda xb: self.forward(xb, training=False)) if runner is None else runner.forward
+            forward = (lambda xb: inference_forward(self, xb)) if runner is None else runner.forward
             for s in range(0, len(x), batch_size):
                 out[s:s + batch_size] = forward(x[s:s + batch_size])[0]
         return out

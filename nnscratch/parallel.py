@@ -140,8 +140,24 @@ class DataParallel:
         """Inference on ``x`` in chunks: ``(output, logits)`` as :meth:`Model.forward` returns them."""
         bounds = chunk_bounds(len(x), self.threads)
         parts = list(self._pool.map(
-            lambda r: self.model.forward(x[bounds[r][0]:bounds[r][1]], training=False, layers=self.replicas[r]),
+            lambda r: inference_forward(self.model, x[bounds[r][0]:bounds[r][1]], self.replicas[r]),
             range(len(bounds))))
         output = np.concatenate([p[0] for p in parts])
         logits = None if parts[0][1] is None else np.concatenate([p[1] for p in parts])
         return output, logits
+
+
+#: inference runs through the layers this many samples at a time: a batch of 1000 LeNet-5 inputs unfolds
+#: into ~80 MB of im2col columns, far out of cache; pieces of 128 ran 1.7x faster here
+INFERENCE_PIECE = 128
+
+
+def inference_forward(model, x, layers=None):
+    """``model.forward(x, training=False)`` in pieces of at most :data:`INFERENCE_PIECE` samples."""
+    if len(x) <= INFERENCE_PIECE:
+        return model.forward(x, training=False, layers=layers)
+    parts = [model.forward(x[s:s + INFERENCE_PIECE], training=False, layers=layers)
+             for s in range(0, len(x), INFERENCE_PIECE)]
+    output = np.concatenate([p[0] for p in parts])
+    logits = None if parts[0][1] is None else np.concatenate([p[1] for p in parts])
+    return output, logits
