@@ -29,7 +29,6 @@ import json
 import math
 import numbers
 import os
-import tempfile
 import warnings
 
 import numpy as np
@@ -636,20 +635,10 @@ def write_history_json(history, path, meta=None) -> str:
     data = _json_value({"history": history.history, "epoch": history.epoch, "events": history.events,
                         "meta": info})
     text = _dumps(data)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(path) + ".", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    from .io.atomic import atomic_open  # late: nnscratch.io imports the model, which imports this module
+
+    with atomic_open(path, "w") as f:
+        f.write(text)
     return path
 
 

@@ -21,7 +21,6 @@ import argparse
 import math
 import os
 import sys
-import tempfile
 
 from .callbacks import History, read_history_json
 
@@ -157,18 +156,10 @@ def plot_history(history_or_json_path, output_path, title=None, dpi=100) -> str:
     if title:
         fig.suptitle(str(title))
 
-    folder = os.path.dirname(os.path.abspath(output_path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(output_path) + ".", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format=fmt)
-        os.replace(tmp, output_path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    from .io.atomic import atomic_open
+
+    with atomic_open(output_path, "wb") as f:
+        fig.savefig(f, format=fmt)
     return output_path
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._files import atomic_write
+from ..io.atomic import atomic_open as atomic_write
 
 #: IDX dtype code -> element dtype (big-endian where it matters).
 IDX_DTYPES = {

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from . import sources
-from ._files import atomic_write
+from ..io.atomic import atomic_open as atomic_write
 from .idx import idx_sha256, load_idx
 from .sources import Attempts, SourceUnavailable
 

@@ -17,7 +17,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from ._files import atomic_write
+from ..io.atomic import atomic_open as atomic_write
 
 logger = logging.getLogger("nnscratch.datasets")
 

@@ -20,7 +20,7 @@ import contextlib
 import os
 import secrets
 
-__all__ = ["atomic_write", "temp_name_prefix"]
+__all__ = ["atomic_open", "atomic_write", "temp_name_prefix"]
 
 
 def temp_name_prefix(path) -> str:
@@ -101,3 +101,32 @@ def atomic_write(path, fsync: bool = True):
         raise
     if fsync:
         _fsync_path(directory, directory=True)
+
+
+@contextlib.contextmanager
+def atomic_open(path, mode: str = "wb", encoding: str | None = None, fsync: bool = True):
+    """:func:`atomic_write` for code that writes through a file object rather than a path.
+
+    Args:
+        path: the destination.
+        mode: ``"wb"`` (default) or ``"w"``.
+        encoding: for text mode, default None (UTF-8 is used).
+        fsync: as for :func:`atomic_write`.
+
+    Example:
+        >>> import os, tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "run.json")
+        >>> with atomic_open(path, "w") as f:
+        ...     _ = f.write("{}")
+        >>> open(path).read()
+        '{}'
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_open writes whole new files: mode must be 'w' or 'wb', got {mode!r}")
+    with atomic_write(path, fsync=fsync) as tmp:
+        if mode == "w":
+            with open(tmp, "w", encoding=encoding or "utf-8") as f:
+                yield f
+        else:
+            with open(tmp, "wb") as f:
+                yield f
