@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .registry import Registry
+from .registry import Configurable, Registry
 
 LOSSES = Registry("loss", case_insensitive=True)
 
@@ -22,12 +22,10 @@ LOSSES = Registry("loss", case_insensitive=True)
 EPS = 1e-7
 
 
-class Loss:
+class Loss(Configurable):
     """Base class of losses; subclasses land in ``LOSSES`` under their class name and aliases."""
 
-    def __init_subclass__(cls, aliases=(), **kwargs):
-        super().__init_subclass__(**kwargs)
-        LOSSES.register(cls, aliases=aliases)
+    registry = LOSSES
 
     def forward(self, y_pred: np.ndarray, y_true: np.ndarray) -> float:
         raise NotImplementedError
@@ -42,17 +40,6 @@ class Loss:
         """
         return _float_targets(y_true, output_shape, type(self).__name__)
 
-    def get_config(self) -> dict:
-        return {}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __repr__(self):
-        return f"{type(self).__name__}()"
-
-
 def _float_targets(y, output_shape, who):
     y = np.asarray(y)
     if y.dtype.kind not in "biuf":
@@ -65,7 +52,6 @@ def _float_targets(y, output_shape, who):
     if y.dtype.kind == "f" and not np.isfinite(y).all():
         raise ValueError(f"{who}: targets contain NaN/inf")
     return y
-
 
 def labels_or_one_hot(y, num_classes: int, who: str) -> np.ndarray:
     """Checks class targets: integer labels ``(N,)`` in ``[0, num_classes)`` or one-hot ``(N, num_classes)``.

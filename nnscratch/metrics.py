@@ -13,36 +13,23 @@ from __future__ import annotations
 import numpy as np
 
 from . import _checks
-from .registry import Registry
+from .registry import Configurable, Registry
 
 METRICS = Registry("accuracy", case_insensitive=True)
 
 
-class Accuracy:
+class Accuracy(Configurable):
     """Base class; subclasses land in ``METRICS``. ``name`` is the key used in logs and history."""
 
-    name = "accuracy"
+    registry = METRICS
 
-    def __init_subclass__(cls, aliases=(), **kwargs):
-        super().__init_subclass__(**kwargs)
-        METRICS.register(cls, aliases=aliases)
+    name = "accuracy"
 
     def prepare(self, y_true) -> None:
         """Called with the training targets before training."""
 
     def __call__(self, y_pred, y_true) -> float:
         raise NotImplementedError
-
-    def get_config(self) -> dict:
-        return {}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __repr__(self):
-        return f"{type(self).__name__}()"
-
 
 def _as_labels(y_true, num_classes):
     if y_true.ndim == 2 and y_true.shape[1] == num_classes and num_classes > 1:

@@ -16,13 +16,13 @@ from __future__ import annotations
 import numpy as np
 
 from . import _checks
-from .registry import Registry, serialize
+from .registry import Configurable, Registry, serialize
 from .schedules import SCHEDULES, Schedule
 
 OPTIMIZERS = Registry("optimizer", case_insensitive=True)
 
 
-class Optimizer:
+class Optimizer(Configurable):
     """Base class.
 
     Args:
@@ -37,12 +37,10 @@ class Optimizer:
         slots: ``{param key: {slot name: array}}``.
     """
 
+    registry = OPTIMIZERS
+
     #: names of the per-parameter arrays the optimizer keeps
     slot_names: tuple[str, ...] = ()
-
-    def __init_subclass__(cls, aliases=(), **kwargs):
-        super().__init_subclass__(**kwargs)
-        OPTIMIZERS.register(cls, aliases=aliases)
 
     def __init__(self, learning_rate=0.01, weight_decay=0.0):
         if isinstance(learning_rate, dict):
@@ -89,10 +87,6 @@ class Optimizer:
     def _extra_config(self) -> dict:
         return {}
 
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
     def get_state(self) -> dict:
         """``{"iterations", "lr_multiplier", "slots": {key: {slot: array}}}`` (arrays are the live ones)."""
         return {"iterations": self.iterations, "lr_multiplier": self.lr_multiplier, "slots": self.slots}
@@ -102,9 +96,6 @@ class Optimizer:
         self.iterations = int(state["iterations"])
         self.lr_multiplier = float(state.get("lr_multiplier", 1.0))
         self.slots = {k: {n: np.array(a, copy=True) for n, a in s.items()} for k, s in state["slots"].items()}
-
-    def __repr__(self):
-        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.get_config().items())})"
 
 
 class SGD(Optimizer, aliases=("sgd",)):

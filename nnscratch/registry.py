@@ -119,3 +119,39 @@ class Registry:
 def serialize(obj: Any, registry: Registry) -> dict:
     """``{"class_name": registered name, "config": obj.get_config()}`` — the JSON form used in files."""
     return {"class_name": registry.name_of(type(obj)), "config": obj.get_config()}
+
+
+class Configurable:
+    """Shared by the families that are named in configs (losses, accuracies, optimizers, schedules):
+    registration of every subclass, ``get_config``/``from_config`` and a readable ``repr``.
+
+    A family's base class sets ``registry``; its subclasses then register themselves, with optional
+    ``aliases`` given in the class statement: ``class MSE(Loss, aliases=("mse",))``.
+
+    Example:
+        >>> THINGS = Registry("thing")
+        >>> class Thing(Configurable):
+        ...     registry = THINGS
+        >>> class Blue(Thing, aliases=("blue",)):
+        ...     pass
+        >>> THINGS.get("blue"), Blue()
+        (<class 'nnscratch.registry.Blue'>, Blue())
+    """
+
+    registry: Registry
+
+    def __init_subclass__(cls, aliases=(), **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "registry" not in cls.__dict__:  # the family's base class itself is not a member
+            cls.registry.register(cls, aliases=aliases)
+
+    def get_config(self) -> dict:
+        """The ``__init__`` arguments as a JSON-able dict (none by default)."""
+        return {}
+
+    @classmethod
+    def from_config(cls, config: dict):
+        return cls(**config)
+
+    def __repr__(self):
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.get_config().items())})"

@@ -13,30 +13,21 @@ from __future__ import annotations
 import math
 
 from . import _checks
-from .registry import Registry
+from .registry import Configurable, Registry
 
 SCHEDULES = Registry("schedule", case_insensitive=True)
 
 
-class Schedule:
+class Schedule(Configurable):
     """Base class: subclasses implement ``__call__(iteration) -> float`` and keep their ``__init__`` args."""
 
-    def __init_subclass__(cls, aliases=(), **kwargs):
-        super().__init_subclass__(**kwargs)
-        SCHEDULES.register(cls, aliases=aliases)
+    registry = SCHEDULES
 
     def __call__(self, iteration: int) -> float:
         raise NotImplementedError
 
     def get_config(self) -> dict:
         return dict(self._config)
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __repr__(self):
-        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self._config.items())})"
 
 
 class Constant(Schedule, aliases=("constant", "fixed")):
