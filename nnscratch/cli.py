@@ -232,7 +232,8 @@ def cmd_predict(args):
         best = int(p.argmax())
         print(f"{path}: predicted {names[best]} (probability {p[best]:.4f})")
         order = np.argsort(-p)[: args.top]
-        print(tabulate([[names[i], f"{p[i]:.4f}"] for i in order], headers=["class", "probability"]))
+        print(tabulate([[names[i], f"{p[i]:.4f}"] for i in order], headers=["class", "probability"],
+                       disable_numparse=True))
     return 0
 
 
