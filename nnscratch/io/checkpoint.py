@@ -5,11 +5,10 @@ A checkpoint written by a full save resumes training exactly: loading the file w
 """
 from __future__ import annotations
 
-import math
 import os
 
 from .. import _checks
-from ..callbacks import Callback, History
+from ..callbacks import Callback, History, _Monitor
 from .hdf5 import save_model, save_weights
 
 __all__ = ["ModelCheckpoint"]
@@ -61,24 +60,16 @@ class ModelCheckpoint(Callback):
                             f"({path!r})") from None
         if not path:
             raise ValueError("ModelCheckpoint: path must not be empty; e.g. 'checkpoints/epoch{epoch:03d}.h5'")
-        if not isinstance(monitor, str) or not monitor:
-            raise ValueError(f"ModelCheckpoint: monitor must be the name of an epoch log such as 'val_loss', "
-                             f"got {monitor!r}")
-        if mode not in ("auto", "min", "max"):
-            raise ValueError(f"ModelCheckpoint: mode must be 'auto', 'min' or 'max', got {mode!r}")
-        if mode == "auto":
-            # Keras' rule: accuracies improve upwards, everything else (losses) downwards.
-            mode = "max" if "acc" in monitor.removeprefix("val_") else "min"
+        self._monitor = _Monitor("ModelCheckpoint", monitor, mode, 0)
         if verbose not in (0, 1, False, True):
             raise ValueError(f"ModelCheckpoint: verbose must be 0 or 1, got {verbose!r}")
         self.path = path
         self.monitor = monitor
-        self.mode = mode
+        self.mode = self._monitor.mode
         self.save_best_only = bool(save_best_only)
         self.save_weights_only = bool(save_weights_only)
         self.verbose = int(verbose)
-        worst = math.inf if mode == "min" else -math.inf
-        self.best = (worst if initial_value_threshold is None
+        self.best = (self._monitor.worst if initial_value_threshold is None
                      else _checks.number("ModelCheckpoint: initial_value_threshold", initial_value_threshold))
         self.best_epoch = None
         self.last_path = None
@@ -101,9 +92,6 @@ class ModelCheckpoint(Callback):
             raise ValueError(f"ModelCheckpoint: cannot format path {self.path!r} with epoch={epoch + 1} and logs "
                              f"{sorted(logs)}: {e}") from None
 
-    def _improves(self, value: float) -> bool:
-        return value < self.best if self.mode == "min" else value > self.best  # NaN never improves
-
     def _history_with(self, epoch: int, logs: dict) -> History:
         # fit updates model.history only after the callbacks have run, so on its own the file would miss
         # the epoch just finished while its epochs_trained counts it; a resumed run would then have one
@@ -125,10 +113,8 @@ class ModelCheckpoint(Callback):
         path = self.format_path(epoch, logs)
         note = ""
         if self.save_best_only:
-            if self.monitor not in logs:
-                raise self._missing(self.monitor, logs)
-            current = float(logs[self.monitor])
-            if not self._improves(current):
+            current = self._monitor.value(logs)
+            if not self._monitor.improves(current, self.best):
                 if self.verbose:
                     print(f"Epoch {epoch + 1}: {self.monitor} did not improve from {self.best:.5g}")
                 return
