@@ -333,6 +333,8 @@ class Model:
         with ExitStack() as stack:
             if runner is not None:
                 stack.enter_context(runner)
+            if hasattr(logger, "close"):
+                stack.callback(logger.close)  # a run stopped by an exception must not leave a live bar behind
             self._fit_epochs(x, y, val, epochs, batch_size, shuffle, callback_list, runner, steps)
         return this_run
 

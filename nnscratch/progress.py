@@ -147,7 +147,7 @@ class ProgressBar(_EventPrinter):
         from tqdm import tqdm
 
         self._index += 1
-        self._close()
+        self.close()
         self._bar = tqdm(total=self.steps, desc=self._label(), file=self.stream, leave=False,
                          bar_format=self.BAR_FORMAT, mininterval=POSTFIX_INTERVAL, miniters=1,
                          dynamic_ncols=True, ascii=None)
@@ -174,7 +174,7 @@ class ProgressBar(_EventPrinter):
         # fit's epoch_time covers the batches only, so validation does not inflate ms/step.
         elapsed = logs.get("epoch_time", time.perf_counter() - self._started)
         bar = self._bar
-        self._close()
+        self.close()
         # tqdm trims a line to the terminal width; the final line carries the validation metrics, so it
         # is written whole (a static line may wrap, a live one may not).
         meter = bar.format_meter(self._steps_done, self.steps, elapsed, ncols=None, prefix=self._label(),
@@ -186,10 +186,11 @@ class ProgressBar(_EventPrinter):
         self._print_new_events()
 
     def on_train_end(self, logs=None):
-        self._close()
+        self.close()
         super().on_train_end(logs)
 
-    def _close(self):
+    def close(self):
+        """Closes the live bar, if one is open (fit calls it on the way out, also after an exception)."""
         if self._bar is not None:
             self._bar.close()
             self._bar = None

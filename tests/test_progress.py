@@ -121,3 +121,34 @@ def test_verbose_choices():
                                          (float("inf"), "inf"), (np.float32(0.5), "0.5000")])
 def test_format_value(value, text):
     assert format_value(value) == text
+
+
+def test_an_exception_mid_epoch_closes_the_live_bar(monkeypatch):
+    import io
+
+    import nnscratch
+    from nnscratch import progress
+    from nnscratch.callbacks import Callback
+    from nnscratch.layers import Dense, Softmax
+
+    closed = []
+    original = progress.ProgressBar.close
+
+    def spy(self):
+        closed.append(self._bar is not None)
+        original(self)
+
+    monkeypatch.setattr(progress.ProgressBar, "close", spy)
+
+    class Boom(Callback):
+        def on_batch_end(self, batch, logs=None):
+            if batch == 2:
+                raise KeyboardInterrupt
+
+    model = nnscratch.Model([Dense(2, input_shape=(3,)), Softmax()], seed=0)
+    model.set(loss="categorical_crossentropy", optimizer="sgd")
+    model.finalize()
+    monkeypatch.setattr(progress, "resolve_verbose", lambda verbose, stream=None: 1)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(np.zeros((64, 3)), np.zeros(64, int), batch_size=8, callbacks=[Boom()], verbose=1)
+    assert closed[-1] is True  # the last close found the live bar still open and closed it
