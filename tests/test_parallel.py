@@ -98,3 +98,17 @@ def test_blas_threads_are_restored_after_fit(always_parallel):
 def test_thread_count_is_validated():
     with pytest.raises(ValueError, match="threads must be a positive integer, got 0"):
         nnscratch.Model(threads=0)
+
+
+def test_saved_and_resumed_threaded_training_matches_an_unbroken_run(always_parallel, tmp_path):
+    x, y = data()
+    unbroken = cnn(2, dropout=0.2)
+    unbroken.fit(x, y, epochs=3, batch_size=32, verbose=0)
+    first = cnn(2, dropout=0.2)
+    first.fit(x, y, epochs=2, batch_size=32, verbose=0)
+    first.save(tmp_path / "m.h5")
+    resumed = nnscratch.load_model(tmp_path / "m.h5")
+    resumed.threads = 2
+    resumed.fit(x, y, epochs=1, batch_size=32, verbose=0)
+    for k, v in unbroken.get_weights().items():
+        np.testing.assert_array_equal(resumed.get_weights()[k], v)
