@@ -319,16 +319,15 @@ class Model:
 
         from .progress import progress_callback  # a late import: progress imports callbacks only
 
+        steps = -(-len(x) // batch_size)
         this_run = History()
         # History last among the user's callbacks: it records what they add to or adjust in the logs.
         cbs = list(callbacks or []) + [this_run]
-        logger = progress_callback(verbose, epochs=epochs, steps=-(-len(x) // batch_size))
+        logger = progress_callback(verbose, epochs=epochs, steps=steps)
         if logger is not None:
             cbs.append(logger)
         callback_list = CallbackList(cbs, self)
         self.stop_training = False
-        n = len(x)
-        steps = -(-n // batch_size)
         runner = DataParallel(self, self.threads) if worthwhile(self, batch_size, self.threads) else None
         with ExitStack() as stack:
             if runner is not None:
