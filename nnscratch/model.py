@@ -236,12 +236,25 @@ class Model:
         Returns:
             ``{"loss": float, "<accuracy name>": float}`` for the batch (before the update).
         """
-        output, logits = self.forward(x, training=True)
+        logs = self.forward_backward(x, y)
+        self.optimizer.step(self.trainable_params())
+        return logs
+
+    def forward_backward(self, x, y, layers=None, scale=1.0) -> dict:
+        """Forward in training mode, loss and accuracy, and backward; fills the layers' ``grads``.
+
+        Args:
+            x, y: a prepared batch (or a chunk of one).
+            layers, scale: as for :meth:`backward` (a thread's replica and its chunk's share of the batch).
+
+        Returns:
+            ``{"loss": float, "<accuracy name>": float}`` for ``(x, y)``.
+        """
+        output, logits = self.forward(x, training=True, layers=layers)
         logs = {"loss": self.compute_loss(output, logits, y)}
         if self.accuracy is not None:
             logs[self.accuracy.name] = self.accuracy(output, y)
-        self.backward(output, logits, y)
-        self.optimizer.step(self.trainable_params())
+        self.backward(output, logits, y, layers=layers, scale=scale)
         return logs
 
     # -- input checks -------------------------------------------------------------------------

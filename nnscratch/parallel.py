@@ -118,14 +118,8 @@ class DataParallel:
 
         def work(r):
             start, stop = bounds[r]
-            xs, ys = x[start:stop], y[start:stop]
-            layers = self.replicas[r]
-            output, logits = model.forward(xs, training=True, layers=layers)
-            logs = {"loss": model.compute_loss(output, logits, ys)}
-            if model.accuracy is not None:
-                logs[model.accuracy.name] = model.accuracy(output, ys)
-            model.backward(output, logits, ys, layers=layers, scale=(stop - start) / n)
-            return logs
+            return model.forward_backward(x[start:stop], y[start:stop], layers=self.replicas[r],
+                                          scale=(stop - start) / n)
 
         results = list(self._pool.map(work, range(len(bounds))))
         for i, layer in enumerate(model.layers):
