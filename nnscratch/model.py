@@ -26,7 +26,7 @@ from contextlib import ExitStack
 import numpy as np
 
 from . import _checks
-from .callbacks import Callback, CallbackList, History
+from .callbacks import CallbackList, History
 from .initializers import RELU_LIKE
 from .layers.activations import Softmax
 from .layers.base import LAYERS, Layer
@@ -401,28 +401,25 @@ class Model:
                 break
         callback_list.on_train_end({})
 
-    def _inference_runner(self, batch_size, stack):
-        """A DataParallel entered on ``stack`` when batches of ``batch_size`` are worth threads, else None."""
-        if not worthwhile(self, batch_size, self.threads):
-            return None
-        return stack.enter_context(DataParallel(self, self.threads))
+    def _inference(self, batch_size, stack, runner=None):
+        """``forward(x) -> (output, logits)`` for inference: ``runner``'s threads, new threads entered on
+        ``stack`` when batches of ``batch_size`` are worth them, else this thread."""
+        if runner is None and worthwhile(self, batch_size, self.threads):
+            runner = stack.enter_context(DataParallel(self, self.threads))
+        return (lambda xb: inference_forward(self, xb)) if runner is None else runner.forward
 
     def _evaluate(self, x, y, batch_size, runner=None):
         """Mean loss and accuracy of prepared arrays, without dropout."""
-        with ExitStack() as stack:
-            if runner is None:
-                runner = self._inference_runner(min(batch_size, len(x)), stack)
-            return self._evaluate_with(x, y, batch_size, runner)
-
-    def _evaluate_with(self, x, y, batch_size, runner):
         totals = {"loss": 0.0}
-        forward = (lambda xb: inference_forward(self, xb)) if runner is None else runner.forward
-        for s in range(0, len(x), batch_size):
-            xb, yb = x[s:s + batch_size], y[s:s + batch_size]
-            output, logits = forward(xb)
-            totals["loss"] += self.compute_loss(output, logits, yb) * len(xb)
-            if self.accuracy is not None:
-                totals[self.accuracy.name] = totals.get(self.accuracy.name, 0.0) + self.accuracy(output, yb) * len(xb)
+        with ExitStack() as stack:
+            forward = self._inference(min(batch_size, len(x)), stack, runner)
+            for s in range(0, len(x), batch_size):
+                xb, yb = x[s:s + batch_size], y[s:s + batch_size]
+                output, logits = forward(xb)
+                totals["loss"] += self.compute_loss(output, logits, yb) * len(xb)
+                if self.accuracy is not None:
+                    name = self.accuracy.name
+                    totals[name] = totals.get(name, 0.0) + self.accuracy(output, yb) * len(xb)
         return {k: v / len(x) for k, v in totals.items()}
 
     def validate(self, x, y, batch_size=256) -> dict:
@@ -442,8 +439,7 @@ class Model:
         batch_size = _checks.positive_int("batch_size", batch_size)
         out = np.empty((len(x),) + tuple(self.output_shape), dtype=self.dtype)
         with ExitStack() as stack:
-            runner = self._inference_runner(min(batch_size, len(x)), stack)
-            forward = (lambda xb: inference_forward(self, xb)) if runner is None else runner.forward
+            forward = self._inference(min(batch_size, len(x)), stack)
             for s in range(0, len(x), batch_size):
                 out[s:s + batch_size] = forward(x[s:s + batch_size])[0]
         return out

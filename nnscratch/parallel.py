@@ -136,9 +136,14 @@ class DataParallel:
         parts = list(self._pool.map(
             lambda r: inference_forward(self.model, x[bounds[r][0]:bounds[r][1]], self.replicas[r]),
             range(len(bounds))))
-        output = np.concatenate([p[0] for p in parts])
-        logits = None if parts[0][1] is None else np.concatenate([p[1] for p in parts])
-        return output, logits
+        return _join(parts)
+
+
+def _join(parts):
+    """One ``(output, logits)`` from the ``(output, logits)`` of consecutive pieces of a batch."""
+    output = np.concatenate([p[0] for p in parts])
+    logits = None if parts[0][1] is None else np.concatenate([p[1] for p in parts])
+    return output, logits
 
 
 #: inference runs through the layers this many samples at a time: a batch of 1000 LeNet-5 inputs unfolds
@@ -150,8 +155,5 @@ def inference_forward(model, x, layers=None):
     """``model.forward(x, training=False)`` in pieces of at most :data:`INFERENCE_PIECE` samples."""
     if len(x) <= INFERENCE_PIECE:
         return model.forward(x, training=False, layers=layers)
-    parts = [model.forward(x[s:s + INFERENCE_PIECE], training=False, layers=layers)
-             for s in range(0, len(x), INFERENCE_PIECE)]
-    output = np.concatenate([p[0] for p in parts])
-    logits = None if parts[0][1] is None else np.concatenate([p[1] for p in parts])
-    return output, logits
+    return _join([model.forward(x[s:s + INFERENCE_PIECE], training=False, layers=layers)
+                  for s in range(0, len(x), INFERENCE_PIECE)])
