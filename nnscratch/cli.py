@@ -222,9 +222,7 @@ def cmd_predict(args):
     pad = preprocess.get("pad_to")
     size = (h - (pad - 28), w - (pad - 28)) if pad else (h, w)  # the size the training images had
     images = np.stack([read_image(p, size, c, center=not args.no_center) for p in args.images])
-    if c == 1:
-        images = images[..., None] if images.ndim == 3 else images
-    x = prepare(images[..., 0] if c == 1 else images, preprocess)
+    x = prepare(images, preprocess)  # (N, H, W) grey or (N, H, W, 3) colour
     probs = class_probabilities(model, model.predict(x))
     for path, p in zip(args.images, probs):
         best = int(p.argmax())
