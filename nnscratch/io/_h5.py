@@ -121,11 +121,15 @@ def get_text(obj, name: str) -> str:
                     f"({value!r:.80})")
 
 
+def _scalar(obj, name: str):
+    """Attribute ``name``, with a 0-d array (how some writers store scalars) unwrapped to its value."""
+    value = obj.attrs[name]
+    return value[()] if isinstance(value, np.ndarray) and value.shape == () else value
+
+
 def get_int(obj, name: str) -> int:
     """An integer attribute, refusing floats, booleans and arrays."""
-    value = obj.attrs[name]
-    if isinstance(value, np.ndarray) and value.shape == ():
-        value = value[()]
+    value = _scalar(obj, name)
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"attribute {name!r} of {obj.name} should be an integer, found {type(value).__name__} "
                         f"({value!r:.80})")
@@ -134,9 +138,7 @@ def get_int(obj, name: str) -> int:
 
 def get_float(obj, name: str) -> float:
     """A real-number attribute."""
-    value = obj.attrs[name]
-    if isinstance(value, np.ndarray) and value.shape == ():
-        value = value[()]
+    value = _scalar(obj, name)
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"attribute {name!r} of {obj.name} should be a number, found {type(value).__name__} "
                         f"({value!r:.80})")
@@ -145,9 +147,7 @@ def get_float(obj, name: str) -> float:
 
 def get_bool(obj, name: str) -> bool:
     """A boolean attribute (h5py stores ``np.bool_`` as an enum of 0/1)."""
-    value = obj.attrs[name]
-    if isinstance(value, np.ndarray) and value.shape == ():
-        value = value[()]
+    value = _scalar(obj, name)
     if not isinstance(value, (bool, np.bool_, np.integer)) or int(value) not in (0, 1):
         raise TypeError(f"attribute {name!r} of {obj.name} should be a boolean, found {type(value).__name__} "
                         f"({value!r:.80})")
