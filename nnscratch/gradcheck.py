@@ -99,11 +99,12 @@ def relative_error(analytic: np.ndarray, numeric: np.ndarray, tiny: float = 1e-8
 
 def _compare(layer_name, tensor_name, analytic, numeric, indices, tolerance, tiny, shape):
     err = relative_error(analytic, numeric, tiny)
-    worst = int(np.argmax(err)) if err.size else 0
-    return TensorCheck(layer_name, tensor_name, tuple(shape), float(err[worst]) if err.size else 0.0,
-                       tuple(int(i) for i in np.unravel_index(indices[worst], shape)) if err.size else (),
-                       float(analytic[worst]) if err.size else 0.0, float(numeric[worst]) if err.size else 0.0,
-                       int(err.size), tolerance)
+    if not err.size:  # an empty tensor: nothing to compare
+        return TensorCheck(layer_name, tensor_name, tuple(shape), 0.0, (), 0.0, 0.0, 0, tolerance)
+    worst = int(np.argmax(err))
+    return TensorCheck(layer_name, tensor_name, tuple(shape), float(err[worst]),
+                       tuple(int(i) for i in np.unravel_index(indices[worst], shape)),
+                       float(analytic[worst]), float(numeric[worst]), int(err.size), tolerance)
 
 
 def _numeric_gradient(f, array, indices, eps):
