@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io.atomic import atomic_open as atomic_write
+from ..io.atomic import atomic_open
 
 #: IDX dtype code -> element dtype (big-endian where it matters).
 IDX_DTYPES = {
@@ -183,7 +183,7 @@ def save_idx(path: str | os.PathLike, array, compress: bool | None = None) -> No
     path = Path(path)
     if compress is None:
         compress = path.suffix == ".gz"
-    with atomic_write(path) as f:
+    with atomic_open(path) as f:
         if compress:
             # mtime=0 keeps the output byte-identical across runs, so hashes of written files are stable.
             # Level 6, not gzip's default 9: on MNIST's training images 9 takes 19 s against 1.2 s

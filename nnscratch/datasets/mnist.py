@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from . import sources
-from ..io.atomic import atomic_open as atomic_write
+from ..io.atomic import atomic_open
 from .idx import idx_sha256, load_idx
 from .sources import Attempts, SourceUnavailable
 
@@ -250,7 +250,7 @@ def _write_cache(path: Path | None, arrays: dict[str, np.ndarray], attempts: Att
     if path is None:
         return
     try:
-        with atomic_write(path) as f:
+        with atomic_open(path) as f:
             # Uncompressed: 55 MB on disk but loads in tens of milliseconds; compressed, 11 MB but
             # every load would pay for inflating it.
             np.savez(f, **arrays)

@@ -17,7 +17,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from ..io.atomic import atomic_open as atomic_write
+from ..io.atomic import atomic_open
 
 logger = logging.getLogger("nnscratch.datasets")
 
@@ -152,7 +152,7 @@ def download(url: str, dest: str | os.PathLike, sha256: str, size: int | None = 
     dest = Path(dest)
     timeout = DOWNLOAD_TIMEOUT if timeout is None else timeout
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, atomic_write(dest) as f:
+        with urllib.request.urlopen(url, timeout=timeout) as response, atomic_open(dest) as f:
             digest = hashlib.sha256()
             received = 0
             while chunk := response.read(1 << 16):
@@ -161,7 +161,7 @@ def download(url: str, dest: str | os.PathLike, sha256: str, size: int | None = 
                     raise SourceUnavailable(f"{url} sent more than the expected {size} bytes")
                 digest.update(chunk)
                 f.write(chunk)
-            # Raising inside atomic_write discards the temporary file: a body with the wrong hash
+            # Raising inside atomic_open discards the temporary file: a body with the wrong hash
             # never appears under the final name.
             got = digest.hexdigest()
             if got != sha256:

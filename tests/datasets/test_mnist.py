@@ -259,7 +259,7 @@ def test_unwritable_cache_still_returns_the_data(tiny_mnist, offline, fake_wheel
     def refuse(path):
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(mnist, "atomic_write", refuse)
+    monkeypatch.setattr(mnist, "atomic_open", refuse)
     assert_same(load_mnist(), tiny_mnist)
     assert "could not write the cache" in capsys.readouterr().err
     assert not default_cache(offline).exists()
