@@ -125,3 +125,18 @@ def sum_pool(x, pool, strides, pads=((0, 0), (0, 0)), average=False):
         return dx
 
     return out, backward
+
+
+#: how an (N, H, W, C) batch can be stored: as is, batch-innermost (what the conv kernels return), or neither
+STORAGE_ORDERS = ["nhwc", "chwn", "strided"]
+
+
+def stored(x, order):
+    """The values of ``x`` ``(N, H, W, C)`` in the memory order named by ``order`` (see STORAGE_ORDERS)."""
+    if order == "nhwc":
+        return np.ascontiguousarray(x)
+    if order == "chwn":
+        return np.ascontiguousarray(x.transpose(3, 1, 2, 0)).transpose(3, 1, 2, 0)
+    wide = np.zeros(x.shape[:3] + (2 * x.shape[3],), x.dtype)
+    wide[..., ::2] = x
+    return wide[..., ::2]

@@ -1,4 +1,8 @@
-"""2-D convolution (with optional LeNet-style connection tables) and zero padding, channels-last."""
+"""2-D convolution (with optional LeNet-style connection tables) and zero padding, channels-last.
+
+Conv2D's outputs and input gradients are ``(N, H, W, C)`` views of batch-innermost arrays; see
+:mod:`nnscratch.ops.layout` for why.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -168,7 +172,6 @@ class Conv2D(Layer):
     def backward(self, dout):
         if dout.dtype != self.dtype:
             dout = dout.astype(self.dtype)
-        dout = np.ascontiguousarray(dout)
         dx, dkernel, dbias = conv2d_backward(dout, self._cols, self._kernel_used, self._x_shape, self._strides,
                                              self._pads, has_bias=self.use_bias,
                                              need_dx=self.input_grad_needed)

@@ -1,28 +1,31 @@
 """Padding arithmetic, im2col / col2im and the 2-D convolution kernels built on them.
 
-All arrays are channels-last: inputs ``(N, H, W, C)``, kernels ``(kh, kw, C, F)``, outputs ``(N, Ho, Wo, F)``.
-Every function works in the dtype it is given (float32 or float64) and never loops in Python over
-samples or output positions; the only Python loops run over the ``kh * kw`` kernel offsets.
+Image batches are ``(N, H, W, C)`` arrays and kernels ``(kh, kw, C, F)``. The kernels here work in the
+batch-innermost storage order described in :mod:`nnscratch.ops.layout`: they read any ``(N, H, W, C)``
+array (a CHWN-stored one for free, others with one transposing copy) and return ``(N, Ho, Wo, F)`` views
+of ``(F, Ho, Wo, N)`` arrays. Every function works in the dtype it is given (float32 or float64) and
+never loops in Python over samples or output positions; the only Python loops run over the ``kh * kw``
+kernel offsets.
 
 Layout notes (measured on a 2-core AMD EPYC with OpenBLAS; see ``benchmarks/bench_layers.py``):
 
-* numpy copies and element-wise ops are fast when the innermost contiguous run is long and slow when it
-  is a handful of elements. An NHWC im2col copies runs of ``kw * C`` elements (5 for a 1-channel input),
-  a channels-first one runs of ``Wo`` elements. :func:`im2col` therefore fills the column matrix in
-  whichever memory order gives the longer runs; the *logical* result is always ``(N*Ho*Wo, kh*kw*C)``
-  and BLAS takes either order without a copy (the transposed one as a transposed operand).
-* col2im accumulates ``kh * kw`` shifted slices. In NHWC those have runs of ``C`` elements, which made it
-  10x slower than the GEMMs around it. :func:`conv2d_backward` instead accumulates into a
-  ``(C, H, W, N)`` buffer, where a slice has runs of ``Wo * N`` elements, and transposes once at the end.
-* A bias is folded into the GEMM as a column of ones (:func:`im2col` with ``ones_column=True``), which
-  saves a broadcast add over the whole output in forward and a slow axis-0 sum in backward.
+* The column matrix is ``(kh * kw * C, Ho * Wo * N)``: every kernel offset fills ``C`` blocks of
+  ``(Ho, Wo * N)``, whose rows are runs of ``Wo * N`` elements (whole padded-image rows times the batch
+  for a stride of 1). Stored NHWC, the same copy moved runs of ``kw * C`` elements (5 for LeNet's C1)
+  and cost 1.5-2x as much.
+* col2im accumulates the ``kh * kw`` shifted slices with the same long runs.
+* The GEMMs are ``(F, K) @ (K, M)`` forward and ``(K, M) @ (M, F)`` / ``(K, F) @ (F, M)`` backward, with
+  ``M = Ho * Wo * N`` the long dimension and no transposing copies around them.
+* A bias is folded into the GEMM as a row of ones (:func:`im2col` with ``ones_row=True``), which saves a
+  broadcast add over the whole output in forward and a separate sum in backward.
 """
 from __future__ import annotations
 
 import numbers
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided, sliding_window_view
+
+from .layout import from_chwn, to_chwn
 
 #: ``((top, bottom), (left, right))`` zero rows/columns added around each image
 Pads = tuple[tuple[int, int], tuple[int, int]]
@@ -124,9 +127,10 @@ def output_hw(input_hw, kernel_hw, strides, pads: Pads, what: str = "window") ->
     return tuple(out)
 
 
-def pad_nhwc(x: np.ndarray, pads: Pads, value: float = 0.0) -> np.ndarray:
-    """``x`` ``(N, H, W, C)`` with ``pads`` rows/columns of ``value`` around each image (``x`` itself if none).
+def pad_spatial(x: np.ndarray, pads: Pads, value: float = 0.0) -> np.ndarray:
+    """``x`` with ``pads`` rows/columns of ``value`` around axes 1 and 2 (``x`` itself if there are none).
 
+    Axes 1 and 2 are the image axes in both storage orders, ``(N, H, W, C)`` and ``(C, H, W, N)``.
     Faster than ``np.pad`` (one allocation and one interior copy).
     """
     (t, b), (l, r) = pads
@@ -140,103 +144,69 @@ def pad_nhwc(x: np.ndarray, pads: Pads, value: float = 0.0) -> np.ndarray:
     return out
 
 
-def _windows_nhwc(xp, kernel_hw, strides, out_hw):
-    """Read-only view ``(N, Ho, Wo, kh, kw, C)`` of the windows of a padded NHWC array."""
-    kh, kw = kernel_hw
-    sh, sw = strides
-    ho, wo = out_hw
-    v = sliding_window_view(xp, (kh, kw), axis=(1, 2))  # (N, Hp-kh+1, Wp-kw+1, C, kh, kw)
-    return v[:, :(ho - 1) * sh + 1:sh, :(wo - 1) * sw + 1:sw].transpose(0, 1, 2, 4, 5, 3)
-
-
-def choose_layout(channels: int, kernel_hw, strides, out_hw) -> str:
-    """``'rows'`` (C-order ``(M, K)`` columns) or ``'cols'`` (C-order ``(K, M)``), whichever copies longer runs.
-
-    A row-major column matrix copies runs of ``kw * C`` elements (a window row, whatever the stride); a
-    column-major one copies runs of ``Wo`` (1 with a horizontal stride) from a channels-first copy of the
-    input. Example: LeNet's C1 (1 channel, 5x5, 28 wide) -> ``'cols'``; C3 (6 channels, 10 wide) -> ``'rows'``.
-    """
-    run_rows = kernel_hw[1] * channels
-    run_cols = out_hw[1] if strides[1] == 1 else 1
-    return "cols" if run_cols > run_rows else "rows"
+def _padded_chwn(x: np.ndarray, pads: Pads) -> np.ndarray:
+    """``x`` ``(N, H, W, C)`` padded with zeros and stored ``(C, Hp, Wp, N)``, in at most one copy."""
+    (t, b), (l, r) = pads
+    xt = x.transpose(3, 1, 2, 0)
+    if not (t or b or l or r):
+        return np.ascontiguousarray(xt)
+    c, h, w, n = xt.shape
+    xp = np.zeros((c, h + t + b, w + l + r, n), dtype=x.dtype)
+    xp[:, t:t + h, l:l + w] = xt
+    return xp
 
 
 def im2col(x: np.ndarray, kernel_size, strides=(1, 1), pads: Pads = ((0, 0), (0, 0)), *,
-           ones_column: bool = False, layout: str = "auto") -> np.ndarray:
-    """Unfolds every ``kh x kw`` window of ``x`` into a row of a matrix.
+           ones_row: bool = False) -> np.ndarray:
+    """Unfolds every ``kh x kw`` window of ``x`` into a column of a matrix.
 
     Args:
-        x: ``(N, H, W, C)``.
+        x: ``(N, H, W, C)``, in any memory order (stored CHWN it is read without a copy).
         kernel_size: ``(kh, kw)``.
         strides: ``(sh, sw)``, default ``(1, 1)``.
         pads: ``((top, bottom), (left, right))`` zero padding, default none (see :func:`resolve_padding`).
-        ones_column: append a column of ones (so ``cols @ [[kernel], [bias]]`` adds the bias), default False.
-        layout: memory order of the result: ``'rows'`` (C-contiguous), ``'cols'`` (Fortran-contiguous,
-            filled from a channels-first copy of ``x``) or ``'auto'`` (default: :func:`choose_layout`).
-            The values are the same in every layout.
+        ones_row: append a row of ones (so ``[kernel; bias].T @ cols`` adds the bias), default False.
 
     Returns:
-        ``cols`` ``(N * Ho * Wo, kh * kw * C (+1))``: row ``(n, ho, wo)`` in C order, column ``(i, j, c)``
-        in C order, so ``cols @ kernel.reshape(-1, F)`` is the convolution ``(N * Ho * Wo, F)``.
+        ``cols`` ``(kh * kw * C (+1), Ho * Wo * N)``, C-contiguous: row ``(i, j, c)`` and column
+        ``(ho, wo, n)`` in C order, so ``kernel.reshape(-1, F).T @ cols`` is the convolution stored
+        ``(F, Ho, Wo, N)``.
 
     Example:
         >>> x = np.arange(16.0).reshape(1, 4, 4, 1)
         >>> im2col(x, (2, 2), (2, 2))
-        array([[ 0.,  1.,  4.,  5.],
-               [ 2.,  3.,  6.,  7.],
-               [ 8.,  9., 12., 13.],
-               [10., 11., 14., 15.]])
+        array([[ 0.,  2.,  8., 10.],
+               [ 1.,  3.,  9., 11.],
+               [ 4.,  6., 12., 14.],
+               [ 5.,  7., 13., 15.]])
     """
     n, h, w, c = x.shape
     kh, kw = kernel_hw = tuple(kernel_size)
     sh, sw = strides = tuple(strides)
     ho, wo = output_hw((h, w), kernel_hw, strides, pads)
-    m, k = n * ho * wo, kh * kw * c
-    if layout == "auto":
-        layout = choose_layout(c, kernel_hw, strides, (ho, wo))
-    extra = 1 if ones_column else 0
-    if layout == "rows":
-        windows = _windows_nhwc(pad_nhwc(x, pads), kernel_hw, strides, (ho, wo))
-        if not ones_column:
-            return windows.reshape(m, k)  # the reshape is the one copy
-        buf = np.empty((m, k + 1), dtype=x.dtype)
-        buf[:, k] = 1
-        # a 6-D writable view of the first k columns, filled in one strided copy
-        item = buf.itemsize
-        dst = as_strided(buf, (n, ho, wo, kh, kw, c),
-                         ((k + 1) * ho * wo * item, (k + 1) * wo * item, (k + 1) * item, kw * c * item, c * item,
-                          item))
-        np.copyto(dst, windows)
-        return buf
-    if layout != "cols":
-        raise ValueError(f"layout must be 'auto', 'rows' or 'cols', got {layout!r}")
-    (t, b), (l, r) = pads
-    if c == 1 and not (t or b or l or r) and x.flags.c_contiguous:
-        xt = x.reshape(1, n, h, w)  # channels-first already: a free view
-    else:
-        xt = np.zeros((c, n, h + t + b, w + l + r), dtype=x.dtype)
-        xt[:, :, t:t + h, l:l + w] = x.transpose(3, 0, 1, 2)
-    buf = np.empty((k + extra, m), dtype=x.dtype)
-    dst = buf[:k].reshape(kh, kw, c, n, ho, wo)
+    k = kh * kw * c
+    xp = _padded_chwn(x, pads)
+    cols = np.empty((k + (1 if ones_row else 0), ho, wo, n), dtype=x.dtype)
+    dst = cols[:k].reshape(kh, kw, c, ho, wo, n)
     for i in range(kh):
         for j in range(kw):
-            dst[i, j] = xt[:, :, i:i + (ho - 1) * sh + 1:sh, j:j + (wo - 1) * sw + 1:sw]
-    if ones_column:
-        buf[k] = 1
-    return buf.T
+            dst[i, j] = xp[:, i:i + (ho - 1) * sh + 1:sh, j:j + (wo - 1) * sw + 1:sw]
+    if ones_row:
+        cols[k] = 1
+    return cols.reshape(len(cols), -1)
 
 
 def col2im(cols: np.ndarray, input_shape, kernel_size, strides=(1, 1), pads: Pads = ((0, 0), (0, 0))) -> np.ndarray:
-    """The adjoint of :func:`im2col`: adds every row of ``cols`` back onto the window it came from.
+    """The adjoint of :func:`im2col`: adds every column of ``cols`` back onto the window it came from.
 
     Args:
-        cols: ``(N * Ho * Wo, kh * kw * C)`` in :func:`im2col`'s order (either memory layout;
-            a Fortran-ordered one is fastest).
+        cols: ``(kh * kw * C, Ho * Wo * N)`` in :func:`im2col`'s order (extra rows after the first
+            ``kh * kw * C``, such as the ones row, are ignored).
         input_shape: ``(N, H, W, C)`` of the unpadded input.
         kernel_size, strides, pads: as given to :func:`im2col`.
 
     Returns:
-        ``dx`` ``(N, H, W, C)``; padding positions are dropped.
+        ``dx`` ``(N, H, W, C)``, stored CHWN; padding positions are dropped.
 
     Example:
         >>> x = np.ones((1, 3, 3, 1))
@@ -250,29 +220,30 @@ def col2im(cols: np.ndarray, input_shape, kernel_size, strides=(1, 1), pads: Pad
     sh, sw = strides
     (t, b), (l, r) = pads
     ho, wo = output_hw((h, w), (kh, kw), (sh, sw), pads)
-    # splitting axes is always a view, so this costs nothing in either memory layout
-    d = cols[:, :kh * kw * c].reshape(n, ho, wo, kh, kw, c).transpose(3, 4, 5, 0, 1, 2)
-    acc = np.zeros((c, n, h + t + b, w + l + r), dtype=cols.dtype)
+    d = cols[:kh * kw * c].reshape(kh, kw, c, ho, wo, n)
+    acc = np.zeros((c, h + t + b, w + l + r, n), dtype=cols.dtype)
     for i in range(kh):
         for j in range(kw):
-            acc[:, :, i:i + (ho - 1) * sh + 1:sh, j:j + (wo - 1) * sw + 1:sw] += d[i, j]
-    return np.ascontiguousarray(acc[:, :, t:t + h, l:l + w].transpose(1, 2, 3, 0))
+            acc[:, i:i + (ho - 1) * sh + 1:sh, j:j + (wo - 1) * sw + 1:sw] += d[i, j]
+    if t or b or l or r:
+        acc = np.ascontiguousarray(acc[:, t:t + h, l:l + w])
+    return from_chwn(acc)
 
 
 def conv2d_forward(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None = None, strides=(1, 1),
-                   pads: Pads = ((0, 0), (0, 0)), layout: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+                   pads: Pads = ((0, 0), (0, 0))) -> tuple[np.ndarray, np.ndarray]:
     """Cross-correlation of ``x`` with ``kernel`` plus ``bias`` (what deep-learning libraries call convolution).
 
     Args:
-        x: ``(N, H, W, C)``.
+        x: ``(N, H, W, C)``, any memory order.
         kernel: ``(kh, kw, C, F)``.
         bias: ``(F,)`` or None.
         strides: ``(sh, sw)``.
         pads: ``((top, bottom), (left, right))``.
-        layout: see :func:`im2col`.
 
     Returns:
-        ``(out, cols)``: ``out`` ``(N, Ho, Wo, F)`` and the column matrix that :func:`conv2d_backward` needs.
+        ``(out, cols)``: ``out`` ``(N, Ho, Wo, F)`` (stored CHWN) and the column matrix that
+        :func:`conv2d_backward` needs.
 
     Example:
         >>> x = np.ones((1, 3, 3, 1))
@@ -287,8 +258,8 @@ def conv2d_forward(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None = 
     w2 = kernel.reshape(kh * kw * c, f)
     if bias is not None:
         w2 = np.concatenate([w2, bias.reshape(1, f)])
-    cols = im2col(x, (kh, kw), strides, pads, ones_column=bias is not None, layout=layout)
-    return (cols @ w2).reshape(n, ho, wo, f), cols
+    cols = im2col(x, (kh, kw), strides, pads, ones_row=bias is not None)
+    return from_chwn((w2.T @ cols).reshape(f, ho, wo, n)), cols
 
 
 def conv2d_backward(dout: np.ndarray, cols: np.ndarray, kernel: np.ndarray, input_shape, strides=(1, 1),
@@ -296,36 +267,25 @@ def conv2d_backward(dout: np.ndarray, cols: np.ndarray, kernel: np.ndarray, inpu
     """Gradients of :func:`conv2d_forward`.
 
     Args:
-        dout: ``(N, Ho, Wo, F)``, the gradient of the loss w.r.t. the output.
+        dout: ``(N, Ho, Wo, F)``, the gradient of the loss w.r.t. the output, any memory order.
         cols: the column matrix returned by :func:`conv2d_forward`.
         kernel: ``(kh, kw, C, F)``, as used in forward.
         input_shape: ``(N, H, W, C)``.
         strides, pads: as in forward.
-        has_bias: whether forward had a bias (``cols`` then ends with a column of ones).
+        has_bias: whether forward had a bias (``cols`` then ends with a row of ones).
         need_dx: compute ``dx``; False skips the col2im (a model's first layer), default True.
 
     Returns:
-        ``(dx, dkernel, dbias)``: ``dx`` ``(N, H, W, C)`` or None, ``dkernel`` ``(kh, kw, C, F)``,
-        ``dbias`` ``(F,)`` or None.
+        ``(dx, dkernel, dbias)``: ``dx`` ``(N, H, W, C)`` (stored CHWN) or None, ``dkernel``
+        ``(kh, kw, C, F)``, ``dbias`` ``(F,)`` or None.
     """
-    n, h, w, c = input_shape
-    kh, kw, _, f = kernel.shape
+    kh, kw, c, f = kernel.shape
     k = kh * kw * c
-    _, ho, wo, _ = dout.shape
-    dm = dout.reshape(-1, f)
-    dw = cols.T @ dm  # (K (+1), F); the ones column's row is the bias gradient
+    dm = to_chwn(dout).reshape(f, -1)       # (F, Ho * Wo * N)
+    dw = cols @ dm.T                        # (K (+1), F); the ones row's row is the bias gradient
     dkernel = dw[:k].reshape(kernel.shape)
     dbias = dw[k].copy() if has_bias else None
     if not need_dx:
         return None, dkernel, dbias
-    (t, b), (l, r) = pads
-    sh, sw = strides
-    # rows ordered (ho, wo, n) make every col2im slice below a run of wo * n contiguous elements
-    dm_hwn = np.ascontiguousarray(dout.transpose(1, 2, 0, 3)).reshape(-1, f)
-    dcols = (kernel.reshape(k, f) @ dm_hwn.T).reshape(kh, kw, c, ho, wo, n)
-    acc = np.zeros((c, h + t + b, w + l + r, n), dtype=dout.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            acc[:, i:i + (ho - 1) * sh + 1:sh, j:j + (wo - 1) * sw + 1:sw, :] += dcols[i, j]
-    dx = np.ascontiguousarray(acc[:, t:t + h, l:l + w, :].transpose(3, 1, 2, 0))
-    return dx, dkernel, dbias
+    dcols = kernel.reshape(k, f) @ dm       # (K, Ho * Wo * N)
+    return col2im(dcols, input_shape, (kh, kw), strides, pads), dkernel, dbias

@@ -1,8 +1,14 @@
-"""Pooling kernels on channels-last arrays ``(N, H, W, C)``.
+"""Pooling kernels on image batches ``(N, H, W, C)``.
 
-Windows are reduced through strided views, rows first: a row slice ``x[:, i::sh]`` streams runs of
-``W * C`` contiguous elements, while a column slice ``x[:, :, j::sw]`` only has runs of ``C``, so
-reducing the ``kh`` rows before the ``kw`` columns leaves the slow pass on an array ``kh`` times smaller.
+Pooling only reduces and scatters over the image axes, so every kernel runs on whichever of the two
+storage orders its input has (:func:`~nnscratch.ops.layout.spatial_first`): ``(N, H, W, C)`` as it is,
+or the ``(C, H, W, N)`` array behind a CHWN-stored input, which the convolution kernels produce. Results
+come back in the input's storage order, as ``(N, H, W, C)`` arrays or views.
+
+Windows are reduced through strided views, rows first: a row slice ``a[:, i::sh]`` streams runs of
+``W * C`` (or ``W * N``) contiguous elements, while a column slice ``a[:, :, j::sw]`` only has runs of
+``C`` (or ``N``), so reducing the ``kh`` rows before the ``kw`` columns leaves the slower pass on an
+array ``kh`` times smaller.
 The only Python loops run over window offsets (``kh + kw`` in forward, ``kh * kw`` in backward).
 Non-overlapping windows (stride >= pool size, the common case) are written straight into the
 gradient instead of accumulated.
@@ -15,7 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .im2col import Pads, output_hw, pad_nhwc
+from .im2col import Pads, output_hw, pad_spatial
+from .layout import oriented, restore, spatial_first
 
 
 def _rows(xp, k, s, n_out):
@@ -64,7 +71,8 @@ def max_pool_forward(x: np.ndarray, pool_size, strides, pads: Pads = ((0, 0), (0
                [13., 15.]])
     """
     out_hw = output_hw(x.shape[1:3], pool_size, strides, pads)
-    return _reduce(pad_nhwc(x, pads, -np.inf), pool_size, strides, out_hw, np.maximum)
+    a, flipped = spatial_first(x)
+    return restore(_reduce(pad_spatial(a, pads, -np.inf), pool_size, strides, out_hw, np.maximum), flipped)
 
 
 def max_pool_backward(dout: np.ndarray, x: np.ndarray, out: np.ndarray, pool_size, strides,
@@ -94,7 +102,9 @@ def max_pool_backward(dout: np.ndarray, x: np.ndarray, out: np.ndarray, pool_siz
     """
     (kh, kw), (sh, sw) = pool_size, strides
     _, ho, wo, _ = out.shape
-    xp = pad_nhwc(x, pads, -np.inf)
+    a, flipped = spatial_first(x)
+    out, dout = oriented(out, flipped), oriented(dout, flipped)
+    xp = pad_spatial(a, pads, -np.inf)
     tiles = _tiles(pool_size, strides, xp.shape[1:3], (ho, wo))
     disjoint = sh >= kh and sw >= kw
     dxp = (np.empty if tiles else np.zeros)(xp.shape, dtype=dout.dtype)
@@ -120,7 +130,7 @@ def max_pool_backward(dout: np.ndarray, x: np.ndarray, out: np.ndarray, pool_siz
             target += contrib
     (t, _), (l, _) = pads
     h, w = x.shape[1:3]
-    return dxp if dxp.shape == x.shape else np.ascontiguousarray(dxp[:, t:t + h, l:l + w])
+    return restore(dxp if dxp.shape == a.shape else np.ascontiguousarray(dxp[:, t:t + h, l:l + w]), flipped)
 
 
 def max_pool_2x2_forward(x: np.ndarray):
@@ -145,19 +155,21 @@ def max_pool_2x2_forward(x: np.ndarray):
         array([[0., 0.],
                [1., 0.]])
     """
-    n, h, w, c = x.shape
-    x6 = x.reshape(n, h // 2, 2, w // 2, 2, c)
-    upper, lower = x6[:, :, 0], x6[:, :, 1]          # (N, Ho, Wo, 2, C), contiguous runs
+    a, flipped = spatial_first(x)
+    n, h, w, c = a.shape
+    a6 = a.reshape(n, h // 2, 2, w // 2, 2, c)
+    upper, lower = a6[:, :, 0], a6[:, :, 1]          # (N, Ho, Wo, 2, C), contiguous runs
     lower_wins = lower > upper                         # strict: the upper row keeps ties
     column_max = np.maximum(upper, lower)
     left, right = column_max[..., 0, :], column_max[..., 1, :]
     right_wins = right > left                          # strict: the left column keeps ties
-    return np.maximum(left, right), (lower_wins, right_wins, x.shape)
+    return restore(np.maximum(left, right), flipped), (lower_wins, right_wins, a.shape, flipped)
 
 
 def max_pool_2x2_backward(dout: np.ndarray, winners) -> np.ndarray:
     """Gradient of :func:`max_pool_2x2_forward`: ``dout`` ``(N, H/2, W/2, C)`` -> ``dx`` ``(N, H, W, C)``."""
-    lower_wins, right_wins, shape = winners
+    lower_wins, right_wins, shape, flipped = winners
+    dout = oriented(dout, flipped)
     n, h, w, c = shape
     d_column = np.empty(lower_wins.shape, dtype=dout.dtype)   # (N, Ho, Wo, 2, C)
     np.multiply(dout, right_wins, out=d_column[..., 1, :])
@@ -166,7 +178,7 @@ def max_pool_2x2_backward(dout: np.ndarray, winners) -> np.ndarray:
     dx6 = dx.reshape(n, h // 2, 2, w // 2, 2, c)
     np.multiply(d_column, lower_wins, out=dx6[:, :, 1])
     np.subtract(d_column, dx6[:, :, 1], out=dx6[:, :, 0])
-    return dx
+    return restore(dx, flipped)
 
 
 def sum_pool_forward(x: np.ndarray, pool_size, strides, pads: Pads = ((0, 0), (0, 0))) -> np.ndarray:
@@ -178,7 +190,8 @@ def sum_pool_forward(x: np.ndarray, pool_size, strides, pads: Pads = ((0, 0), (0
                [4., 4.]])
     """
     out_hw = output_hw(x.shape[1:3], pool_size, strides, pads)
-    return _reduce(pad_nhwc(x, pads), pool_size, strides, out_hw, np.add)
+    a, flipped = spatial_first(x)
+    return restore(_reduce(pad_spatial(a, pads), pool_size, strides, out_hw, np.add), flipped)
 
 
 def sum_pool_backward(dout: np.ndarray, input_shape, pool_size, strides, pads: Pads = ((0, 0), (0, 0))) -> np.ndarray:
@@ -200,6 +213,9 @@ def sum_pool_backward(dout: np.ndarray, input_shape, pool_size, strides, pads: P
     n, h, w, c = input_shape
     (kh, kw), (sh, sw) = pool_size, strides
     (t, b), (l, r) = pads
+    dout, flipped = spatial_first(dout)  # dx is stored the way dout is
+    if flipped:
+        n, c = c, n
     _, ho, wo, _ = dout.shape
     hp, wp = h + t + b, w + l + r
     # columns first on the small array, then rows (whose slices are long contiguous runs)
@@ -220,7 +236,7 @@ def sum_pool_backward(dout: np.ndarray, input_shape, pool_size, strides, pads: P
             part[...] = v
         else:
             part += v
-    return dxp if dxp.shape == tuple(input_shape) else np.ascontiguousarray(dxp[:, t:t + h, l:l + w])
+    return restore(dxp if dxp.shape == (n, h, w, c) else np.ascontiguousarray(dxp[:, t:t + h, l:l + w]), flipped)
 
 
 def window_counts(input_hw, pool_size, strides, pads: Pads) -> np.ndarray:
@@ -242,10 +258,12 @@ def global_avg_pool_forward(x: np.ndarray) -> np.ndarray:
         >>> global_avg_pool_forward(np.arange(8.0).reshape(1, 2, 2, 2))
         array([[3., 4.]])
     """
-    n, h, w, c = x.shape
+    a, flipped = spatial_first(x)
+    n, h, w, c = a.shape
     # a batched vector-matrix product sums the H*W rows far faster than x.mean(axis=(1, 2))
     ones = np.full(h * w, 1.0 / (h * w), dtype=x.dtype)
-    return ones @ x.reshape(n, h * w, c)
+    means = ones @ a.reshape(n, h * w, c)
+    return means.T if flipped else means
 
 
 def global_avg_pool_backward(dout: np.ndarray, input_shape) -> np.ndarray:

@@ -5,8 +5,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import naive_conv
-from nnscratch.ops.im2col import (check_padding, choose_layout, col2im, conv2d_backward, conv2d_forward, im2col,
-                                  output_hw, pad_nhwc, resolve_padding)
+from nnscratch.ops.im2col import (check_padding, col2im, conv2d_backward, conv2d_forward, im2col, output_hw,
+                                  pad_spatial, resolve_padding)
+from nnscratch.ops.layout import from_chwn, to_chwn
 
 NO_PAD = ((0, 0), (0, 0))
 
@@ -62,24 +63,25 @@ def test_check_padding_without_explicit_amounts():
         check_padding("pool padding", 1, modes=("valid", "same"), explicit=False)
 
 
-def test_pad_nhwc_matches_np_pad_and_skips_the_copy_when_nothing_to_pad():
+def test_pad_spatial_matches_np_pad_and_skips_the_copy_when_nothing_to_pad():
     x = np.random.default_rng(0).standard_normal((2, 3, 4, 2)).astype(np.float32)
     pads = ((1, 0), (2, 3))
-    got = pad_nhwc(x, pads, value=-1.5)
+    got = pad_spatial(x, pads, value=-1.5)
     np.testing.assert_array_equal(got, np.pad(x, ((0, 0), (1, 0), (2, 3), (0, 0)), constant_values=-1.5))
     assert got.dtype == np.float32
-    assert pad_nhwc(x, NO_PAD) is x
+    assert pad_spatial(x, NO_PAD) is x
 
 
 # -- im2col / col2im ------------------------------------------------------------------------------
 def naive_im2col(x, k, s, pads):
+    """One column per output position, positions in (ho, wo, n) order, each the window raveled (i, j, c)."""
     xp = naive_conv.pad(x, pads)
     n, h, w, c = x.shape
     ho = naive_conv.out_size(h, k[0], s[0], *pads[0])
     wo = naive_conv.out_size(w, k[1], s[1], *pads[1])
-    rows = [xp[b, a * s[0]:a * s[0] + k[0], q * s[1]:q * s[1] + k[1], :].ravel()
-            for b in range(n) for a in range(ho) for q in range(wo)]
-    return np.array(rows)
+    columns = [xp[b, a * s[0]:a * s[0] + k[0], q * s[1]:q * s[1] + k[1], :].ravel()
+               for a in range(ho) for q in range(wo) for b in range(n)]
+    return np.array(columns).T
 
 
 IM2COL_CASES = [  # (x shape, kernel, strides, pads)
@@ -93,51 +95,34 @@ IM2COL_CASES = [  # (x shape, kernel, strides, pads)
 
 
 @pytest.mark.parametrize("shape, k, s, pads", IM2COL_CASES)
-@pytest.mark.parametrize("layout", ["rows", "cols", "auto"])
+@pytest.mark.parametrize("order", naive_conv.STORAGE_ORDERS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_im2col_matches_explicit_windows(shape, k, s, pads, layout, dtype):
+def test_im2col_matches_explicit_windows(shape, k, s, pads, order, dtype):
     x = np.random.default_rng(1).standard_normal(shape).astype(dtype)
-    cols = im2col(x, k, s, pads, layout=layout)
-    assert cols.dtype == dtype
+    cols = im2col(naive_conv.stored(x, order), k, s, pads)
+    assert cols.dtype == dtype and cols.flags.c_contiguous
     np.testing.assert_array_equal(cols, naive_im2col(x, k, s, pads).astype(dtype))
-    with_ones = im2col(x, k, s, pads, layout=layout, ones_column=True)
-    np.testing.assert_array_equal(with_ones[:, :-1], cols)
-    np.testing.assert_array_equal(with_ones[:, -1], 1)
+    with_ones = im2col(x, k, s, pads, ones_row=True)
+    np.testing.assert_array_equal(with_ones[:-1], cols)
+    np.testing.assert_array_equal(with_ones[-1], 1)
 
 
-def test_im2col_layouts_are_the_promised_memory_orders():
-    x = np.zeros((2, 6, 6, 3), np.float32)
-    assert im2col(x, (3, 3), layout="rows").flags.c_contiguous
-    assert im2col(x, (3, 3), layout="cols").flags.f_contiguous
-    assert im2col(x, (3, 3), layout="rows", ones_column=True).flags.c_contiguous
-    assert im2col(x, (3, 3), layout="cols", ones_column=True).flags.f_contiguous
-    with pytest.raises(ValueError, match="layout must be 'auto', 'rows' or 'cols', got 'nchw'"):
-        im2col(x, (3, 3), layout="nchw")
-
-
-def test_layout_choice_follows_the_longer_copy_runs():
-    assert choose_layout(1, (5, 5), (1, 1), (28, 28)) == "cols"    # LeNet C1: runs of 28 beat runs of 5
-    assert choose_layout(6, (5, 5), (1, 1), (10, 10)) == "rows"    # LeNet C3: runs of 30 beat runs of 10
-    assert choose_layout(3, (3, 3), (2, 2), (64, 64)) == "rows"    # strided: runs of C beat runs of 1
-
-
-@pytest.mark.parametrize("layout", ["rows", "cols"])
-def test_im2col_never_hands_out_a_writable_alias_of_its_input(layout):
-    # a 1x1 kernel without padding is where a free view is possible; writing through it would corrupt x
-    x = np.random.default_rng(0).standard_normal((2, 3, 3, 1))
-    cols = im2col(x, (1, 1), layout=layout)
-    assert not np.shares_memory(cols, x) or not cols.flags.writeable
+def test_im2col_never_hands_out_an_alias_of_its_input():
+    # a 1x1 kernel without padding is where a free view would be possible; writing through it would corrupt x
+    x = from_chwn(to_chwn(np.random.default_rng(0).standard_normal((2, 3, 3, 1))))
+    assert not np.shares_memory(im2col(x, (1, 1)), x)
 
 
 @pytest.mark.parametrize("shape, k, s, pads", IM2COL_CASES)
-@pytest.mark.parametrize("order", ["C", "F"])
-def test_col2im_is_the_adjoint_of_im2col(shape, k, s, pads, order):
+def test_col2im_is_the_adjoint_of_im2col(shape, k, s, pads):
     rng = np.random.default_rng(2)
     x = rng.standard_normal(shape)
     cols = im2col(x, k, s, pads)
-    y = np.asarray(rng.standard_normal(cols.shape), order=order)
+    y = rng.standard_normal(cols.shape)
     # <im2col(x), y> == <x, col2im(y)> for every x, y defines the adjoint
-    np.testing.assert_allclose(np.sum(cols * y), np.sum(x * col2im(y, shape, k, s, pads)), rtol=1e-10)
+    dx = col2im(y, shape, k, s, pads)
+    assert dx.shape == shape and np.shares_memory(to_chwn(dx), dx)  # stored CHWN: to_chwn is a view
+    np.testing.assert_allclose(np.sum(cols * y), np.sum(x * dx), rtol=1e-10)
 
 
 def test_col2im_counts_overlaps():
@@ -166,20 +151,20 @@ def _conv_case(shape, kshape, dtype, seed=0):
 
 
 @pytest.mark.parametrize("shape, kshape, s, pads", CONV_CASES)
-@pytest.mark.parametrize("layout", ["rows", "cols"])
+@pytest.mark.parametrize("order", naive_conv.STORAGE_ORDERS)
 @pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-12), (np.float32, 2e-5)])
 @pytest.mark.parametrize("use_bias", [True, False])
-def test_conv2d_forward_and_backward_match_loops(shape, kshape, s, pads, layout, dtype, tol, use_bias):
+def test_conv2d_forward_and_backward_match_loops(shape, kshape, s, pads, order, dtype, tol, use_bias):
     rng, x, kernel, bias = _conv_case(shape, kshape, dtype)
     bias = bias if use_bias else None
-    out, cols = conv2d_forward(x, kernel, bias, s, pads, layout=layout)
+    out, cols = conv2d_forward(naive_conv.stored(x, order), kernel, bias, s, pads)
     assert out.dtype == dtype and cols.dtype == dtype
     ref = naive_conv.conv2d(x, kernel, bias, s, pads)
     np.testing.assert_allclose(out, ref, rtol=tol, atol=tol * 10)
     dout = rng.standard_normal(out.shape).astype(dtype)
-    dx, dk, db = conv2d_backward(dout, cols, kernel, x.shape, s, pads, has_bias=use_bias)
+    dx, dk, db = conv2d_backward(naive_conv.stored(dout, order), cols, kernel, x.shape, s, pads, has_bias=use_bias)
     rdx, rdk, rdb = naive_conv.conv2d_backward(x, kernel, s, pads, dout)
-    assert dx.dtype == dtype and dk.dtype == dtype and dx.flags.c_contiguous
+    assert dx.dtype == dtype and dk.dtype == dtype and dx.shape == x.shape
     np.testing.assert_allclose(dx, rdx, rtol=tol, atol=tol * 10)
     np.testing.assert_allclose(dk, rdk, rtol=tol, atol=tol * 10)
     if use_bias:
@@ -207,14 +192,14 @@ def test_conv2d_accepts_non_contiguous_inputs():
 @given(n=st.integers(1, 2), h=st.integers(1, 6), w=st.integers(1, 6), c=st.integers(1, 3), f=st.integers(1, 3),
        kh=st.integers(1, 3), kw=st.integers(1, 3), sh=st.integers(1, 3), sw=st.integers(1, 3),
        pads=st.tuples(st.tuples(st.integers(0, 2), st.integers(0, 2)), st.tuples(st.integers(0, 2), st.integers(0, 2))),
-       layout=st.sampled_from(["rows", "cols"]), seed=st.integers(0, 2**16))
-def test_conv2d_matches_loops_on_random_geometry(n, h, w, c, f, kh, kw, sh, sw, pads, layout, seed):
+       order=st.sampled_from(naive_conv.STORAGE_ORDERS), seed=st.integers(0, 2**16))
+def test_conv2d_matches_loops_on_random_geometry(n, h, w, c, f, kh, kw, sh, sw, pads, order, seed):
     if kh > h + sum(pads[0]) or kw > w + sum(pads[1]):
         with pytest.raises(ValueError, match="larger than the padded input"):
             conv2d_forward(np.zeros((n, h, w, c)), np.zeros((kh, kw, c, f)), None, (sh, sw), pads)
         return
     rng, x, kernel, bias = _conv_case((n, h, w, c), (kh, kw, c, f), np.float64, seed)
-    out, cols = conv2d_forward(x, kernel, bias, (sh, sw), pads, layout=layout)
+    out, cols = conv2d_forward(naive_conv.stored(x, order), kernel, bias, (sh, sw), pads)
     np.testing.assert_allclose(out, naive_conv.conv2d(x, kernel, bias, (sh, sw), pads), rtol=1e-10, atol=1e-12)
     dout = rng.standard_normal(out.shape)
     dx, dk, db = conv2d_backward(dout, cols, kernel, x.shape, (sh, sw), pads)

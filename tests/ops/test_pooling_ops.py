@@ -6,8 +6,10 @@ from hypothesis import strategies as st
 
 import naive_conv
 from nnscratch.ops.im2col import resolve_padding
-from nnscratch.ops.pooling import (global_avg_pool_backward, global_avg_pool_forward, max_pool_backward,
-                                   max_pool_forward, sum_pool_backward, sum_pool_forward, window_counts)
+from nnscratch.ops.layout import to_chwn
+from nnscratch.ops.pooling import (global_avg_pool_backward, global_avg_pool_forward, max_pool_2x2_backward,
+                                   max_pool_2x2_forward, max_pool_backward, max_pool_forward, sum_pool_backward,
+                                   sum_pool_forward, window_counts)
 
 NO_PAD = ((0, 0), (0, 0))
 
@@ -110,8 +112,9 @@ def test_forward_outputs_never_alias_the_input():
 @settings(max_examples=30, deadline=None)
 @given(n=st.integers(1, 2), h=st.integers(1, 7), w=st.integers(1, 7), c=st.integers(1, 3),
        kh=st.integers(1, 3), kw=st.integers(1, 3), sh=st.integers(1, 3), sw=st.integers(1, 3),
-       mode=st.sampled_from(["valid", "same"]), ties=st.booleans(), seed=st.integers(0, 2**16))
-def test_pools_match_loops_on_random_geometry(n, h, w, c, kh, kw, sh, sw, mode, ties, seed):
+       mode=st.sampled_from(["valid", "same"]), ties=st.booleans(), order=st.sampled_from(naive_conv.STORAGE_ORDERS),
+       seed=st.integers(0, 2**16))
+def test_pools_match_loops_on_random_geometry(n, h, w, c, kh, kw, sh, sw, mode, ties, order, seed):
     if mode == "valid" and (kh > h or kw > w):
         with pytest.raises(ValueError, match="larger than the padded input"):
             max_pool_forward(np.zeros((n, h, w, c)), (kh, kw), (sh, sw))
@@ -120,16 +123,17 @@ def test_pools_match_loops_on_random_geometry(n, h, w, c, kh, kw, sh, sw, mode, 
     # with ties=True values come from {0, 1, 2}: many windows hold several maxima
     x = rng.integers(0, 3, (n, h, w, c)).astype(float) if ties else rng.standard_normal((n, h, w, c))
     pads = resolve_padding(mode, (h, w), (kh, kw), (sh, sw))
-    out = max_pool_forward(x, (kh, kw), (sh, sw), pads)
+    xs = naive_conv.stored(x, order)
+    out = max_pool_forward(xs, (kh, kw), (sh, sw), pads)
     ref, ref_backward = naive_conv.max_pool(x, (kh, kw), (sh, sw), pads)
     np.testing.assert_array_equal(out, ref)
     dout = rng.standard_normal(out.shape)
-    np.testing.assert_allclose(max_pool_backward(dout, x, out, (kh, kw), (sh, sw), pads), ref_backward(dout),
-                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(max_pool_backward(naive_conv.stored(dout, order), xs, out, (kh, kw), (sh, sw), pads),
+                               ref_backward(dout), rtol=1e-12, atol=1e-12)
     sums, sum_backward = naive_conv.sum_pool(x, (kh, kw), (sh, sw), pads)
-    np.testing.assert_allclose(sum_pool_forward(x, (kh, kw), (sh, sw), pads), sums, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(sum_pool_backward(dout, x.shape, (kh, kw), (sh, sw), pads), sum_backward(dout),
-                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(sum_pool_forward(xs, (kh, kw), (sh, sw), pads), sums, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(sum_pool_backward(naive_conv.stored(dout, order), x.shape, (kh, kw), (sh, sw), pads),
+                               sum_backward(dout), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -143,3 +147,31 @@ def test_global_avg_pool(dtype):
     dx = global_avg_pool_backward(dout, x.shape)
     assert dx.dtype == dtype
     np.testing.assert_allclose(dx, np.broadcast_to(dout[:, None, None, :] / 20, x.shape), rtol=1e-6)
+
+
+@pytest.mark.parametrize("order", naive_conv.STORAGE_ORDERS)
+@pytest.mark.parametrize("ties", [False, True])
+def test_max_pool_2x2_matches_loops_in_every_storage_order(order, ties):
+    rng = np.random.default_rng(4)
+    x = rng.integers(0, 3, (3, 6, 4, 2)).astype(float) if ties else rng.standard_normal((3, 6, 4, 2))
+    out, winners = max_pool_2x2_forward(naive_conv.stored(x, order))
+    ref, ref_backward = naive_conv.max_pool(x, (2, 2), (2, 2), NO_PAD)
+    np.testing.assert_array_equal(out, ref)
+    dout = rng.standard_normal(out.shape)
+    for given in naive_conv.STORAGE_ORDERS:  # the gradient may arrive stored differently from x
+        np.testing.assert_array_equal(max_pool_2x2_backward(naive_conv.stored(dout, given), winners),
+                                      ref_backward(dout))
+
+
+def test_pools_keep_a_batch_innermost_input_stored_that_way():
+    # the next convolution then reads it without a copy
+    x = naive_conv.stored(np.random.default_rng(5).standard_normal((4, 6, 6, 3)), "chwn")
+    for out in (max_pool_forward(x, (2, 2), (2, 2)), max_pool_2x2_forward(x)[0], sum_pool_forward(x, (3, 3), (1, 1)),
+                max_pool_backward(x, x, x, (1, 1), (1, 1)), sum_pool_backward(x, x.shape, (1, 1), (1, 1))):
+        assert np.shares_memory(to_chwn(out), out)
+
+
+@pytest.mark.parametrize("order", naive_conv.STORAGE_ORDERS)
+def test_global_avg_pool_in_every_storage_order(order):
+    x = np.random.default_rng(6).standard_normal((3, 4, 5, 2))
+    np.testing.assert_allclose(global_avg_pool_forward(naive_conv.stored(x, order)), x.mean(axis=(1, 2)), rtol=1e-12)
