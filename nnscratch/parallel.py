@@ -87,6 +87,7 @@ class DataParallel:
         for layer in layers:
             twin = copy.copy(layer)  # shares params/constants dicts, so every update reaches it
             twin.grads = {k: np.zeros_like(v) for k, v in layer.grads.items()}
+            twin.workspace = {}  # scratch arrays are written during forward/backward: one set per thread
             replica.append(twin)
         return replica
 

@@ -42,6 +42,9 @@ class Layer:
         trainable: set to False to freeze ``params`` (the optimizer skips them).
         rng: the ``np.random.Generator`` of stochastic layers (dropout); the model seeds it.
         dtype: the floating dtype of params and computations.
+        workspace: dict of scratch arrays a layer may keep between calls (see
+            :func:`nnscratch.ops.workspace.scratch`); never part of the layer's state, and every
+            thread replica gets its own.
 
     Example:
         >>> import numpy as np
@@ -81,6 +84,7 @@ class Layer:
         self.rng = np.random.default_rng()
         self.built_input_shape: tuple[int, ...] | None = None
         self.output_shape: tuple[int, ...] | None = None
+        self.workspace: dict = {}
 
     # -- shapes and weights -------------------------------------------------------------------
     def build(self, input_shape: tuple[int, ...]) -> None:

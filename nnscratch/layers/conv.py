@@ -164,7 +164,8 @@ class Conv2D(Layer):
             # unlinked weights are zero already; masking here too keeps the table's meaning even if a
             # user loads or sets weights that break it (the kernel is tiny, so this costs nothing)
             kernel = kernel * self._kernel_mask
-        out, self._cols = conv2d_forward(x, kernel, self.params.get("bias"), self._strides, self._pads)
+        out, self._cols = conv2d_forward(x, kernel, self.params.get("bias"), self._strides, self._pads,
+                                         self.workspace)
         self._x_shape = x.shape
         self._kernel_used = kernel
         return out
@@ -174,7 +175,7 @@ class Conv2D(Layer):
             dout = dout.astype(self.dtype)
         dx, dkernel, dbias = conv2d_backward(dout, self._cols, self._kernel_used, self._x_shape, self._strides,
                                              self._pads, has_bias=self.use_bias,
-                                             need_dx=self.input_grad_needed)
+                                             need_dx=self.input_grad_needed, workspace=self.workspace)
         if self._kernel_mask is not None:
             np.multiply(dkernel, self._kernel_mask, out=self.grads["kernel"])
         else:

@@ -26,6 +26,7 @@ import numbers
 import numpy as np
 
 from .layout import from_chwn, to_chwn
+from .workspace import scratch, zero_bordered
 
 #: ``((top, bottom), (left, right))`` zero rows/columns added around each image
 Pads = tuple[tuple[int, int], tuple[int, int]]
@@ -144,20 +145,20 @@ def pad_spatial(x: np.ndarray, pads: Pads, value: float = 0.0) -> np.ndarray:
     return out
 
 
-def _padded_chwn(x: np.ndarray, pads: Pads) -> np.ndarray:
+def _padded_chwn(x: np.ndarray, pads: Pads, workspace=None) -> np.ndarray:
     """``x`` ``(N, H, W, C)`` padded with zeros and stored ``(C, Hp, Wp, N)``, in at most one copy."""
     (t, b), (l, r) = pads
     xt = x.transpose(3, 1, 2, 0)
     if not (t or b or l or r):
         return np.ascontiguousarray(xt)
     c, h, w, n = xt.shape
-    xp = np.zeros((c, h + t + b, w + l + r, n), dtype=x.dtype)
+    xp = zero_bordered(workspace, "padded", (c, h + t + b, w + l + r, n), x.dtype)
     xp[:, t:t + h, l:l + w] = xt
     return xp
 
 
 def im2col(x: np.ndarray, kernel_size, strides=(1, 1), pads: Pads = ((0, 0), (0, 0)), *,
-           ones_row: bool = False) -> np.ndarray:
+           ones_row: bool = False, workspace: dict | None = None) -> np.ndarray:
     """Unfolds every ``kh x kw`` window of ``x`` into a column of a matrix.
 
     Args:
@@ -166,6 +167,9 @@ def im2col(x: np.ndarray, kernel_size, strides=(1, 1), pads: Pads = ((0, 0), (0,
         strides: ``(sh, sw)``, default ``(1, 1)``.
         pads: ``((top, bottom), (left, right))`` zero padding, default none (see :func:`resolve_padding`).
         ones_row: append a row of ones (so ``[kernel; bias].T @ cols`` adds the bias), default False.
+        workspace: a dict to keep the padded copy and the result in between calls (see
+            :mod:`nnscratch.ops.workspace`); the result is then overwritten by the next call.
+            Default None: new arrays.
 
     Returns:
         ``cols`` ``(kh * kw * C (+1), Ho * Wo * N)``, C-contiguous: row ``(i, j, c)`` and column
@@ -185,8 +189,8 @@ def im2col(x: np.ndarray, kernel_size, strides=(1, 1), pads: Pads = ((0, 0), (0,
     sh, sw = strides = tuple(strides)
     ho, wo = output_hw((h, w), kernel_hw, strides, pads)
     k = kh * kw * c
-    xp = _padded_chwn(x, pads)
-    cols = np.empty((k + (1 if ones_row else 0), ho, wo, n), dtype=x.dtype)
+    xp = _padded_chwn(x, pads, workspace)
+    cols = scratch(workspace, "cols", (k + (1 if ones_row else 0), ho, wo, n), x.dtype)
     dst = cols[:k].reshape(kh, kw, c, ho, wo, n)
     for i in range(kh):
         for j in range(kw):
@@ -196,7 +200,8 @@ def im2col(x: np.ndarray, kernel_size, strides=(1, 1), pads: Pads = ((0, 0), (0,
     return cols.reshape(len(cols), -1)
 
 
-def col2im(cols: np.ndarray, input_shape, kernel_size, strides=(1, 1), pads: Pads = ((0, 0), (0, 0))) -> np.ndarray:
+def col2im(cols: np.ndarray, input_shape, kernel_size, strides=(1, 1), pads: Pads = ((0, 0), (0, 0)),
+           workspace: dict | None = None) -> np.ndarray:
     """The adjoint of :func:`im2col`: adds every column of ``cols`` back onto the window it came from.
 
     Args:
@@ -204,6 +209,7 @@ def col2im(cols: np.ndarray, input_shape, kernel_size, strides=(1, 1), pads: Pad
             ``kh * kw * C``, such as the ones row, are ignored).
         input_shape: ``(N, H, W, C)`` of the unpadded input.
         kernel_size, strides, pads: as given to :func:`im2col`.
+        workspace: keeps the padded accumulator between calls (the result is always a new array).
 
     Returns:
         ``dx`` ``(N, H, W, C)``, stored CHWN; padding positions are dropped.
@@ -221,17 +227,23 @@ def col2im(cols: np.ndarray, input_shape, kernel_size, strides=(1, 1), pads: Pad
     (t, b), (l, r) = pads
     ho, wo = output_hw((h, w), (kh, kw), (sh, sw), pads)
     d = cols[:kh * kw * c].reshape(kh, kw, c, ho, wo, n)
-    acc = np.zeros((c, h + t + b, w + l + r, n), dtype=cols.dtype)
+    padded = bool(t or b or l or r)
+    shape = (c, h + t + b, w + l + r, n)
+    if padded:  # the accumulator is scratch: only its interior is handed out, as a copy
+        acc = scratch(workspace, "col2im", shape, cols.dtype)
+        acc.fill(0)
+    else:
+        acc = np.zeros(shape, dtype=cols.dtype)
     for i in range(kh):
         for j in range(kw):
             acc[:, i:i + (ho - 1) * sh + 1:sh, j:j + (wo - 1) * sw + 1:sw] += d[i, j]
-    if t or b or l or r:
-        acc = np.ascontiguousarray(acc[:, t:t + h, l:l + w])
+    if padded:
+        acc = acc[:, t:t + h, l:l + w].copy()
     return from_chwn(acc)
 
 
 def conv2d_forward(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None = None, strides=(1, 1),
-                   pads: Pads = ((0, 0), (0, 0))) -> tuple[np.ndarray, np.ndarray]:
+                   pads: Pads = ((0, 0), (0, 0)), workspace: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Cross-correlation of ``x`` with ``kernel`` plus ``bias`` (what deep-learning libraries call convolution).
 
     Args:
@@ -240,10 +252,12 @@ def conv2d_forward(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None = 
         bias: ``(F,)`` or None.
         strides: ``(sh, sw)``.
         pads: ``((top, bottom), (left, right))``.
+        workspace: scratch arrays kept between calls (a layer's ``workspace``); ``cols`` then lives
+            there until the next call. Default None.
 
     Returns:
-        ``(out, cols)``: ``out`` ``(N, Ho, Wo, F)`` (stored CHWN) and the column matrix that
-        :func:`conv2d_backward` needs.
+        ``(out, cols)``: ``out`` ``(N, Ho, Wo, F)`` (stored CHWN, always a new array) and the column
+        matrix that :func:`conv2d_backward` needs.
 
     Example:
         >>> x = np.ones((1, 3, 3, 1))
@@ -258,12 +272,13 @@ def conv2d_forward(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None = 
     w2 = kernel.reshape(kh * kw * c, f)
     if bias is not None:
         w2 = np.concatenate([w2, bias.reshape(1, f)])
-    cols = im2col(x, (kh, kw), strides, pads, ones_row=bias is not None)
+    cols = im2col(x, (kh, kw), strides, pads, ones_row=bias is not None, workspace=workspace)
     return from_chwn((w2.T @ cols).reshape(f, ho, wo, n)), cols
 
 
 def conv2d_backward(dout: np.ndarray, cols: np.ndarray, kernel: np.ndarray, input_shape, strides=(1, 1),
-                    pads: Pads = ((0, 0), (0, 0)), has_bias: bool = True, need_dx: bool = True):
+                    pads: Pads = ((0, 0), (0, 0)), has_bias: bool = True, need_dx: bool = True,
+                    workspace: dict | None = None):
     """Gradients of :func:`conv2d_forward`.
 
     Args:
@@ -274,6 +289,7 @@ def conv2d_backward(dout: np.ndarray, cols: np.ndarray, kernel: np.ndarray, inpu
         strides, pads: as in forward.
         has_bias: whether forward had a bias (``cols`` then ends with a row of ones).
         need_dx: compute ``dx``; False skips the col2im (a model's first layer), default True.
+        workspace: scratch arrays kept between calls, default None.
 
     Returns:
         ``(dx, dkernel, dbias)``: ``dx`` ``(N, H, W, C)`` (stored CHWN) or None, ``dkernel``
@@ -287,5 +303,5 @@ def conv2d_backward(dout: np.ndarray, cols: np.ndarray, kernel: np.ndarray, inpu
     dbias = dw[k].copy() if has_bias else None
     if not need_dx:
         return None, dkernel, dbias
-    dcols = kernel.reshape(k, f) @ dm       # (K, Ho * Wo * N)
-    return col2im(dcols, input_shape, (kh, kw), strides, pads), dkernel, dbias
+    dcols = np.matmul(kernel.reshape(k, f), dm, out=scratch(workspace, "dcols", (k, dm.shape[1]), dm.dtype))
+    return col2im(dcols, input_shape, (kh, kw), strides, pads, workspace), dkernel, dbias
