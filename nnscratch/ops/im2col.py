@@ -24,6 +24,7 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from .layout import from_chwn, to_chwn
 from .workspace import scratch, zero_bordered
@@ -191,10 +192,11 @@ def im2col(x: np.ndarray, kernel_size, strides=(1, 1), pads: Pads = ((0, 0), (0,
     k = kh * kw * c
     xp = _padded_chwn(x, pads, workspace)
     cols = scratch(workspace, "cols", (k + (1 if ones_row else 0), ho, wo, n), x.dtype)
-    dst = cols[:k].reshape(kh, kw, c, ho, wo, n)
-    for i in range(kh):
-        for j in range(kw):
-            dst[i, j] = xp[:, i:i + (ho - 1) * sh + 1:sh, j:j + (wo - 1) * sw + 1:sw]
+    # all kh * kw offsets as one read-only view, so the unfolding is a single NumPy call: each call
+    # releases and retakes the GIL, which costs more than the copy itself when two threads compete
+    s_c, s_h, s_w, s_n = xp.strides
+    windows = as_strided(xp, (kh, kw, c, ho, wo, n), (s_h, s_w, s_c, s_h * sh, s_w * sw, s_n), writeable=False)
+    np.copyto(cols[:k].reshape(kh, kw, c, ho, wo, n), windows)
     if ones_row:
         cols[k] = 1
     return cols.reshape(len(cols), -1)
