@@ -24,7 +24,7 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
+from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
 from .layout import from_chwn, to_chwn
 from .workspace import scratch, zero_bordered
@@ -305,5 +305,48 @@ def conv2d_backward(dout: np.ndarray, cols: np.ndarray, kernel: np.ndarray, inpu
     dbias = dw[k].copy() if has_bias else None
     if not need_dx:
         return None, dkernel, dbias
+    if strides[1] == 1:
+        return _input_gradient_by_rows(dm, kernel, input_shape, strides[0], pads, workspace), dkernel, dbias
     dcols = np.matmul(kernel.reshape(k, f), dm, out=scratch(workspace, "dcols", (k, dm.shape[1]), dm.dtype))
     return col2im(dcols, input_shape, (kh, kw), strides, pads, workspace), dkernel, dbias
+
+
+def _input_gradient_by_rows(dm, kernel, input_shape, sh, pads, workspace=None):
+    """``dx`` of a convolution with a horizontal stride of 1, in ``kh`` accumulations instead of col2im's ``kh * kw``.
+
+    col2im adds ``kh * kw`` shifted slices, one NumPy call each; with two threads competing for the GIL
+    those calls cost more than their arithmetic (C3's backward ran 0.65x as fast on 2 threads as on 1).
+    Here the sum over the kernel's columns happens inside one GEMM instead: ``dout`` is unfolded along
+    the width only (``kw`` shifted copies, one strided copy in all), multiplied by the kernel with its
+    columns reversed, and the ``kh`` kernel rows are then added with whole-row slices.
+
+    Args:
+        dm: ``(F, Ho * Wo * N)``, the output gradient stored CHWN.
+        kernel: ``(kh, kw, C, F)``.
+        input_shape: ``(N, H, W, C)``; ``sh``: the vertical stride; ``pads`` as in forward.
+    """
+    n, h, w, c = input_shape
+    kh, kw, _, f = kernel.shape
+    (t, b), (l, r) = pads
+    hp, wp = h + t + b, w + l + r
+    ho, wo = (hp - kh) // sh + 1, wp - kw + 1
+    # dout with kw - 1 zero columns on each side; its width-wp windows at the kw offsets are the rows
+    # that each reversed kernel column meets
+    wide = zero_bordered(workspace, "dout_wide", (f, ho, wo + 2 * (kw - 1), n), dm.dtype)
+    wide[:, :, kw - 1:kw - 1 + wo] = dm.reshape(f, ho, wo, n)
+    rows = scratch(workspace, "dout_rows", (f, kw, ho, wp, n), dm.dtype)
+    np.copyto(rows, sliding_window_view(wide, wp, axis=2).transpose(0, 2, 1, 4, 3))
+    reversed_kernel = kernel[:, ::-1].transpose(0, 2, 3, 1).reshape(kh * c, f * kw)  # [(i, c), (f, kw-1-j)]
+    per_row = np.matmul(reversed_kernel, rows.reshape(f * kw, -1),
+                        out=scratch(workspace, "dx_rows", (kh * c, ho * wp * n), dm.dtype)).reshape(kh, c, ho, wp, n)
+    padded = bool(t or b or l or r)
+    if padded:  # the accumulator is scratch: only its interior is handed out, as a copy
+        acc = scratch(workspace, "col2im", (c, hp, wp, n), dm.dtype)
+        acc.fill(0)
+    else:
+        acc = np.zeros((c, hp, wp, n), dtype=dm.dtype)
+    for i in range(kh):
+        acc[:, i:i + (ho - 1) * sh + 1:sh] += per_row[i]
+    if padded:
+        acc = acc[:, t:t + h, l:l + w].copy()
+    return from_chwn(acc)
