@@ -26,6 +26,7 @@ from contextlib import ExitStack
 import numpy as np
 
 from . import _checks
+from ._malloc import keep_freed_memory
 from .callbacks import CallbackList, History
 from .initializers import RELU_LIKE
 from .layers.activations import Softmax
@@ -341,6 +342,7 @@ class Model:
             cbs.append(logger)
         callback_list = CallbackList(cbs, self)
         self.stop_training = False
+        keep_freed_memory()
         runner = DataParallel(self, self.threads) if worthwhile(self, batch_size, self.threads) else None
         with ExitStack() as stack:
             if runner is not None:
@@ -404,6 +406,7 @@ class Model:
     def _inference(self, batch_size, stack, runner=None):
         """``forward(x) -> (output, logits)`` for inference: ``runner``'s threads, new threads entered on
         ``stack`` when batches of ``batch_size`` are worth them, else this thread."""
+        keep_freed_memory()
         if runner is None and worthwhile(self, batch_size, self.threads):
             runner = stack.enter_context(DataParallel(self, self.threads))
         return (lambda xb: inference_forward(self, xb)) if runner is None else runner.forward
