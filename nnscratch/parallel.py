@@ -92,7 +92,7 @@ class DataParallel:
         return replica
 
     def __enter__(self):
-        self._pool = self._stack.enter_context(ThreadPoolExecutor(self.threads, thread_name_prefix="nnscratch"))
+        self._pool = self._stack.enter_context(ThreadPoolExecutor(self.threads - 1, thread_name_prefix="nnscratch"))
         limit = _blas_limit()
         if limit is not None:
             self._stack.enter_context(limit)
@@ -122,7 +122,7 @@ class DataParallel:
             return model.forward_backward(x[start:stop], y[start:stop], layers=self.replicas[r],
                                           scale=(stop - start) / n)
 
-        results = list(self._pool.map(work, range(len(bounds))))
+        results = self._run(work, len(bounds))
         for i, layer in enumerate(model.layers):
             for key, grad in layer.grads.items():
                 for r in range(1, len(bounds)):
@@ -134,10 +134,18 @@ class DataParallel:
     def forward(self, x):
         """Inference on ``x`` in chunks: ``(output, logits)`` as :meth:`Model.forward` returns them."""
         bounds = chunk_bounds(len(x), self.threads)
-        parts = list(self._pool.map(
-            lambda r: inference_forward(self.model, x[bounds[r][0]:bounds[r][1]], self.replicas[r]),
-            range(len(bounds))))
-        return _join(parts)
+        return _join(self._run(
+            lambda r: inference_forward(self.model, x[bounds[r][0]:bounds[r][1]], self.replicas[r]), len(bounds)))
+
+    def _run(self, work, chunks: int) -> list:
+        """``[work(0), ..., work(chunks - 1)]``, chunk 0 in the calling thread and the rest in the pool.
+
+        The calling thread would otherwise only wait; waking one pool thread fewer per batch saved
+        ~0.6-1 ms of a ~16 ms LeNet-5 step on this VM, where an idle virtual CPU is slow to wake.
+        """
+        futures = [self._pool.submit(work, r) for r in range(1, chunks)]
+        first = work(0)
+        return [first] + [f.result() for f in futures]
 
 
 def _join(parts):
