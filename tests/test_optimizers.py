@@ -107,3 +107,43 @@ def test_matches_pytorch_updates(ours, theirs):
         tw.grad = torch.tensor(g)
         topt.step()
     np.testing.assert_allclose(w, tw.detach().numpy(), rtol=1e-6, atol=1e-7)
+
+
+FLAT_CASES = [
+    lambda: SGD(0.1), lambda: SGD(0.1, momentum=0.9, nesterov=True, weight_decay=1e-3),
+    lambda: Adagrad(0.1, initial_accumulator_value=0.1), lambda: RMSprop(0.01, weight_decay=1e-2),
+    lambda: Adam(0.01), lambda: Adam(0.01, weight_decay=1e-3),
+]
+
+
+@pytest.mark.parametrize("make", FLAT_CASES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_all_parameters_at_once_give_the_per_parameter_results_bit_for_bit(make, dtype):
+    rng = np.random.default_rng(0)
+    shapes = {"a/kernel": (3, 4), "a/bias": (4,), "b/kernel": (2, 2, 3, 5), "c/w": (1,)}
+    start = {k: rng.standard_normal(s).astype(dtype) for k, s in shapes.items()}
+    grads = [{k: rng.standard_normal(s).astype(dtype) for k, s in shapes.items()} for _ in range(6)]
+    flat, single = make(), make()
+    single.elementwise = False  # the per-parameter loop every optimizer had before
+    pf = {k: v.copy() for k, v in start.items()}
+    ps = {k: v.copy() for k, v in start.items()}
+    for step, g in enumerate(grads):
+        keys = list(shapes) if step != 3 else ["a/kernel", "b/kernel"]  # a step with some layers frozen
+        flat.step([(k, pf[k], g[k]) for k in keys])
+        single.step([(k, ps[k], g[k]) for k in keys])
+        if step == 4:  # a restored state keeps going the same way
+            flat.set_state(flat.get_state())
+    for k in shapes:
+        np.testing.assert_array_equal(pf[k], ps[k])
+        for name, slot in single.slots[k].items():
+            np.testing.assert_array_equal(flat.slots[k][name], slot)
+            assert flat.slots[k][name].shape == shapes[k]
+
+
+def test_parameters_of_different_dtypes_are_updated_one_by_one():
+    opt = Adam(0.1)
+    a, b = np.ones(3, np.float32), np.ones(2, np.float64)
+    opt.step([("a", a, np.ones(3, np.float32)), ("b", b, np.ones(2, np.float64))])
+    assert a.dtype == np.float32 and b.dtype == np.float64
+    np.testing.assert_allclose(a, 0.9, rtol=1e-6)
+    np.testing.assert_allclose(b, 0.9 + 1e-9, rtol=1e-12)  # epsilon: 0.1 * 1 / (1 + 1e-8) per step
