@@ -220,3 +220,36 @@ def test_config_round_trip_rebuilds_the_same_network():
     for k, v in model.get_weights().items():
         np.testing.assert_array_equal(v, again.get_weights()[k])
     assert type(again.optimizer) is Adam and again.optimizer.learning_rate == 0.02
+
+
+@pytest.mark.parametrize("pool", [{"pool_size": 2}, {"pool_size": 3, "strides": 2}])
+def test_a_relu_before_max_pooling_runs_after_it_with_the_same_values_and_gradients(pool):
+    from nnscratch.layers import Conv2D, MaxPool2D
+    model = nnscratch.Model(seed=0)
+    model.add(Conv2D(3, 3, padding="same", input_shape=(8, 8, 2)))
+    model.add(ReLU())
+    model.add(MaxPool2D(**pool))
+    model.add(Flatten())
+    model.add(Dense(4))
+    model.add(Softmax())
+    model.set(loss="categorical_crossentropy", optimizer="sgd")
+    model.finalize()
+    assert model._relu_after_pool == {1}
+    rng = np.random.default_rng(0)
+    # integer-valued inputs: many windows tie, many hold only negatives
+    x = rng.integers(-2, 3, (5, 8, 8, 2)).astype(np.float32)
+    y = model.loss.check_targets(rng.integers(0, 4, 5), model.output_shape)
+    output, logits = model.forward(x, training=True)
+    model.backward(output, logits, y)
+    got = {f"{l.name}/{k}": g.copy() for l in model.layers for k, g in l.grads.items()}
+    # the layers in the order they were added
+    h = x
+    for layer in model.layers[:-1]:
+        h = layer.forward(h, training=True)
+    np.testing.assert_array_equal(h, logits)
+    grad = model.loss.fused_gradient(model.layers[-1].forward(h), y)
+    for layer in reversed(model.layers[:-1]):
+        grad = layer.backward(grad)
+    for layer in model.layers:
+        for k, g in layer.grads.items():
+            np.testing.assert_array_equal(got[f"{layer.name}/{k}"], g)

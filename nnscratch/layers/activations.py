@@ -14,7 +14,11 @@ class _Elementwise(Layer, register=False):
     """Shape-preserving activation; subclasses define ``_forward`` and ``_backward``."""
 
     def forward(self, x, training=False):
-        x = check_input(self, x)
+        return self.apply(check_input(self, x))
+
+    def apply(self, x):
+        """``forward`` without the input-shape check: an element-wise function takes any shape. The model
+        uses it to run a ReLU after the max pooling that follows it (see ``Model.finalize``)."""
         self._x = x
         self._y = self._forward(x)
         return self._y
