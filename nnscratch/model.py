@@ -391,12 +391,14 @@ class Model:
                 idx = slice(step * batch_size, min(n, (step + 1) * batch_size))
                 if order is not None:
                     idx = order[idx]
-                xb, yb = x[idx], y[idx]
                 callback_list.on_batch_begin(step, {})
                 t0 = time.perf_counter()
-                batch_logs = runner.train_step(xb, yb) if runner is not None else self.train_on_batch(xb, yb)
+                if runner is not None:  # its threads gather their own parts of the batch
+                    batch_logs = runner.train_step(x, y, idx)
+                else:
+                    batch_logs = self.train_on_batch(x[idx], y[idx])
                 step_times.append(time.perf_counter() - t0)
-                m = len(xb)
+                m = len(idx) if order is not None else idx.stop - idx.start
                 seen += m
                 for k, v in batch_logs.items():
                     totals[k] = totals.get(k, 0.0) + v * m

@@ -111,16 +111,26 @@ class DataParallel:
                 if layer.stochastic:
                     layer.rng = np.random.default_rng([seed, epoch, i, r])
 
-    def train_step(self, x, y) -> dict:
-        """Forward, backward and one optimizer step on the batch ``(x, y)``; returns the batch logs."""
+    def train_step(self, x, y, index=None) -> dict:
+        """Forward, backward and one optimizer step on the batch ``(x[index], y[index])`` (default: all of
+        ``x, y``); returns the batch logs.
+
+        Each thread gathers its own chunk of an index array, so the gathering runs in parallel and the
+        pool thread is woken before it starts rather than after.
+        """
         model = self.model
-        n = len(x)
+        if index is None:
+            index = slice(0, len(x))
+        n = len(range(*index.indices(len(x)))) if isinstance(index, slice) else len(index)
         bounds = chunk_bounds(n, self.threads)
 
         def work(r):
             start, stop = bounds[r]
-            return model.forward_backward(x[start:stop], y[start:stop], layers=self.replicas[r],
-                                          scale=(stop - start) / n)
+            if isinstance(index, slice):
+                part = slice(index.start + start, index.start + stop)
+            else:
+                part = index[start:stop]
+            return model.forward_backward(x[part], y[part], layers=self.replicas[r], scale=(stop - start) / n)
 
         results = self._run(work, len(bounds))
         for i, layer in enumerate(model.layers):

@@ -112,3 +112,17 @@ def test_saved_and_resumed_threaded_training_matches_an_unbroken_run(always_para
     resumed.fit(x, y, epochs=1, batch_size=32, verbose=0)
     for k, v in unbroken.get_weights().items():
         np.testing.assert_array_equal(resumed.get_weights()[k], v)
+
+
+def test_a_step_on_an_index_equals_a_step_on_the_gathered_batch(always_parallel):
+    x, y = data(12)
+    index = np.array([7, 0, 11, 3, 3, 5, 9, 1, 10])
+    for part in (index, slice(2, 11)):
+        gathered, indexed = cnn(2), cnn(2)
+        with DataParallel(gathered, 2) as a, DataParallel(indexed, 2) as b:
+            logs_a = a.train_step(x[part], y[part])
+            logs_b = b.train_step(x, y, part)
+        assert logs_a == logs_b
+        for la, lb in zip(gathered.layers, indexed.layers):
+            for k in la.params:
+                np.testing.assert_array_equal(lb.params[k], la.params[k])
