@@ -1,8 +1,9 @@
 """Forward and forward+backward times of LeNet-sized convolution and pooling layers, nnscratch vs PyTorch.
 
-Each case runs the nnscratch layer (channels-last, as nnscratch stores images) and, when PyTorch is
-installed, the same operation in ``torch.nn.functional`` on NCHW tensors (PyTorch's native layout), with
-the same thread count. Repeats are interleaved (ours, theirs, ours, theirs, ...) so both see the same
+Each case runs the nnscratch layer on (N, H, W, C) arrays stored the way a model hands them over (the
+model's input as given, everything after a convolution batch-innermost, see nnscratch/ops/layout.py)
+and, when PyTorch is installed, the same operation in ``torch.nn.functional`` on NCHW tensors
+(PyTorch's native layout), with the same thread count. Repeats are interleaved (ours, theirs, ours, theirs, ...) so both see the same
 machine state, and medians are reported with the ratio nnscratch / PyTorch (< 1 means nnscratch is faster).
 
 Backward includes the input gradient on both sides (``x.requires_grad=True`` for PyTorch), except in the
@@ -57,8 +58,12 @@ class Ours:
         self.layer = make()
         out_shape = self.layer.initialize(shape, dtype, np.random.default_rng(0))
         self.layer.input_grad_needed = need_dx
-        self.x = rng.standard_normal((batch,) + shape).astype(dtype)
-        self.dout = rng.standard_normal((batch,) + out_shape).astype(dtype)
+        from nnscratch.ops.layout import from_chwn, to_chwn
+
+        x = rng.standard_normal((batch,) + shape).astype(dtype)
+        # a first layer gets the model's input as it is; any other gets what a convolution returns
+        self.x = x if not need_dx else from_chwn(to_chwn(x))
+        self.dout = from_chwn(to_chwn(rng.standard_normal((batch,) + out_shape).astype(dtype)))
 
     def forward(self):
         self.layer.forward(self.x, training=True)
@@ -111,6 +116,10 @@ def main():
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
     import numpy as np
     from tabulate import tabulate
+
+    from nnscratch._malloc import keep_freed_memory
+
+    keep_freed_memory()  # what Model.fit and predict do
 
     try:
         import torch

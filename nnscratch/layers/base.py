@@ -12,7 +12,8 @@ Contract (see docs/writing-a-layer.md):
 Subclasses register themselves by class name; ``LAYERS.get(name)`` finds them, and the common tests and
 ``nnscratch gradcheck`` walk ``LAYERS`` so a new layer is checked without new test code.
 
-Data is channels-last ``(N, H, W, C)``; float32 by default, float64 works everywhere.
+Data is channels-last ``(N, H, W, C)`` (convolution and pooling return such arrays as views of batch-innermost
+storage, see :mod:`nnscratch.ops.layout`); float32 by default, float64 works everywhere.
 """
 from __future__ import annotations
 

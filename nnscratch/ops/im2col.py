@@ -13,9 +13,15 @@ Layout notes (measured on a 2-core AMD EPYC with OpenBLAS; see ``benchmarks/benc
   ``(Ho, Wo * N)``, whose rows are runs of ``Wo * N`` elements (whole padded-image rows times the batch
   for a stride of 1). Stored NHWC, the same copy moved runs of ``kw * C`` elements (5 for LeNet's C1)
   and cost 1.5-2x as much.
-* col2im accumulates the ``kh * kw`` shifted slices with the same long runs.
-* The GEMMs are ``(F, K) @ (K, M)`` forward and ``(K, M) @ (M, F)`` / ``(K, F) @ (F, M)`` backward, with
-  ``M = Ho * Wo * N`` the long dimension and no transposing copies around them.
+* All ``kh * kw`` offsets are copied in one NumPy call through a strided view: every call releases and
+  retakes the GIL, and with two threads competing that handoff cost more than 25 separate copies.
+* The input gradient of a convolution with a horizontal stride of 1 sums the kernel's columns inside
+  one GEMM and needs ``kh`` slice additions (:func:`_input_gradient_by_rows`); col2im's ``kh * kw``
+  additions ran slower on two threads than on one. Other strides use :func:`col2im`.
+* The GEMMs are ``(F, K) @ (K, M)`` forward and ``(K, M) @ (M, F)`` backward, with ``M = Ho * Wo * N``
+  the long dimension and no transposing copies around them.
+* Big temporaries (the column matrix, padded copies) live in the calling layer's ``workspace`` between
+  batches instead of being allocated per batch (:mod:`nnscratch.ops.workspace`).
 * A bias is folded into the GEMM as a row of ones (:func:`im2col` with ``ones_row=True``), which saves a
   broadcast add over the whole output in forward and a separate sum in backward.
 """
