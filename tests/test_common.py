@@ -117,3 +117,44 @@ def test_parameter_count_matches_params(cls, config, shape):
         v.size for v in layer.constants.values())
     layer.trainable = False
     assert layer.count_trainable_params() == 0
+
+
+def _stored(a, order):
+    import naive_conv
+    return naive_conv.stored(a, order) if a.ndim == 4 else np.ascontiguousarray(a)
+
+
+#: layers that hand back an image gradient stored the way their (batch-innermost) input was
+KEEPS_STORAGE = {"Conv2D", "MaxPool2D", "AvgPool2D", "Subsampling2D", "GlobalAvgPool2D", "Flatten", "Reshape",
+                 "ZeroPad2D"}
+
+
+@pytest.mark.parametrize("cls, config, shape", [c for c in CASES if len(c.values[2]) == 3])
+def test_image_layers_compute_the_same_whatever_the_storage_order(cls, config, shape):
+    # convolution and pooling hand out (N, H, W, C) views of batch-innermost arrays; every layer must
+    # give the same values for them as for C-ordered arrays, and the layers that build an image
+    # gradient in C order must hand it back stored like their input
+    from nnscratch.ops.layout import is_chwn
+    rng = np.random.default_rng(5)
+    layer = _make(cls, config)
+    out_shape = layer.initialize(shape, "float64", np.random.default_rng(3))
+    x = layer.gradcheck_input((3,) + shape, rng)
+    dout = rng.standard_normal((3,) + out_shape)
+    results = {}
+    for x_order in ("nhwc", "chwn", "strided"):
+        for d_order in ("nhwc", "chwn"):
+            if getattr(layer, "stochastic", False):
+                layer.rng = np.random.default_rng(7)
+            y = layer.forward(_stored(x, x_order), training=True)
+            dx = layer.backward(_stored(dout, d_order))
+            grads = {k: g.copy() for k, g in layer.grads.items()}
+            results[x_order, d_order] = (np.array(y), None if dx is None else np.array(dx), grads)
+            if x_order == "chwn" and cls.__name__ in KEEPS_STORAGE and dx is not None:
+                assert is_chwn(dx), f"{cls.__name__} returned its gradient stored in C order"
+    y0, dx0, g0 = results["nhwc", "nhwc"]
+    for key, (y, dx, g) in results.items():
+        np.testing.assert_allclose(y, y0, rtol=1e-12, atol=1e-12, err_msg=str(key))
+        if dx0 is not None:
+            np.testing.assert_allclose(dx, dx0, rtol=1e-12, atol=1e-12, err_msg=str(key))
+        for k in g0:
+            np.testing.assert_allclose(g[k], g0[k], rtol=1e-12, atol=1e-12, err_msg=f"{key} {k}")

@@ -10,6 +10,7 @@ import numpy as np
 from .. import _checks
 from ..initializers import check_name, get_initializer
 from ..ops.im2col import check_padding, conv2d_backward, conv2d_forward, output_hw, resolve_padding
+from ..ops.layout import from_chwn, is_chwn, stored_like, to_chwn
 from .base import LAYERS, Layer, check_input
 
 
@@ -221,6 +222,11 @@ class ZeroPad2D(Layer):
         x = check_input(self, x)
         (t, b), (l, r) = self._pads
         n, h, w, c = x.shape
+        self._chwn = is_chwn(x)
+        if self._chwn:  # keep the storage order the convolution after it reads for free
+            out = np.zeros((c, h + t + b, w + l + r, n), dtype=self.dtype)
+            out[:, t:t + h, l:l + w] = to_chwn(x)
+            return from_chwn(out)
         out = np.zeros((n, h + t + b, w + l + r, c), dtype=self.dtype)
         out[:, t:t + h, l:l + w] = x
         return out
@@ -230,7 +236,7 @@ class ZeroPad2D(Layer):
             return None
         (t, _), (l, _) = self._pads
         h, w, _ = self.built_input_shape
-        return np.ascontiguousarray(dout[:, t:t + h, l:l + w])
+        return stored_like(dout[:, t:t + h, l:l + w].copy(order="K"), self._chwn)
 
 
 # Keras' names, so models written for Keras read naturally and saved configs from either spelling load

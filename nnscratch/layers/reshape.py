@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _checks
+from ..ops.layout import is_chwn, stored_like
 from .base import Layer, check_input
 
 
@@ -22,10 +23,11 @@ class Flatten(Layer):
     def forward(self, x, training=False):
         x = check_input(self, x)
         self._shape = x.shape
+        self._chwn = is_chwn(x)
         return x.reshape(x.shape[0], -1)
 
     def backward(self, dout):
-        return dout.reshape(self._shape)
+        return stored_like(dout.reshape(self._shape), self._chwn)
 
 
 class Reshape(Layer):
@@ -49,7 +51,8 @@ class Reshape(Layer):
 
     def forward(self, x, training=False):
         x = check_input(self, x)
+        self._chwn = is_chwn(x)
         return x.reshape((x.shape[0],) + self.target_shape)
 
     def backward(self, dout):
-        return dout.reshape((dout.shape[0],) + self.built_input_shape)
+        return stored_like(dout.reshape((dout.shape[0],) + self.built_input_shape), self._chwn)

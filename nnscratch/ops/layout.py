@@ -58,3 +58,19 @@ def oriented(a: np.ndarray, flipped: bool) -> np.ndarray:
 def restore(a: np.ndarray, flipped: bool) -> np.ndarray:
     """Undoes :func:`spatial_first`'s orientation on a result (no copy)."""
     return from_chwn(a) if flipped else a
+
+
+def is_chwn(x: np.ndarray) -> bool:
+    """True when ``x`` ``(N, H, W, C)`` is stored batch-innermost (and not also C-contiguous)."""
+    return x.ndim == 4 and not x.flags.c_contiguous and x.transpose(3, 1, 2, 0).flags.c_contiguous
+
+
+def stored_like(a: np.ndarray, chwn: bool) -> np.ndarray:
+    """``a`` ``(N, H, W, C)`` stored batch-innermost when ``chwn`` (one transposing copy if it is not yet),
+    else ``a`` as it is.
+
+    Layers whose backward builds a gradient in C order use it to hand the gradient back stored the way
+    their input was, so the element-wise backward passes before the next convolution run on arrays of
+    one storage order and the transpose happens once, on the smaller array.
+    """
+    return from_chwn(to_chwn(a)) if chwn else a

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from .im2col import Pads, output_hw, pad_spatial
-from .layout import oriented, restore, spatial_first
+from .layout import from_chwn, oriented, restore, spatial_first
 
 
 def _rows(xp, k, s, n_out):
@@ -266,9 +266,15 @@ def global_avg_pool_forward(x: np.ndarray) -> np.ndarray:
     return means.T if flipped else means
 
 
-def global_avg_pool_backward(dout: np.ndarray, input_shape) -> np.ndarray:
-    """Gradient of :func:`global_avg_pool_forward`: ``dout / (H * W)`` spread over every position."""
+def global_avg_pool_backward(dout: np.ndarray, input_shape, chwn: bool = False) -> np.ndarray:
+    """Gradient of :func:`global_avg_pool_forward`: ``dout / (H * W)`` spread over every position,
+    stored batch-innermost when ``chwn`` (as the forward input was)."""
     n, h, w, c = input_shape
+    scale = dout.dtype.type(1.0 / (h * w))
+    if chwn:
+        dx = np.empty((c, h, w, n), dtype=dout.dtype)
+        np.multiply(dout.T[:, None, None, :], scale, out=dx)
+        return from_chwn(dx)
     dx = np.empty(input_shape, dtype=dout.dtype)
-    np.multiply(dout[:, None, None, :], dout.dtype.type(1.0 / (h * w)), out=dx)
+    np.multiply(dout[:, None, None, :], scale, out=dx)
     return dx
