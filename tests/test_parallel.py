@@ -126,3 +126,16 @@ def test_a_step_on_an_index_equals_a_step_on_the_gathered_batch(always_parallel)
         for la, lb in zip(gathered.layers, indexed.layers):
             for k in la.params:
                 np.testing.assert_array_equal(lb.params[k], la.params[k])
+
+
+def test_every_thread_replica_has_its_own_scratch_arrays(always_parallel):
+    x, y = data(8)
+    model = cnn(2)
+    model.train_on_batch(x, y)  # fills the layers' workspaces before the replicas are made
+    with DataParallel(model, 2) as runner:
+        runner.train_step(x, y)
+        for original, twin in zip(model.layers, runner.replicas[1]):
+            assert twin.workspace is not original.workspace
+            for name, block in twin.workspace.items():
+                if isinstance(block, np.ndarray):
+                    assert not np.shares_memory(block, original.workspace.get(name, np.empty(0)))

@@ -1,0 +1,35 @@
+"""Scratch arrays: reused across calls, grown when needed, never shared between names or owners."""
+import numpy as np
+
+from nnscratch.ops.workspace import scratch, zero_bordered
+
+
+def test_scratch_reuses_one_block_per_name_and_grows_it_when_asked_for_more():
+    ws = {}
+    a = scratch(ws, "cols", (4, 5), np.float32)
+    assert a.shape == (4, 5) and a.dtype == np.float32 and a.flags.c_contiguous
+    smaller = scratch(ws, "cols", (2, 3), np.float32)
+    assert np.shares_memory(a, smaller)
+    other = scratch(ws, "dcols", (2, 3), np.float32)
+    assert not np.shares_memory(other, a)
+    bigger = scratch(ws, "cols", (10, 10), np.float32)
+    assert bigger.shape == (10, 10) and not np.shares_memory(bigger, a)
+    assert np.shares_memory(scratch(ws, "cols", (4, 5), np.float32), bigger)
+    assert scratch(ws, "cols", (4, 5), np.float64).dtype == np.float64  # a dtype change gets its own block
+
+
+def test_without_a_workspace_every_call_gets_a_new_array():
+    a, b = scratch(None, "cols", (3,), np.float32), scratch(None, "cols", (3,), np.float32)
+    assert not np.shares_memory(a, b)
+
+
+def test_zero_bordered_zeroes_once_per_shape_and_keeps_what_the_caller_left():
+    ws = {}
+    buf = zero_bordered(ws, "padded", (2, 4, 4, 3), np.float32)
+    assert not buf.any()
+    buf[:, 1:3, 1:3] = 7
+    again = zero_bordered(ws, "padded", (2, 4, 4, 3), np.float32)
+    assert np.shares_memory(again, buf) and again[:, 1:3, 1:3].min() == 7 and again[:, 0].max() == 0
+    other_shape = zero_bordered(ws, "padded", (3, 4, 4, 2), np.float32)
+    assert not other_shape.any()  # a new shape is zeroed everywhere, whatever the block held
+    assert not zero_bordered(None, "padded", (2, 2), np.float64).any()
