@@ -136,6 +136,8 @@ def test_every_thread_replica_has_its_own_scratch_arrays(always_parallel):
         runner.train_step(x, y)
         for original, twin in zip(model.layers, runner.replicas[1]):
             assert twin.workspace is not original.workspace
-            for name, block in twin.workspace.items():
-                if isinstance(block, np.ndarray):
-                    assert not np.shares_memory(block, original.workspace.get(name, np.empty(0)))
+            mine = [a for v in twin.workspace.values() for a in (v.values() if isinstance(v, dict) else [v])
+                    if isinstance(a, np.ndarray)]
+            theirs = [a for v in original.workspace.values() for a in (v.values() if isinstance(v, dict) else [v])
+                      if isinstance(a, np.ndarray)]
+            assert not any(np.shares_memory(a, b) for a in mine for b in theirs)

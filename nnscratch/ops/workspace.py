@@ -40,18 +40,25 @@ def scratch(workspace: dict | None, name: str, shape, dtype) -> np.ndarray:
     return block[:size].reshape(shape)
 
 
+#: zero-padded copies kept per name, one per shape (a batch's last, shorter chunk has its own)
+KEPT_SHAPES = 4
+
+
 def zero_bordered(workspace: dict | None, name: str, shape, dtype) -> np.ndarray:
     """Like :func:`scratch` for a zero-padded copy: all zeros the first time ``name`` has this shape,
-    afterwards exactly what the previous call left.
+    afterwards exactly what the previous call with this shape left.
 
-    A caller that only ever writes the same interior region therefore finds the border still zero,
-    and the whole array is zeroed only when the shape changes.
+    A caller that only ever writes the same interior region therefore finds the border still zero.
+    One array is kept per shape (up to :data:`KEPT_SHAPES`), so chunks of two sizes taking turns, as
+    inference pieces of 128, 128, 128 and 116 images do, never zero a whole array again.
     """
-    key = f"{name}:shape"
-    fresh = workspace is None or workspace.get(key) != (tuple(shape), np.dtype(dtype))
-    buf = scratch(workspace, name, shape, dtype)
-    if fresh:
-        buf.fill(0)
-        if workspace is not None:
-            workspace[key] = (tuple(shape), np.dtype(dtype))
+    shape, dtype = tuple(shape), np.dtype(dtype)
+    if workspace is None:
+        return np.zeros(shape, dtype)
+    kept = workspace.setdefault(f"{name}:by_shape", {})
+    buf = kept.get((shape, dtype))
+    if buf is None:
+        if len(kept) >= KEPT_SHAPES:
+            kept.pop(next(iter(kept)))  # the oldest
+        buf = kept[(shape, dtype)] = np.zeros(shape, dtype)
     return buf

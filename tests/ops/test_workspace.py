@@ -1,7 +1,7 @@
 """Scratch arrays: reused across calls, grown when needed, never shared between names or owners."""
 import numpy as np
 
-from nnscratch.ops.workspace import scratch, zero_bordered
+from nnscratch.ops.workspace import KEPT_SHAPES, scratch, zero_bordered
 
 
 def test_scratch_reuses_one_block_per_name_and_grows_it_when_asked_for_more():
@@ -33,3 +33,16 @@ def test_zero_bordered_zeroes_once_per_shape_and_keeps_what_the_caller_left():
     other_shape = zero_bordered(ws, "padded", (3, 4, 4, 2), np.float32)
     assert not other_shape.any()  # a new shape is zeroed everywhere, whatever the block held
     assert not zero_bordered(None, "padded", (2, 2), np.float64).any()
+
+
+def test_zero_bordered_keeps_one_array_per_shape_so_alternating_shapes_are_not_zeroed_again():
+    ws = {}
+    a = zero_bordered(ws, "padded", (2, 4, 4, 3), np.float32)
+    a[:, 1:3, 1:3] = 5
+    b = zero_bordered(ws, "padded", (2, 4, 4, 2), np.float32)
+    assert not b.any() and not np.shares_memory(a, b)
+    assert zero_bordered(ws, "padded", (2, 4, 4, 3), np.float32) is a  # content kept: never re-zeroed
+    for extra in range(KEPT_SHAPES):
+        zero_bordered(ws, "padded", (1, 1, 1, 10 + extra), np.float32)
+    fresh = zero_bordered(ws, "padded", (2, 4, 4, 3), np.float32)  # evicted as the oldest, so new zeros
+    assert fresh is not a and not fresh.any()
