@@ -235,17 +235,28 @@ def col2im(cols: np.ndarray, input_shape, kernel_size, strides=(1, 1), pads: Pad
     (t, b), (l, r) = pads
     ho, wo = output_hw((h, w), (kh, kw), (sh, sw), pads)
     d = cols[:kh * kw * c].reshape(kh, kw, c, ho, wo, n)
-    padded = bool(t or b or l or r)
-    shape = (c, h + t + b, w + l + r, n)
-    if padded:  # the accumulator is scratch: only its interior is handed out, as a copy
-        acc = scratch(workspace, "col2im", shape, cols.dtype)
-        acc.fill(0)
-    else:
-        acc = np.zeros(shape, dtype=cols.dtype)
+    acc = _zeroed_accumulator(workspace, pads, (c, h + t + b, w + l + r, n), cols.dtype)
     for i in range(kh):
         for j in range(kw):
             acc[:, i:i + (ho - 1) * sh + 1:sh, j:j + (wo - 1) * sw + 1:sw] += d[i, j]
-    if padded:
+    return _unpadded(acc, pads, h, w)
+
+
+def _zeroed_accumulator(workspace, pads: Pads, shape, dtype) -> np.ndarray:
+    """A zeroed ``(C, Hp, Wp, N)`` array to add input-gradient slices into: the workspace's when there is
+    padding (only the interior leaves, as a copy), else a new array, which becomes ``dx`` itself."""
+    (t, b), (l, r) = pads
+    if not (t or b or l or r):
+        return np.zeros(shape, dtype=dtype)
+    acc = scratch(workspace, "col2im", shape, dtype)
+    acc.fill(0)
+    return acc
+
+
+def _unpadded(acc: np.ndarray, pads: Pads, h: int, w: int) -> np.ndarray:
+    """``dx`` ``(N, H, W, C)`` from a :func:`_zeroed_accumulator`: its interior, stored CHWN."""
+    (t, b), (l, r) = pads
+    if t or b or l or r:
         acc = acc[:, t:t + h, l:l + w].copy()
     return from_chwn(acc)
 
@@ -345,14 +356,7 @@ def _input_gradient_by_rows(dm, kernel, input_shape, sh, pads, workspace=None):
     reversed_kernel = kernel[:, ::-1].transpose(0, 2, 3, 1).reshape(kh * c, f * kw)  # [(i, c), (f, kw-1-j)]
     per_row = np.matmul(reversed_kernel, rows.reshape(f * kw, -1),
                         out=scratch(workspace, "dx_rows", (kh * c, ho * wp * n), dm.dtype)).reshape(kh, c, ho, wp, n)
-    padded = bool(t or b or l or r)
-    if padded:  # the accumulator is scratch: only its interior is handed out, as a copy
-        acc = scratch(workspace, "col2im", (c, hp, wp, n), dm.dtype)
-        acc.fill(0)
-    else:
-        acc = np.zeros((c, hp, wp, n), dtype=dm.dtype)
+    acc = _zeroed_accumulator(workspace, pads, (c, hp, wp, n), dm.dtype)
     for i in range(kh):
         acc[:, i:i + (ho - 1) * sh + 1:sh] += per_row[i]
-    if padded:
-        acc = acc[:, t:t + h, l:l + w].copy()
-    return from_chwn(acc)
+    return _unpadded(acc, pads, h, w)
