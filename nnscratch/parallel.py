@@ -121,7 +121,10 @@ class DataParallel:
         model = self.model
         if index is None:
             index = slice(0, len(x))
-        n = len(range(*index.indices(len(x)))) if isinstance(index, slice) else len(index)
+        if isinstance(index, slice):  # one with plain bounds, so a chunk of it is a slice too
+            start, stop, step = index.indices(len(x))
+            index = slice(start, max(start, stop)) if step == 1 else np.arange(start, stop, step)
+        n = index.stop - index.start if isinstance(index, slice) else len(index)
         bounds = chunk_bounds(n, self.threads)
 
         def work(r):
