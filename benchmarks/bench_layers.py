@@ -117,7 +117,7 @@ def main():
     import numpy as np
     from tabulate import tabulate
 
-    from nnscratch._malloc import keep_freed_memory
+    from nnscratch.engine.malloc import keep_freed_memory
 
     keep_freed_memory()  # what Model.fit and predict do
 

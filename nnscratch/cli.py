@@ -83,7 +83,7 @@ def build_model(args, input_shape, num_classes, optimizer):
 
 def cmd_train(args):
     from . import optimizers
-    from .callbacks import write_history_json
+    from .io.history_json import write_history_json
 
     t0 = time.perf_counter()
     (x_train, y_train), (x_test, y_test), class_names = load_dataset(args.dataset, args.data_dir)
@@ -105,7 +105,7 @@ def cmd_train(args):
           f"{'' if args.schedule in (None, 'none') else ' (' + args.schedule + ')'}", flush=True)
     callbacks = []
     if args.output:
-        from .callbacks import ModelCheckpoint  # keeps the last good epoch on disk if the run dies
+        from .io.checkpoint import ModelCheckpoint  # keeps the last good epoch on disk if the run dies
         callbacks.append(ModelCheckpoint(args.output))
     if args.val_split:
         fit_kwargs = {"validation_split": args.val_split}

@@ -26,8 +26,9 @@ from contextlib import ExitStack
 import numpy as np
 
 from . import _checks
-from ._malloc import keep_freed_memory
-from .callbacks import CallbackList, History
+from .engine.malloc import keep_freed_memory
+from .callbacks.base import CallbackList, History
+from .callbacks.progress import progress_callback
 from .initializers import RELU_LIKE
 from .layers.activations import ReLU, Softmax
 from .layers.base import LAYERS, Layer
@@ -35,7 +36,7 @@ from .layers.pooling import MaxPool2D
 from .losses import LOSSES, CategoricalCrossEntropy, Loss
 from .metrics import METRICS, Accuracy, CategoricalAccuracy
 from .optimizers import OPTIMIZERS, Optimizer
-from .parallel import DataParallel, default_threads, inference_forward, worthwhile
+from .engine.parallel import DataParallel, default_threads, inference_forward, worthwhile
 from .registry import serialize
 
 
@@ -53,7 +54,7 @@ class Model:
         seed: seeds weight initialisation, shuffling and dropout; the same seed (and thread count) gives
             the same run, bit for bit. Default None draws one (recorded in ``model.seed`` so a saved
             model resumes exactly).
-        threads: how many threads share each batch (see :mod:`nnscratch.parallel`); batches too small to
+        threads: how many threads share each batch (see :mod:`nnscratch.engine.parallel`); batches too small to
             gain run in one. Default None: the cores available, at most 4. The thread count decides how a
             batch is cut into chunks, so runs are reproducible bit for bit for a given value.
 
@@ -349,7 +350,6 @@ class Model:
         if self.accuracy is not None:
             self.accuracy.prepare(y)
 
-        from .progress import progress_callback  # a late import: progress imports callbacks only
 
         steps = -(-len(x) // batch_size)
         this_run = History()

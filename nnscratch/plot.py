@@ -22,7 +22,8 @@ import math
 import os
 import sys
 
-from .callbacks import History, read_history_json
+from .callbacks.base import History
+from .io.history_json import read_history_json
 
 INSTALL_HINT = 'pip install "nnscratch[plot]"'
 

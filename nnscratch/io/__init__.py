@@ -1,4 +1,5 @@
-"""Files: HDF5 models and weights (:mod:`.hdf5`), atomic writes (:mod:`.atomic`), ``ModelCheckpoint``.
+"""Files: HDF5 models and weights (:mod:`.hdf5`), atomic writes (:mod:`.atomic`), ``ModelCheckpoint``,
+and History JSON files (:mod:`.history_json`).
 
 The file layout is documented in ``docs/file-format.md``.
 
@@ -9,6 +10,7 @@ from .atomic import atomic_write
 from .checkpoint import ModelCheckpoint
 from .hdf5 import (FORMAT_NAME, FORMAT_VERSION, ModelFileError, load_model, load_weights, read_header, save_model,
                    save_weights)
+from .history_json import read_history_json, write_history_json
 
 __all__ = ["atomic_write", "ModelCheckpoint", "FORMAT_NAME", "FORMAT_VERSION", "ModelFileError", "load_model",
-           "load_weights", "read_header", "save_model", "save_weights"]
+           "load_weights", "read_header", "save_model", "save_weights", "read_history_json", "write_history_json"]

@@ -8,7 +8,8 @@ from __future__ import annotations
 import os
 
 from .. import _checks
-from ..callbacks import Callback, History, _Monitor
+from ..callbacks.base import Callback, History
+from ..callbacks.monitors import _Monitor
 from .hdf5 import save_model, save_weights
 
 __all__ = ["ModelCheckpoint"]

@@ -34,7 +34,7 @@ import h5py
 import numpy as np
 
 from .._version import __version__
-from ..callbacks import History
+from ..callbacks.base import History
 from ..layers.base import LAYERS
 from ..model import Model
 from ..optimizers import OPTIMIZERS

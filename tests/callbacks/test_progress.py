@@ -7,11 +7,11 @@ import time
 import numpy as np
 import pytest
 
-import nnscratch.progress as progress
+import nnscratch.callbacks.progress as progress
 from nnscratch import Model
 from nnscratch.callbacks import Callback, ReduceLROnPlateau
 from nnscratch.layers import Dense, ReLU, Softmax
-from nnscratch.progress import EpochLine, ProgressBar, format_value, progress_callback, resolve_verbose
+from nnscratch.callbacks.progress import EpochLine, ProgressBar, format_value, progress_callback, resolve_verbose
 
 
 class FakeTTY(io.StringIO):
@@ -124,10 +124,9 @@ def test_format_value(value, text):
 
 
 def test_an_exception_mid_epoch_closes_the_live_bar(monkeypatch):
-    import io
 
     import nnscratch
-    from nnscratch import progress
+    from nnscratch.callbacks import progress
     from nnscratch.callbacks import Callback
     from nnscratch.layers import Dense, Softmax
 

@@ -9,7 +9,7 @@ import pytest
 # frees four 1.2 MB arrays per round, LeNet-5's pattern: glibc's default trims and re-faults them each time
 CODE = """
 import resource, numpy as np
-import nnscratch._malloc as m
+import nnscratch.engine.malloc as m
 first = m.keep_freed_memory()
 again = m.keep_freed_memory()
 for _ in range(5):

@@ -33,9 +33,9 @@ from collections import deque
 
 import numpy as np
 
-from . import _checks
-from .callbacks import Callback, record_event
-from .metrics import BinaryAccuracy, CategoricalAccuracy
+from .. import _checks
+from ..metrics import BinaryAccuracy, CategoricalAccuracy
+from .base import Callback, record_event
 
 ACTIONS = ("rollback", "stop", "raise")
 

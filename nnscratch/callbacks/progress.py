@@ -17,7 +17,7 @@ import math
 import sys
 import time
 
-from .callbacks import Callback
+from .base import Callback
 
 #: epoch-log keys shown in their own form (time, ms/step, lr) rather than as "name value"
 _SPECIAL = ("epoch_time", "samples_per_second", "learning_rate", "step_time_mean", "step_time_median")

@@ -1,104 +1,16 @@
-"""Callbacks: History, EarlyStopping, ReduceLROnPlateau, LearningRateScheduler, CSVLogger, TerminateOnNaN,
-per-step statistics and the history JSON files."""
-import csv
-import json
+"""EarlyStopping, ReduceLROnPlateau, LearningRateScheduler and TerminateOnNaN."""
 import math
-import os
 
 import numpy as np
 import pytest
 
-from nnscratch import Model
-from nnscratch.callbacks import (Callback, CSVLogger, EarlyStopping, History, LearningRateScheduler,
-                                 ReduceLROnPlateau, TerminateOnNaN, read_history_json, write_history_json)
-from nnscratch.layers import Dense, ReLU, Softmax
+from nnscratch.callbacks import Callback, EarlyStopping, LearningRateScheduler, ReduceLROnPlateau, TerminateOnNaN
 from nnscratch.optimizers import SGD
 from nnscratch.schedules import StepDecay
+from nnscratch.callbacks import CSVLogger
+from small_models import CallbacksTestScript, CallbacksTestWeights, blobs, kinds, same_weights, small_model
 
 
-def blobs(n=96, seed=0):
-    rng = np.random.default_rng(seed)
-    centers = np.array([[0.0, 2.5], [-2.2, -1.3], [2.2, -1.3]])
-    y = np.arange(n) % 3
-    return (centers[y] + rng.standard_normal((n, 2))).astype(np.float32), y
-
-
-def small_model(optimizer=None, seed=0):
-    model = Model([Dense(8, input_shape=(2,)), ReLU(), Dense(3), Softmax()], seed=seed)
-    model.set(loss="categorical_crossentropy", optimizer=optimizer or SGD(0.1))
-    model.finalize()
-    return model
-
-
-class CallbacksTestScript(Callback):
-    """Puts scripted values under ``key`` in the epoch logs (by position in this fit), so monitors see them."""
-
-    def __init__(self, key, values):
-        super().__init__()
-        self.key, self.values, self.i = key, list(values), 0
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs[self.key] = self.values[self.i]
-        self.i += 1
-
-
-class CallbacksTestWeights(Callback):
-    """Keeps a copy of the weights at the end of every epoch."""
-
-    def __init__(self):
-        super().__init__()
-        self.by_epoch = {}
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.by_epoch[epoch] = self.model.get_weights()
-
-
-def same_weights(a, b):
-    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
-
-
-def kinds(model, kind):
-    return [e for e in model.history.events if e["kind"] == kind]
-
-
-# -- History ---------------------------------------------------------------------------------------------
-def test_history_keeps_every_list_aligned_with_epoch_when_keys_come_and_go():
-    model = small_model()
-    x, y = blobs()
-    model.fit(x, y, epochs=2, batch_size=32, verbose=0)
-    model.fit(x, y, epochs=1, batch_size=32, verbose=0, validation_data=(x[:30], y[:30]))
-    h = model.history
-    assert h.epoch == [0, 1, 2]
-    assert all(len(v) == 3 for v in h.history.values())
-    assert math.isnan(h.history["val_loss"][0]) and math.isnan(h.history["val_loss"][1])
-    assert math.isfinite(h.history["val_loss"][2])
-    model.fit(x, y, epochs=1, batch_size=32, verbose=0)  # and a key that goes missing again
-    assert all(len(v) == 4 for v in h.history.values()) and math.isnan(h.history["val_accuracy"][3])
-
-
-def test_history_records_what_callbacks_add_to_the_logs_and_gets_its_calls_events():
-    model = small_model()
-    x, y = blobs()
-    run = model.fit(x, y, epochs=3, batch_size=32, verbose=0,
-                    callbacks=[CallbacksTestScript("score", [3.0, 2.0, 2.0]),
-                               ReduceLROnPlateau(monitor="score", patience=1, factor=0.5)])
-    assert run.history["score"] == [3.0, 2.0, 2.0] == model.history.history["score"]
-    assert [e["kind"] for e in run.events] == ["reduce_lr"] == [e["kind"] for e in model.history.events]
-
-
-def test_fit_records_per_step_time_statistics():
-    model = small_model()
-    x, y = blobs()
-    h = model.fit(x, y, epochs=2, batch_size=16, verbose=0)
-    steps = -(-len(x) // 16)
-    for mean, median, total, rate in zip(h.history["step_time_mean"], h.history["step_time_median"],
-                                         h.history["epoch_time"], h.history["samples_per_second"]):
-        assert 0 < median and 0 < mean
-        assert mean * steps <= total  # the steps are part of the epoch's wall time
-        assert rate == pytest.approx(len(x) / total)
-
-
-# -- EarlyStopping ---------------------------------------------------------------------------------------
 def test_early_stopping_stops_after_patience_epochs_without_improvement():
     model = small_model()
     x, y = blobs()
@@ -270,59 +182,6 @@ def test_learning_rate_scheduler_errors():
 
 
 # -- CSVLogger ---------------------------------------------------------------------------------------------
-def read_csv(path, separator=","):
-    with open(path, newline="") as f:
-        return list(csv.reader(f, delimiter=separator))
-
-
-def test_csv_logger_writes_a_header_and_one_full_precision_row_per_epoch(tmp_path):
-    path = tmp_path / "log.csv"
-    model = small_model()
-    x, y = blobs()
-    h = model.fit(x, y, epochs=3, batch_size=32, verbose=0, validation_data=(x, y), callbacks=[CSVLogger(path)])
-    rows = read_csv(path)
-    assert rows[0] == ["epoch"] + list(h.history)
-    assert [r[0] for r in rows[1:]] == ["0", "1", "2"]
-    for i, row in enumerate(rows[1:]):
-        assert [float(v) for v in row[1:]] == [h.history[k][i] for k in rows[0][1:]]  # exact, via repr
-
-
-def test_csv_logger_flushes_each_row_as_it_is_written(tmp_path):
-    path = tmp_path / "log.csv"
-    rows_seen = []
-
-    class CallbacksTestReader(Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            rows_seen.append(len(read_csv(path)))
-
-    small_model().fit(*blobs(), epochs=3, batch_size=32, verbose=0, callbacks=[CSVLogger(path), CallbacksTestReader()])
-    assert rows_seen == [2, 3, 4]  # header + every finished epoch, readable while training runs
-
-
-def test_csv_logger_appends_under_the_existing_header(tmp_path):
-    path = tmp_path / "log.tsv"
-    model = small_model()
-    x, y = blobs()
-    model.fit(x, y, epochs=2, batch_size=32, verbose=0, callbacks=[CSVLogger(path, separator="\t")])
-    with pytest.warns(RuntimeWarning, match="val_loss"):
-        model.fit(x, y, epochs=1, batch_size=32, verbose=0, validation_data=(x, y),
-                  callbacks=[CSVLogger(path, separator="\t", append=True)])
-    rows = read_csv(path, "\t")
-    assert len(rows) == 4 and rows[0][0] == "epoch" and "val_loss" not in rows[0]
-    assert [r[0] for r in rows[1:]] == ["0", "1", "2"]
-    model.fit(x, y, epochs=1, batch_size=32, verbose=0, callbacks=[CSVLogger(path, separator="\t")])
-    assert len(read_csv(path, "\t")) == 2  # append=False starts over
-
-
-def test_csv_logger_refuses_to_append_to_a_foreign_file(tmp_path):
-    path = tmp_path / "notes.csv"
-    path.write_text("name,value\na,1\n")
-    with pytest.raises(ValueError, match="does not look like a CSVLogger file"):
-        small_model().fit(*blobs(), epochs=1, verbose=0, callbacks=[CSVLogger(path, append=True)])
-    assert path.read_text() == "name,value\na,1\n"
-
-
-# -- TerminateOnNaN ----------------------------------------------------------------------------------------
 class CallbacksTestPoison(Callback):
     """Puts a NaN into the first kernel after batch ``step`` of (fit-relative) epoch ``epoch``."""
 
@@ -363,65 +222,3 @@ def test_terminate_on_nan_lets_a_healthy_run_finish():
 
 
 # -- history JSON ------------------------------------------------------------------------------------------
-def trained_history():
-    model = small_model()
-    x, y = blobs()
-    model.fit(x, y, epochs=3, batch_size=32, verbose=0, validation_data=(x, y),
-              callbacks=[CallbacksTestScript("score", [1.0] * 3), ReduceLROnPlateau("score", patience=1)])
-    model.history.history["val_loss"][0] = float("nan")
-    return model
-
-
-def test_history_json_round_trip_and_layout(tmp_path):
-    model = trained_history()
-    path = tmp_path / "run.history.json"
-    assert write_history_json(model.history, path, meta={"dataset": "blobs"}) == str(path)
-    data = json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
-    assert set(data) == {"history", "epoch", "events", "meta"}
-    assert data["epoch"] == [0, 1, 2] and data["history"]["val_loss"][0] is None
-    assert data["meta"]["dataset"] == "blobs" and data["meta"]["format"] == "nnscratch.history"
-    assert data["meta"]["epochs"] == 3 and "written_at" in data["meta"]
-    again = read_history_json(path)
-    assert isinstance(again, History) and again.epoch == model.history.epoch
-    assert again.events == model.history.events
-    for key, values in model.history.history.items():
-        np.testing.assert_array_equal(again.history[key], values)  # NaN compares equal here
-    assert again.meta["dataset"] == "blobs"
-
-
-def test_write_history_json_takes_a_model_and_writes_atomically(tmp_path, monkeypatch):
-    model = trained_history()
-    path = tmp_path / "run.json"
-    write_history_json(model, path)
-    assert json.loads(path.read_text())["meta"]["model"] == model.name
-    before = path.read_text()
-
-    def crash(src, dst):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(os, "replace", crash)
-    with pytest.raises(OSError, match="disk full"):
-        write_history_json(model, path, meta={"new": True})
-    assert path.read_text() == before  # the old file is intact
-    assert os.listdir(tmp_path) == ["run.json"]  # and no temporary file is left behind
-
-
-def test_read_history_json_accepts_a_plain_keras_style_mapping(tmp_path):
-    path = tmp_path / "keras.json"
-    path.write_text(json.dumps({"loss": [1.0, 0.5], "val_loss": [1.1, None]}))
-    h = read_history_json(path)
-    assert h.epoch == [0, 1] and h.history["loss"] == [1.0, 0.5] and math.isnan(h.history["val_loss"][1])
-
-
-@pytest.mark.parametrize("text, match", [
-    ("{not json", "not valid JSON"),
-    ("[1, 2]", "expected a JSON object"),
-    ('{"history": {"loss": [1, 2]}, "epoch": [0]}', r"history\['loss'\] has 2 values but 'epoch' has 1"),
-    ('{"history": {"loss": ["a"]}, "epoch": [0]}', "numbers or null"),
-    ('{"meta": {}}', "no 'history' key"),
-])
-def test_read_history_json_says_what_is_wrong(tmp_path, text, match):
-    path = tmp_path / "bad.json"
-    path.write_text(text)
-    with pytest.raises(ValueError, match=match):
-        read_history_json(path)

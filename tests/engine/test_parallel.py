@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 
 import nnscratch
-from nnscratch import parallel
+from nnscratch.engine import parallel
 from nnscratch.layers import Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Softmax
-from nnscratch.parallel import DataParallel, chunk_bounds, worthwhile
+from nnscratch.engine.parallel import DataParallel, chunk_bounds, worthwhile
 
 
 @pytest.mark.parametrize("n, parts", [(10, 3), (128, 2), (1, 4), (5, 5), (7, 2)])
