@@ -76,17 +76,6 @@ def test_fit_in_two_calls_equals_one_call():
     assert twice.epochs_trained == 3 and len(twice.history.history["loss"]) == 3
 
 
-def test_fused_softmax_cross_entropy_is_used_and_stable():
-    model = nnscratch.Model([Dense(3, input_shape=(2,)), Softmax()], seed=0)
-    model.set(loss="categorical_crossentropy", optimizer="sgd")
-    model.finalize()
-    assert model._fused_softmax
-    model.layers[0].params["kernel"][...] = [[300, -300, 0], [0, 0, 0]]  # saturates the softmax
-    x = np.array([[1.0, 0.0]], np.float32)
-    loss = model.validate(x, np.array([1]))["loss"]
-    assert np.isfinite(loss) and loss == pytest.approx(600, rel=1e-3)
-
-
 def test_predict_batches_and_shapes():
     model = mlp()
     x, _ = spirals(samples_per_class=50)
@@ -111,7 +100,7 @@ def test_validation_split_holds_out_the_last_samples():
     (lambda: np.zeros((4, 2)), lambda: np.array([0.0, 1.0, 1.0, 0.0]), TypeError, r"integer class labels"),
     (lambda: np.array([[0, np.nan]] * 4), lambda: np.zeros(4, int), ValueError, r"NaN/inf.*index \(0, 1\)"),
     (lambda: np.zeros((4, 2)), lambda: np.zeros((4, 5)), ValueError, r"one-hot targets of shape \(N, 3\)"),
-    (lambda: np.array([["a", "b"]] * 4), lambda: np.zeros(4, int), TypeError, r"numeric array"),
+    (lambda: np.array([["a", "b"]] * 4), lambda: np.zeros(4, int), TypeError, r"x must be an array of numbers"),
 ])
 def test_bad_input_is_refused_with_expected_and_received(make_x, make_y, error, pattern):
     model = mlp()
@@ -220,36 +209,3 @@ def test_config_round_trip_rebuilds_the_same_network():
     for k, v in model.get_weights().items():
         np.testing.assert_array_equal(v, again.get_weights()[k])
     assert type(again.optimizer) is Adam and again.optimizer.learning_rate == 0.02
-
-
-@pytest.mark.parametrize("pool", [{"pool_size": 2}, {"pool_size": 3, "strides": 2}])
-def test_a_relu_before_max_pooling_runs_after_it_with_the_same_values_and_gradients(pool):
-    from nnscratch.layers import Conv2D, MaxPool2D
-    model = nnscratch.Model(seed=0)
-    model.add(Conv2D(3, 3, padding="same", input_shape=(8, 8, 2)))
-    model.add(ReLU())
-    model.add(MaxPool2D(**pool))
-    model.add(Flatten())
-    model.add(Dense(4))
-    model.add(Softmax())
-    model.set(loss="categorical_crossentropy", optimizer="sgd")
-    model.finalize()
-    assert model._relu_after_pool == {1}
-    rng = np.random.default_rng(0)
-    # integer-valued inputs: many windows tie, many hold only negatives
-    x = rng.integers(-2, 3, (5, 8, 8, 2)).astype(np.float32)
-    y = model.loss.check_targets(rng.integers(0, 4, 5), model.output_shape)
-    output, logits = model.forward(x, training=True)
-    model.backward(output, logits, y)
-    got = {f"{l.name}/{k}": g.copy() for l in model.layers for k, g in l.grads.items()}
-    # the layers in the order they were added
-    h = x
-    for layer in model.layers[:-1]:
-        h = layer.forward(h, training=True)
-    np.testing.assert_array_equal(h, logits)
-    grad = model.loss.fused_gradient(model.layers[-1].forward(h), y)
-    for layer in reversed(model.layers[:-1]):
-        grad = layer.backward(grad)
-    for layer in model.layers:
-        for k, g in layer.grads.items():
-            np.testing.assert_array_equal(got[f"{layer.name}/{k}"], g)

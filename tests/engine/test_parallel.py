@@ -42,7 +42,7 @@ def test_chunked_gradients_add_up_to_the_batch_gradient(always_parallel):
     with DataParallel(threaded, 2) as runner:
         before = {k: v.copy() for k, v in threaded.get_weights().items()}
         threaded.optimizer.learning_rate = 0.0  # keep the weights; only the gradients are compared
-        logs = runner.train_step(x, y)
+        logs = runner.train_step([x], [y])
     for a, b in zip(serial.layers, threaded.layers):
         for k in a.grads:
             np.testing.assert_allclose(b.grads[k], a.grads[k], rtol=1e-5, atol=1e-7)
@@ -120,8 +120,8 @@ def test_a_step_on_an_index_equals_a_step_on_the_gathered_batch(always_parallel)
     for part in (index, slice(2, 11), slice(None, -3), slice(1, None, 2)):
         gathered, indexed = cnn(2), cnn(2)
         with DataParallel(gathered, 2) as a, DataParallel(indexed, 2) as b:
-            logs_a = a.train_step(x[part], y[part])
-            logs_b = b.train_step(x, y, part)
+            logs_a = a.train_step([x[part]], [y[part]])
+            logs_b = b.train_step([x], [y], part)
         assert logs_a == logs_b
         for la, lb in zip(gathered.layers, indexed.layers):
             for k in la.params:
@@ -133,8 +133,8 @@ def test_every_thread_replica_has_its_own_scratch_arrays(always_parallel):
     model = cnn(2)
     model.train_on_batch(x, y)  # fills the layers' workspaces before the replicas are made
     with DataParallel(model, 2) as runner:
-        runner.train_step(x, y)
-        for original, twin in zip(model.layers, runner.replicas[1]):
+        runner.train_step([x], [y])
+        for original, twin in zip(model.layers, [i for i in runner.instance_sets[1] if i is not None]):
             assert twin.workspace is not original.workspace
             mine = [a for v in twin.workspace.values() for a in (v.values() if isinstance(v, dict) else [v])
                     if isinstance(a, np.ndarray)]

@@ -10,7 +10,7 @@ import nnscratch
 from nnscratch.callbacks import History
 from nnscratch.io import hdf5
 from nnscratch.io.hdf5 import FORMAT_VERSION, ModelFileError, load_model, load_weights, save_model, save_weights
-from nnscratch.layers import LAYERS, Conv2D, Dense, Dropout, Flatten, Layer, MaxPool2D, ReLU, Softmax, Tanh
+from nnscratch.layers import Conv2D, Dense, Dropout, Flatten, Layer, MaxPool2D, ReLU, Softmax, Tanh
 from nnscratch.optimizers import SGD, Adagrad, Adam, RMSprop
 from nnscratch.schedules import ExponentialDecay, StepDecay
 from problems import blobs
@@ -228,73 +228,7 @@ def test_layer_and_parameter_names_that_are_not_valid_hdf5_names(tmp_path):
         assert list(f["weights"]) == ["encoder%2Fdense", "100%25", "%2E", "%2E%2E"]
 
 
-# -- every registered layer -------------------------------------------------------------------------------
-#: layer class -> why it cannot be round-tripped inside a one-layer model (kept short and visible)
-CANNOT_ROUND_TRIP: dict[str, str] = {}
-
-#: shapes tried, in order, for a layer without an entry in LAYER_CONFIGS
-DEFAULT_INPUT_SHAPES = [(6,), (5, 5, 2)]
-
-
-def _layer_cases():
-    cases = []
-    for cls in LAYERS.classes():
-        # Layers defined by test modules register too, in collection order; they have their own tests.
-        if not cls.__module__.startswith("nnscratch.") or cls.__name__ in CANNOT_ROUND_TRIP:
-            continue
-        configs = (LAYER_CONFIGS.get(cls.__name__) or getattr(cls, "check_cases", None)
-                   or LIBRARY_CASES.get(cls.__name__) or [({}, None)])  # None: try DEFAULT_INPUT_SHAPES
-        for i, (config, shape) in enumerate(configs):
-            cases.append(pytest.param(cls, config, shape, id=f"{cls.__name__}-{i}"))
-    return cases
-
-
-LAYER_CASES = _layer_cases()
-
-
-def _one_layer_model(cls, config, shape):
-    shapes = [tuple(shape)] if shape is not None else DEFAULT_INPUT_SHAPES
-    errors = []
-    for s in shapes:
-        try:
-            layer = cls(**config, input_shape=s)
-        except TypeError as e:
-            pytest.fail(f"{cls.__name__}({config}) cannot be built ({e}): give it configurations in "
-                        "tests/layer_configs.py, or a reason in CANNOT_ROUND_TRIP")
-        model = nnscratch.Model([layer], seed=1)
-        model.set(loss="mse", optimizer=Adam(0.01))
-        try:
-            model.finalize()
-        except ValueError as e:
-            errors.append(f"{s}: {e}")
-            continue
-        return model, s
-    pytest.fail(f"{cls.__name__}({config}) took none of the input shapes {shapes}: {errors}; give it "
-                "configurations in tests/layer_configs.py")
-
-
-def test_every_builtin_layer_is_round_tripped_or_listed():
-    covered = {p.values[0].__name__ for p in LAYER_CASES} | set(CANNOT_ROUND_TRIP)
-    builtin = {c.__name__ for c in LAYERS.classes() if c.__module__.startswith("nnscratch.")}
-    assert builtin <= covered
-    assert {"Dense", "Dropout", "Softmax", "Flatten"} <= builtin
-
-
-@pytest.mark.parametrize("cls, config, shape", LAYER_CASES)
-def test_every_registered_layer_round_trips(tmp_path, cls, config, shape):
-    model, shape = _one_layer_model(cls, config, shape)
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((6,) + shape).astype(np.float32)
-    y = rng.standard_normal((6,) + model.output_shape).astype(np.float32)
-    model.fit(x, y, epochs=1, batch_size=4, verbose=0)  # so the optimizer has state to save too
-    model.save(tmp_path / "layer.h5")
-    loaded = load_model(tmp_path / "layer.h5")
-    assert type(loaded.layers[0]) is cls
-    assert loaded.layers[0].get_config() == json.loads(json.dumps(model.layers[0].get_config()))
-    assert_same_model(model, loaded)
-    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
-
-
+# -- a user's layer (the save/load of every registered layer is part of the contract check, tests/test_common.py) --
 class HDF5TestGain(Layer):
     """A user's layer: ``y = x * gain``, one trainable gain per feature."""
 
