@@ -5,9 +5,9 @@ Everything runs in float64. The layer output is projected on a fixed random upst
 ``backward(g)`` computes. Each element of the input and of every parameter is perturbed by ``+-eps``
 (central differences) and compared with the analytic value by the relative error
 ``|a - n| / max(|a|, |n|, floor)``, where the floor is ``tiny`` or :data:`RELATIVE_FLOOR` times the
-tensor's largest gradient, whichever is larger: central differences carry an absolute error of about
+largest gradient of the check, whichever is larger: central differences carry an absolute error of about
 ``1e-11`` for functions of order 1, which would swamp the relative error of elements many orders of
-magnitude below the tensor's largest (a wrong backward is wrong at every scale). Inputs come from ``layer.gradcheck_input``, which keeps them away
+magnitude below the largest (a wrong backward is wrong at every scale). Inputs come from ``layer.gradcheck_input``, which keeps them away
 from kinks (ReLU at 0, ties in max pooling); stochastic layers replay the same random draws for every
 evaluation.
 
@@ -103,9 +103,15 @@ def relative_error(analytic: np.ndarray, numeric: np.ndarray, tiny: float = 1e-8
     return np.abs(analytic - numeric) / np.maximum(np.maximum(np.abs(analytic), np.abs(numeric)), tiny)
 
 
+def _floor(tiny, gradients) -> float:
+    """The relative error's denominator floor: ``tiny``, or :data:`RELATIVE_FLOOR` times the largest analytic
+    gradient of the whole check, whichever is larger (a tensor whose true gradient is zero, a bias before a
+    normalisation, then compares finite-difference noise against the check's scale, not against itself)."""
+    largest = max((float(np.abs(g).max()) for g in gradients if g is not None and np.size(g)), default=0.0)
+    return max(tiny, RELATIVE_FLOOR * largest)
+
+
 def _compare(layer_name, tensor_name, analytic, numeric, indices, tolerance, tiny, shape):
-    if analytic.size:
-        tiny = max(tiny, RELATIVE_FLOOR * float(max(np.abs(analytic).max(), np.abs(numeric).max())))
     err = relative_error(analytic, numeric, tiny)
     if not err.size:  # an empty tensor: nothing to compare
         return TensorCheck(layer_name, tensor_name, tuple(shape), 0.0, (), 0.0, 0.0, 0, tolerance)
@@ -158,7 +164,7 @@ def check_layer(layer: Layer, input_shape, batch_size: int = 2, seed: int = 0, e
             errors balance near there).
         tolerance: maximum relative error that passes, default 1e-6.
         tiny: floor of the relative error's denominator, default 1e-8 (raised to :data:`RELATIVE_FLOOR` times
-            the tensor's largest gradient).
+            the largest gradient of the check).
         training: call ``forward(x, training=training)``, default True (the mode backward serves).
         max_elements: check at most this many randomly chosen elements per tensor; default None (all).
         x: a specific float64 input ``(batch, *input_shape)`` (a list for several inputs) instead of
@@ -205,6 +211,7 @@ def check_layer(layer: Layer, input_shape, batch_size: int = 2, seed: int = 0, e
     def f():
         return float(np.sum(run() * g))
 
+    tiny = _floor(tiny, analytic.values())
     report = GradcheckReport()
     for tensor_name, array in list(zip(names, xs)) + [(k, p) for k, (p, _) in params.items()]:
         if analytic[tensor_name].shape != array.shape:
@@ -272,6 +279,7 @@ def check_model(model, x, y, eps: float = 1e-5, tolerance: float = TOLERANCE, ti
               for layer in clone.layers for path, sub in layer.walk() for k in sub.params]
     rng = np.random.default_rng(seed)
     report = GradcheckReport()
+    tiny = _floor(tiny, list(dxs) + [g for *_, g in params])
     names = [f"x{i}" for i in range(len(xs))] if len(xs) > 1 else ["x"]
     for n, a, d in zip(names, xs, dxs):
         idx = _pick(a.size, max_elements, rng)

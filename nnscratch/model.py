@@ -49,7 +49,7 @@ from .engine.plan import Plan
 from .graph import (InputLayer, Node, SymbolicTensor, _serials, as_tensor_list, graph_config, graph_from_config,
                     topological_order)
 from .initializers import RELU_LIKE
-from .layers.base import LAYERS, Layer
+from .layers.base import LAYERS, Layer, WeightShapeError
 from .layers.context import BatchContext, installed
 from .losses import LOSSES, CategoricalCrossEntropy, Loss
 from .metrics import METRICS, Accuracy, CategoricalAccuracy
@@ -298,6 +298,8 @@ class Model:
             try:
                 if not already:
                     layer.initialize(checked, self.dtype, np.random.default_rng(seeds[id(layer)]))
+            except WeightShapeError:
+                raise
             except ValueError as e:
                 where = f"layer {i - 1} " if not self.is_graph else ""
                 raise ValueError(f"{where}({layer.describe()}) cannot take input of shape {_shape_text(shapes)}: {e}") from e

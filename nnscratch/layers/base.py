@@ -44,6 +44,10 @@ MAX_WEIGHT_ELEMENTS = 2**31
 MAX_SAMPLE_ELEMENTS = 2**31
 
 
+class WeightShapeError(ValueError):
+    """A layer declares a weight of another shape than the saved file being loaded holds for it."""
+
+
 def compute_fans(shape: tuple[int, ...]) -> tuple[int, int]:
     """Keras' fans of a weight: ``(in, out)`` for a matrix, ``(kh*kw*c_in, kh*kw*c_out)`` for a kernel.
 
@@ -176,7 +180,7 @@ class Layer:
                       for d in shape)
         expected = None if self._expected_shapes is None else self._expected_shapes.get(name)
         if expected is not None and tuple(expected) != shape:
-            raise ValueError(f"{self.describe()} declares weight {name!r} of shape {shape}, but the file holds "
+            raise WeightShapeError(f"{self.describe()} declares weight {name!r} of shape {shape}, but the file holds "
                              f"{tuple(expected)}; its configuration and its weights disagree")
         size = int(np.prod(shape, dtype=object))
         if size > MAX_WEIGHT_ELEMENTS:
