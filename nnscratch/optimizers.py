@@ -471,3 +471,190 @@ class Adam(Optimizer, aliases=("adam",)):
         denom /= bc2_sqrt
         denom += self.epsilon
         param -= (lr / bc1) * m / denom
+
+
+class AdamW(Adam, aliases=("adamw",)):
+    """Adam with decoupled weight decay (Loshchilov & Hutter 2019): ``w -= lr * weight_decay * w``, then
+    the :class:`Adam` step on the gradient alone.
+
+    PyTorch and Keras decay the same way here; the convention only moves epsilon, as in :class:`Adam`.
+
+    Conventions::
+
+        convention       update                                                        weight decay
+        torch (default)  w -= lr * m_hat / (sqrt(v_hat) + epsilon)                     decoupled
+        keras            w -= lr * sqrt(1 - beta_2**t) / (1 - beta_1**t)               decoupled
+                              * m / (sqrt(v) + epsilon)
+
+    Defaults: PyTorch's (Keras: ``weight_decay=0.004, epsilon=1e-7``).
+
+    Args:
+        learning_rate: default 0.001.
+        weight_decay: default 0.01.
+        beta_1: default 0.9.
+        beta_2: default 0.999.
+        epsilon: default 1e-8.
+        convention: ``"torch"`` (default) or ``"keras"``.
+
+    Example:
+        >>> w = np.array([2.0])
+        >>> AdamW(0.1, weight_decay=0.5).step([("w", w, np.array([0.0]))])  # no gradient: decay only
+        >>> round(float(w[0]), 6)  # 2 * (1 - 0.1 * 0.5)
+        1.9
+    """
+
+    def __init__(self, learning_rate=0.001, weight_decay=0.01, beta_1=0.9, beta_2=0.999, epsilon=1e-8, *,
+                 convention="torch"):
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, weight_decay, convention=convention,
+                         decoupled_weight_decay=True)
+
+    def _decoupled_by_default(self):
+        return True
+
+
+class Nadam(Optimizer, aliases=("nadam",)):
+    """Adam with Nesterov momentum (Dozat 2016), with a warming-up momentum schedule
+    ``mu_t = beta_1 * (1 - 0.5 * 0.96 ** (t * momentum_decay))``, ``P_t = mu_1 * ... * mu_t``:
+
+    ``m``, ``v`` as in :class:`Adam`; ``d = sqrt(v / (1 - beta_2**t)) + epsilon``;
+    ``w -= lr * (1 - mu_t) / (1 - P_t) * g / d + lr * mu_{t+1} / (1 - P_{t+1}) * m / d``.
+
+    Keras and PyTorch both compute this; they differ in the schedule's speed and in weight decay.
+
+    Conventions::
+
+        convention       momentum_decay unless given                                   weight decay
+        torch (default)  0.004 (the paper's 1/250: mu_t climbs from beta_1 / 2         coupled
+                         towards beta_1 over thousands of steps)
+        keras            1 (Keras 3 writes 0.96 ** t: mu_t is within 2% of beta_1      decoupled
+                         after 100 steps; Keras 2 had schedule_decay=0.004)
+
+    Defaults: PyTorch's (Keras: ``learning_rate=0.001, epsilon=1e-7``). ``P_t`` depends on the step
+    count alone; it is recomputed from it rather than stored, so saved files hold only ``m`` and ``v``.
+
+    Args:
+        learning_rate: default 0.002.
+        beta_1: default 0.9.
+        beta_2: default 0.999.
+        epsilon: default 1e-8.
+        weight_decay: default 0.
+        momentum_decay: default None: 0.004 (``"torch"``) or 1.0 (``"keras"``).
+        convention: ``"torch"`` (default) or ``"keras"``.
+        decoupled_weight_decay: default None (decoupled only for ``"keras"``); see :class:`Optimizer`;
+            PyTorch's NAdam takes the same argument.
+
+    Example:
+        >>> [round(Nadam().momentum_schedule(t), 4) for t in (1, 100, 1000)]
+        [0.4501, 0.4573, 0.5178]
+        >>> [round(Nadam(convention="keras").momentum_schedule(t), 4) for t in (1, 100, 1000)]
+        [0.468, 0.8924, 0.9]
+    """
+
+    elementwise = True
+
+    slot_names = ("m", "v")
+
+    def __init__(self, learning_rate=0.002, beta_1=0.9, beta_2=0.999, epsilon=1e-8, weight_decay=0.0, *,
+                 momentum_decay=None, convention="torch", decoupled_weight_decay=None):
+        super().__init__(learning_rate, weight_decay, convention=convention,
+                         decoupled_weight_decay=decoupled_weight_decay)
+        self.beta_1 = _checks.number("beta_1", beta_1, low=0, high=1, high_open=True)
+        self.beta_2 = _checks.number("beta_2", beta_2, low=0, high=1, high_open=True)
+        self.epsilon = _checks.number("epsilon", epsilon, low=0, low_open=True)
+        if momentum_decay is None:
+            momentum_decay = 1.0 if self.convention == "keras" else 0.004
+        self.momentum_decay = _checks.number("momentum_decay", momentum_decay, low=0)
+        self._product = (0, 1.0)  # (t, P_t), see momentum_product
+
+    def _extra_config(self):
+        return {"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon,
+                "momentum_decay": self.momentum_decay}
+
+    def momentum_schedule(self, t: int) -> float:
+        """``mu_t``, the momentum coefficient of step ``t`` (counted from 1)."""
+        return self.beta_1 * (1.0 - 0.5 * 0.96 ** (t * self.momentum_decay))
+
+    def momentum_product(self, t: int) -> float:
+        """``P_t = mu_1 * ... * mu_t``, multiplied in that order whatever the path here, so a resumed or
+        rolled-back run gets the very bits an uninterrupted one had."""
+        done, product = self._product
+        if done > t:
+            done, product = 0, 1.0
+        for i in range(done + 1, t + 1):
+            product *= self.momentum_schedule(i)
+        self._product = (t, product)
+        return product
+
+    def update(self, param, grad, slots, lr):
+        m, v = slots["m"], slots["v"]
+        t = self.iterations + 1
+        mu, mu_next = self.momentum_schedule(t), self.momentum_schedule(t + 1)
+        product = self.momentum_product(t)
+        m *= self.beta_1
+        m += (1 - self.beta_1) * grad
+        v *= self.beta_2
+        v += (1 - self.beta_2) * (grad * grad)
+        denom = np.sqrt(v / (1 - self.beta_2 ** t))
+        denom += self.epsilon
+        param -= (lr * (1 - mu) / (1 - product)) * grad / denom
+        param -= (lr * mu_next / (1 - product * mu_next)) * m / denom
+
+
+class Adamax(Optimizer, aliases=("adamax",)):
+    """Adam's infinity-norm variant (Kingma & Ba 2015, section 7): ``m = beta_1 * m + (1 - beta_1) * g``,
+    ``u`` a decaying maximum of ``|g|``, ``t`` the step number from 1.
+
+    Conventions::
+
+        convention       update                                                        weight decay
+        torch (default)  u = max(beta_2 * u, |g| + epsilon)                            coupled
+                         w -= lr / (1 - beta_1**t) * m / u
+        keras            u = max(beta_2 * u, |g|)                                      decoupled
+                         w -= lr * m / ((1 - beta_1**t) * (u + epsilon))
+
+    Defaults: PyTorch's and the paper's (Keras: ``learning_rate=0.001, epsilon=1e-7``).
+
+    Args:
+        learning_rate: default 0.002.
+        beta_1: default 0.9.
+        beta_2: default 0.999.
+        epsilon: default 1e-8.
+        weight_decay: default 0.
+        convention: ``"torch"`` (default) or ``"keras"``.
+        decoupled_weight_decay: default None (decoupled only for ``"keras"``); see :class:`Optimizer`.
+
+    Example:
+        >>> w = np.array([1.0])
+        >>> Adamax(0.01).step([("w", w, np.array([-5.0]))])  # the first step moves by about lr
+        >>> round(float(w[0]), 6)
+        1.01
+    """
+
+    elementwise = True
+
+    slot_names = ("m", "u")
+
+    def __init__(self, learning_rate=0.002, beta_1=0.9, beta_2=0.999, epsilon=1e-8, weight_decay=0.0, *,
+                 convention="torch", decoupled_weight_decay=None):
+        super().__init__(learning_rate, weight_decay, convention=convention,
+                         decoupled_weight_decay=decoupled_weight_decay)
+        self.beta_1 = _checks.number("beta_1", beta_1, low=0, high=1, high_open=True)
+        self.beta_2 = _checks.number("beta_2", beta_2, low=0, high=1, high_open=True)
+        self.epsilon = _checks.number("epsilon", epsilon, low=0, low_open=True)
+
+    def _extra_config(self):
+        return {"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
+
+    def update(self, param, grad, slots, lr):
+        m, u = slots["m"], slots["u"]
+        t = self.iterations + 1
+        m *= self.beta_1
+        m += (1 - self.beta_1) * grad
+        u *= self.beta_2
+        bc1 = 1 - self.beta_1 ** t
+        if self.convention == "keras":
+            np.maximum(u, np.abs(grad), out=u)
+            param -= lr * m / (bc1 * (u + self.epsilon))
+        else:
+            np.maximum(u, np.abs(grad) + self.epsilon, out=u)
+            param -= (lr / bc1) * m / u

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from nnscratch.optimizers import OPTIMIZERS, SGD, Adagrad, Adam, RMSprop
+from nnscratch.optimizers import OPTIMIZERS, SGD, Adagrad, Adam, Adamax, AdamW, Nadam, RMSprop
 from nnscratch.schedules import StepDecay
 
 
@@ -17,7 +17,8 @@ def quadratic_descent(opt, steps=300):
                                  SGD(0.05, momentum=0.9, convention="torch"), Adagrad(1.0),
                                  Adagrad(1.0, convention="keras"), RMSprop(0.05), RMSprop(0.01, momentum=0.5),
                                  RMSprop(0.05, centered=True, convention="keras"), Adam(0.1),
-                                 Adam(0.1, convention="keras")],
+                                 Adam(0.1, convention="keras"), AdamW(0.1, weight_decay=1e-4), Nadam(0.1),
+                                 Nadam(0.1, convention="keras"), Adamax(0.1), Adamax(0.1, convention="keras")],
                          ids=repr)
 def test_every_optimizer_minimises_a_quadratic(opt):
     np.testing.assert_allclose(quadratic_descent(opt), 3, atol=0.05)
@@ -99,7 +100,9 @@ FLAT_CASES = [
     lambda: Adagrad(0.1, weight_decay=1e-2, convention="keras"),
     lambda: RMSprop(0.01, momentum=0.9, centered=True, weight_decay=1e-2),
     lambda: RMSprop(0.01, momentum=0.9, centered=True, convention="keras"),
-    lambda: Adam(0.01, weight_decay=1e-2, convention="keras"),
+    lambda: Adam(0.01, weight_decay=1e-2, convention="keras"), lambda: AdamW(0.01),
+    lambda: Nadam(0.01, weight_decay=1e-2), lambda: Nadam(0.01, weight_decay=1e-2, convention="keras"),
+    lambda: Adamax(0.01, weight_decay=1e-2), lambda: Adamax(0.01, convention="keras"),
 ]
 
 
@@ -221,7 +224,18 @@ TORCH_CASES = {
     "adam-decay": (lambda: Adam(0.01, weight_decay=0.1), lambda t, p: t.optim.Adam(p, lr=0.01, weight_decay=0.1)),
     "adam-decoupled-decay": (lambda: Adam(0.01, weight_decay=0.1, decoupled_weight_decay=True),
                              lambda t, p: t.optim.Adam(p, lr=0.01, weight_decay=0.1, decoupled_weight_decay=True)),
-
+    "adamw": (lambda: AdamW(0.01), lambda t, p: t.optim.AdamW(p, lr=0.01)),
+    "adamw-strong-decay": (lambda: AdamW(0.05, weight_decay=0.5, beta_1=0.8, beta_2=0.99, epsilon=1e-6),
+                           lambda t, p: t.optim.AdamW(p, lr=0.05, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.5)),
+    "nadam": (lambda: Nadam(), lambda t, p: t.optim.NAdam(p)),
+    "nadam-decay": (lambda: Nadam(0.01, weight_decay=0.1, momentum_decay=0.05),
+                    lambda t, p: t.optim.NAdam(p, lr=0.01, weight_decay=0.1, momentum_decay=0.05)),
+    "nadam-decoupled-decay": (
+        lambda: Nadam(0.01, weight_decay=0.1, decoupled_weight_decay=True),
+        lambda t, p: t.optim.NAdam(p, lr=0.01, weight_decay=0.1, decoupled_weight_decay=True)),
+    "adamax": (lambda: Adamax(), lambda t, p: t.optim.Adamax(p)),
+    "adamax-decay": (lambda: Adamax(0.01, beta_1=0.8, epsilon=1e-6, weight_decay=0.1),
+                     lambda t, p: t.optim.Adamax(p, lr=0.01, betas=(0.8, 0.999), eps=1e-6, weight_decay=0.1)),
 }
 
 
@@ -303,6 +317,36 @@ def keras_adam(hp, g, var, lr, s, iterations):  # AdamW is this rule with weight
     var -= (m * alpha) / (np.sqrt(v) + hp["epsilon"])
 
 
+def keras_nadam_u_product(hp, u_product, iterations):
+    """Nadam's _backend_update_step, once per step before the variables' update_step."""
+    return u_product * hp["beta_1"] * (1.0 - 0.5 * 0.96 ** (iterations + 1))
+
+
+def keras_nadam(hp, g, var, lr, s, iterations):
+    local_step, next_step = iterations + 1, iterations + 2
+    beta_1, beta_2 = hp["beta_1"], hp["beta_2"]
+    u_t = beta_1 * (1.0 - 0.5 * 0.96 ** local_step)
+    u_t_1 = beta_1 * (1.0 - 0.5 * 0.96 ** next_step)
+    u_product_t = hp["u_product"]
+    u_product_t_1 = u_product_t * u_t_1
+    beta_2_power = beta_2 ** local_step
+    m, v = s["momentums"], s["velocities"]
+    m += (g - m) * (1 - beta_1)
+    v += (np.square(g) - v) * (1 - beta_2)
+    m_hat = u_t_1 * m / (1 - u_product_t_1) + (1 - u_t) * g / (1 - u_product_t)
+    v_hat = v / (1 - beta_2_power)
+    var -= (m_hat * lr) / (np.sqrt(v_hat) + hp["epsilon"])
+
+
+def keras_adamax(hp, g, var, lr, s, iterations):
+    local_step = iterations + 1
+    beta_1_power = hp["beta_1"] ** local_step
+    m, u = s["m"], s["u"]
+    m += (g - m) * (1 - hp["beta_1"])
+    u[...] = np.maximum(hp["beta_2"] * u, np.abs(g))
+    var -= (lr * m) / ((1 - beta_1_power) * (u + hp["epsilon"]))
+
+
 def run_keras(rule, hp, learning_rate):
     w = {k: v.copy() for k, v in START.items()}
     slots = {k: {n: np.zeros_like(v) for n in ("momentums", "velocities", "average_gradients", "m", "u")}
@@ -316,6 +360,8 @@ def run_keras(rule, hp, learning_rate):
         if hp.get("weight_decay"):
             for k in w:
                 w[k] = w[k] - w[k] * hp["weight_decay"] * lr
+        if rule is keras_nadam:
+            hp["u_product"] = keras_nadam_u_product(hp, hp["u_product"], iterations)
         for k in w:
             rule(hp, g[k], w[k], lr, slots[k], iterations)
     return w
@@ -341,7 +387,14 @@ KERAS_CASES = {
     "adam": (lambda: Adam(0.01, epsilon=1e-7, convention="keras"), keras_adam, ADAM_HP, 0.01),
     "adam-decay": (lambda: Adam(0.01, epsilon=1e-7, weight_decay=0.1, convention="keras"), keras_adam,
                    dict(ADAM_HP, weight_decay=0.1), 0.01),
-
+    "adamw": (lambda: AdamW(0.01, weight_decay=0.004, epsilon=1e-7, convention="keras"), keras_adam,
+              dict(ADAM_HP, weight_decay=0.004), 0.01),
+    "nadam": (lambda: Nadam(0.001, epsilon=1e-7, convention="keras"), keras_nadam, ADAM_HP, 0.001),
+    "nadam-decay": (lambda: Nadam(0.01, beta_1=0.8, epsilon=1e-9, weight_decay=0.1, convention="keras"),
+                    keras_nadam, {"beta_1": 0.8, "beta_2": 0.999, "epsilon": 1e-9, "weight_decay": 0.1}, 0.01),
+    "adamax": (lambda: Adamax(0.001, epsilon=1e-7, convention="keras"), keras_adamax, ADAM_HP, 0.001),
+    "adamax-decay": (lambda: Adamax(0.01, beta_1=0.8, epsilon=1e-9, weight_decay=0.1, convention="keras"),
+                     keras_adamax, {"beta_1": 0.8, "beta_2": 0.999, "epsilon": 1e-9, "weight_decay": 0.1}, 0.01),
 }
 
 
@@ -357,7 +410,8 @@ def test_keras_convention_matches_keras_update_rule(case):
     lambda c: SGD(0.1, momentum=0.9, convention=c), lambda c: SGD(0.1, momentum=0.9, weight_decay=0.1, convention=c),
     lambda c: Adagrad(0.1, convention=c), lambda c: RMSprop(0.01, convention=c),
     lambda c: RMSprop(0.01, momentum=0.5, convention=c), lambda c: Adam(0.01, convention=c),
-    lambda c: Adam(0.01, weight_decay=0.1, convention=c),
+    lambda c: Adam(0.01, weight_decay=0.1, convention=c), lambda c: AdamW(0.01, convention=c),
+    lambda c: Nadam(0.01, convention=c), lambda c: Adamax(0.01, convention=c),
 ])
 def test_the_two_conventions_really_differ_on_the_reference_problem(make):
     """So a reference test above fails if an implementation follows the other framework's rule."""
@@ -367,10 +421,12 @@ def test_the_two_conventions_really_differ_on_the_reference_problem(make):
 # -- conventions: arguments, configs, files --------------------------------------------------------------
 def test_defaults_are_the_rules_this_library_always_had():
     assert SGD().convention == "caffe" and not SGD(weight_decay=0.1).decoupled_weight_decay
-    for cls in (Adagrad, RMSprop, Adam):
+    for cls in (Adagrad, RMSprop, Adam, Nadam, Adamax):
         opt = cls()
         assert opt.convention == "torch" and opt.decoupled_weight_decay is False
         assert cls(convention="keras").decoupled_weight_decay is True
+    assert AdamW().decoupled_weight_decay is True and AdamW().weight_decay == 0.01
+    assert Nadam().momentum_decay == 0.004 and Nadam(convention="keras").momentum_decay == 1.0
 
 
 @pytest.mark.parametrize("cls, old_config", [
@@ -390,7 +446,8 @@ def test_configs_saved_before_the_conventions_keep_their_meaning_and_their_form(
     SGD(0.1, momentum=0.9, convention="torch"), SGD(0.1, weight_decay=0.1, convention="keras",
                                                     decoupled_weight_decay=False),
     Adagrad(convention="keras"), RMSprop(momentum=0.5, centered=True, convention="keras"),
-    Adam(weight_decay=0.1, decoupled_weight_decay=True), Adam(convention="keras"),
+    Adam(weight_decay=0.1, decoupled_weight_decay=True), AdamW(convention="keras"),
+    Nadam(momentum_decay=0.1, convention="keras", decoupled_weight_decay=False), Adamax(convention="keras"),
 ], ids=repr)
 def test_config_round_trip_keeps_the_convention(opt):
     again = OPTIMIZERS.create({"class_name": OPTIMIZERS.name_of(type(opt)), "config": opt.get_config()})
@@ -404,17 +461,41 @@ def test_config_round_trip_keeps_the_convention(opt):
     (lambda: Adam(convention="pytorch"), ValueError, "convention must be one of 'torch', 'keras'.*'pytorch'"),
     (lambda: SGD(convention="torch7"), ValueError, "one of 'caffe', 'keras', 'torch'"),
     (lambda: Adam(decoupled_weight_decay="yes"), TypeError, "decoupled_weight_decay must be True, False or None"),
+    (lambda: Nadam(momentum_decay=-1), ValueError, "momentum_decay must be >= 0"),
     (lambda: RMSprop(momentum=1.0), ValueError, "momentum must be < 1"),
+    (lambda: AdamW(decoupled_weight_decay=False), TypeError, "decoupled_weight_decay"),
 ])
 def test_bad_convention_arguments(make, error, pattern):
     with pytest.raises(error, match=pattern):
         make()
 
 
+def test_nadam_momentum_product_is_the_same_after_any_interruption():
+    """P_t is recomputed, not saved: a restored or rolled-back optimizer must get the very same bits."""
+    straight, interrupted = Nadam(0.01), Nadam(0.01)
+    w1, w2 = np.ones(4), np.ones(4)
+    for t in range(12):
+        g = np.sin(np.arange(4.0) + t)
+        straight.step([("w", w1, g)])
+        interrupted.step([("w", w2, g.copy())])
+        if t == 5:
+            state = {k: v for k, v in interrupted.get_state().items()}
+            state["slots"] = {k: {n: a.copy() for n, a in s.items()} for k, s in state["slots"].items()}
+            fresh = Nadam(0.01)
+            fresh.set_state(state)
+            interrupted = fresh
+    np.testing.assert_array_equal(w1, w2)
+    product = 1.0
+    for t in range(1, 13):
+        product *= straight.momentum_schedule(t)
+    assert straight.momentum_product(12) == product and Nadam(0.01).momentum_product(12) == product
+
+
 @pytest.mark.parametrize("make", [lambda: SGD(0.05, momentum=0.9, convention="torch"),
                                   lambda: RMSprop(0.005, momentum=0.5, centered=True, convention="keras"),
-                                  lambda: Adam(0.01, convention="keras", weight_decay=0.01)],
-                         ids=["sgd-torch", "rmsprop-keras", "adam-keras"])
+                                  lambda: AdamW(0.01, convention="keras"), lambda: Nadam(0.01),
+                                  lambda: Nadam(0.01, convention="keras", weight_decay=0.01), lambda: Adamax(0.01)],
+                         ids=["sgd-torch", "rmsprop-keras", "adamw-keras", "nadam", "nadam-keras", "adamax"])
 def test_new_rules_save_load_and_resume_exactly(tmp_path, make):
     import nnscratch
     from nnscratch.layers import Dense, Softmax, Tanh
