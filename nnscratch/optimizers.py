@@ -419,7 +419,9 @@ class Adam(Optimizer, aliases=("adam",)):
                               * m / (sqrt(v) + epsilon)
 
     ``torch`` is the paper's Algorithm 1; ``keras`` its "more efficient" reordering, where epsilon meets
-    the uncorrected ``v`` (as if it were ``epsilon * sqrt(1 - beta_2**t)``). The two differ while ``sqrt(v_hat)`` is not much larger than epsilon: early steps, tiny gradients.
+    the uncorrected ``v``: that is ``epsilon / sqrt(1 - beta_2**t)`` added to ``sqrt(v_hat)``, 32 times
+    PyTorch's at the first step with the default ``beta_2``. The two differ while ``sqrt(v_hat)`` is not
+    much larger than epsilon: early steps, tiny gradients.
     Defaults: PyTorch's (Keras: ``epsilon=1e-7``). With ``decoupled_weight_decay=True`` this is AdamW.
 
     Args:
