@@ -96,6 +96,12 @@ class Optimizer(Configurable):
         """Applies one update to every ``(key, param, grad)``; params change in place."""
         lr = self.current_learning_rate
         items = list(params_and_grads)
+        for key, param, grad in items:
+            # a gradient of another shape would broadcast into the update (or into the flat buffer) unnoticed
+            if np.shape(grad) != param.shape:
+                raise ValueError(f"{type(self).__name__}.step: the gradient of {key!r} has shape {np.shape(grad)} "
+                                 f"but the parameter has {param.shape}; pass one gradient per parameter, "
+                                 "shaped like it")
         flat = self._flat_buffers(items) if self.elementwise and len(items) > 1 else None
         if flat is not None:
             self._flat_step(items, flat, lr)

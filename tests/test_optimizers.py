@@ -518,3 +518,14 @@ def test_new_rules_save_load_and_resume_exactly(tmp_path, make):
     resumed.fit(x, y, epochs=1, batch_size=16, verbose=0, shuffle=False)
     for key, value in straight.get_weights().items():
         np.testing.assert_array_equal(resumed.get_weights()[key], value, err_msg=key)
+
+
+@pytest.mark.parametrize("make", [lambda: SGD(0.1), lambda: Adam(0.01)])
+@pytest.mark.parametrize("grad_shape", [(3,), (1, 3), (3, 3, 1)])
+def test_a_gradient_shaped_unlike_its_parameter_is_refused(make, grad_shape):
+    # (3, 3) -= lr * (3,) would broadcast: every row would get the same, wrong update
+    w, v = np.ones((3, 3)), np.ones(2)
+    for items in ([("w", w, np.ones(grad_shape))], [("w", w, np.ones(grad_shape)), ("v", v, np.ones(2))]):
+        with pytest.raises(ValueError, match=r"gradient of 'w' has shape .* but the parameter has \(3, 3\)"):
+            make().step(items)
+    np.testing.assert_array_equal(w, 1)
