@@ -191,7 +191,9 @@ class CosineDecay(Schedule, aliases=("cosine",)):
                          (the first step already moves; lr is reached at    1 / warmup_steps, total_iters=
                          the last warm-up step and held for one more)       warmup_steps - 1) then CosineAnnealingLR
         a number s       s + (lr - s) * iteration / warmup_steps            Keras' CosineDecay(initial_learning_rate=s,
-                         (starts at s, reaches lr as the decay begins)      warmup_target=lr), Hugging Face's with s = 0
+                         (starts at s, reaches lr as the decay begins)      warmup_target=lr); PyTorch's LinearLR(
+                                                                            s / lr, total_iters=warmup_steps) then
+                                                                            CosineAnnealingLR; Hugging Face's: s = 0
 
     Without warm-up this is PyTorch's ``CosineAnnealingLR(T_max=decay_steps, eta_min=alpha * lr)`` until
     ``decay_steps`` (which then rises again; this holds) and Keras' ``CosineDecay(lr, decay_steps, alpha)``.

@@ -79,6 +79,11 @@ TORCH_SCHEDULES = {
                       lambda L, o: L.SequentialLR(o, [L.LinearLR(o, start_factor=1 / 6, total_iters=5),
                                                       L.CosineAnnealingLR(o, T_max=STEPS - 6, eta_min=0.01)],
                                                   milestones=[6])),
+    "cosine-warmup-start": (lambda: CosineDecay(0.1, decay_steps=STEPS - 6, alpha=0.1, warmup_steps=6,
+                                                warmup_start=0.02),
+                            lambda L, o: L.SequentialLR(o, [L.LinearLR(o, start_factor=0.2, total_iters=6),
+                                                            L.CosineAnnealingLR(o, T_max=STEPS - 6, eta_min=0.01)],
+                                                        milestones=[6])),
 }
 
 
@@ -88,7 +93,8 @@ def test_schedules_match_torch_lr_scheduler(case):
     ours, theirs = TORCH_SCHEDULES[case]
     schedule = ours()
     make = None if theirs is None else (lambda o: theirs(torch.optim.lr_scheduler, o))
-    assert_same_rates(schedule, torch_rates(torch, make, schedule(0) if case != "cosine-warmup" else 0.1))
+    peak = schedule.get_config().get("learning_rate", schedule(0))
+    assert_same_rates(schedule, torch_rates(torch, make, peak))
 
 
 def test_a_schedule_and_a_multiplier_change_drive_an_optimizer_as_in_torch():
