@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _checks
-from ..losses import Loss, labels_or_one_hot
+from ..losses import Loss, class_labels, labels_or_one_hot
 from .base import Layer
 
 # 7 wide x 12 high stylised digits in the spirit of the paper's Fig. 3 ('#' = +1, '.' = -1).
@@ -133,10 +133,12 @@ class LeNetRBFLoss(Loss, aliases=("lenet_rbf", "rbf_map")):
         return (m + np.log(s))[:, 0], e[:, 1:] / s
 
     def forward(self, y_pred, y_true):
+        y_true = class_labels(y_true, y_pred, "LeNetRBFLoss.forward")
         lse, _ = self._log_terms(y_pred)
         return float(np.mean(y_pred[np.arange(len(y_true)), y_true] + lse))
 
     def backward(self, y_pred, y_true):
+        y_true = class_labels(y_true, y_pred, "LeNetRBFLoss.backward")
         _, soft = self._log_terms(y_pred)
         grad = -soft
         grad[np.arange(len(y_true)), y_true] += 1

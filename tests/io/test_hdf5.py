@@ -9,7 +9,8 @@ import pytest
 import nnscratch
 from nnscratch.callbacks import History
 from nnscratch.io import hdf5
-from nnscratch.io.hdf5 import FORMAT_VERSION, ModelFileError, load_model, load_weights, save_model, save_weights
+from nnscratch.io.hdf5 import (FORMAT_VERSION, ModelFileError, load_model, load_weights, read_header, save_model,
+                                save_weights)
 from nnscratch.layers import Conv2D, Dense, Dropout, Flatten, Layer, MaxPool2D, ReLU, Softmax, Tanh
 from nnscratch.optimizers import SGD, Adagrad, Adam, RMSprop
 from nnscratch.schedules import ExponentialDecay, StepDecay
@@ -539,3 +540,24 @@ def test_history_is_restored_as_a_history_and_can_be_given_explicitly(tmp_path):
     other.on_epoch_end(0, {"loss": 0.5})
     save_model(model, tmp_path / "m.h5", history=other)
     assert load_model(tmp_path / "m.h5").history.history == {"loss": [0.5]}
+
+
+# -- files of earlier format versions ------------------------------------------------------------------
+DATA = __import__("pathlib").Path(__file__).parent / "data"
+
+
+def test_a_format_1_file_still_loads_predicts_and_resumes():
+    # written by nnscratch at format version 1 (commit a725d34): a LeNet-like network with a connection table,
+    # trainable subsampling, RBF codes (then "constants") and Adam's slots after 2 epochs
+    saved = np.load(DATA / "format1_lenet_like.npz")
+    model = load_model(DATA / "format1_lenet_like.h5")
+    assert read_header(DATA / "format1_lenet_like.h5")["format_version"] == 1
+    assert model.epochs_trained == 2 and model.optimizer.iterations == 8
+    assert set(model.layers[-1].state) == {"codes"}
+    np.testing.assert_array_equal(model.predict(saved["x"]), saved["predictions"])
+    model.threads = 1
+    model.fit(saved["x"], saved["y"], epochs=1, batch_size=8, verbose=0)
+    after = np.load(DATA / "format1_lenet_like_after.npz")
+    for key, value in model.get_weights().items():
+        # the same shuffling and updates as the old code's third epoch (BLAS summation order aside)
+        np.testing.assert_allclose(value, after[key.replace("/", "__")], rtol=1e-5, atol=1e-6, err_msg=key)
