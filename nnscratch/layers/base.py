@@ -223,8 +223,8 @@ class Layer:
                              f"{MAX_SAMPLE_ELEMENTS:,} values (nnscratch.layers.base.MAX_SAMPLE_ELEMENTS)")
         self.build(input_shape)
         # a layer may also have filled the dicts directly; every array ends up C-ordered in the layer's dtype
-        self.params = {k: np.ascontiguousarray(v, dtype=self.dtype) for k, v in self.params.items()}
-        self.state = {k: np.ascontiguousarray(v, dtype=self.dtype) for k, v in self.state.items()}
+        self.params = {k: np.asarray(v, dtype=self.dtype, order="C") for k, v in self.params.items()}
+        self.state = {k: np.asarray(v, dtype=self.dtype, order="C") for k, v in self.state.items()}
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         self.built = True
         self.built_input_shape = input_shape
@@ -251,7 +251,7 @@ class Layer:
             replaced = {}
             for store in (layer.params, layer.grads, layer.state):
                 for k, old in store.items():
-                    store[k] = np.ascontiguousarray(old, dtype=dtype)
+                    store[k] = np.asarray(old, dtype=dtype, order="C")  # keeps 0-d arrays 0-d
                     replaced[id(old)] = store[k]
             for attr, value in vars(layer).items():
                 if isinstance(value, np.ndarray) and id(value) in replaced:

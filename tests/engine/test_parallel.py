@@ -141,3 +141,32 @@ def test_every_thread_replica_has_its_own_scratch_arrays(always_parallel):
             theirs = [a for v in original.workspace.values() for a in (v.values() if isinstance(v, dict) else [v])
                       if isinstance(a, np.ndarray)]
             assert not any(np.shares_memory(a, b) for a in mine for b in theirs)
+
+
+def test_a_chunk_that_fails_stops_the_others_without_a_hang():
+    import threading
+    import time
+
+    from nnscratch import Input
+    from nnscratch.layers import BatchNormalization, Layer
+
+    class FailsInSecondChunk(Layer, register=False):
+        def forward(self, x, training=False):
+            if threading.current_thread() is not threading.main_thread():
+                raise MemoryError("chunk 1 ran out of memory")
+            return x
+
+        def backward(self, dout):
+            return dout
+
+    inp = Input((4,))
+    out = Softmax()(Dense(3)(BatchNormalization()(FailsInSecondChunk()(inp))))  # the other chunk waits in BN
+    model = nnscratch.Model(inp, out, seed=0, threads=2)
+    model.set(loss="categorical_crossentropy", optimizer="sgd")
+    model.finalize()
+    x = np.ones((8, 4), np.float32)
+    start = time.perf_counter()
+    with DataParallel(model, 2) as runner:
+        with pytest.raises(MemoryError, match="chunk 1 ran out of memory"):
+            runner.train_step([x], [np.zeros(8, int)])
+    assert time.perf_counter() - start < 10
