@@ -304,7 +304,6 @@ def test_a_layer_called_twice_shares_its_weights_and_adds_its_gradients():
     model.backward(output, logits, ys)
     h1 = xs @ w + b
     h2 = np.maximum(h1, 0) @ w + b
-    s = h1 + h2
     head = model.layers[-2]
     p = output
     g = (p - np.eye(3)[ys]) / len(ys)

@@ -1,7 +1,6 @@
 """Dropout."""
 from __future__ import annotations
 
-import numpy as np
 
 from .. import _checks
 from .base import Layer
