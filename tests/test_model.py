@@ -303,7 +303,6 @@ def test_a_layer_called_twice_shares_its_weights_and_adds_its_gradients():
     output, logits = model.forward(xs.astype(np.float32), training=True)
     model.backward(output, logits, ys)
     h1 = xs @ w + b
-    h2 = np.maximum(h1, 0) @ w + b
     head = model.layers[-2]
     p = output
     g = (p - np.eye(3)[ys]) / len(ys)
