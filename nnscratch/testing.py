@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .gradcheck import check_layer, check_model
+from .gradcheck import TOLERANCE, check_layer, check_model
 from .layer_cases import CANNOT_CHECK, cases_for
 from .layers.base import Layer
 
@@ -110,7 +110,8 @@ def _require(condition, message):
 
 
 def check_layer_contract(layer_or_class, input_shape=None, config: dict | None = None, *, checks=CHECKS,
-                         seed: int = 0, raise_on_failure: bool = True) -> ContractReport:
+                         seed: int = 0, tolerance: float | None = None,
+                         raise_on_failure: bool = True) -> ContractReport:
     """Checks that a layer keeps every promise of the layer contract (see the module docstring).
 
     Args:
@@ -121,6 +122,8 @@ def check_layer_contract(layer_or_class, input_shape=None, config: dict | None =
         config: the constructor arguments for a class, default ``{}``.
         checks: the names of the checks to run, default all of :data:`CHECKS`.
         seed: seeds weights and data, default 0.
+        tolerance: the largest relative error the gradient checks pass, default None (1e-6 for a layer, 1e-5
+            for the whole-model check).
         raise_on_failure: raise :class:`ContractError` listing the failures (default), else return them.
 
     Returns:
@@ -153,7 +156,7 @@ def check_layer_contract(layer_or_class, input_shape=None, config: dict | None =
         case = f"case {i} {case_config}" if case_config else f"case {i}"
         for name in checks:
             try:
-                _CHECKS[name](cls, case_config, _shape(cls, shape), seed)
+                _CHECKS[name](cls, case_config, _shape(cls, shape), _Options(seed, tolerance))
                 report.results.append(CheckResult(cls.__name__, case, name, True))
             except _Failed as e:
                 report.results.append(CheckResult(cls.__name__, case, name, False, str(e)))
@@ -163,6 +166,12 @@ def check_layer_contract(layer_or_class, input_shape=None, config: dict | None =
                                                   f"{type(e).__name__}: {e} (at {os.path.basename(where.filename)}:"
                                                   f"{where.lineno})"))
     return report.raise_if_failed() if raise_on_failure else report
+
+
+class _Options:
+    def __init__(self, seed, tolerance):
+        self.seed = seed
+        self.tolerance = tolerance
 
 
 def _shape(cls, shape):
@@ -188,10 +197,12 @@ def _as_list(x):
 
 
 # -- the checks -------------------------------------------------------------------------------------------
-def _gradients(cls, config, shape, seed):
+def _gradients(cls, config, shape, options):
+    seed = options.seed
     for training in (True, False):
         layer = _make(cls, config)
-        report = check_layer(layer, shape, batch_size=2, seed=seed + 1, training=training)
+        report = check_layer(layer, shape, batch_size=2, seed=seed + 1, training=training,
+                             tolerance=options.tolerance or TOLERANCE)
         mode = "training" if training else "inference"
         _require(report.ok, f"{mode} mode:\n" + report.table())
         expected = ({f"x{i}" for i in range(len(shape))} if isinstance(shape, list) else {"x"}) | {
@@ -200,7 +211,7 @@ def _gradients(cls, config, shape, seed):
                  f"{mode} mode checked {sorted(c.tensor for c in report.checks)}, expected {sorted(expected)}")
 
 
-def _config(cls, config, shape, seed):
+def _config(cls, config, shape, options):
     layer = _make(cls, config)
     cfg = layer.get_config()
     try:
@@ -215,7 +226,8 @@ def _config(cls, config, shape, seed):
         _require(cfg[key] == expected or cfg[key] == value, f"get_config()[{key!r}] is {cfg[key]!r}, given {value!r}")
 
 
-def _dtypes(cls, config, shape, seed):
+def _dtypes(cls, config, shape, options):
+    seed = options.seed
     rng = np.random.default_rng(seed)
     l32, l64 = _make(cls, config), _make(cls, config)
     out_shape = l32.initialize(shape, "float32", np.random.default_rng(3))
@@ -254,7 +266,8 @@ def _stored(a, order):
     return np.ascontiguousarray(a)
 
 
-def _storage(cls, config, shape, seed):
+def _storage(cls, config, shape, options):
+    seed = options.seed
     rng = np.random.default_rng(seed + 5)
     layer = _make(cls, config)
     out_shape = layer.initialize(shape, "float64", np.random.default_rng(3))
@@ -282,7 +295,8 @@ def _storage(cls, config, shape, seed):
             np.testing.assert_allclose(g[k], g0[k], rtol=1e-12, atol=1e-12, err_msg=f"grads[{k!r}], storage {key}")
 
 
-def _inputs_untouched(cls, config, shape, seed):
+def _inputs_untouched(cls, config, shape, options):
+    seed = options.seed
     rng = np.random.default_rng(seed + 2)
     layer = _make(cls, config)
     out_shape = layer.initialize(shape, "float64", np.random.default_rng(3))
@@ -297,7 +311,7 @@ def _inputs_untouched(cls, config, shape, seed):
     _require(np.array_equal(dout, saved), "backward changed dout in place (another layer may read the same array)")
 
 
-def _wrong_shape(cls, config, shape, seed):
+def _wrong_shape(cls, config, shape, options):
     layer = _make(cls, config)
     layer.initialize(shape, "float64", np.random.default_rng(0))
     if isinstance(shape, list):
@@ -312,7 +326,7 @@ def _wrong_shape(cls, config, shape, seed):
     raise _Failed("an input of another shape was not refused")
 
 
-def _counts(cls, config, shape, seed):
+def _counts(cls, config, shape, options):
     layer = _make(cls, config)
     layer.initialize(shape, "float32", np.random.default_rng(0))
     total = layer.count_params()
@@ -352,7 +366,8 @@ def _data(model, n, seed, classes=None):
     return x, y
 
 
-def _save_load(cls, config, shape, seed):
+def _save_load(cls, config, shape, options):
+    seed = options.seed
     from .io.hdf5 import load_model
     model = _one_layer_model(cls, config, shape, seed=seed)
     x, y = _data(model, 6, seed)
@@ -368,17 +383,20 @@ def _save_load(cls, config, shape, seed):
     np.testing.assert_array_equal(model.predict(x), again.predict(x), err_msg="predictions after save and load")
 
 
-def _in_a_model(cls, config, shape, seed):
+def _in_a_model(cls, config, shape, options):
+    seed = options.seed
     model = _one_layer_model(cls, config, shape, head=True, seed=seed)
     x, y = _data(model, 3, seed, classes=3)
     for training in (True, False):
         # 1e-5: through a Dense and a softmax the loss curves enough for central differences to err by ~1e-11
         # in absolute terms, which is 1e-6 of the smallest gradients; a wrong backward errs by far more
-        report = check_model(model, x, y, max_elements=60, seed=seed, training=training, tolerance=1e-5)
+        report = check_model(model, x, y, max_elements=60, seed=seed, training=training,
+                             tolerance=options.tolerance or 1e-5)
         _require(report.ok, f"{'training' if training else 'inference'} mode:\n" + report.table())
 
 
-def _threads(cls, config, shape, seed):
+def _threads(cls, config, shape, options):
+    seed = options.seed
     from .engine.parallel import split_every_batch
     for dtype, rtol in (("float64", 1e-9), ("float32", 1e-5)):
         runs = {}

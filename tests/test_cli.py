@@ -105,9 +105,9 @@ def test_unreadable_image_is_a_one_line_error(trained, tmp_path, capsys):
 
 
 def test_gradcheck_command_passes_and_fails_properly(tmp_path, monkeypatch, capsys):
-    assert main(["gradcheck", "Dense", "Conv2D", "MaxPool2D"]) == 0
+    assert main(["gradcheck", "Dense", "Conv2D", "MaxPool2D", "--check", "gradients", "--check", "threads"]) == 0
     out = capsys.readouterr().out
-    assert "Conv2D #0" in out and "FAIL" not in out and "failed" in out
+    assert "Conv2D" in out and "threads" in out and "FAIL" not in out and "3 of 3 layer(s) keep the contract" in out
     (tmp_path / "my_layers.py").write_text(
         "from nnscratch.layers import Layer\n"
         "class WrongSquareForCli(Layer):\n"
@@ -118,8 +118,11 @@ def test_gradcheck_command_passes_and_fails_properly(tmp_path, monkeypatch, caps
         "    def backward(self, dout):\n"
         "        return dout * self._x  # should be 2 * x\n")
     monkeypatch.chdir(tmp_path)
-    assert main(["gradcheck", "--import", "my_layers", "WrongSquareForCli"]) == 1
-    assert "FAIL" in capsys.readouterr().out
+    assert main(["gradcheck", "--import", "my_layers"]) == 1  # the module's own layers, the whole contract
+    out = capsys.readouterr().out
+    assert "WrongSquareForCli" in out and "FAIL" in out and "failed: WrongSquareForCli" in out
+    assert "save_load" in out and "\nDense " not in out  # only the module's layers are checked
+    assert main(["gradcheck", "--check", "gradient"]) == 2
 
 
 def test_plot_command(trained, tmp_path):
