@@ -391,13 +391,7 @@ class Model:
         Returns:
             ``{"loss": float, "<accuracy name>": float}`` for the batch (before the update).
         """
-        xs, ys = self._as_list(x, self._multi_in), self._as_list(y, self._multi_out)
-        with installed(BatchContext(0, len(xs[0]), seed)):
-            logs = self.forward_backward(xs, ys)
-        if self.plan.needs_collecting:
-            self.plan.collect_grads([self.plan.instances])
-        self.optimizer.step(self.trainable_params())
-        return logs
+        return self._train_step(self._as_list(x, self._multi_in), self._as_list(y, self._multi_out), seed)
 
     def forward_backward(self, xs, ys, instances=None, scale=1.0) -> dict:
         """Forward in training mode, loss and accuracy, and backward on lists of prepared arrays; fills the
