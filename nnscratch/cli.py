@@ -311,11 +311,14 @@ def cmd_train(args):
     done = model.epochs_trained
     to_train = run["epochs"] - done
 
-    sizes = f"{len(x_train):,} training"
-    if val is not None:
-        sizes += f" / {len(val[0]):,} validation (the last {run['val_split']:.0%} of the training set)"
-    print(f"{model.name}: {sum(l.count_params() for l in model.layers):,} parameters; {run['dataset']}: {sizes} / "
+    sizes = f"{len(x_train):,} training, " + (f"{len(val[0]):,} validation, " if val is not None else "")
+    print(f"{model.name}: {sum(l.count_params() for l in model.layers):,} parameters; {run['dataset']}: {sizes}"
           f"{len(x_test):,} test images{limit_note}", flush=True)
+    if val is not None:
+        print(f"validation: the last {run['val_split']:.0%} of the training set (--val-split); the test set is used "
+              "once, at the end", flush=True)
+    else:
+        print("no validation (--val-split 0); the test set is used once, at the end", flush=True)
     schedule_note = "" if run["schedule"] in (None, "none") else f" ({run['schedule']})"
     plan = (f"{_plural(run['epochs'], 'epoch')} of batch {run['batch_size']}, {type(model.optimizer).__name__} "
             f"lr {lr:g}{schedule_note}")
@@ -349,12 +352,11 @@ def cmd_train(args):
     total = time.perf_counter() - t0
     epoch_times = model.history.history.get("epoch_time", [])[done:]
     final = model.history.history
-    parts = []
-    if val is not None and final.get("val_accuracy"):
-        parts.append(f"validation accuracy {100 * final['val_accuracy'][-1]:.2f}% after the last epoch")
-    parts.append(f"test accuracy {100 * result['accuracy']:.2f}% (error {100 * (1 - result['accuracy']):.2f}%), "
-                 f"test loss {result['loss']:.4f} on the {len(x_test):,} test images, evaluated once at the end")
-    print("; ".join(parts), flush=True)
+    if val is not None and final.get("val_accuracy") and final.get("val_loss"):
+        print(f"validation: accuracy {100 * final['val_accuracy'][-1]:.2f}%, loss {final['val_loss'][-1]:.4f} "
+              f"({len(val[0]):,} held-out training images, last epoch)", flush=True)
+    print(f"test: accuracy {100 * result['accuracy']:.2f}% (error {100 * (1 - result['accuracy']):.2f}%), loss "
+          f"{result['loss']:.4f} ({len(x_test):,} images, evaluated once)", flush=True)
     print(f"{sum(epoch_times):.1f} s training ({np.median(epoch_times) if epoch_times else 0:.1f} s/epoch median), "
           f"{total:.1f} s in all", flush=True)
     if output:

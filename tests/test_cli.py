@@ -317,13 +317,15 @@ def test_plot_explains_a_file_that_is_not_a_history_and_takes_a_model(trained, t
 def test_train_validates_on_held_out_training_images_and_tests_once(data_dir, tmp_path):
     r = run("train", "mlp", "--hidden", 16, "--epochs", 2, "--data-dir", data_dir, "-o", tmp_path / "v.h5")
     assert r.returncode == 0, r.stderr
-    assert "540 training / 60 validation (the last 10% of the training set) / 150 test images" in r.stdout
-    assert re.search(r"validation accuracy \d+\.\d\d% after the last epoch; test accuracy \d+\.\d\d% .* on the "
-                     r"150 test images, evaluated once at the end", r.stdout)
+    assert "540 training, 60 validation, 150 test images" in r.stdout
+    assert "validation: the last 10% of the training set (--val-split); the test set is used once, at the end" in r.stdout
+    assert re.search(r"^validation: accuracy \d+\.\d\d%, loss \d\.\d{4} \(60 held-out training images, last epoch\)\n"
+                     r"test: accuracy \d+\.\d\d% \(error \d+\.\d\d%\), loss \d\.\d{4} \(150 images, evaluated once\)$",
+                     r.stdout, re.M), r.stdout
     h = json.loads((tmp_path / "v.history.json").read_text())
     assert h["meta"]["validation"] == "the last 10% of the training set" and "val_loss" in h["history"]
     r = run("train", "mlp", "--hidden", 16, "--epochs", 1, "--data-dir", data_dir, "--val-split", 0, "--no-save")
-    assert "600 training / 150 test images" in r.stdout and "val_loss" not in r.stdout
+    assert "600 training, 150 test images" in r.stdout and "val_loss" not in r.stdout
 
 
 # -- 7: a diverging run ---------------------------------------------------------------------------------------
@@ -368,3 +370,19 @@ def test_gradcheck_command_passes_and_fails_properly(tmp_path):
         "        return dout * self._x  # should be 2 * x\n")
     r = run("gradcheck", "--import", "my_layers", "WrongSquareForCli", cwd=tmp_path)
     assert r.returncode == 1 and "FAIL" in r.stdout
+
+
+def test_what_train_writes_stays_out_of_git(data_dir, tmp_path):
+    git = __import__("shutil").which("git")
+    if git is None:
+        pytest.skip("git is not installed")
+    repo = tmp_path / "clone"
+    repo.mkdir()
+    (repo / ".gitignore").write_text((Path(__file__).resolve().parents[1] / ".gitignore").read_text())
+    subprocess.run([git, "init", "-q"], cwd=repo, check=True)
+    for extra in ([], ["-o", "model.h5"]):  # the default under runs/ and a file named on the command line
+        assert run("train", "mlp", "--hidden", 8, "--epochs", 1, "--data-dir", data_dir, *extra, cwd=repo).returncode == 0
+    assert (repo / "model.history.json").exists() and (repo / "runs" / "mlp-8.history.json").exists()
+    status = subprocess.run([git, "status", "--porcelain", "--untracked-files=all"], cwd=repo, capture_output=True,
+                            text=True, check=True).stdout
+    assert status.splitlines() == ["?? .gitignore"], status
