@@ -30,6 +30,8 @@ import os
 import sys
 import time
 
+import numpy as np
+
 from .base import Callback
 
 #: epoch-log keys shown in their own form (time, ms/step, lr) rather than as "name value"
@@ -64,12 +66,14 @@ def format_lr(value) -> str:
     """A learning rate, short: two significant digits, and a bare exponent when small.
 
     Example:
-        >>> format_lr(0.002), format_lr(4.9068e-05), format_lr(0.1), format_lr(0)
-        ('0.002', '4.9e-5', '0.1', '0')
+        >>> format_lr(0.002), format_lr(4.9068e-05), format_lr(0.1), format_lr(0), format_lr(100), format_lr(0.00156)
+        ('0.002', '4.9e-5', '0.1', '0', '100', '0.0016')
     """
     value = float(value)
-    if value == 0 or not math.isfinite(value) or 1e-3 <= abs(value) < 1e4:
-        return f"{value:.2g}"
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g}"
+    if 1e-3 <= abs(value) < 1e5:
+        return np.format_float_positional(value, precision=2, fractional=False, trim="-")
     mantissa, exponent = f"{value:.1e}".split("e")
     return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
 
