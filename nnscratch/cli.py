@@ -381,23 +381,28 @@ def _write_history(model, run, output, extra=None):
 
 
 def _interrupted(model, run, position, checkpoint, output, args):
-    """Ctrl-C during fit: one line saying where, the completed epochs' history written, the checkpoint named."""
-    finished = len(model.history.epoch)
-    line = f"training interrupted at {position.describe()}"
-    if checkpoint is not None and checkpoint.last_path:
-        history_path = _write_history(model, run, output, extra={"interrupted": position.describe()})
-        line += (f"; the last checkpoint is {checkpoint.last_path} (after epoch {model.epochs_trained}), "
-                 f"the history of {_plural(finished, 'completed epoch')} is in {history_path}")
-        hint = f"continue with: nnscratch train --resume {checkpoint.last_path}"
+    """Ctrl-C during fit: one line saying where, the completed epochs' history written, the checkpoint named.
+
+    What is reported is read back from the checkpoint file: the interrupt may come between its save and
+    the model's own bookkeeping of that epoch, and the file is what a resume starts from.
+    """
+    where = position.describe()
+    last = checkpoint.last_path if checkpoint is not None else None
+    if last is None and args.resume and output == args.resume:
+        last = args.resume  # no new epoch finished: the file resumed from is still the last checkpoint
+    if last is not None:
+        saved = _load(last)
+        history_path = _write_history(saved, run, output, extra={"interrupted": where})
+        print(f"training interrupted at {where}; the last checkpoint is {last} (after epoch {saved.epochs_trained}), "
+              f"the history of its {_plural(len(saved.history.epoch), 'completed epoch')} is in {history_path}",
+              file=sys.stderr, flush=True)
+        print(f"continue with: nnscratch train --resume {last}", file=sys.stderr, flush=True)
     elif output:
-        line += "; no epoch had finished, so nothing was saved"
-        hint = None
+        print(f"training interrupted at {where}; no epoch had finished, so nothing was saved", file=sys.stderr,
+              flush=True)
     else:
-        line += f" with {_plural(finished, 'completed epoch')}; nothing saved (--no-save)"
-        hint = None
-    print(line, file=sys.stderr, flush=True)
-    if hint:
-        print(hint, file=sys.stderr, flush=True)
+        print(f"training interrupted at {where} with {_plural(len(model.history.epoch), 'completed epoch')}; "
+              "nothing saved (--no-save)", file=sys.stderr, flush=True)
     return EXIT_INTERRUPTED
 
 

@@ -2,8 +2,8 @@
 
 They stand in for a phone picture of a handwritten digit: the paper's brightness falls off across the
 frame (a lamp on one side, a shadow), the paper has texture, the sensor adds noise, and the digit is
-small and off-centre. The helpers are shared by the image tests and by the measurement in the report
-of issue 13 (see ``docs/results.md``).
+small and off-centre. The image tests use them; so did the measurement in the commit that brought
+``nnscratch.images`` (photos of MNIST test digits read by a briefly trained LeNet-5).
 """
 from __future__ import annotations
 
