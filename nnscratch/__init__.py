@@ -9,10 +9,11 @@ Example:
 """
 from . import callbacks, data, datasets, gradcheck, initializers, layers, losses, metrics, models, optimizers, schedules
 from ._version import __version__
+from .graph import Input, InputLayer
 from .model import Model
 
-__all__ = ["Model", "load_model", "layers", "losses", "metrics", "optimizers", "schedules", "callbacks",
-           "initializers", "data", "datasets", "gradcheck", "models", "__version__"]
+__all__ = ["Input", "InputLayer", "Model", "load_model", "layers", "losses", "metrics", "optimizers", "schedules",
+           "callbacks", "initializers", "data", "datasets", "gradcheck", "models", "__version__"]
 
 
 def load_model(path):

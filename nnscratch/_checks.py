@@ -57,6 +57,18 @@ def float_dtype(value) -> np.dtype:
     return dtype
 
 
+def numeric_array(name: str, x) -> np.ndarray:
+    """``x`` as an array of numbers (bool, int or float), or a TypeError naming ``name`` and what arrived."""
+    try:
+        array = np.asarray(x)
+    except (TypeError, ValueError) as e:  # ragged nested lists and the like
+        raise TypeError(f"{name} must be an array of numbers, got {type(x).__name__} that NumPy cannot read as one "
+                        f"({e})") from None
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be an array of numbers, got {type(x).__name__} of dtype {array.dtype}")
+    return array
+
+
 def finite_array(name: str, x) -> np.ndarray:
     """``x`` as a numeric array, refusing NaN/inf with the count and first position of the bad values."""
     x = np.asarray(x)

@@ -496,17 +496,36 @@ def cmd_predict(args):
 
 # -- gradcheck ---------------------------------------------------------------------------------------
 def cmd_gradcheck(args):
+    """The layer contract (nnscratch.testing) for the named layers, the imported modules' layers, or all."""
     from tabulate import tabulate
 
-    from .gradcheck import HEADERS, check_layer
-    from .layer_cases import CANNOT_CHECK, cases_for
+    from .layer_cases import CANNOT_CHECK
     from .layers import LAYERS
+    from .testing import CHECKS, check_layer_contract
 
+    before = set(LAYERS.names())
     for module in args.import_modules or []:
         sys.path.insert(0, os.getcwd())
-        importlib.import_module(module)
-    names = args.layers or LAYERS.names()
-    rows, failed, skipped = [], 0, []
+        try:
+            importlib.import_module(module)
+        except ImportError as e:
+            raise UsageError(f"cannot import {module!r} ({e}); run the command from the folder that holds it, or "
+                             "put that folder on PYTHONPATH") from None
+    imported = sorted(set(LAYERS.names()) - before)
+    if args.layers:
+        names = args.layers
+    elif args.import_modules:
+        if not imported:
+            raise UsageError(f"the module(s) {', '.join(args.import_modules)} define no layer (no subclass of "
+                             "nnscratch.layers.Layer); name the layers to check")
+        names = imported
+    else:
+        names = LAYERS.names()
+    checks = args.checks or list(CHECKS)
+    unknown = [c for c in checks if c not in CHECKS]
+    if unknown:
+        raise UsageError(f"unknown check(s) {', '.join(unknown)}; choose from {', '.join(CHECKS)}")
+    rows, details, skipped, failed_layers = [], [], [], []
     for name in names:
         try:
             cls = LAYERS.get(name)
@@ -515,19 +534,22 @@ def cmd_gradcheck(args):
         if name in CANNOT_CHECK:
             skipped.append([name, CANNOT_CHECK[name]])
             continue
-        for i, (config, shape) in enumerate(cases_for(cls)):
-            report = check_layer(cls(**config), shape, seed=i, tolerance=args.tolerance)
-            for check in report.checks:
-                row = check.row()
-                row[0] = f"{name} #{i}"
-                rows.append(row)
-            failed += not report.ok
-    print(tabulate(rows, headers=HEADERS, disable_numparse=True))
+        report = check_layer_contract(cls, checks=checks, tolerance=args.tolerance, raise_on_failure=False)
+        for r in report.results:
+            rows.append([name, r.case, r.check, "ok" if r.ok else "FAIL"])
+            if not r.ok:
+                details.append(f"{name} {r.case}, {r.check}:\n{r.message}")
+        if not report.ok:
+            failed_layers.append(name)
+    print(tabulate(rows, headers=["layer", "case", "check", "status"], disable_numparse=True))
+    if details:
+        print("\nfailures:\n\n" + "\n\n".join(details))
     if skipped:
         print("\nnot checked:\n" + tabulate(skipped, headers=["layer", "reason"]))
-    total = len({r[0] for r in rows})
-    print(f"\n{total - failed} passed, {failed} failed")
-    return 1 if failed else 0
+    checked = len(names) - len(skipped)
+    print(f"\n{checked - len(failed_layers)} of {checked} layer(s) keep the contract"
+          + (f"; failed: {', '.join(failed_layers)}" if failed_layers else ""))
+    return 1 if failed_layers else 0
 
 
 # -- plot ------------------------------------------------------------------------------------------
@@ -676,12 +698,18 @@ def build_parser():
     p.add_argument("model", metavar="MODEL.h5", help="a model saved by `nnscratch train` or model.save")
     p.set_defaults(func=cmd_summary)
 
-    p = command("gradcheck", "check every registered layer's backward against finite differences")
-    p.add_argument("layers", nargs="*", help="layer class names (default: all registered)")
+    p = command("gradcheck", "check layers against the layer contract: gradients against finite differences, "
+                             "config, dtypes, save/load, threads...")
+    p.add_argument("layers", nargs="*", help="layer class names (default: the layers of the --import modules, "
+                                             "else every registered layer)")
     p.add_argument("--import", dest="import_modules", action="append", metavar="MODULE",
                    help="import this module first (registers your own layers); repeatable")
-    p.add_argument("--tolerance", type=_real(0, low_open=True), default=1e-6,
-                   help="largest relative error between the backward pass and finite differences that passes")
+    p.add_argument("--check", dest="checks", action="append", metavar="NAME",
+                   help="run only this check (repeatable): gradients, config, dtypes, storage, inputs_untouched, "
+                        "wrong_shape, counts, save_load, in_a_model, threads (default: all)")
+    p.add_argument("--tolerance", type=_real(0, low_open=True), default=None,
+                   help="largest relative error the gradient checks pass (default: 1e-6 per layer, 1e-5 for the "
+                        "whole-model check)")
     p.set_defaults(func=cmd_gradcheck)
 
     p = command("plot", "plot loss and accuracy curves of a training run")

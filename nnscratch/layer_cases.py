@@ -49,13 +49,30 @@ LAYER_CASES: dict[str, list[tuple[dict, tuple]]] = {
                       ({"padding": "same", "coefficient_initializer": "lecun1998"}, (5, 5, 2))],
     "ZeroPad2D": [({}, (3, 3, 2)), ({"padding": (1, 2)}, (2, 3, 1)), ({"padding": [[0, 2], [3, 1]]}, (2, 2, 2))],
     "GlobalAvgPool2D": [({}, (3, 4, 2)), ({}, (1, 1, 3))],
+    # graphs: merges (with Keras' broadcasting of size-1 axes) and normalization
+    "Add": [({}, [(4,), (4,)]), ({}, [(3, 3, 2), (3, 3, 2), (3, 3, 2)]), ({}, [(3, 3, 2), (1, 3, 2)])],
+    "Subtract": [({}, [(5,), (5,)]), ({}, [(2, 3, 2), (2, 3, 1)])],
+    "Multiply": [({}, [(4,), (4,)]), ({}, [(2, 2, 3), (2, 2, 3), (1, 1, 3)])],
+    "Average": [({}, [(4,), (4,)]), ({}, [(2, 3, 2), (2, 3, 2), (2, 3, 2)])],
+    "Maximum": [({}, [(4,), (4,)]), ({}, [(2, 2, 2), (2, 2, 2), (2, 2, 2)])],
+    "Minimum": [({}, [(4,), (4,)])],
+    "Concatenate": [({}, [(3,), (2,)]), ({"axis": -1}, [(2, 2, 1), (2, 2, 3)]), ({"axis": 1}, [(1, 3, 2), (2, 3, 2)]),
+                    ({"axis": 2}, [(2, 1, 2), (2, 3, 2), (2, 2, 2)])],
+    "BatchNormalization": [({}, (4,)), ({}, (3, 3, 2)), ({"momentum": 0.9, "epsilon": 1e-2}, (2, 3, 3)),
+                           ({"axis": 1}, (3, 2, 2)), ({"center": False}, (5,)), ({"scale": False}, (2, 2, 3)),
+                           ({"axis": [1, 3]}, (2, 3, 2))],
+    "LayerNormalization": [({}, (5,)), ({}, (2, 3, 4)), ({"axis": [1, 2]}, (2, 3, 2)), ({"center": False}, (4,)),
+                           ({"scale": False, "epsilon": 1e-5}, (3, 4))],
 }
 
 #: shapes tried for a layer that has no cases of its own
 DEFAULT_INPUT_SHAPES: list[tuple] = [(6,), (5, 5, 2)]
 
 #: class name -> why it cannot take the common checks
-CANNOT_CHECK: dict[str, str] = {}
+CANNOT_CHECK: dict[str, str] = {
+    "InputLayer": "the start of a graph, made by nnscratch.Input and never called on a tensor; it computes nothing "
+                  "(every graph model test runs through it)",
+}
 
 
 def cases_for(cls) -> list[tuple[dict, tuple]]:

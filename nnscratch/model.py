@@ -1,6 +1,7 @@
-"""The sequential ``Model``: add layers, set loss/optimizer/accuracy, finalize, fit, validate, predict.
+"""``Model``: a graph of layers trained by backpropagation — built with ``add`` or with Keras' functional API.
 
-Example:
+Sequential, as a stack of layers:
+
     >>> import numpy as np
     >>> from nnscratch import Model
     >>> from nnscratch.layers import Dense, ReLU, Softmax
@@ -16,9 +17,23 @@ Example:
     >>> history = model.fit(x, y, epochs=2, batch_size=16, verbose=0)
     >>> sorted(history.history)
     ['accuracy', 'epoch_time', 'learning_rate', 'loss', 'samples_per_second', 'step_time_mean', 'step_time_median']
+
+Or as any directed acyclic graph (a residual block here):
+
+    >>> from nnscratch import Input
+    >>> from nnscratch.layers import Add
+    >>> inputs = Input(shape=(2,))
+    >>> h = ReLU()(Dense(2)(inputs))
+    >>> outputs = Softmax()(Add()([inputs, h]))
+    >>> graph = Model(inputs=inputs, outputs=outputs, seed=0)
+    >>> graph.set(loss="categorical_crossentropy", optimizer="adam")
+    >>> graph.finalize()
+    >>> graph.predict(x[:3]).shape
+    (3, 2)
 """
 from __future__ import annotations
 
+import copy
 import re
 import time
 from contextlib import ExitStack
@@ -26,17 +41,19 @@ from contextlib import ExitStack
 import numpy as np
 
 from . import _checks
-from .engine.malloc import keep_freed_memory
-from .callbacks.base import CallbackList, History
+from .callbacks.base import Callback, CallbackList, History
 from .callbacks.progress import progress_callback
+from .engine.malloc import keep_freed_memory
+from .engine.parallel import DataParallel, blas_single_thread, default_threads, worthwhile
+from .engine.plan import Plan
+from .graph import (InputLayer, Node, SymbolicTensor, _serials, as_tensor_list, graph_config, graph_from_config,
+                    topological_order)
 from .initializers import RELU_LIKE
-from .layers.activations import ReLU, Softmax
-from .layers.base import LAYERS, Layer
-from .layers.pooling import MaxPool2D
+from .layers.base import LAYERS, Layer, WeightShapeError
+from .layers.context import BatchContext, installed
 from .losses import LOSSES, CategoricalCrossEntropy, Loss
 from .metrics import METRICS, Accuracy, CategoricalAccuracy
 from .optimizers import OPTIMIZERS, Optimizer
-from .engine.parallel import DataParallel, default_threads, inference_forward, worthwhile
 from .registry import serialize
 
 
@@ -44,28 +61,50 @@ def _snake(name: str) -> str:
     return re.sub(r"(?<=[a-z])([A-Z])|(?<=[A-Z])([A-Z])(?=[a-z])", r"_\1\2", name).lower()
 
 
+def _unique_name(layer: Layer, taken: set) -> str:
+    base = _snake(type(layer).__name__)
+    i = 1
+    while f"{base}_{i}" in taken:
+        i += 1
+    return f"{base}_{i}"
+
+
+def _is_tensors(value) -> bool:
+    items = value if isinstance(value, (list, tuple)) else [value]
+    return bool(items) and all(getattr(t, "is_symbolic_tensor", False) for t in items)
+
+
 class Model:
-    """A stack of layers trained by backpropagation.
+    """A network of layers trained by backpropagation.
 
     Args:
-        layers: optional list of layers to ``add`` right away, default None.
+        layers: optional list of layers to ``add`` right away (a sequential model), default None.
         name: default ``"model"``.
         dtype: ``"float32"`` (default, fast) or ``"float64"``.
-        seed: seeds weight initialisation, shuffling and dropout; the same seed (and thread count) gives
-            the same run, bit for bit. Default None draws one (recorded in ``model.seed`` so a saved
-            model resumes exactly).
-        threads: how many threads share each batch (see :mod:`nnscratch.engine.parallel`); batches too small to
-            gain run in one. Default None: the cores available, at most 4. The thread count decides how a
-            batch is cut into chunks, so runs are reproducible bit for bit for a given value.
+        seed: seeds weight initialisation, shuffling and random layers (dropout); the same seed gives the
+            same run, bit for bit, for a given thread count, and the same numbers up to float rounding for
+            any thread count. Default None draws one (recorded in ``model.seed`` so a saved model resumes
+            exactly).
+        threads: how many threads share each batch (see :mod:`nnscratch.engine.parallel`); batches too small
+            to gain run in one. Default None: the cores available, at most 4.
+        inputs, outputs: for a graph model (Keras' functional API): the tensors from
+            :func:`nnscratch.Input` the model starts at and the layer outputs it ends at (one or a list
+            each). ``Model(inputs, outputs)`` works positionally too.
 
     Attributes:
-        layers: the layers in order.
+        layers: the layers in order (a graph model's include its ``InputLayer``\\ s, as in Keras).
         loss, optimizer, accuracy: set by :meth:`set`.
+        plan: how the model runs (:class:`~nnscratch.engine.plan.Plan`), made by :meth:`finalize`.
         history: a :class:`~nnscratch.callbacks.History` of every epoch trained so far (across ``fit`` calls).
         epochs_trained: number of epochs trained so far.
     """
 
-    def __init__(self, layers=None, name="model", dtype="float32", seed=None, threads=None):
+    def __init__(self, layers=None, name="model", dtype="float32", seed=None, threads=None, *, inputs=None,
+                 outputs=None):
+        if inputs is None and outputs is None and _is_tensors(layers) and _is_tensors(name):
+            layers, name, inputs, outputs = None, "model", layers, name  # Model(inputs, outputs)
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"name must be a non-empty string, got {name!r}")
         self.name = name
         self.threads = default_threads() if threads is None else _checks.positive_int("threads", threads)
         self.dtype = _checks.float_dtype(dtype)
@@ -73,7 +112,8 @@ class Model:
             seed = int(np.random.SeedSequence().entropy % (2**32))
         self.seed = _checks.positive_int("seed", seed, allow_zero=True)
         self.layers: list[Layer] = []
-        self.loss: Loss | None = None
+        self.loss = None
+        self.loss_weights = None
         self.optimizer: Optimizer | None = None
         self.accuracy: Accuracy | None = None
         self.finalized = False
@@ -83,46 +123,113 @@ class Model:
         #: free-form JSON-able facts saved with the model (the `nnscratch` command records the dataset
         #: and preprocessing here, so `evaluate` and `predict` prepare images the same way)
         self.metadata: dict = {}
-        self._fused_softmax = False
-        self._relu_after_pool = frozenset()
+        self.plan: Plan | None = None
+        self.inputs = self.outputs = None
+        self._nodes = None
+        self._is_graph = False
+        self._multi_in = self._multi_out = False
+        self._accuracies = []
+        if inputs is not None or outputs is not None:
+            if layers is not None:
+                raise ValueError("give either layers (a sequential model) or inputs= and outputs= (a graph model), "
+                                 "not both")
+            if inputs is None or outputs is None:
+                raise ValueError("a graph model needs both inputs= and outputs=, e.g. Model(inputs=x, outputs=y)")
+            self._init_graph(inputs, outputs)
         for layer in layers or []:
             self.add(layer)
 
+    @property
+    def is_graph(self) -> bool:
+        """True for a model built from inputs and outputs; False for a sequential stack."""
+        return self._is_graph
+
+    def _init_graph(self, inputs, outputs):
+        self._multi_in = isinstance(inputs, (list, tuple))
+        self._multi_out = isinstance(outputs, (list, tuple))
+        self.inputs = as_tensor_list("inputs", inputs)
+        self.outputs = as_tensor_list("outputs", outputs)
+        for t in self.inputs:
+            if not isinstance(t.node.layer, InputLayer):
+                raise ValueError(f"Model(inputs=...) takes tensors made by nnscratch.Input(...), got {t!r}")
+        self._nodes = topological_order(self.inputs, self.outputs)
+        self._is_graph = True
+        taken = {n.layer.name for n in self._nodes if n.layer.name}
+        seen, names = [], set()
+        for node in self._nodes:
+            layer = node.layer
+            if any(layer is other for other in seen):
+                continue
+            if layer.name is None:
+                layer.name = _unique_name(layer, taken | names)
+            if layer.name in names:
+                raise ValueError(f"two layers of the model are named {layer.name!r}; names must be unique")
+            names.add(layer.name)
+            seen.append(layer)
+        self.layers = seen
+
     # -- building -----------------------------------------------------------------------------
     def add(self, layer: Layer) -> None:
-        """Appends ``layer``; gives it a unique name (``conv2d_1``...) when it has none."""
+        """Appends ``layer`` to a sequential model; gives it a unique name (``conv2d_1``...) when it has none."""
+        if self.is_graph:
+            raise TypeError("Model.add builds sequential models; this one was built from inputs and outputs. Call the "
+                            "layer on a tensor instead, e.g. y = Dense(10)(x), and build a new Model(inputs, y)")
         if not isinstance(layer, Layer):
             raise TypeError(f"Model.add expects a Layer instance, got {type(layer).__name__} ({layer!r}); "
                             "did you forget the parentheses, e.g. ReLU() instead of ReLU?")
+        if layer.multiple_inputs:
+            raise TypeError(f"{layer.describe()} merges several tensors, which a stack of layers cannot express; build "
+                            "a graph with nnscratch.Input(...) and Model(inputs, outputs)")
         if any(layer is other for other in self.layers):
             raise ValueError(f"{layer.describe()} is already in this model; create a new layer instead")
         if layer.name is None:
-            base = _snake(type(layer).__name__)
-            taken = {other.name for other in self.layers}
-            i = 1
-            while f"{base}_{i}" in taken:
-                i += 1
-            layer.name = f"{base}_{i}"
+            layer.name = _unique_name(layer, {other.name for other in self.layers})
         elif layer.name in {other.name for other in self.layers}:
             raise ValueError(f"a layer named {layer.name!r} is already in this model; names must be unique")
         self.layers.append(layer)
         self.finalized = False
 
-    def set(self, *, loss=None, optimizer=None, accuracy=None) -> None:
+    def set(self, *, loss=None, optimizer=None, accuracy=None, loss_weights=None) -> None:
         """Chooses the loss, optimizer and accuracy: objects, registered names, or config dicts.
+
+        Args:
+            loss: one loss for every output, or a list with one per output.
+            optimizer: the optimizer.
+            accuracy: the metric reported as accuracy (for each output).
+            loss_weights: for several outputs, a list of factors on their losses (default 1 each).
 
         Example: ``model.set(loss="categorical_crossentropy", optimizer=Adam(1e-3), accuracy="categorical")``.
         """
         if loss is not None:
-            self.loss = LOSSES.create(loss, base=Loss)
+            self.loss = ([LOSSES.create(item, base=Loss) for item in loss] if isinstance(loss, (list, tuple))
+                         else LOSSES.create(loss, base=Loss))
         if optimizer is not None:
             self.optimizer = OPTIMIZERS.create(optimizer, base=Optimizer)
         if accuracy is not None:
             self.accuracy = METRICS.create(accuracy, base=Accuracy)
+        if loss_weights is not None:
+            if not isinstance(loss_weights, (list, tuple)) or not loss_weights:
+                raise ValueError(f"loss_weights must be a list with one number per output, got {loss_weights!r}")
+            self.loss_weights = [_checks.number(f"loss_weights[{i}]", w, low=0) for i, w in enumerate(loss_weights)]
         self.finalized = False
 
+    def _sequential_nodes(self):
+        """The chain of calls of a sequential model: a hidden input, then each layer on the one before."""
+        first = self.layers[0]
+        shape = first.input_shape
+        start = Node(InputLayer(shape=shape, name="input"))
+        nodes, tensor = [start], start.output
+        for i, layer in enumerate(self.layers):
+            if i > 0 and layer.input_shape is not None and layer.input_shape != tensor.sample_shape:
+                raise ValueError(f"{layer.describe()} declares input_shape={layer.input_shape} but the layer "
+                                 f"before it outputs {tensor.sample_shape}; remove input_shape or fix the layers before it")
+            node = _ChainNode(layer, tensor, i)
+            nodes.append(node)
+            tensor = node.output
+        return nodes, [start.output], [tensor]
+
     def finalize(self) -> None:
-        """Propagates shapes from the first layer's ``input_shape``, builds every layer and links them.
+        """Builds every layer for the shapes that reach it, checks the graph and makes the execution plan.
 
         Raises:
             ValueError: no layers, no input shape, no loss, or a layer that cannot take its input shape
@@ -130,52 +237,94 @@ class Model:
         """
         if not self.layers:
             raise ValueError("the model has no layers; add some with model.add(...) before finalize()")
-        if self.layers[0].input_shape is None:
+        if not self.is_graph and self.layers[0].input_shape is None:
             raise ValueError(f"the first layer, {self.layers[0].describe()}, needs input_shape=..., e.g. "
                              f"{type(self.layers[0]).__name__}(..., input_shape=(28, 28, 1))")
         if self.loss is None:
             raise ValueError("no loss set; call model.set(loss=..., optimizer=...) before finalize()")
         if self.optimizer is None:
             raise ValueError("no optimizer set; call model.set(optimizer=...) before finalize()")
-        if self.accuracy is None:
-            self.accuracy = CategoricalAccuracy() if isinstance(self.loss, CategoricalCrossEntropy) else None
-        seeds = np.random.SeedSequence(self.seed).spawn(len(self.layers))
-        shape = self.layers[0].input_shape
-        for i, layer in enumerate(self.layers):
-            if i > 0 and layer.input_shape is not None and layer.input_shape != shape:
-                raise ValueError(f"{layer.describe()} declares input_shape={layer.input_shape} but the layer "
-                                 f"before it outputs {shape}; remove input_shape or fix the layers before it")
-            nxt = self.layers[i + 1] if i + 1 < len(self.layers) else None
-            if hasattr(layer, "default_initializer"):
-                layer.default_initializer = ("he_uniform" if nxt is not None and type(nxt).__name__ in RELU_LIKE
-                                             else "glorot_uniform")
-            layer.input_grad_needed = i > 0
-            already = layer.built and layer.built_input_shape == tuple(shape) and layer.dtype == self.dtype
-            try:
-                if already:
-                    shape = layer.output_shape
-                else:
-                    shape = layer.initialize(shape, self.dtype, np.random.default_rng(seeds[i]))
-            except ValueError as e:
-                raise ValueError(f"layer {i} ({layer.describe()}) cannot take input of shape {tuple(shape)}: "
-                                 f"{e}") from e
-        self._fused_softmax = (isinstance(self.layers[-1], Softmax)
-                               and isinstance(self.loss, CategoricalCrossEntropy))
-        # ReLU then max pooling equals max pooling then ReLU, values and gradients alike (ReLU keeps the
-        # order of positive values, and a window whose maximum is <= 0 passes no gradient either way);
-        # the second order applies ReLU to a quarter of the values. LeNet-5: ~4 % faster inference.
-        self._relu_after_pool = frozenset(
-            i for i in range(len(self.layers) - 1)
-            if type(self.layers[i]) is ReLU and type(self.layers[i + 1]) is MaxPool2D)
+        if self.is_graph:
+            nodes, inputs, outputs = self._nodes, self.inputs, self.outputs
+        else:
+            nodes, inputs, outputs = self._sequential_nodes()
+            self._multi_in = self._multi_out = False
+        losses = self._loss_list(len(outputs))
+        weights = self.loss_weights or [1.0] * len(outputs)
+        if len(weights) != len(outputs):
+            raise ValueError(f"loss_weights has {len(weights)} entries but the model has {len(outputs)} outputs")
+        self._build_layers(nodes)
+        self._accuracies = self._accuracy_list(losses)
+        self.plan = Plan(nodes, inputs, outputs, losses, weights)
+        self._graph_inputs, self._graph_outputs = inputs, outputs
         self.finalized = True
+
+    def _loss_list(self, n_outputs):
+        if isinstance(self.loss, list):
+            if len(self.loss) != n_outputs:
+                raise ValueError(f"the model has {n_outputs} outputs but {len(self.loss)} losses were set; give one "
+                                 "loss for all outputs or one per output")
+            return list(self.loss)
+        return [self.loss] + [copy.deepcopy(self.loss) for _ in range(n_outputs - 1)]
+
+    def _accuracy_list(self, losses):
+        if self.accuracy is not None:
+            return [self.accuracy] + [copy.deepcopy(self.accuracy) for _ in losses[1:]]
+        defaults = [CategoricalAccuracy() if isinstance(loss, CategoricalCrossEntropy) else None for loss in losses]
+        if len(losses) == 1:
+            self.accuracy = defaults[0]
+        return defaults
+
+    def _build_layers(self, nodes):
+        seeds = dict(zip((id(layer) for layer in self.layers),
+                         np.random.SeedSequence(self.seed).spawn(len(self.layers))))
+        readers = {}
+        for node in nodes:
+            for t in node.inbound:
+                readers.setdefault(id(t.node), []).append(node.layer)
+        done = set()
+        for i, node in enumerate(nodes):
+            layer = node.layer
+            if id(layer) in done or (isinstance(layer, InputLayer) and id(layer) not in seeds):
+                continue
+            done.add(id(layer))
+            if hasattr(layer, "default_initializer"):
+                after = readers.get(id(node), [])
+                layer.default_initializer = ("he_uniform" if after and all(type(a).__name__ in RELU_LIKE for a in after)
+                                             else "glorot_uniform")
+            shapes = node.input_shapes if node.inbound else layer.input_shape
+            checked = layer._check_shape_argument(shapes)
+            already = layer.built and layer.built_input_shape == checked and layer.dtype == self.dtype
+            try:
+                if not already:
+                    layer.initialize(checked, self.dtype, np.random.default_rng(seeds[id(layer)]))
+            except WeightShapeError:
+                raise
+            except ValueError as e:
+                where = f"layer {i - 1} " if not self.is_graph else ""
+                raise ValueError(f"{where}({layer.describe()}) cannot take input of shape {_shape_text(shapes)}: {e}") from e
 
     @property
     def input_shape(self):
+        """One sample's input shape (a list of shapes for several inputs)."""
+        if self.is_graph:
+            shapes = [t.sample_shape for t in self.inputs]
+            return shapes if self._multi_in else shapes[0]
         return self.layers[0].input_shape if self.layers else None
 
     @property
     def output_shape(self):
-        return self.layers[-1].output_shape if self.finalized else None
+        """One sample's output shape (a list of shapes for several outputs); None before ``finalize``."""
+        if not self.finalized:
+            return None
+        shapes = [t.sample_shape for t in self._graph_outputs]
+        return shapes if self._multi_out else shapes[0]
+
+    @property
+    def output_names(self) -> list[str]:
+        """The names of the layers that produce the outputs."""
+        outputs = self._graph_outputs if self.finalized else (self.outputs or [])
+        return [t.node.layer.name for t in outputs]
 
     def _require_finalized(self, what):
         if not self.finalized:
@@ -183,123 +332,170 @@ class Model:
                                "(after add/set changes too)")
 
     # -- computation --------------------------------------------------------------------------
-    def forward(self, x, training=False, layers=None):
-        """Runs every layer; with the fused softmax loss also returns the logits.
+    def forward(self, x, training=False, instances=None):
+        """Runs the graph on prepared inputs (arrays in the model dtype).
 
         Args:
-            x: a prepared batch ``(N, *input_shape)`` in the model dtype.
+            x: the batch (a list of arrays for several inputs).
             training: default False.
-            layers: the layers to run, default ``self.layers`` (a thread's replica in data parallelism).
+            instances: the layer instances to run, default the model's own (a thread's, in data parallelism).
 
         Returns:
-            ``(output, logits)``; ``logits`` is None unless the model ends in Softmax + cross-entropy.
+            ``(output, logits)``: the output, and the logits of a final Softmax fused with the cross-entropy
+            loss (None otherwise) — lists of those for several outputs.
         """
-        layers = self.layers if layers is None else layers
-        logits = None
-        last = len(layers) - 1
-        deferred = self._relu_after_pool
-        for i, layer in enumerate(layers):
-            if i == last and self._fused_softmax:
-                logits = x
-            if i in deferred:
-                continue
-            x = layer.forward(x, training=training)
-            if i - 1 in deferred:
-                x = layers[i - 1].apply(x)
-        return x, logits
+        outputs, logits = self.plan.forward(self._as_list(x, self._multi_in), training, instances)
+        return (outputs, logits) if self._multi_out else (outputs[0], logits[0])
 
-    def backward(self, output, logits, y, layers=None, scale=1.0):
-        """Backpropagates the loss gradient for targets ``y`` through every layer, filling ``layer.grads``.
+    def backward(self, output, logits, y, instances=None, scale=1.0):
+        """Backpropagates the loss for targets ``y`` through the graph, filling every layer's ``grads``.
 
         Args:
             output, logits: what :meth:`forward` returned.
-            y: the batch's prepared targets.
-            layers: default ``self.layers`` (see :meth:`forward`).
-            scale: factor on the loss gradient; a chunk of ``m`` of a batch's ``n`` samples uses ``m / n``
-                so that the chunks' gradients add up to the batch's. Default 1.
+            y: the batch's prepared targets (a list for several outputs).
+            instances: as for :meth:`forward`.
+            scale: factor on the loss gradient (a chunk's share of its batch), default 1.
 
         Returns:
-            ``dL/dx`` for the model's input, or None when the first layer skips it (as it does in training).
+            ``dL/dx`` for the model's input (a list for several), or None where not computed (in training
+            nothing before the first trainable layer needs it).
         """
-        layers = self.layers if layers is None else layers
-        if self._fused_softmax:
-            grad = self.loss.fused_gradient(output, y)
-            layers = layers[:-1]
-        else:
-            grad = self.loss.backward(output, y)
-        if scale != 1.0:
-            grad *= grad.dtype.type(scale)
-        deferred = self._relu_after_pool
-        for i in range(len(layers) - 1, -1, -1):
-            if i in deferred:
-                continue
-            if i - 1 in deferred:
-                grad = layers[i - 1].backward(grad)
-            grad = layers[i].backward(grad)
-            if grad is None:
-                break
-        return grad
+        grads = self.plan.backward(*self._lists(output, logits, y), instances=instances, scale=scale)
+        if self.plan.needs_collecting and instances is None:
+            self.plan.collect_grads([self.plan.instances])
+        return grads if self._multi_in else grads[0]
 
     def compute_loss(self, output, logits, y) -> float:
-        if self._fused_softmax:
-            return self.loss.from_logits(logits, y)
-        return self.loss.forward(output, y)
+        """The (weighted) loss of prepared outputs and targets."""
+        return self.plan.total_loss(self.plan.losses_of(*self._lists(output, logits, y)))
+
+    def _lists(self, output, logits, y):
+        if self._multi_out:
+            return list(output), list(logits), list(y)
+        return [output], [logits], [y]
+
+    @staticmethod
+    def _as_list(x, multi):
+        return list(x) if multi else [x]
 
     def trainable_params(self):
-        """``[(key, param, grad)]`` for every trainable parameter; keys are ``"layer_name/param_name"``."""
-        return [(f"{layer.name}/{k}", p, layer.grads[k])
-                for layer in self.layers if layer.trainable for k, p in layer.params.items()]
+        """``[(key, param, grad)]`` for every trainable parameter; keys are ``"layer_name/param_name"`` (with
+        the sublayer's path in between for layers inside layers)."""
+        return [(f"{layer.name}/{path}{k}", p, sub.grads[k])
+                for layer in self.layers for path, sub, trainable in layer._walk_trainable() if trainable
+                for k, p in sub.params.items()]
 
-    def train_on_batch(self, x, y) -> dict:
+    def train_on_batch(self, x, y, seed=None) -> dict:
         """One forward/backward/update on prepared arrays (``x`` in the model dtype, ``y`` as checked).
 
         Returns:
             ``{"loss": float, "<accuracy name>": float}`` for the batch (before the update).
         """
-        logs = self.forward_backward(x, y)
+        xs, ys = self._as_list(x, self._multi_in), self._as_list(y, self._multi_out)
+        with installed(BatchContext(0, len(xs[0]), seed)):
+            logs = self.forward_backward(xs, ys)
+        if self.plan.needs_collecting:
+            self.plan.collect_grads([self.plan.instances])
         self.optimizer.step(self.trainable_params())
         return logs
 
-    def forward_backward(self, x, y, layers=None, scale=1.0) -> dict:
-        """Forward in training mode, loss and accuracy, and backward; fills the layers' ``grads``.
-
-        Args:
-            x, y: a prepared batch (or a chunk of one).
-            layers, scale: as for :meth:`backward` (a thread's replica and its chunk's share of the batch).
+    def forward_backward(self, xs, ys, instances=None, scale=1.0) -> dict:
+        """Forward in training mode, loss and accuracy, and backward on lists of prepared arrays; fills the
+        instances' ``grads`` (collecting them into the layers is the caller's, see ``Plan.collect_grads``).
 
         Returns:
-            ``{"loss": float, "<accuracy name>": float}`` for ``(x, y)``.
+            ``{"loss": float, ...}`` for ``(xs, ys)``: the accuracy, and for several outputs each one's loss
+            and accuracy.
         """
-        output, logits = self.forward(x, training=True, layers=layers)
-        logs = {"loss": self.compute_loss(output, logits, y)}
-        if self.accuracy is not None:
-            logs[self.accuracy.name] = self.accuracy(output, y)
-        self.backward(output, logits, y, layers=layers, scale=scale)
+        outputs, logits = self.plan.forward(xs, True, instances)
+        logs = self._scores(outputs, logits, ys)
+        self.plan.backward(outputs, logits, ys, instances=instances, scale=scale)
+        return logs
+
+    def _scores(self, outputs, logits, ys) -> dict:
+        parts = self.plan.losses_of(outputs, logits, ys)
+        logs = {"loss": self.plan.total_loss(parts)}
+        names = self.output_names
+        for k, (acc, out, y) in enumerate(zip(self._accuracies, outputs, ys)):
+            if self._multi_out:
+                logs[f"{names[k]}_loss"] = parts[k]
+            if acc is not None:
+                logs[f"{names[k]}_{acc.name}" if self._multi_out else acc.name] = acc(out, y)
         return logs
 
     # -- input checks -------------------------------------------------------------------------
+    def _split(self, what, value, tensors, multi):
+        """``value`` as a list with one entry per tensor: from one array, a list/tuple, or a dict by name."""
+        if isinstance(value, dict):
+            names = [t.node.layer.name for t in tensors]
+            unknown = sorted(set(value) - set(names))
+            missing = [n for n in names if n not in value]
+            if unknown or missing:
+                raise ValueError(f"{what} as a dict must have one entry per model {what == 'x' and 'input' or 'output'}"
+                                 f" {names}; missing {missing or 'none'}, unknown {unknown or 'none'}")
+            return [value[n] for n in names]
+        if multi:
+            if not isinstance(value, (list, tuple)) or len(value) != len(tensors):
+                raise ValueError(f"the model has {len(tensors)} {'inputs' if what.endswith('x') else 'outputs'}, so "
+                                 f"{what} must be a list of {len(tensors)} arrays, got {type(value).__name__}"
+                                 + (f" of {len(value)}" if isinstance(value, (list, tuple)) else ""))
+            return list(value)
+        return [value]
+
     def _check_x(self, x, what="x"):
-        x = _checks.finite_array(what, x)
-        expected = self.input_shape
-        if x.ndim != len(expected) + 1 or tuple(x.shape[1:]) != tuple(expected):
-            hint = ""
-            if x.ndim == len(expected) and tuple(x.shape[1:]) == tuple(expected[:-1]) and expected[-1] == 1:
-                hint = "; add the channel axis with x[..., None]"
-            elif x.ndim == len(expected):
-                hint = "; a single sample needs a batch axis: x[None]"
-            raise ValueError(f"the model expects {what} of shape (N, {', '.join(map(str, expected))}), "
-                             f"got {x.shape}{hint}")
-        return np.ascontiguousarray(x, dtype=self.dtype)
+        """The model inputs as a list of C-ordered arrays in the model dtype, checked for shape and values."""
+        if x is None:
+            raise TypeError(f"{what} is None; pass the input samples as an array of shape (N, "
+                            f"{', '.join(map(str, self._graph_inputs[0].sample_shape))})")
+        arrays = self._split(what, x, self._graph_inputs, self._multi_in)
+        out = []
+        for i, (a, t) in enumerate(zip(arrays, self._graph_inputs)):
+            label = what if len(arrays) == 1 else f"{what}[{i}]"
+            a = _checks.numeric_array(label, a)
+            expected = t.sample_shape
+            if a.ndim != len(expected) + 1 or tuple(a.shape[1:]) != tuple(expected):
+                hint = ""
+                if a.ndim == len(expected) and tuple(a.shape[1:]) == tuple(expected[:-1]) and expected[-1] == 1:
+                    hint = "; add the channel axis with x[..., None]"
+                elif a.ndim == len(expected):
+                    hint = "; a single sample needs a batch axis: x[None]"
+                raise ValueError(f"the model expects {label} of shape (N, {', '.join(map(str, expected))}), "
+                                 f"got {a.shape}{hint}")
+            _checks.finite_array(label, a)
+            with np.errstate(over="ignore"):
+                cast = np.ascontiguousarray(a, dtype=self.dtype)
+            if cast is not a and cast.dtype.kind == "f" and not np.isfinite(cast).all():
+                # finite before the cast, not after: values beyond float32's range
+                big = float(np.abs(a[~np.isfinite(cast)]).max())
+                raise ValueError(f"{label} holds values as large as {big:.3g}, beyond {self.dtype.name}'s range "
+                                 f"(about {float(np.finfo(self.dtype).max):.3g}); scale the data, or use "
+                                 "Model(dtype='float64')")
+            out.append(cast)
+        if len({len(a) for a in out}) > 1:
+            raise ValueError(f"the inputs in {what} differ in length: {[len(a) for a in out]} samples")
+        return out
 
     def _check_xy(self, x, y, what="x"):
-        x = self._check_x(x, what)
-        y = np.asarray(y)
-        if len(y) != len(x):
-            raise ValueError(f"{what} and its targets differ in length: {len(x)} samples, {len(y)} targets")
-        y = self.loss.check_targets(y, self.output_shape)
-        if y.dtype.kind == "f":
-            y = y.astype(self.dtype, copy=False)
-        return x, y
+        xs = self._check_x(x, what)
+        target = "targets" if what == "x" else f"targets of {what}"
+        if y is None:
+            raise TypeError(f"no {target}: y is None; pass one target per sample (integer labels (N,) or one-hot "
+                            "(N, classes) for classification)")
+        ys = self._split("y", y, self._graph_outputs, self._multi_out)
+        losses = self.plan.losses
+        checked = []
+        for k, (t, loss) in enumerate(zip(ys, losses)):
+            label = "y" if len(ys) == 1 else f"y[{k}]"
+            if np.ndim(t) == 0:
+                raise TypeError(f"{label} must be an array with one target per sample, got {type(t).__name__} ({t!r:.40})")
+            t = np.asarray(t)
+            if len(t) != len(xs[0]):
+                raise ValueError(f"{what} and its targets differ in length: {len(xs[0])} samples, {len(t)} targets")
+            t = loss.check_targets(t, self._graph_outputs[k].sample_shape)
+            if t.dtype.kind == "f":
+                t = t.astype(self.dtype, copy=False)
+            checked.append(t)
+        return xs, checked
 
     # -- training loop ------------------------------------------------------------------------
     def fit(self, x, y, epochs=1, batch_size=32, validation_data=None, validation_split=0.0, shuffle=True,
@@ -307,20 +503,21 @@ class Model:
         """Trains for ``epochs`` passes over ``(x, y)``.
 
         Args:
-            x: inputs ``(N, *input_shape)``.
-            y: targets (integer labels ``(N,)`` or one-hot ``(N, K)`` for classification).
+            x: inputs ``(N, *input_shape)`` (a list, or a dict by input name, for several inputs).
+            y: targets (integer labels ``(N,)`` or one-hot ``(N, K)`` for classification; a list or dict for
+                several outputs).
             epochs: default 1.
             batch_size: default 32.
             validation_data: ``(x_val, y_val)``, evaluated after each epoch; default None.
             validation_split: fraction of the *last* samples held out for validation (before shuffling,
                 as Keras does), default 0.
             shuffle: reshuffle every epoch, default True.
-            callbacks: list of :class:`~nnscratch.callbacks.Callback`, default None.
+            callbacks: a list of :class:`~nnscratch.callbacks.Callback` (or one), default None.
             verbose: 0 silent, 1 a live progress bar, 2 one line per epoch; ``"auto"`` (default) is 1 on a
                 terminal and 2 otherwise.
-            seed: reseeds shuffling and dropout (default: the model's seed). Epoch ``e``'s order depends
-                only on ``(seed, e)``, so training 2 epochs, saving, loading and training 1 more equals
-                training 3 epochs.
+            seed: reseeds shuffling and random layers (default: the model's seed). Epoch ``e``'s order and
+                draws depend only on ``(seed, e)``, so training 2 epochs, saving, loading and training 1 more
+                equals training 3 epochs.
 
         Returns:
             A History of this call's epochs (``model.history`` keeps every epoch across calls).
@@ -330,7 +527,11 @@ class Model:
         batch_size = _checks.positive_int("batch_size", batch_size)
         if seed is not None:
             self.seed = _checks.positive_int("seed", seed, allow_zero=True)
-        x, y = self._check_xy(x, y)
+        if isinstance(callbacks, Callback):
+            callbacks = [callbacks]
+        elif callbacks is not None and not isinstance(callbacks, (list, tuple)):
+            raise TypeError(f"callbacks must be a list of Callback objects, got {type(callbacks).__name__}")
+        xs, ys = self._check_xy(x, y)
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise ValueError("validation_data must be a pair (x_val, y_val)")
@@ -338,20 +539,21 @@ class Model:
         elif validation_split:
             split = _checks.number("validation_split", validation_split, low=0, high=1, low_open=True,
                                    high_open=True)
-            n_val = int(round(len(x) * split))
-            if n_val < 1 or n_val >= len(x):
-                raise ValueError(f"validation_split={split} leaves {n_val} of {len(x)} samples for validation; "
+            n_val = int(round(len(xs[0]) * split))
+            if n_val < 1 or n_val >= len(xs[0]):
+                raise ValueError(f"validation_split={split} leaves {n_val} of {len(xs[0])} samples for validation; "
                                  "choose a split that leaves samples on both sides")
-            x, y, val = x[:-n_val], y[:-n_val], (x[-n_val:], y[-n_val:])
+            val = ([a[-n_val:] for a in xs], [t[-n_val:] for t in ys])
+            xs, ys = [a[:-n_val] for a in xs], [t[:-n_val] for t in ys]
         else:
             val = None
-        if len(x) == 0:
+        if len(xs[0]) == 0:
             raise ValueError("x has no samples")
-        if self.accuracy is not None:
-            self.accuracy.prepare(y)
+        for acc, t in zip(self._accuracies, ys):
+            if acc is not None:
+                acc.prepare(t)
 
-
-        steps = -(-len(x) // batch_size)
+        steps = -(-len(xs[0]) // batch_size)
         this_run = History()
         # History last among the user's callbacks: it records what they add to or adjust in the logs.
         cbs = list(callbacks or []) + [this_run]
@@ -365,22 +567,23 @@ class Model:
         with ExitStack() as stack:
             if runner is not None:
                 stack.enter_context(runner)
+            else:
+                limit = blas_single_thread()  # one thread means one: the bits then do not depend on BLAS' threads
+                if limit is not None:
+                    stack.enter_context(limit)
             if hasattr(logger, "close"):
                 stack.callback(logger.close)  # a run stopped by an exception must not leave a live bar behind
-            self._fit_epochs(x, y, val, epochs, batch_size, shuffle, callback_list, runner, steps)
+            # a diverging run overflows; the divergence guard or TerminateOnNaN says so once, NumPy need not
+            stack.enter_context(np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"))
+            self._fit_epochs(xs, ys, val, epochs, batch_size, shuffle, callback_list, runner, steps)
         return this_run
 
-    def _fit_epochs(self, x, y, val, epochs, batch_size, shuffle, callback_list, runner, steps):
-        n = len(x)
+    def _fit_epochs(self, xs, ys, val, epochs, batch_size, shuffle, callback_list, runner, steps):
+        n = len(xs[0])
         callback_list.on_train_begin({"epochs": epochs, "steps": steps, "samples": n})
         for _ in range(epochs):
             epoch = self.epochs_trained
             rng = np.random.default_rng([self.seed, epoch])
-            for i, layer in enumerate(self.layers):
-                if layer.stochastic:
-                    layer.rng = np.random.default_rng([self.seed, epoch, i])
-            if runner is not None:
-                runner.reseed(self.seed, epoch)
             callback_list.on_epoch_begin(epoch, {})
             order = rng.permutation(n) if shuffle else None
             start = time.perf_counter()
@@ -393,10 +596,11 @@ class Model:
                     idx = order[idx]
                 callback_list.on_batch_begin(step, {})
                 t0 = time.perf_counter()
+                batch_seed = (self.seed, epoch, step)
                 if runner is not None:  # its threads gather their own parts of the batch
-                    batch_logs = runner.train_step(x, y, idx)
+                    batch_logs = runner.train_step(xs, ys, idx, seed=batch_seed)
                 else:
-                    batch_logs = self.train_on_batch(x[idx], y[idx])
+                    batch_logs = self._train_step([a[idx] for a in xs], [t[idx] for t in ys], batch_seed)
                 step_times.append(time.perf_counter() - t0)
                 m = len(idx) if order is not None else idx.stop - idx.start
                 seen += m
@@ -423,61 +627,79 @@ class Model:
                 break
         callback_list.on_train_end({})
 
+    def _train_step(self, xs, ys, seed):
+        with installed(BatchContext(0, len(xs[0]), seed)):
+            logs = self.forward_backward(xs, ys)
+        if self.plan.needs_collecting:
+            self.plan.collect_grads([self.plan.instances])
+        self.optimizer.step(self.trainable_params())
+        return logs
+
     def _inference(self, batch_size, stack, runner=None):
-        """``forward(x) -> (output, logits)`` for inference: ``runner``'s threads, new threads entered on
-        ``stack`` when batches of ``batch_size`` are worth them, else this thread."""
+        """``forward(xs) -> (outputs, logits)`` for inference: ``runner``'s threads, new threads entered on
+        ``stack`` when batches of ``batch_size`` are worth them, else this thread (BLAS held to one)."""
         keep_freed_memory()
         if runner is None and worthwhile(self, batch_size, self.threads):
             runner = stack.enter_context(DataParallel(self, self.threads))
-        return (lambda xb: inference_forward(self, xb)) if runner is None else runner.forward
+        if runner is not None:
+            return runner.forward
+        limit = blas_single_thread()
+        if limit is not None:
+            stack.enter_context(limit)
+        return self.plan.infer
 
-    def _evaluate(self, x, y, batch_size, runner=None):
+    def _evaluate(self, xs, ys, batch_size, runner=None):
         """Mean loss and accuracy of prepared arrays, without dropout."""
-        totals = {"loss": 0.0}
+        totals: dict[str, float] = {}
+        n = len(xs[0])
         with ExitStack() as stack:
-            forward = self._inference(min(batch_size, len(x)), stack, runner)
-            for s in range(0, len(x), batch_size):
-                xb, yb = x[s:s + batch_size], y[s:s + batch_size]
-                output, logits = forward(xb)
-                totals["loss"] += self.compute_loss(output, logits, yb) * len(xb)
-                if self.accuracy is not None:
-                    name = self.accuracy.name
-                    totals[name] = totals.get(name, 0.0) + self.accuracy(output, yb) * len(xb)
-        return {k: v / len(x) for k, v in totals.items()}
+            forward = self._inference(min(batch_size, n), stack, runner)
+            for s in range(0, n, batch_size):
+                xb, yb = [a[s:s + batch_size] for a in xs], [t[s:s + batch_size] for t in ys]
+                outputs, logits = forward(xb)
+                for k, v in self._scores(outputs, logits, yb).items():
+                    totals[k] = totals.get(k, 0.0) + v * len(xb[0])
+        return {k: v / n for k, v in totals.items()}
 
     def validate(self, x, y, batch_size=256) -> dict:
         """Loss and accuracy on ``(x, y)`` without dropout: ``{"loss": float, "accuracy": float}``."""
         self._require_finalized("validate")
-        x, y = self._check_xy(x, y)
-        if len(x) == 0:
+        xs, ys = self._check_xy(x, y)
+        if len(xs[0]) == 0:
             raise ValueError("x has no samples")
-        return self._evaluate(x, y, _checks.positive_int("batch_size", batch_size))
+        return self._evaluate(xs, ys, _checks.positive_int("batch_size", batch_size))
 
     evaluate = validate
 
-    def predict(self, x, batch_size=256) -> np.ndarray:
-        """The model's outputs for ``x`` ``(N, *input_shape)`` -> ``(N, *output_shape)``, in batches."""
+    def predict(self, x, batch_size=256):
+        """The model's outputs for ``x`` ``(N, *input_shape)`` -> ``(N, *output_shape)`` (a list for several
+        outputs), in batches."""
         self._require_finalized("predict")
-        x = self._check_x(x)
+        xs = self._check_x(x)
         batch_size = _checks.positive_int("batch_size", batch_size)
-        out = np.empty((len(x),) + tuple(self.output_shape), dtype=self.dtype)
+        n = len(xs[0])
+        outs = [np.empty((n,) + t.sample_shape, dtype=self.dtype) for t in self._graph_outputs]
         with ExitStack() as stack:
-            forward = self._inference(min(batch_size, len(x)), stack)
-            for s in range(0, len(x), batch_size):
-                out[s:s + batch_size] = forward(x[s:s + batch_size])[0]
-        return out
+            forward = self._inference(min(batch_size, max(n, 1)), stack)
+            for s in range(0, n, batch_size):
+                for out, part in zip(outs, forward([a[s:s + batch_size] for a in xs])[0]):
+                    out[s:s + batch_size] = part
+        return outs if self._multi_out else outs[0]
 
     # -- weights and configuration ------------------------------------------------------------
+    def _weight_slots(self):
+        """``{"layer/path/name": (layer, store, name)}`` for every parameter and state array."""
+        return {f"{layer.name}/{path}{k}": (sub, store, k) for layer in self.layers for path, sub in layer.walk()
+                for store in (sub.params, sub.state) for k in store}
+
     def get_weights(self) -> dict[str, np.ndarray]:
-        """Copies of every parameter and constant, keyed ``"layer_name/param_name"``."""
-        return {f"{layer.name}/{k}": v.copy() for layer in self.layers
-                for store in (layer.params, layer.constants) for k, v in store.items()}
+        """Copies of every parameter and state array, keyed ``"layer_name/param_name"``."""
+        return {key: store[k].copy() for key, (_, store, k) in self._weight_slots().items()}
 
     def set_weights(self, weights: dict) -> None:
         """Copies ``weights`` (as from :meth:`get_weights`) into the live arrays, checking every shape."""
         self._require_finalized("set_weights")
-        expected = {f"{layer.name}/{k}": (layer, store, k) for layer in self.layers
-                    for store in (layer.params, layer.constants) for k in store}
+        expected = self._weight_slots()
         missing = sorted(set(expected) - set(weights))
         unknown = sorted(set(weights) - set(expected))
         if missing or unknown:
@@ -491,22 +713,60 @@ class Model:
             store[k][...] = value
 
     def get_config(self) -> dict:
-        """Architecture: ``{"name", "dtype", "seed", "layers": [{"class_name", "config"}, ...]}``."""
-        return {"name": self.name, "dtype": self.dtype.name, "seed": self.seed,
-                "layers": [serialize(layer, LAYERS) for layer in self.layers]}
+        """Architecture: ``{"name", "dtype", "seed", "layers": [{"class_name", "config"}, ...]}`` for a
+        sequential model; a graph model's layers also carry their ``name`` and ``inbound_nodes``, and the
+        config names its ``input_layers`` and ``output_layers`` (Keras 2's functional layout)."""
+        config = {"name": self.name, "dtype": self.dtype.name, "seed": self.seed}
+        if not self.is_graph:
+            config["layers"] = [serialize(layer, LAYERS) for layer in self.layers]
+            return config
+        graph = graph_config(topological_order(self.inputs, self.outputs), self.inputs, self.outputs,
+                             lambda layer: layer.name)
+        config["layers"] = [{**serialize(spec["layer"], LAYERS), "name": spec["name"],
+                             "inbound_nodes": spec["inbound_nodes"]} for spec in graph["layers"]]
+        config["input_layers"] = graph["input_layers"] if self._multi_in else graph["input_layers"][0]
+        config["output_layers"] = graph["output_layers"] if self._multi_out else graph["output_layers"][0]
+        return config
 
     def get_training_config(self) -> dict:
         """Loss, optimizer and accuracy as ``{"class_name", "config"}`` dicts (None where unset)."""
-        return {"loss": serialize(self.loss, LOSSES) if self.loss else None,
-                "optimizer": serialize(self.optimizer, OPTIMIZERS) if self.optimizer else None,
-                "accuracy": serialize(self.accuracy, METRICS) if self.accuracy else None}
+        loss = self.loss
+        if isinstance(loss, list):
+            loss = [serialize(item, LOSSES) for item in loss]
+        elif loss is not None:
+            loss = serialize(loss, LOSSES)
+        config = {"loss": loss,
+                  "optimizer": serialize(self.optimizer, OPTIMIZERS) if self.optimizer else None,
+                  "accuracy": serialize(self.accuracy, METRICS) if self.accuracy else None}
+        if self.loss_weights is not None:
+            config["loss_weights"] = list(self.loss_weights)
+        return config
 
     @classmethod
-    def from_config(cls, config: dict, training_config: dict | None = None) -> "Model":
-        """Rebuilds an unfinalized model (and its loss/optimizer/accuracy) from the two config dicts."""
-        model = cls(name=config.get("name", "model"), dtype=config.get("dtype", "float32"), seed=config.get("seed"))
-        for spec in config["layers"]:
-            model.add(LAYERS.create(spec, base=Layer))
+    def from_config(cls, config: dict, training_config: dict | None = None, make_layer=None) -> "Model":
+        """Rebuilds an unfinalized model (and its loss/optimizer/accuracy) from the two config dicts.
+
+        Args:
+            make_layer: ``spec -> Layer`` to build each layer (default: from the registry by class name).
+        """
+        make_layer = make_layer or (lambda spec: LAYERS.create(spec, base=Layer))
+        common = dict(name=config.get("name", "model"), dtype=config.get("dtype", "float32"), seed=config.get("seed"))
+        if "input_layers" in config or "output_layers" in config:
+            def build(spec):
+                layer = make_layer(spec)
+                layer.name = spec["name"]
+                return layer
+            refs_in, refs_out = config.get("input_layers"), config.get("output_layers")
+            multi_in = bool(refs_in) and isinstance(refs_in[0], list)
+            multi_out = bool(refs_out) and isinstance(refs_out[0], list)
+            inputs, outputs = graph_from_config(config["layers"], refs_in if multi_in else [refs_in],
+                                                refs_out if multi_out else [refs_out], build)
+            model = cls(inputs=inputs if multi_in else inputs[0], outputs=outputs if multi_out else outputs[0],
+                        **common)
+        else:
+            model = cls(**common)
+            for spec in config["layers"]:
+                model.add(make_layer(spec))
         for key, value in (training_config or {}).items():
             if value is not None:
                 model.set(**{key: value})
@@ -521,13 +781,18 @@ class Model:
             print_fn(text)
         return text
 
+    def count_params(self) -> int:
+        """Every number the model holds: trainable and non-trainable (Keras' ``count_params``)."""
+        return sum(layer.count_params() for layer in self.layers)
+
+    # the file layer sits above the model (it builds models), so the model reaches it only when asked to
     def save(self, path) -> None:
-        """Saves architecture, weights, training config, optimizer state and history to HDF5."""
+        """Saves architecture, weights and state, training config, optimizer state and history to HDF5."""
         from .io.hdf5 import save_model
         save_model(self, path)
 
     def save_weights(self, path) -> None:
-        """Saves the weights only (HDF5)."""
+        """Saves the weights and state only (HDF5)."""
         from .io.hdf5 import save_weights
         save_weights(self, path)
 
@@ -537,4 +802,28 @@ class Model:
         load_weights(self, path)
 
     def __repr__(self):
-        return f"Model(name={self.name!r}, layers={len(self.layers)}, finalized={self.finalized})"
+        kind = "graph" if self.is_graph else "sequential"
+        return f"Model(name={self.name!r}, {kind}, layers={len(self.layers)}, finalized={self.finalized})"
+
+
+class _ChainNode(Node):
+    """A call in a sequential model's chain: like a graph node, but not recorded on the layer (a stack can be
+    finalized again after ``add``, and its layers keep no graph of their own)."""
+
+    def __init__(self, layer, tensor, index):
+        self.layer = layer
+        self.serial = next(_serials)
+        self.inbound, self.takes_list = [tensor], False
+        shape = tensor.sample_shape
+        try:
+            out = layer.compute_output_shape(layer._check_shape_argument(shape))
+        except ValueError as e:
+            raise ValueError(f"layer {index} ({layer.describe()}) cannot take input of shape {_shape_text(shape)}: "
+                             f"{e}") from e
+        self.output = SymbolicTensor(out, self)
+
+
+def _shape_text(shapes):
+    if isinstance(shapes, list) and shapes and isinstance(shapes[0], (list, tuple)):
+        return "[" + ", ".join(_shape_text(s) for s in shapes) + "]"
+    return str(tuple(shapes))

@@ -57,6 +57,21 @@ def _count(n: int, itemsize: int) -> str:
     return f"{n:,} ({readable_size(n * itemsize)})"
 
 
+def _connections(model) -> dict[int, str]:
+    """``{id(layer): "conv2d_1[0][0], dense_1[0][0]"}``: what each layer's calls read, as Keras prints it
+    (``layer[call][tensor]``, the call counted among that layer's calls in the model)."""
+    calls: dict[int, int] = {}
+    index_of = {}
+    for step in model.plan.steps:
+        index_of[id(step.node)] = calls.get(id(step.layer), 0)
+        calls[id(step.layer)] = index_of[id(step.node)] + 1
+    out: dict[int, list[str]] = {}
+    for step in model.plan.steps:
+        refs = [f"{t.node.layer.name}[{index_of[id(t.node)]}][0]" for t in step.node.inbound]
+        out.setdefault(id(step.layer), []).extend(refs)
+    return {k: ", ".join(v) for k, v in out.items()}
+
+
 def summarize(model, tablefmt: str = "outline", show_trainable: bool = False) -> str:
     """The summary text of a finalized model (trained or not).
 
@@ -79,18 +94,26 @@ def summarize(model, tablefmt: str = "outline", show_trainable: bool = False) ->
         raise RuntimeError("call model.finalize() before model.summary(): output shapes and parameter counts exist "
                            "only once the layers are built (finalize again after add/set changes)")
     itemsize = np.dtype(model.dtype).itemsize
-    headers = ["Layer (type)", "Output Shape", "Param #"] + (["Trainable"] if show_trainable else [])
+    graph = model.is_graph
+    headers = (["Layer (type)", "Output Shape", "Param #"] + (["Connected to"] if graph else [])
+               + (["Trainable"] if show_trainable else []))
+    connections = _connections(model) if graph else {}
     rows = []
     for layer in model.layers:
         row = [layer.describe(), format_shape(layer.output_shape), f"{layer.count_params():,}"]
+        if graph:
+            row.append(connections.get(id(layer)) or "-")
         if show_trainable:
             row.append("Y" if layer.trainable else "N")
         rows.append(row)
     table = tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True,
-                     colalign=("left", "left", "right") + (("center",) if show_trainable else ()))
+                     colalign=("left", "left", "right") + (("left",) if graph else ())
+                     + (("center",) if show_trainable else ()))
     trainable = sum(layer.count_trainable_params() for layer in model.layers)
     frozen = sum(layer.count_non_trainable_params() for layer in model.layers)
-    lines = [f'Model: "{model.name}" (input {format_shape(model.input_shape)}, {np.dtype(model.dtype).name})', table,
+    shapes = model.input_shape if isinstance(model.input_shape, list) else [model.input_shape]
+    lines = [f'Model: "{model.name}" (input {", ".join(format_shape(s) for s in shapes)}, '
+             f'{np.dtype(model.dtype).name})', table,
              f"Total params: {_count(trainable + frozen, itemsize)}",
              f"Trainable params: {_count(trainable, itemsize)}",
              f"Non-trainable params: {_count(frozen, itemsize)}"]

@@ -291,7 +291,7 @@ def test_help_is_plain_text_and_every_training_option_has_help_and_a_default():
                             ("{lenet5,mlp}", "lenet5")]:
         assert re.search(re.escape(option) + r" [a-z].*?\(default: " + re.escape(default), train), option
     gradcheck = " ".join(run("gradcheck", "--help").stdout.split())
-    assert re.search(r"--tolerance TOLERANCE \w.*\(default: 1e-06\)", gradcheck)
+    assert re.search(r"--tolerance TOLERANCE \w.*\(default: 1e-6 per layer", gradcheck)
 
 
 @pytest.mark.parametrize("args, message", [
@@ -365,9 +365,10 @@ def test_missing_model_file_is_a_one_line_error(tmp_path):
     assert r.returncode == 2 and r.stderr.strip() == f"nnscratch summary: no such model file: {tmp_path / 'nope.h5'}"
 
 
-def test_gradcheck_command_passes_and_fails_properly(tmp_path):
-    r = run("gradcheck", "Dense", "Conv2D", "MaxPool2D")
-    assert r.returncode == 0 and "Conv2D #0" in r.stdout and "FAIL" not in r.stdout and "failed" in r.stdout
+def test_gradcheck_command_passes_and_fails_properly(tmp_path, monkeypatch, capsys):
+    assert main(["gradcheck", "Dense", "Conv2D", "MaxPool2D", "--check", "gradients", "--check", "threads"]) == 0
+    out = capsys.readouterr().out
+    assert "Conv2D" in out and "threads" in out and "FAIL" not in out and "3 of 3 layer(s) keep the contract" in out
     (tmp_path / "my_layers.py").write_text(
         "from nnscratch.layers import Layer\n"
         "class WrongSquareForCli(Layer):\n"
@@ -377,8 +378,12 @@ def test_gradcheck_command_passes_and_fails_properly(tmp_path):
         "        return x * x\n"
         "    def backward(self, dout):\n"
         "        return dout * self._x  # should be 2 * x\n")
-    r = run("gradcheck", "--import", "my_layers", "WrongSquareForCli", cwd=tmp_path)
-    assert r.returncode == 1 and "FAIL" in r.stdout
+    monkeypatch.chdir(tmp_path)
+    assert main(["gradcheck", "--import", "my_layers"]) == 1  # the module's own layers, the whole contract
+    out = capsys.readouterr().out
+    assert "WrongSquareForCli" in out and "FAIL" in out and "failed: WrongSquareForCli" in out
+    assert "save_load" in out and "\nDense " not in out  # only the module's layers are checked
+    assert main(["gradcheck", "--check", "gradient"]) == 2
 
 
 def test_what_train_writes_stays_out_of_git(data_dir, tmp_path):

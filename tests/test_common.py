@@ -1,160 +1,117 @@
-"""One test over every registered layer (scikit-learn's estimator checks, Chainer's gradient_check).
+"""The layer contract over every registered layer (scikit-learn's estimator checks, Keras' run_layer_test).
 
-For every layer class that nnscratch registers, in every configuration of ``nnscratch/layer_cases.py``:
-the gradient check (input and every parameter, float64), the config round-trip, float32/float64
-agreement, batch size 1, and a clear error for a wrongly shaped input. A new layer is covered the moment
-it is registered; one that cannot take a check is listed in ``CANNOT_CHECK`` with its reason.
-(The save/load round trip of every layer lives in tests/io/test_hdf5.py.)
+Every class in the layer registry is checked, whatever module defined it: the library's own, and any
+layer a test module defines at import time (a user's layer is checked the same way, by
+``nnscratch.testing.check_layer_contract``). The cases come from ``nnscratch/layer_cases.py`` or the class's
+own ``check_cases``; a layer that cannot take the checks is listed in ``CANNOT_CHECK`` with its reason.
 """
-import json
-
 import numpy as np
 import pytest
 
 import nnscratch  # noqa: F401  (registers every built-in layer)
-from nnscratch.gradcheck import check_layer
-from nnscratch.layers import LAYERS
-from layer_configs import CANNOT_CHECK, DEFAULT_INPUT_SHAPES, LAYER_CONFIGS
+from nnscratch.layer_cases import CANNOT_CHECK, cases_for
+from nnscratch.layers import LAYERS, Dense, Layer
+from nnscratch.testing import CHECKS, ContractError, check_layer_contract
 
 
 def _cases():
     cases = []
     for cls in LAYERS.classes():
-        if not cls.__module__.startswith("nnscratch."):
+        if cls.__name__ in CANNOT_CHECK:
             continue
-        name = cls.__name__
-        if name in CANNOT_CHECK:
-            continue
-        configs = LAYER_CONFIGS.get(name)
-        if configs is None:
-            configs = [({}, shape) for shape in DEFAULT_INPUT_SHAPES]
-        for i, (config, shape) in enumerate(configs):
-            cases.append(pytest.param(cls, config, tuple(shape), id=f"{name}-{i}"))
+        for i, (config, shape) in enumerate(cases_for(cls)):
+            cases.append(pytest.param(cls, config, shape, id=f"{cls.__name__}-{i}"))
     return cases
 
 
 CASES = _cases()
-# taken at collection: doctests run later register example layers whose module also reads "nnscratch."
-BUILTIN = {c.__name__ for c in LAYERS.classes() if c.__module__.startswith("nnscratch.")}
+#: taken at collection: tests that run later may register deliberately broken layers of their own
+REGISTERED = {cls.__name__ for cls in LAYERS.classes()}
 
 
-def _make(cls, config):
-    try:
-        return cls(**config)
-    except TypeError as e:
-        pytest.fail(f"{cls.__name__}({config}) failed ({e}); give it configurations in nnscratch/layer_cases.py "
-                    "or a reason in CANNOT_CHECK")
-
-
-def test_every_builtin_layer_has_a_case():
+def test_every_registered_layer_has_a_case_and_the_core_layers_are_there():
     covered = {p.values[0].__name__ for p in CASES} | set(CANNOT_CHECK)
-    assert BUILTIN <= covered
-    assert {"Dense", "ReLU", "Softmax", "Dropout", "Conv2D", "MaxPool2D", "RBFOutput"} <= BUILTIN
+    assert REGISTERED <= covered
+    assert {"Dense", "ReLU", "Softmax", "Dropout", "Conv2D", "MaxPool2D", "RBFOutput", "BatchNormalization",
+            "LayerNormalization", "Add", "Concatenate"} <= covered
 
 
 @pytest.mark.parametrize("cls, config, shape", CASES)
-def test_gradient(cls, config, shape):
-    layer = _make(cls, config)
-    report = check_layer(layer, shape, batch_size=2, seed=1)
-    assert report.ok, "\n" + report.table()
-    assert {c.tensor for c in report.checks} == {"x"} | set(layer.params)
+def test_layer_keeps_its_contract(cls, config, shape):
+    report = check_layer_contract(cls, shape, config, raise_on_failure=False)
+    assert report.ok, "\n" + report.table() + "\n\n" + "\n\n".join(f.message for f in report.failures)
+    assert {r.check for r in report.results} == set(CHECKS)
 
 
-@pytest.mark.parametrize("cls, config, shape", CASES)
-def test_config_round_trip(cls, config, shape):
-    layer = _make(cls, config)
-    cfg = layer.get_config()
-    json.dumps(cfg)  # must be plain JSON for the model file
-    again = cls.from_config(json.loads(json.dumps(cfg)))
-    assert again.get_config() == cfg
-    for key, value in config.items():
-        expected = list(value) if isinstance(value, tuple) else value
-        assert cfg[key] == expected or cfg[key] == value
+def test_the_contract_check_catches_each_kind_of_broken_layer():
+    from nnscratch.layers import BatchNormalization, Dropout, ReLU
+
+    class ContractWrongGradient(Dense, register=False):
+        def backward(self, dout):
+            dx = super().backward(dout)
+            self.grads["kernel"] *= 1.01
+            return dx
+
+    class ContractPerChunkStatistics(BatchNormalization, register=False):
+        def batch_sum(self, array):  # forgets the other chunks of the batch
+            return array
+
+    class ContractOwnRandomStream(Dropout, register=False):
+        def batch_uniform(self, shape):  # draws per chunk: depends on how the batch was cut
+            return self.rng.random(shape)
+
+    class ContractWritesIntoDout(ReLU, register=False):
+        def _backward(self, dout):
+            dout *= self._y > 0
+            return dout
+
+    class ContractLosesAnArgument(Dense, register=False):
+        def get_config(self):
+            return {**super().get_config(), "units": 1}
+
+    expected = [(ContractWrongGradient, {"units": 3}, (4,), {"gradients", "in_a_model"}),
+                (ContractPerChunkStatistics, {}, (3, 3, 2), {"threads"}),
+                (ContractOwnRandomStream, {"rate": 0.5}, (6,), {"threads"}),
+                (ContractWritesIntoDout, {}, (5,), {"inputs_untouched"}),
+                (ContractLosesAnArgument, {"units": 3}, (4,), {"config"})]
+    for cls, config, shape, broken in expected:
+        checks = [c for c in CHECKS if c != "save_load"]  # these classes are deliberately not registered
+        report = check_layer_contract(cls, shape, config, checks=checks, raise_on_failure=False)
+        assert broken <= {f.check for f in report.failures}, (cls.__name__, report.table())
+        with pytest.raises(ContractError, match=sorted(broken)[0]):
+            check_layer_contract(cls, shape, config, checks=checks)
 
 
-@pytest.mark.parametrize("cls, config, shape", CASES)
-def test_float32_and_float64_agree_and_batch_of_one(cls, config, shape):
-    rng = np.random.default_rng(0)
-    l32, l64 = _make(cls, config), _make(cls, config)
-    out_shape = l32.initialize(shape, "float32", np.random.default_rng(3))
-    l64.initialize(shape, "float64", np.random.default_rng(3))
-    for k in l32.params:
-        np.testing.assert_allclose(l32.params[k], l64.params[k], rtol=1e-6, atol=1e-7)
-    x = l64.gradcheck_input((3,) + shape, rng)
-    y64 = l64.forward(x, training=False)
-    y32 = l32.forward(x.astype(np.float32), training=False)
-    assert y32.dtype == np.float32 and y64.dtype == np.float64
-    assert y64.shape == (3,) + out_shape
-    np.testing.assert_allclose(y32, y64, rtol=1e-4, atol=1e-5)
-    g = rng.standard_normal(y64.shape)
-    d64 = l64.backward(g)
-    d32 = l32.backward(g.astype(np.float32))
-    assert d32.dtype == np.float32
-    np.testing.assert_allclose(d32, d64, rtol=1e-3, atol=1e-4)
-    for k in l64.grads:
-        assert l32.grads[k].dtype == np.float32
-        np.testing.assert_allclose(l32.grads[k], l64.grads[k], rtol=1e-3, atol=1e-4)
-    one = l64.forward(x[:1], training=False)
-    np.testing.assert_allclose(one, y64[:1], rtol=1e-10, atol=1e-12)
-    assert l64.backward(g[:1]).shape == (1,) + shape
+def test_a_users_layer_is_checked_from_user_code():
+    class ContractUserScale(Layer):
+        check_cases = [({"start": 2.0}, (3,)), ({}, (2, 2, 1))]
+
+        def __init__(self, start=1.0, **kwargs):
+            super().__init__(**kwargs)
+            self.start = float(start)
+
+        def build(self, input_shape):
+            self.add_weight("gamma", input_shape[-1:], self.start)
+
+        def forward(self, x, training=False):
+            self._x = x
+            return x * self.params["gamma"]
+
+        def backward(self, dout):
+            self.grads["gamma"][...] = (dout * self._x).reshape(-1, dout.shape[-1]).sum(axis=0)
+            return dout * self.params["gamma"]
+
+    report = check_layer_contract(ContractUserScale)
+    assert report.ok and len({r.case for r in report.results}) == 2
+    built = ContractUserScale(3.0)
+    built(np.ones((2, 4)))
+    assert check_layer_contract(built).ok  # an instance: its class, config and built shape
 
 
-@pytest.mark.parametrize("cls, config, shape", CASES)
-def test_wrongly_shaped_input_is_refused_clearly(cls, config, shape):
-    layer = _make(cls, config)
-    layer.initialize(shape, "float64", np.random.default_rng(0))
-    bad = (2,) + tuple(d + 1 for d in shape)
-    with pytest.raises(ValueError, match=r"expects input of shape"):
-        layer.forward(np.ones(bad), training=False)
-
-
-@pytest.mark.parametrize("cls, config, shape", CASES)
-def test_parameter_count_matches_params(cls, config, shape):
-    layer = _make(cls, config)
-    layer.initialize(shape, "float32", np.random.default_rng(0))
-    assert layer.count_params() == layer.count_trainable_params() + layer.count_non_trainable_params()
-    assert layer.count_params() <= sum(v.size for v in layer.params.values()) + sum(
-        v.size for v in layer.constants.values())
-    layer.trainable = False
-    assert layer.count_trainable_params() == 0
-
-
-def _stored(a, order):
-    import naive_conv
-    return naive_conv.stored(a, order) if a.ndim == 4 else np.ascontiguousarray(a)
-
-
-#: layers that hand back an image gradient stored the way their (batch-innermost) input was
-KEEPS_STORAGE = {"Conv2D", "MaxPool2D", "AvgPool2D", "Subsampling2D", "GlobalAvgPool2D", "Flatten", "Reshape",
-                 "ZeroPad2D"}
-
-
-@pytest.mark.parametrize("cls, config, shape", [c for c in CASES if len(c.values[2]) == 3])
-def test_image_layers_compute_the_same_whatever_the_storage_order(cls, config, shape):
-    # convolution and pooling hand out (N, H, W, C) views of batch-innermost arrays; every layer must
-    # give the same values for them as for C-ordered arrays, and the layers that build an image
-    # gradient in C order must hand it back stored like their input
-    from nnscratch.ops.layout import is_chwn
-    rng = np.random.default_rng(5)
-    layer = _make(cls, config)
-    out_shape = layer.initialize(shape, "float64", np.random.default_rng(3))
-    x = layer.gradcheck_input((3,) + shape, rng)
-    dout = rng.standard_normal((3,) + out_shape)
-    results = {}
-    for x_order in ("nhwc", "chwn", "strided"):
-        for d_order in ("nhwc", "chwn"):
-            if getattr(layer, "stochastic", False):
-                layer.rng = np.random.default_rng(7)
-            y = layer.forward(_stored(x, x_order), training=True)
-            dx = layer.backward(_stored(dout, d_order))
-            grads = {k: g.copy() for k, g in layer.grads.items()}
-            results[x_order, d_order] = (np.array(y), None if dx is None else np.array(dx), grads)
-            if x_order == "chwn" and cls.__name__ in KEEPS_STORAGE and dx is not None:
-                assert is_chwn(dx), f"{cls.__name__} returned its gradient stored in C order"
-    y0, dx0, g0 = results["nhwc", "nhwc"]
-    for key, (y, dx, g) in results.items():
-        np.testing.assert_allclose(y, y0, rtol=1e-12, atol=1e-12, err_msg=str(key))
-        if dx0 is not None:
-            np.testing.assert_allclose(dx, dx0, rtol=1e-12, atol=1e-12, err_msg=str(key))
-        for k in g0:
-            np.testing.assert_allclose(g[k], g0[k], rtol=1e-12, atol=1e-12, err_msg=f"{key} {k}")
+def test_bad_arguments_to_the_contract_check_are_named():
+    with pytest.raises(ValueError, match="unknown check"):
+        check_layer_contract(Dense, (3,), {"units": 2}, checks=["gradient"])
+    with pytest.raises(TypeError, match="Layer subclass or a layer"):
+        check_layer_contract("Dense", (3,))
+    with pytest.raises(ValueError, match="give the input shape"):
+        check_layer_contract(Dense(3))

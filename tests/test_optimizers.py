@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from nnscratch.optimizers import OPTIMIZERS, SGD, Adagrad, Adam, RMSprop
+from nnscratch.optimizers import OPTIMIZERS, SGD, Adagrad, Adam, Adamax, AdamW, Nadam, RMSprop
 from nnscratch.schedules import StepDecay
 
 
@@ -14,7 +14,12 @@ def quadratic_descent(opt, steps=300):
 
 
 @pytest.mark.parametrize("opt", [SGD(0.1), SGD(0.05, momentum=0.9), SGD(0.05, momentum=0.9, nesterov=True),
-                                 Adagrad(1.0), RMSprop(0.05), Adam(0.1)])
+                                 SGD(0.05, momentum=0.9, convention="torch"), Adagrad(1.0),
+                                 Adagrad(1.0, convention="keras"), RMSprop(0.05), RMSprop(0.01, momentum=0.5),
+                                 RMSprop(0.05, centered=True, convention="keras"), Adam(0.1),
+                                 Adam(0.1, convention="keras"), AdamW(0.1, weight_decay=1e-4), Nadam(0.1),
+                                 Nadam(0.1, convention="keras"), Adamax(0.1), Adamax(0.1, convention="keras")],
+                         ids=repr)
 def test_every_optimizer_minimises_a_quadratic(opt):
     np.testing.assert_allclose(quadratic_descent(opt), 3, atol=0.05)
     assert opt.iterations == 300
@@ -86,33 +91,18 @@ def test_names_are_case_insensitive_but_exact():
         OPTIMIZERS.get("ada")
 
 
-@pytest.mark.parametrize("ours, theirs", [
-    (lambda: SGD(0.1, momentum=0.9), lambda torch, p: torch.optim.SGD(p, lr=0.1, momentum=0.9)),
-    (lambda: SGD(0.1, momentum=0.9, nesterov=True),
-     lambda torch, p: torch.optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True)),
-    (lambda: Adam(0.01), lambda torch, p: torch.optim.Adam(p, lr=0.01)),
-    (lambda: Adam(0.01, weight_decay=0.1), lambda torch, p: torch.optim.Adam(p, lr=0.01, weight_decay=0.1)),
-    (lambda: RMSprop(0.01, rho=0.99, epsilon=1e-8), lambda torch, p: torch.optim.RMSprop(p, lr=0.01, alpha=0.99)),
-    (lambda: Adagrad(0.1, epsilon=1e-10), lambda torch, p: torch.optim.Adagrad(p, lr=0.1)),
-])
-def test_matches_pytorch_updates(ours, theirs):
-    torch = pytest.importorskip("torch")
-    rng = np.random.default_rng(0)
-    w = rng.standard_normal(5)
-    tw = torch.tensor(w.copy(), requires_grad=True)
-    opt, topt = ours(), theirs(torch, [tw])
-    for _ in range(20):
-        g = rng.standard_normal(5)
-        opt.step([("w", w, g)])
-        tw.grad = torch.tensor(g)
-        topt.step()
-    np.testing.assert_allclose(w, tw.detach().numpy(), rtol=1e-6, atol=1e-7)
-
-
 FLAT_CASES = [
     lambda: SGD(0.1), lambda: SGD(0.1, momentum=0.9, nesterov=True, weight_decay=1e-3),
     lambda: Adagrad(0.1, initial_accumulator_value=0.1), lambda: RMSprop(0.01, weight_decay=1e-2),
     lambda: Adam(0.01), lambda: Adam(0.01, weight_decay=1e-3),
+    lambda: SGD(0.1, momentum=0.9, weight_decay=1e-2, convention="torch"),
+    lambda: SGD(0.1, momentum=0.9, weight_decay=1e-2, convention="keras"),
+    lambda: Adagrad(0.1, weight_decay=1e-2, convention="keras"),
+    lambda: RMSprop(0.01, momentum=0.9, centered=True, weight_decay=1e-2),
+    lambda: RMSprop(0.01, momentum=0.9, centered=True, convention="keras"),
+    lambda: Adam(0.01, weight_decay=1e-2, convention="keras"), lambda: AdamW(0.01),
+    lambda: Nadam(0.01, weight_decay=1e-2), lambda: Nadam(0.01, weight_decay=1e-2, convention="keras"),
+    lambda: Adamax(0.01, weight_decay=1e-2), lambda: Adamax(0.01, convention="keras"),
 ]
 
 
@@ -147,3 +137,395 @@ def test_parameters_of_different_dtypes_are_updated_one_by_one():
     assert a.dtype == np.float32 and b.dtype == np.float64
     np.testing.assert_allclose(a, 0.9, rtol=1e-6)
     np.testing.assert_allclose(b, 0.9 + 1e-9, rtol=1e-12)  # epsilon: 0.1 * 1 / (1 + 1e-8) per step
+
+
+# -- reference tests: PyTorch's torch.optim and a transcription of Keras' update rules ------------------
+# 30 float64 steps on two parameter arrays (so the flat all-at-once path runs) of a noisy quadratic whose
+# gradient depends on the weights, so every difference is carried forward. The second array's gradients
+# are 1e-5 times smaller, where epsilon's place in the formula matters. The learning rate changes twice
+# mid-run: through lr_multiplier here, through param_group["lr"] in torch, through the learning rate
+# Keras reads each step in the transcription.
+STEPS = 30
+LR_FACTORS = {10: 0.3, 20: 1.7}  # step -> learning-rate factor from that step on
+TOLERANCE = 1e-12
+
+
+def _problem():
+    rng = np.random.default_rng(19)
+    start = {"a": rng.standard_normal((3, 4)), "b": rng.standard_normal(5)}
+    curvature = {k: rng.uniform(0.5, 2.0, v.shape) for k, v in start.items()}
+    noise = [{k: rng.standard_normal(v.shape) for k, v in start.items()} for _ in range(STEPS)]
+    return start, curvature, noise
+
+
+START, CURVATURE, NOISE = _problem()
+SCALE = {"a": 1.0, "b": 1e-5}
+
+
+def gradient(w, t):
+    return {k: SCALE[k] * (CURVATURE[k] * (w[k] - 1) + NOISE[t][k]) for k in w}
+
+
+def run_ours(opt):
+    w = {k: v.copy() for k, v in START.items()}
+    for t in range(STEPS):
+        opt.lr_multiplier = LR_FACTORS.get(t, opt.lr_multiplier)
+        g = gradient(w, t)
+        opt.step([(k, w[k], g[k]) for k in w])
+    return w
+
+
+def run_torch(torch, make):
+    tw = {k: torch.tensor(v.copy(), requires_grad=True) for k, v in START.items()}
+    topt = make(list(tw.values()))
+    base = [group["lr"] for group in topt.param_groups]
+    for t in range(STEPS):
+        if t in LR_FACTORS:
+            for group, lr in zip(topt.param_groups, base):
+                group["lr"] = lr * LR_FACTORS[t]
+        g = gradient({k: v.detach().numpy() for k, v in tw.items()}, t)
+        for k, v in tw.items():
+            v.grad = torch.from_numpy(g[k])
+        topt.step()
+    return {k: v.detach().numpy().copy() for k, v in tw.items()}
+
+
+def max_difference(a, b):
+    return max(float(np.max(np.abs(a[k] - b[k]))) for k in a)
+
+
+@pytest.fixture
+def torch64():
+    """torch with float64 as its default dtype: NAdam keeps its momentum product in the default dtype."""
+    torch = pytest.importorskip("torch")
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield torch
+    torch.set_default_dtype(old)
+
+
+TORCH_CASES = {
+    "sgd": (lambda: SGD(0.1, convention="torch"), lambda t, p: t.optim.SGD(p, lr=0.1)),
+    "sgd-momentum": (lambda: SGD(0.1, momentum=0.9, convention="torch"),
+                     lambda t, p: t.optim.SGD(p, lr=0.1, momentum=0.9)),
+    "sgd-nesterov-decay": (lambda: SGD(0.1, momentum=0.9, nesterov=True, weight_decay=0.05, convention="torch"),
+                           lambda t, p: t.optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.05)),
+    "adagrad": (lambda: Adagrad(0.1, epsilon=1e-10), lambda t, p: t.optim.Adagrad(p, lr=0.1)),
+    "adagrad-accumulator-decay": (
+        lambda: Adagrad(0.1, epsilon=1e-6, initial_accumulator_value=0.1, weight_decay=0.05),
+        lambda t, p: t.optim.Adagrad(p, lr=0.1, eps=1e-6, initial_accumulator_value=0.1, weight_decay=0.05)),
+    "rmsprop": (lambda: RMSprop(0.01, rho=0.99, epsilon=1e-8), lambda t, p: t.optim.RMSprop(p, lr=0.01)),
+    "rmsprop-defaults-decay": (lambda: RMSprop(weight_decay=0.05),
+                               lambda t, p: t.optim.RMSprop(p, lr=1e-3, alpha=0.9, eps=1e-7, weight_decay=0.05)),
+    "rmsprop-momentum-centered": (
+        lambda: RMSprop(0.01, rho=0.95, epsilon=1e-6, momentum=0.8, centered=True),
+        lambda t, p: t.optim.RMSprop(p, lr=0.01, alpha=0.95, eps=1e-6, momentum=0.8, centered=True)),
+    "adam": (lambda: Adam(0.01), lambda t, p: t.optim.Adam(p, lr=0.01)),
+    "adam-decay": (lambda: Adam(0.01, weight_decay=0.1), lambda t, p: t.optim.Adam(p, lr=0.01, weight_decay=0.1)),
+    "adam-decoupled-decay": (lambda: Adam(0.01, weight_decay=0.1, decoupled_weight_decay=True),
+                             lambda t, p: t.optim.Adam(p, lr=0.01, weight_decay=0.1, decoupled_weight_decay=True)),
+    "adamw": (lambda: AdamW(0.01), lambda t, p: t.optim.AdamW(p, lr=0.01)),
+    "adamw-strong-decay": (lambda: AdamW(0.05, weight_decay=0.5, beta_1=0.8, beta_2=0.99, epsilon=1e-6),
+                           lambda t, p: t.optim.AdamW(p, lr=0.05, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.5)),
+    "nadam": (lambda: Nadam(), lambda t, p: t.optim.NAdam(p)),
+    "nadam-decay": (lambda: Nadam(0.01, weight_decay=0.1, momentum_decay=0.05),
+                    lambda t, p: t.optim.NAdam(p, lr=0.01, weight_decay=0.1, momentum_decay=0.05)),
+    "nadam-decoupled-decay": (
+        lambda: Nadam(0.01, weight_decay=0.1, decoupled_weight_decay=True),
+        lambda t, p: t.optim.NAdam(p, lr=0.01, weight_decay=0.1, decoupled_weight_decay=True)),
+    "adamax": (lambda: Adamax(), lambda t, p: t.optim.Adamax(p)),
+    "adamax-decay": (lambda: Adamax(0.01, beta_1=0.8, epsilon=1e-6, weight_decay=0.1),
+                     lambda t, p: t.optim.Adamax(p, lr=0.01, betas=(0.8, 0.999), eps=1e-6, weight_decay=0.1)),
+}
+
+
+@pytest.mark.parametrize("case", list(TORCH_CASES))
+def test_torch_convention_matches_torch_optim(torch64, case):
+    ours, theirs = TORCH_CASES[case]
+    got, expected = run_ours(ours()), run_torch(torch64, lambda p: theirs(torch64, p))
+    assert max_difference(got, expected) <= TOLERANCE
+    assert max_difference(got, START) > 1e-3  # it did move
+
+
+def test_caffe_and_keras_sgd_momentum_part_from_torch_when_the_learning_rate_changes(torch64):
+    """The documented difference is real: equal to torch while the rate is constant, not after."""
+    theirs = lambda p: torch64.optim.SGD(p, lr=0.1, momentum=0.9)  # noqa: E731
+    factors = dict(LR_FACTORS)
+    try:
+        LR_FACTORS.clear()
+        assert max_difference(run_ours(SGD(0.1, momentum=0.9)), run_torch(torch64, theirs)) <= TOLERANCE
+    finally:
+        LR_FACTORS.update(factors)
+    assert max_difference(run_ours(SGD(0.1, momentum=0.9)), run_torch(torch64, theirs)) > 1e-3
+
+
+def test_adagrad_lr_decay_is_inverse_decay(torch64):
+    from nnscratch.schedules import InverseDecay
+    ours = Adagrad(InverseDecay(0.1, gamma=0.05, power=1), epsilon=1e-10)
+    expected = run_torch(torch64, lambda p: torch64.optim.Adagrad(p, lr=0.1, lr_decay=0.05))
+    assert max_difference(run_ours(ours), expected) <= TOLERANCE
+
+
+# A transcription into NumPy of Keras 3's update rules (keras/src/optimizers/*.py, keras-team/keras at
+# 3422977a5e38): the base optimizer's apply() decays each weight by ``w - w * wd * lr`` first (when
+# weight_decay is set), then calls update_step(gradient, variable, learning_rate) per variable, with
+# ``self.iterations`` the steps taken before. Written from Keras' source, not from ours.
+def keras_sgd(hp, g, var, lr, s, iterations):
+    momentum = hp.get("momentum", 0.0)
+    if momentum != 0:
+        m = s["momentums"]
+        m[...] = m * momentum - g * lr
+        if hp.get("nesterov"):
+            var += m * momentum - g * lr
+        else:
+            var += m
+    else:
+        var -= g * lr
+
+
+def keras_adagrad(hp, g, var, lr, s, iterations):
+    acc = s.setdefault("accumulators", np.full_like(var, hp["initial_accumulator_value"]))
+    acc += np.square(g)
+    var -= lr * g / np.sqrt(acc + hp["epsilon"])
+
+
+def keras_rmsprop(hp, g, var, lr, s, iterations):
+    rho, momentum = hp["rho"], hp.get("momentum", 0.0)
+    velocity = s["velocities"]
+    velocity[...] = rho * velocity + (1 - rho) * np.square(g)
+    if hp.get("centered"):
+        average_grad = s["average_gradients"]
+        average_grad[...] = rho * average_grad + (1 - rho) * g
+        denominator = velocity - np.square(average_grad) + hp["epsilon"]
+    else:
+        denominator = velocity + hp["epsilon"]
+    increment = lr * g / np.sqrt(denominator)
+    if momentum > 0:
+        s["momentums"][...] = momentum * s["momentums"] + increment
+        var -= s["momentums"]
+    else:
+        var -= increment
+
+
+def keras_adam(hp, g, var, lr, s, iterations):  # AdamW is this rule with weight_decay set
+    local_step = iterations + 1
+    beta_1_power, beta_2_power = hp["beta_1"] ** local_step, hp["beta_2"] ** local_step
+    m, v = s["momentums"], s["velocities"]
+    alpha = lr * np.sqrt(1 - beta_2_power) / (1 - beta_1_power)
+    m += (g - m) * (1 - hp["beta_1"])
+    v += (np.square(g) - v) * (1 - hp["beta_2"])
+    var -= (m * alpha) / (np.sqrt(v) + hp["epsilon"])
+
+
+def keras_nadam_u_product(hp, u_product, iterations):
+    """Nadam's _backend_update_step, once per step before the variables' update_step."""
+    return u_product * hp["beta_1"] * (1.0 - 0.5 * 0.96 ** (iterations + 1))
+
+
+def keras_nadam(hp, g, var, lr, s, iterations):
+    local_step, next_step = iterations + 1, iterations + 2
+    beta_1, beta_2 = hp["beta_1"], hp["beta_2"]
+    u_t = beta_1 * (1.0 - 0.5 * 0.96 ** local_step)
+    u_t_1 = beta_1 * (1.0 - 0.5 * 0.96 ** next_step)
+    u_product_t = hp["u_product"]
+    u_product_t_1 = u_product_t * u_t_1
+    beta_2_power = beta_2 ** local_step
+    m, v = s["momentums"], s["velocities"]
+    m += (g - m) * (1 - beta_1)
+    v += (np.square(g) - v) * (1 - beta_2)
+    m_hat = u_t_1 * m / (1 - u_product_t_1) + (1 - u_t) * g / (1 - u_product_t)
+    v_hat = v / (1 - beta_2_power)
+    var -= (m_hat * lr) / (np.sqrt(v_hat) + hp["epsilon"])
+
+
+def keras_adamax(hp, g, var, lr, s, iterations):
+    local_step = iterations + 1
+    beta_1_power = hp["beta_1"] ** local_step
+    m, u = s["m"], s["u"]
+    m += (g - m) * (1 - hp["beta_1"])
+    u[...] = np.maximum(hp["beta_2"] * u, np.abs(g))
+    var -= (lr * m) / ((1 - beta_1_power) * (u + hp["epsilon"]))
+
+
+def run_keras(rule, hp, learning_rate):
+    w = {k: v.copy() for k, v in START.items()}
+    slots = {k: {n: np.zeros_like(v) for n in ("momentums", "velocities", "average_gradients", "m", "u")}
+             for k, v in w.items()}
+    factor = 1.0
+    hp = dict(hp, u_product=1.0)
+    for iterations in range(STEPS):
+        factor = LR_FACTORS.get(iterations, factor)
+        lr = learning_rate * factor
+        g = gradient(w, iterations)
+        if hp.get("weight_decay"):
+            for k in w:
+                w[k] = w[k] - w[k] * hp["weight_decay"] * lr
+        if rule is keras_nadam:
+            hp["u_product"] = keras_nadam_u_product(hp, hp["u_product"], iterations)
+        for k in w:
+            rule(hp, g[k], w[k], lr, slots[k], iterations)
+    return w
+
+
+ADAM_HP = {"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7}
+KERAS_CASES = {
+    "sgd": (lambda: SGD(0.1, convention="keras"), keras_sgd, {}, 0.1),
+    "sgd-momentum-decay": (lambda: SGD(0.1, momentum=0.9, weight_decay=0.05, convention="keras"), keras_sgd,
+                           {"momentum": 0.9, "weight_decay": 0.05}, 0.1),
+    "sgd-nesterov": (lambda: SGD(0.1, momentum=0.9, nesterov=True, convention="keras"), keras_sgd,
+                     {"momentum": 0.9, "nesterov": True}, 0.1),
+    "adagrad": (lambda: Adagrad(0.1, initial_accumulator_value=0.1, convention="keras"), keras_adagrad,
+                {"initial_accumulator_value": 0.1, "epsilon": 1e-7}, 0.1),
+    "adagrad-decay": (lambda: Adagrad(0.1, epsilon=1e-9, weight_decay=0.05, convention="keras"), keras_adagrad,
+                      {"initial_accumulator_value": 0.0, "epsilon": 1e-9, "weight_decay": 0.05}, 0.1),
+    "rmsprop": (lambda: RMSprop(convention="keras"), keras_rmsprop, {"rho": 0.9, "epsilon": 1e-7}, 1e-3),
+    "rmsprop-momentum-centered-decay": (
+        lambda: RMSprop(0.01, rho=0.95, epsilon=1e-9, momentum=0.8, centered=True, weight_decay=0.05,
+                        convention="keras"),
+        keras_rmsprop, {"rho": 0.95, "epsilon": 1e-9, "momentum": 0.8, "centered": True, "weight_decay": 0.05},
+        0.01),
+    "adam": (lambda: Adam(0.01, epsilon=1e-7, convention="keras"), keras_adam, ADAM_HP, 0.01),
+    "adam-decay": (lambda: Adam(0.01, epsilon=1e-7, weight_decay=0.1, convention="keras"), keras_adam,
+                   dict(ADAM_HP, weight_decay=0.1), 0.01),
+    "adamw": (lambda: AdamW(0.01, weight_decay=0.004, epsilon=1e-7, convention="keras"), keras_adam,
+              dict(ADAM_HP, weight_decay=0.004), 0.01),
+    "nadam": (lambda: Nadam(0.001, epsilon=1e-7, convention="keras"), keras_nadam, ADAM_HP, 0.001),
+    "nadam-decay": (lambda: Nadam(0.01, beta_1=0.8, epsilon=1e-9, weight_decay=0.1, convention="keras"),
+                    keras_nadam, {"beta_1": 0.8, "beta_2": 0.999, "epsilon": 1e-9, "weight_decay": 0.1}, 0.01),
+    "adamax": (lambda: Adamax(0.001, epsilon=1e-7, convention="keras"), keras_adamax, ADAM_HP, 0.001),
+    "adamax-decay": (lambda: Adamax(0.01, beta_1=0.8, epsilon=1e-9, weight_decay=0.1, convention="keras"),
+                     keras_adamax, {"beta_1": 0.8, "beta_2": 0.999, "epsilon": 1e-9, "weight_decay": 0.1}, 0.01),
+}
+
+
+@pytest.mark.parametrize("case", list(KERAS_CASES))
+def test_keras_convention_matches_keras_update_rule(case):
+    ours, rule, hp, lr = KERAS_CASES[case]
+    got, expected = run_ours(ours()), run_keras(rule, hp, lr)
+    assert max_difference(got, expected) <= TOLERANCE
+    assert max_difference(got, START) > 1e-4  # it did move
+
+
+@pytest.mark.parametrize("make", [
+    lambda c: SGD(0.1, momentum=0.9, convention=c), lambda c: SGD(0.1, momentum=0.9, weight_decay=0.1, convention=c),
+    lambda c: Adagrad(0.1, convention=c), lambda c: RMSprop(0.01, convention=c),
+    lambda c: RMSprop(0.01, momentum=0.5, convention=c), lambda c: Adam(0.01, convention=c),
+    lambda c: Adam(0.01, weight_decay=0.1, convention=c), lambda c: AdamW(0.01, convention=c),
+    lambda c: Nadam(0.01, convention=c), lambda c: Adamax(0.01, convention=c),
+])
+def test_the_two_conventions_really_differ_on_the_reference_problem(make):
+    """So a reference test above fails if an implementation follows the other framework's rule."""
+    assert max_difference(run_ours(make("torch")), run_ours(make("keras"))) > 100 * TOLERANCE
+
+
+# -- conventions: arguments, configs, files --------------------------------------------------------------
+def test_defaults_are_the_rules_this_library_always_had():
+    assert SGD().convention == "caffe" and not SGD(weight_decay=0.1).decoupled_weight_decay
+    for cls in (Adagrad, RMSprop, Adam, Nadam, Adamax):
+        opt = cls()
+        assert opt.convention == "torch" and opt.decoupled_weight_decay is False
+        assert cls(convention="keras").decoupled_weight_decay is True
+    assert AdamW().decoupled_weight_decay is True and AdamW().weight_decay == 0.01
+    assert Nadam().momentum_decay == 0.004 and Nadam(convention="keras").momentum_decay == 1.0
+
+
+@pytest.mark.parametrize("cls, old_config", [
+    (SGD, {"learning_rate": 0.05, "weight_decay": 0.001, "momentum": 0.9, "nesterov": True}),
+    (Adagrad, {"learning_rate": 0.05, "weight_decay": 0.0, "epsilon": 1e-7, "initial_accumulator_value": 0.1}),
+    (RMSprop, {"learning_rate": 0.005, "weight_decay": 0.001, "rho": 0.9, "epsilon": 1e-7}),
+    (Adam, {"learning_rate": 0.01, "weight_decay": 0.0, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-8}),
+])
+def test_configs_saved_before_the_conventions_keep_their_meaning_and_their_form(cls, old_config):
+    opt = cls.from_config(dict(old_config))
+    assert opt.get_config() == old_config  # the file an unchanged script writes is what it was
+    assert opt.convention == cls.conventions[0] and opt.decoupled_weight_decay is False
+    assert opt.slot_names in ((), ("velocity",), ("accumulator",), ("mean_square",), ("m", "v"))
+
+
+@pytest.mark.parametrize("opt", [
+    SGD(0.1, momentum=0.9, convention="torch"), SGD(0.1, weight_decay=0.1, convention="keras",
+                                                    decoupled_weight_decay=False),
+    Adagrad(convention="keras"), RMSprop(momentum=0.5, centered=True, convention="keras"),
+    Adam(weight_decay=0.1, decoupled_weight_decay=True), AdamW(convention="keras"),
+    Nadam(momentum_decay=0.1, convention="keras", decoupled_weight_decay=False), Adamax(convention="keras"),
+], ids=repr)
+def test_config_round_trip_keeps_the_convention(opt):
+    again = OPTIMIZERS.create({"class_name": OPTIMIZERS.name_of(type(opt)), "config": opt.get_config()})
+    assert type(again) is type(opt) and again.get_config() == opt.get_config()
+    assert (again.convention, again.decoupled_weight_decay, again.slot_names) == \
+        (opt.convention, opt.decoupled_weight_decay, opt.slot_names)
+    np.testing.assert_array_equal(run_ours(again)["b"], run_ours(type(opt).from_config(opt.get_config()))["b"])
+
+
+@pytest.mark.parametrize("make, error, pattern", [
+    (lambda: Adam(convention="pytorch"), ValueError, "convention must be one of 'torch', 'keras'.*'pytorch'"),
+    (lambda: SGD(convention="torch7"), ValueError, "one of 'caffe', 'keras', 'torch'"),
+    (lambda: Adam(decoupled_weight_decay="yes"), TypeError, "decoupled_weight_decay must be True, False or None"),
+    (lambda: Nadam(momentum_decay=-1), ValueError, "momentum_decay must be >= 0"),
+    (lambda: RMSprop(momentum=1.0), ValueError, "momentum must be < 1"),
+    (lambda: AdamW(decoupled_weight_decay=False), TypeError, "decoupled_weight_decay"),
+])
+def test_bad_convention_arguments(make, error, pattern):
+    with pytest.raises(error, match=pattern):
+        make()
+
+
+def test_nadam_momentum_product_is_the_same_after_any_interruption():
+    """P_t is recomputed, not saved: a restored or rolled-back optimizer must get the very same bits."""
+    straight, interrupted = Nadam(0.01), Nadam(0.01)
+    w1, w2 = np.ones(4), np.ones(4)
+    for t in range(12):
+        g = np.sin(np.arange(4.0) + t)
+        straight.step([("w", w1, g)])
+        interrupted.step([("w", w2, g.copy())])
+        if t == 5:
+            state = {k: v for k, v in interrupted.get_state().items()}
+            state["slots"] = {k: {n: a.copy() for n, a in s.items()} for k, s in state["slots"].items()}
+            fresh = Nadam(0.01)
+            fresh.set_state(state)
+            interrupted = fresh
+    np.testing.assert_array_equal(w1, w2)
+    product = 1.0
+    for t in range(1, 13):
+        product *= straight.momentum_schedule(t)
+    assert straight.momentum_product(12) == product and Nadam(0.01).momentum_product(12) == product
+
+
+@pytest.mark.parametrize("make", [lambda: SGD(0.05, momentum=0.9, convention="torch"),
+                                  lambda: RMSprop(0.005, momentum=0.5, centered=True, convention="keras"),
+                                  lambda: AdamW(0.01, convention="keras"), lambda: Nadam(0.01),
+                                  lambda: Nadam(0.01, convention="keras", weight_decay=0.01), lambda: Adamax(0.01)],
+                         ids=["sgd-torch", "rmsprop-keras", "adamw-keras", "nadam", "nadam-keras", "adamax"])
+def test_new_rules_save_load_and_resume_exactly(tmp_path, make):
+    import nnscratch
+    from nnscratch.layers import Dense, Softmax, Tanh
+
+    def model():
+        m = nnscratch.Model([Dense(6, input_shape=(4,)), Tanh(), Dense(3), Softmax()], seed=3)
+        m.set(loss="categorical_crossentropy", optimizer=make())
+        m.finalize()
+        return m
+
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((48, 4)).astype(np.float32), rng.integers(0, 3, 48)
+    straight = model()
+    straight.fit(x, y, epochs=3, batch_size=16, verbose=0, shuffle=False)
+    first = model()
+    first.fit(x, y, epochs=2, batch_size=16, verbose=0, shuffle=False)
+    first.save(tmp_path / "m.h5")
+    resumed = nnscratch.load_model(tmp_path / "m.h5")
+    assert resumed.optimizer.get_config() == first.optimizer.get_config()
+    resumed.fit(x, y, epochs=1, batch_size=16, verbose=0, shuffle=False)
+    for key, value in straight.get_weights().items():
+        np.testing.assert_array_equal(resumed.get_weights()[key], value, err_msg=key)
+
+
+@pytest.mark.parametrize("make", [lambda: SGD(0.1), lambda: Adam(0.01)])
+@pytest.mark.parametrize("grad_shape", [(3,), (1, 3), (3, 3, 1)])
+def test_a_gradient_shaped_unlike_its_parameter_is_refused(make, grad_shape):
+    # (3, 3) -= lr * (3,) would broadcast: every row would get the same, wrong update
+    w, v = np.ones((3, 3)), np.ones(2)
+    for items in ([("w", w, np.ones(grad_shape))], [("w", w, np.ones(grad_shape)), ("v", v, np.ones(2))]):
+        with pytest.raises(ValueError, match=r"gradient of 'w' has shape .* but the parameter has \(3, 3\)"):
+            make().step(items)
+    np.testing.assert_array_equal(w, 1)

@@ -1,13 +1,17 @@
-"""Data parallelism over threads: one batch, cut into contiguous chunks, runs through per-thread
-replicas of the model at once, and the chunks' gradients are summed before one optimizer step.
+"""Data parallelism over threads: one batch, cut into contiguous chunks, runs through per-thread instances
+of the model's layers at once, and the chunks' gradients are summed before one optimizer step.
 
 Why threads work here: NumPy releases the GIL inside its array loops, so two threads keep two cores
 busy on the element-wise work (ReLU, pooling, im2col copies) that a single NumPy call runs on one core.
 BLAS is held to one thread meanwhile: its own threads would only compete with ours for the cores.
 
-Replicas share the parameter arrays (the same ``params`` dict) and keep their own gradients and
-forward caches. Chunk boundaries and the order in which gradients are summed depend only on the batch
-size and the thread count, so a run is reproducible bit for bit for a given ``Model(threads=...)``.
+The numbers do not depend on the thread count beyond float rounding: each thread runs twins of the
+layers (``Layer.replicate``) that share the weights and keep their own caches, gradients and state copies;
+layers that couple the samples of a batch (BatchNormalization) exchange partial sums through a barrier
+(:class:`Exchange`), and random draws are made for the whole batch and sliced per chunk
+(:mod:`nnscratch.layers.context`). Chunk boundaries and the order in which gradients are summed depend only
+on the batch size and the thread count, so a run is reproducible bit for bit for a given
+``Model(threads=...)``.
 
 Example:
     >>> default_threads() >= 1
@@ -15,12 +19,16 @@ Example:
 """
 from __future__ import annotations
 
-import copy
+import contextlib
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 
 import numpy as np
+
+from ..layers.context import BatchContext, installed
+from .plan import join
 
 #: below this many activations per chunk, handing work to threads costs more than it saves
 MIN_ACTIVATIONS_PER_CHUNK = 100_000
@@ -50,15 +58,33 @@ def chunk_bounds(n: int, parts: int) -> list[tuple[int, int]]:
     return list(zip(edges[:-1], edges[1:]))
 
 
+_split_always = threading.local()
+
+
+@contextlib.contextmanager
+def split_every_batch():
+    """Within the block (in this thread), every batch of two or more samples is split over the model's
+    threads, however small: the contract check uses it to compare threads with one thread on tiny models."""
+    old = getattr(_split_always, "on", False)
+    _split_always.on = True
+    try:
+        yield
+    finally:
+        _split_always.on = old
+
+
 def worthwhile(model, batch_size: int, threads: int) -> bool:
     """Whether chunks of ``batch_size / threads`` samples carry enough work to run in threads."""
     if threads < 2 or batch_size < 2:
         return False
-    per_sample = sum(int(np.prod(layer.output_shape)) for layer in model.layers)
+    if getattr(_split_always, "on", False):
+        return True
+    per_sample = sum(int(np.prod(step.node.output.sample_shape)) for step in model.plan.steps)
     return (batch_size // threads) * per_sample >= MIN_ACTIVATIONS_PER_CHUNK
 
 
-def _blas_limit():
+def blas_single_thread():
+    """A context that holds BLAS to one thread (None without threadpoolctl, which is a dependency)."""
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # a soft dependency: without it BLAS keeps its threads (slower, still correct)
@@ -66,8 +92,40 @@ def _blas_limit():
     return threadpool_limits(limits=1, user_api="blas")
 
 
+class Exchange:
+    """Lets the chunks of one batch hand each other arrays: ``gather(chunk, array)`` waits until every chunk
+    has handed in its array for this call and returns them all in chunk order.
+
+    If a chunk fails, :meth:`abort` wakes the others (they raise ``threading.BrokenBarrierError``), so a
+    failing thread never leaves the rest waiting.
+    """
+
+    def __init__(self, parties: int):
+        self.parties = parties
+        self._barrier = threading.Barrier(parties)
+        self._rounds: list[list] = []
+        self._lock = threading.Lock()
+        self._calls = [0] * parties
+
+    def gather(self, chunk: int, array):
+        k = self._calls[chunk]
+        self._calls[chunk] = k + 1
+        with self._lock:
+            while len(self._rounds) <= k:
+                self._rounds.append([None] * self.parties)
+        self._rounds[k][chunk] = array
+        self._barrier.wait()
+        return list(self._rounds[k])
+
+    def for_chunk(self, chunk: int):
+        return lambda array: self.gather(chunk, array)
+
+    def abort(self):
+        self._barrier.abort()
+
+
 class DataParallel:
-    """Runs ``model`` on chunks of each batch in ``threads`` threads. Use as a context manager.
+    """Runs a finalized model on chunks of each batch in ``threads`` threads. Use as a context manager.
 
     Args:
         model: a finalized :class:`~nnscratch.Model`.
@@ -76,24 +134,15 @@ class DataParallel:
 
     def __init__(self, model, threads: int):
         self.model = model
+        self.plan = model.plan
         self.threads = threads
-        self.replicas = [model.layers] + [self._replicate(model.layers) for _ in range(threads - 1)]
+        self.instance_sets = [self.plan.instances] + [self.plan.replicate_instances() for _ in range(threads - 1)]
         self._stack = ExitStack()
         self._pool = None
 
-    @staticmethod
-    def _replicate(layers):
-        replica = []
-        for layer in layers:
-            twin = copy.copy(layer)  # shares params/constants dicts, so every update reaches it
-            twin.grads = {k: np.zeros_like(v) for k, v in layer.grads.items()}
-            twin.workspace = {}  # scratch arrays are written during forward/backward: one set per thread
-            replica.append(twin)
-        return replica
-
     def __enter__(self):
         self._pool = self._stack.enter_context(ThreadPoolExecutor(self.threads - 1, thread_name_prefix="nnscratch"))
-        limit = _blas_limit()
+        limit = blas_single_thread()
         if limit is not None:
             self._stack.enter_context(limit)
         return self
@@ -103,79 +152,77 @@ class DataParallel:
         self._pool = None
         return False
 
-    def reseed(self, seed: int, epoch: int) -> None:
-        """Gives each replica's stochastic layers their own stream for this epoch (replica 0 keeps
-        the model's own, set by ``fit``)."""
-        for r, layers in enumerate(self.replicas[1:], start=1):
-            for i, layer in enumerate(layers):
-                if layer.stochastic:
-                    layer.rng = np.random.default_rng([seed, epoch, i, r])
-
-    def train_step(self, x, y, index=None) -> dict:
-        """Forward, backward and one optimizer step on the batch ``(x[index], y[index])`` (default: all of
-        ``x, y``); returns the batch logs.
+    def train_step(self, xs, ys, index=None, seed=None) -> dict:
+        """Forward, backward and one optimizer step on the batch ``(xs[index], ys[index])`` (lists, one array
+        per model input and output; default index: all); returns the batch logs.
 
         Each thread gathers its own chunk of an index array, so the gathering runs in parallel and the
         pool thread is woken before it starts rather than after.
+
+        Args:
+            seed: names the batch's random streams (``(model seed, epoch, step)``), default None.
         """
         model = self.model
+        n_all = len(xs[0])
         if index is None:
-            index = slice(0, len(x))
+            index = slice(0, n_all)
         if isinstance(index, slice):  # one with plain bounds, so a chunk of it is a slice too
-            start, stop, step = index.indices(len(x))
+            start, stop, step = index.indices(n_all)
             index = slice(start, max(start, stop)) if step == 1 else np.arange(start, stop, step)
         n = index.stop - index.start if isinstance(index, slice) else len(index)
         bounds = chunk_bounds(n, self.threads)
+        exchange = Exchange(len(bounds)) if len(bounds) > 1 else None
+        self.plan.sync_state(self.instance_sets)
 
         def work(r):
             start, stop = bounds[r]
-            if isinstance(index, slice):
-                part = slice(index.start + start, index.start + stop)
-            else:
-                part = index[start:stop]
-            return model.forward_backward(x[part], y[part], layers=self.replicas[r], scale=(stop - start) / n)
+            part = (slice(index.start + start, index.start + stop) if isinstance(index, slice)
+                    else index[start:stop])
+            context = BatchContext(start, n, seed, None if exchange is None else exchange.for_chunk(r))
+            with installed(context):
+                return model.forward_backward([x[part] for x in xs], [y[part] for y in ys],
+                                              instances=self.instance_sets[r], scale=(stop - start) / n)
 
-        results = self._run(work, len(bounds))
-        for i, layer in enumerate(model.layers):
-            for key, grad in layer.grads.items():
-                for r in range(1, len(bounds)):
-                    grad += self.replicas[r][i].grads[key]
+        results = self._run(work, len(bounds), exchange)
+        self.plan.collect_grads(self.instance_sets[:len(bounds)])
         model.optimizer.step(model.trainable_params())
         weights = [(stop - start) / n for start, stop in bounds]
         return {k: float(sum(w * res[k] for w, res in zip(weights, results))) for k in results[0]}
 
-    def forward(self, x):
-        """Inference on ``x`` in chunks: ``(output, logits)`` as :meth:`Model.forward` returns them."""
-        bounds = chunk_bounds(len(x), self.threads)
-        return _join(self._run(
-            lambda r: inference_forward(self.model, x[bounds[r][0]:bounds[r][1]], self.replicas[r]), len(bounds)))
+    def forward(self, xs):
+        """Inference on the inputs ``xs`` in chunks: ``(outputs, logits)`` as ``Plan.forward`` returns them."""
+        bounds = chunk_bounds(len(xs[0]), self.threads)
+        self.plan.sync_state(self.instance_sets)
+        return join(self._run(lambda r: self.plan.infer([x[bounds[r][0]:bounds[r][1]] for x in xs],
+                                                        self.instance_sets[r]), len(bounds)))
 
-    def _run(self, work, chunks: int) -> list:
+    def _run(self, work, chunks: int, exchange: Exchange | None = None) -> list:
         """``[work(0), ..., work(chunks - 1)]``, chunk 0 in the calling thread and the rest in the pool.
 
         The calling thread would otherwise only wait; waking one pool thread fewer per batch saved
-        ~0.6-1 ms of a ~16 ms LeNet-5 step on this VM, where an idle virtual CPU is slow to wake.
+        ~0.6-1 ms of a ~16 ms LeNet-5 step on this VM, where an idle virtual CPU is slow to wake. A chunk
+        that fails aborts the exchange, every chunk is waited for, and the first real error is raised.
         """
-        futures = [self._pool.submit(work, r) for r in range(1, chunks)]
-        first = work(0)
-        return [first] + [f.result() for f in futures]
+        def guarded(r):
+            try:
+                return work(r)
+            except BaseException:
+                if exchange is not None:
+                    exchange.abort()
+                raise
 
-
-def _join(parts):
-    """One ``(output, logits)`` from the ``(output, logits)`` of consecutive pieces of a batch."""
-    output = np.concatenate([p[0] for p in parts])
-    logits = None if parts[0][1] is None else np.concatenate([p[1] for p in parts])
-    return output, logits
-
-
-#: inference runs through the layers this many samples at a time: a batch of 1000 LeNet-5 inputs unfolds
-#: into ~80 MB of im2col columns, far out of cache; pieces of 128 ran 1.7x faster here
-INFERENCE_PIECE = 128
-
-
-def inference_forward(model, x, layers=None):
-    """``model.forward(x, training=False)`` in pieces of at most :data:`INFERENCE_PIECE` samples."""
-    if len(x) <= INFERENCE_PIECE:
-        return model.forward(x, training=False, layers=layers)
-    return _join([model.forward(x[s:s + INFERENCE_PIECE], training=False, layers=layers)
-                  for s in range(0, len(x), INFERENCE_PIECE)])
+        futures = [self._pool.submit(guarded, r) for r in range(1, chunks)]
+        results, errors = [], []
+        try:
+            results.append(guarded(0))
+        except BaseException as e:  # noqa: BLE001 (re-raised below, after the other chunks have stopped)
+            errors.append(e)
+        for f in futures:
+            try:
+                results.append(f.result())
+            except BaseException as e:  # noqa: BLE001
+                errors.append(e)
+        if errors:
+            real = [e for e in errors if not isinstance(e, threading.BrokenBarrierError)]
+            raise (real or errors)[0]
+        return results

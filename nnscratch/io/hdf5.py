@@ -47,8 +47,10 @@ __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "ModelFileError", "save_model", "loa
 
 #: the ``format`` attribute of every nnscratch file
 FORMAT_NAME = "nnscratch"
-#: the layout version written; files with a higher version are refused (a newer nnscratch wrote them)
-FORMAT_VERSION = 1
+#: the layout version written; files with a higher version are refused (a newer nnscratch wrote them).
+#: 2: graph models (each layer's inbound calls), non-trainable state in /state, sublayers' arrays by path;
+#: 1: sequential models with /constants, still read.
+FORMAT_VERSION = 2
 
 _CUSTOM_LAYER_HINT = ("A custom layer is registered by defining its class (a subclass of nnscratch.layers.Layer): "
                       "import or define it before calling load_model.")
@@ -94,18 +96,24 @@ def _write_header(f: h5py.File, contents: str) -> None:
     set_text(f, "contents", contents)
 
 
+def _arrays(layer, store: str) -> list[tuple[str, np.ndarray]]:
+    """``[(key, array)]`` of a layer's ``params`` or ``state``, its sublayers' under their path (``conv/kernel``)."""
+    return [(f"{path}{key}", value) for path, sub in layer.walk() for key, value in getattr(sub, store).items()]
+
+
 def _write_layer_arrays(f: h5py.File, model) -> None:
     weights = f.create_group("weights", track_order=True)
-    constants = f.create_group("constants", track_order=True)
+    state = f.create_group("state", track_order=True)
     for layer in model.layers:
         group = weights.create_group(h5_name(layer.name), track_order=True)
         set_text(group, "class_name", LAYERS.name_of(type(layer)))
         group.attrs["trainable"] = np.bool_(layer.trainable)
-        for key, value in layer.params.items():
+        for key, value in _arrays(layer, "params"):
             write_array(group, h5_name(key), value)
-        if layer.constants:
-            group = constants.create_group(h5_name(layer.name), track_order=True)
-            for key, value in layer.constants.items():
+        arrays = _arrays(layer, "state")
+        if arrays:
+            group = state.create_group(h5_name(layer.name), track_order=True)
+            for key, value in arrays:
                 write_array(group, h5_name(key), value)
 
 
@@ -124,7 +132,7 @@ def _write_optimizer(f: h5py.File, model, extra_json: str | None) -> None:
     # slots of parameters the model no longer has (a layer list edited by hand) cannot affect training.
     for layer in model.layers:
         layer_group = None
-        for key in layer.params:
+        for key, _ in _arrays(layer, "params"):
             param_slots = all_slots.get(f"{layer.name}/{key}")
             if param_slots is None:
                 continue
@@ -321,18 +329,40 @@ def _check_specs(path, config, training) -> None:
                                        "optimizer")
 
 
-def _rebuild(path, config, training, seed):
+def _rebuild(path, f, config, training, seed, state_group):
     _check_specs(path, config, training)
     try:
         model = Model.from_config(config, training)
     except (TypeError, ValueError, KeyError) as e:
         raise ModelFileError(path, f"the saved model cannot be rebuilt from its configuration: {e}") from e
     model.seed = seed
+    _expect_file_shapes(path, f, model, state_group)
     try:
         model.finalize()
     except ValueError as e:
         raise ModelFileError(path, f"the saved architecture does not finalize: {e}") from e
+    finally:
+        for layer in model.layers:
+            for _, sub in layer.walk():
+                sub._expected_shapes = None
     return model
+
+
+def _expect_file_shapes(path, f, model, state_group):
+    """Tells every layer the shapes of the arrays the file holds for it, so that a configuration asking for
+    other (or absurd) sizes is refused when the layer declares them, before anything is allocated."""
+    with _reading(path, "the weights' shapes"):
+        groups = [f[name] for name in ("weights", state_group) if name in f and isinstance(f[name], h5py.Group)]
+        for layer in model.layers:
+            link = h5_name(layer.name)
+            shapes = {}
+            for group in groups:
+                if link in group and isinstance(group[link], h5py.Group):
+                    shapes.update({from_h5_name(k): tuple(v.shape) for k, v in group[link].items()
+                                   if isinstance(v, h5py.Dataset)})
+            for path, sub in layer.walk():
+                sub._expected_shapes = {k[len(path):]: v for k, v in shapes.items()
+                                        if k.startswith(path) and "/" not in k[len(path):]}
 
 
 def _match_arrays(path, layer, group, store: dict, kind: str, target: str, hint: str, same_dtype: bool):
@@ -358,8 +388,29 @@ def _match_arrays(path, layer, group, store: dict, kind: str, target: str, hint:
     return out
 
 
+class _Store(dict):
+    """A layer's arrays by path (``"conv/kernel"``) that writes through to the sublayer that owns each."""
+
+    def __init__(self, layer, store):
+        super().__init__()
+        self._owners = {}
+        for path, sub in layer.walk():
+            for key, value in getattr(sub, store).items():
+                self[f"{path}{key}"] = value
+                self._owners[f"{path}{key}"] = (getattr(sub, store), key)
+
+    def assign(self, key, array):
+        store, own_key = self._owners[key]
+        store[own_key][...] = array
+
+
+def _state_group(f: h5py.File) -> str:
+    """Where the non-trainable arrays live: ``/state`` from format 2 on, ``/constants`` in format 1."""
+    return "state" if get_int(f, "format_version") >= 2 else "constants"
+
+
 def _read_layer_arrays(path, f: h5py.File, model, target: str, hint: str, same_dtype: bool):
-    """Every parameter and constant of ``model`` read from ``f`` and checked; nothing is assigned yet.
+    """Every parameter and state array of ``model`` read from ``f`` and checked; nothing is assigned yet.
 
     Returns:
         ``(assignments, trainable)``: ``[(store, key, array)]`` and ``{layer name: bool}``.
@@ -368,7 +419,7 @@ def _read_layer_arrays(path, f: h5py.File, model, target: str, hint: str, same_d
     trainable = {}
     with _reading(path, "the weights"):
         weights = _child(path, f, "weights")
-        constants = _child(path, f, "constants")
+        constants = _child(path, f, _state_group(f))
         names = {h5_name(layer.name): layer for layer in model.layers}
         missing = [layer.name for link, layer in names.items() if link not in weights]
         unexpected = [from_h5_name(link) for link in weights if link not in names]
@@ -386,10 +437,11 @@ def _read_layer_arrays(path, f: h5py.File, model, target: str, hint: str, same_d
                 raise ModelFileError(path, f"layer {layer.name!r} is a {saved_class} in the file but a "
                                            f"{type(layer).__name__} in {target}; {hint}")
             trainable[layer.name] = get_bool(group, "trainable")
-            assignments += _match_arrays(path, layer, group, layer.params, "weight", target, hint, same_dtype)
-            const_group = _child(path, constants, link) if link in constants else None
-            assignments += _match_arrays(path, layer, const_group, layer.constants, "constant", target, hint,
+            assignments += _match_arrays(path, layer, group, _Store(layer, "params"), "weight", target, hint,
                                          same_dtype)
+            state_group = _child(path, constants, link) if link in constants else None
+            assignments += _match_arrays(path, layer, state_group, _Store(layer, "state"), "state array", target,
+                                         hint, same_dtype)
     return assignments, trainable
 
 
@@ -410,7 +462,8 @@ def _read_optimizer_state(path, f: h5py.File, model) -> dict:
             if not isinstance(extra, dict):
                 raise ModelFileError(path, "/optimizer/extra_state must hold a JSON object")
             state.update(extra)
-        params = {(h5_name(layer.name), h5_name(key)): (layer, key) for layer in model.layers for key in layer.params}
+        params = {(h5_name(layer.name), h5_name(key)): (layer, key, value) for layer in model.layers
+                  for key, value in _arrays(layer, "params")}
         slots = {}
         slots_group = _child(path, group, "slots")
         for layer_link in slots_group:
@@ -420,8 +473,7 @@ def _read_optimizer_state(path, f: h5py.File, model) -> dict:
                 if target is None:
                     raise ModelFileError(path, f"the optimizer has state for {from_h5_name(layer_link)}/"
                                                f"{from_h5_name(param_link)}, which is not a parameter of the model")
-                layer, key = target
-                param = layer.params[key]
+                layer, key, param = target
                 param_group = _child(path, layer_group, param_link)
                 entry = {}
                 for slot_link in param_group:
@@ -493,13 +545,13 @@ def load_model(path):
             raise ModelFileError(path, f"/metadata must hold a JSON object, found {type(metadata).__name__}")
         if seed < 0 or epochs_trained < 0:
             raise ModelFileError(path, f"seed ({seed}) and epochs_trained ({epochs_trained}) must be >= 0")
-        model = _rebuild(path, config, training, seed)
+        model = _rebuild(path, f, config, training, seed, _state_group(f))
         hint = "the file's weights do not fit its own architecture; it was edited or written by a broken writer"
         assignments, trainable = _read_layer_arrays(path, f, model, "the saved architecture", hint, same_dtype=True)
         state = _read_optimizer_state(path, f, model)
         history = _read_history(path, history_doc)
     for store, key, array in assignments:
-        store[key][...] = array
+        store.assign(key, array)
     for layer in model.layers:
         layer.trainable = trainable[layer.name]
     model.optimizer.set_state(state)
@@ -533,4 +585,4 @@ def load_weights(model, path) -> None:
         _check_header(path, f, None)
         assignments, _ = _read_layer_arrays(path, f, model, "this model", hint, same_dtype=False)
     for store, key, array in assignments:
-        store[key][...] = array
+        store.assign(key, array)

@@ -7,3 +7,10 @@ from .regularization import Dropout
 from .rbf import LeNetRBFLoss, RBFOutput
 from .conv import LENET5_C3_CONNECTIONS, Conv2D, ZeroPad2D
 from .pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D, Subsampling2D
+from .merge import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract
+from .normalization import BatchNormalization, LayerNormalization
+
+__all__ = ["LAYERS", "Layer", "check_input", "Dense", "LeakyReLU", "ReLU", "ScaledTanh", "Sigmoid", "Softmax", "Swish",
+           "Tanh", "Flatten", "Reshape", "Dropout", "LeNetRBFLoss", "RBFOutput", "LENET5_C3_CONNECTIONS", "Conv2D",
+           "ZeroPad2D", "AvgPool2D", "GlobalAvgPool2D", "MaxPool2D", "Subsampling2D", "Add", "Average", "Concatenate",
+           "Maximum", "Minimum", "Multiply", "Subtract", "BatchNormalization", "LayerNormalization"]

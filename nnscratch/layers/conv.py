@@ -11,7 +11,7 @@ from .. import _checks
 from ..initializers import check_name, get_initializer
 from ..ops.im2col import check_padding, conv2d_backward, conv2d_forward, output_hw, resolve_padding
 from ..ops.layout import from_chwn, is_chwn, stored_like, to_chwn
-from .base import LAYERS, Layer, check_input
+from .base import LAYERS, Layer
 
 
 def _lenet5_c3_table() -> tuple[tuple[bool, ...], ...]:
@@ -133,21 +133,19 @@ class Conv2D(Layer):
         self._pads, _ = self._geometry(input_shape)
         kh, kw = self._kernel_hw
         c, f, area = input_shape[2], self.filters, kh * kw
-        init = get_initializer(self.kernel_initializer or self.default_initializer)
+        init = self.kernel_initializer or self.default_initializer
         if self._mask is None:
-            kernel = init((kh, kw, c, f), area * c, area * f, self.rng, self.dtype)
+            self.add_weight("kernel", (kh, kw, c, f), init, fan_in=area * c, fan_out=area * f)
         else:
+            kernel = self.add_weight("kernel", (kh, kw, c, f), "zeros")
             # each output map's fan-in is what its own linked inputs give (LeCun 1998's F_i)
-            kernel = np.zeros((kh, kw, c, f), dtype=self.dtype)
             fan_out = area * self._mask.sum() / c
             for o in range(f):
                 linked = np.flatnonzero(self._mask[:, o])
-                kernel[:, :, linked, o] = init((kh, kw, linked.size), area * linked.size, fan_out, self.rng,
-                                               self.dtype)
-        self.params["kernel"] = kernel
+                kernel[:, :, linked, o] = get_initializer(init)((kh, kw, linked.size), area * linked.size, fan_out,
+                                                                self.rng, self.dtype)
         if self.use_bias:
-            self.params["bias"] = get_initializer(self.bias_initializer)((f,), area * c, area * f, self.rng,
-                                                                         self.dtype)
+            self.add_weight("bias", (f,), self.bias_initializer, fan_in=area * c, fan_out=area * f)
         self._kernel_mask = None if self._mask is None else np.broadcast_to(self._mask, (kh, kw, c, f))
 
     def weight_count(self, name, array):
@@ -157,7 +155,6 @@ class Conv2D(Layer):
 
     # -- computation --------------------------------------------------------------------------
     def forward(self, x, training=False):
-        x = check_input(self, x)
         if x.dtype != self.dtype:
             x = x.astype(self.dtype)
         kernel = self.params["kernel"]
@@ -219,7 +216,6 @@ class ZeroPad2D(Layer):
         return (h + t + b, w + l + r, c)
 
     def forward(self, x, training=False):
-        x = check_input(self, x)
         (t, b), (l, r) = self._pads
         n, h, w, c = x.shape
         self._chwn = is_chwn(x)

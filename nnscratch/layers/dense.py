@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _checks
-from ..initializers import check_name, get_initializer
-from .base import Layer, check_input
+from ..initializers import check_name
+from .base import Layer
 
 
 class Dense(Layer):
@@ -50,14 +50,11 @@ class Dense(Layer):
 
     def build(self, input_shape):
         fan_in = input_shape[0]
-        init = get_initializer(self.kernel_initializer or self.default_initializer)
-        self.params["kernel"] = init((fan_in, self.units), fan_in, self.units, self.rng, self.dtype)
+        self.add_weight("kernel", (fan_in, self.units), self.kernel_initializer or self.default_initializer)
         if self.use_bias:
-            self.params["bias"] = get_initializer(self.bias_initializer)((self.units,), fan_in, self.units,
-                                                                         self.rng, self.dtype)
+            self.add_weight("bias", (self.units,), self.bias_initializer, fan_in=fan_in, fan_out=self.units)
 
     def forward(self, x, training=False):
-        x = check_input(self, x)
         self._x = x
         y = x @ self.params["kernel"]
         if self.use_bias:

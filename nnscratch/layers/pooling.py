@@ -4,13 +4,13 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _checks
-from ..initializers import check_name, get_initializer
+from ..initializers import check_name
 from ..ops.im2col import check_padding, output_hw, resolve_padding
 from ..ops.pooling import (global_avg_pool_backward, global_avg_pool_forward, max_pool_2x2_backward,
                            max_pool_2x2_forward, max_pool_backward, max_pool_forward, sum_pool_backward,
                            sum_pool_forward, window_counts)
 from ..ops.layout import is_chwn, stored_like, to_chwn
-from .base import LAYERS, Layer, check_input
+from .base import LAYERS, Layer
 from .conv import _spatial_shape
 
 
@@ -76,7 +76,7 @@ class MaxPool2D(_Pool2D):
                            and input_shape[0] % 2 == 0 and input_shape[1] % 2 == 0)
 
     def forward(self, x, training=False):
-        x = _as_dtype(self, check_input(self, x))
+        x = _as_dtype(self, x)
         self._x = x
         self._winners = None
         if training and self._tiled_2x2:
@@ -130,7 +130,7 @@ class AvgPool2D(_Pool2D):
         return dtype.type(self._scale) if np.isscalar(self._scale) else self._scale.astype(dtype, copy=False)
 
     def forward(self, x, training=False):
-        x = _as_dtype(self, check_input(self, x))
+        x = _as_dtype(self, x)
         self._x_shape = x.shape
         self._chwn = is_chwn(x)
         out = sum_pool_forward(x, self._pool, self._strides, self._pads)
@@ -182,15 +182,11 @@ class Subsampling2D(_Pool2D):
     def build(self, input_shape):
         super().build(input_shape)
         c, area = input_shape[2], self._pool[0] * self._pool[1]
-        if self.coefficient_initializer is None:
-            self.params["coefficient"] = np.full((c,), 1.0 / area, dtype=self.dtype)
-        else:
-            self.params["coefficient"] = get_initializer(self.coefficient_initializer)((c,), area, 1, self.rng,
-                                                                                       self.dtype)
-        self.params["bias"] = get_initializer(self.bias_initializer)((c,), area, 1, self.rng, self.dtype)
+        self.add_weight("coefficient", (c,), self.coefficient_initializer or 1.0 / area, fan_in=area, fan_out=1)
+        self.add_weight("bias", (c,), self.bias_initializer, fan_in=area, fan_out=1)
 
     def forward(self, x, training=False):
-        x = _as_dtype(self, check_input(self, x))
+        x = _as_dtype(self, x)
         self._x_shape = x.shape
         self._chwn = is_chwn(x)
         self._sums = sum_pool_forward(x, self._pool, self._strides, self._pads)
@@ -239,7 +235,7 @@ class GlobalAvgPool2D(Layer):
         return (_spatial_shape(self, input_shape)[2],)
 
     def forward(self, x, training=False):
-        x = _as_dtype(self, check_input(self, x))
+        x = _as_dtype(self, x)
         self._x_shape = x.shape
         self._chwn = is_chwn(x)
         return global_avg_pool_forward(x)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _checks
-from ..losses import Loss, labels_or_one_hot
-from .base import Layer, check_input
+from ..losses import Loss, class_labels, labels_or_one_hot
+from .base import Layer
 
 # 7 wide x 12 high stylised digits in the spirit of the paper's Fig. 3 ('#' = +1, '.' = -1).
 _DIGIT_BITMAPS = {
@@ -55,7 +55,7 @@ class RBFOutput(Layer):
 
     Shapes:
         x ``(N, features)`` -> distances ``(N, units)``; lower means more likely. The codes are
-        ``constants["codes"]`` ``(features, units)``: non-trainable parameters.
+        ``state["codes"]`` ``(features, units)``: non-trainable parameters.
 
     Example:
         >>> import numpy as np
@@ -84,20 +84,19 @@ class RBFOutput(Layer):
 
     def build(self, input_shape):
         if self.codes == "digits":
-            self.constants["codes"] = digit_codes()[:, : self.units]
+            codes = digit_codes()[:, : self.units]
         else:
-            rng = np.random.default_rng(self.seed)
-            self.constants["codes"] = rng.choice([-1.0, 1.0], size=(input_shape[0], self.units))
+            codes = np.random.default_rng(self.seed).choice([-1.0, 1.0], size=(input_shape[0], self.units))
+        self.add_weight("codes", codes.shape, codes, trainable=False)
 
     def forward(self, x, training=False):
-        x = check_input(self, x)
         self._x = x
-        w = self.constants["codes"]
+        w = self.state["codes"]
         # |x - w|^2 = |x|^2 - 2 x.w + |w|^2: one GEMM instead of an (N, features, units) temporary
         return (x * x).sum(axis=1, keepdims=True) - 2 * (x @ w) + (w * w).sum(axis=0)
 
     def backward(self, dout):
-        w = self.constants["codes"]
+        w = self.state["codes"]
         # dy_i/dx_j = 2 (x_j - w_ji)
         return 2 * (self._x * dout.sum(axis=1, keepdims=True) - dout @ w.T)
 
@@ -134,10 +133,12 @@ class LeNetRBFLoss(Loss, aliases=("lenet_rbf", "rbf_map")):
         return (m + np.log(s))[:, 0], e[:, 1:] / s
 
     def forward(self, y_pred, y_true):
+        y_true = class_labels(y_true, y_pred, "LeNetRBFLoss.forward")
         lse, _ = self._log_terms(y_pred)
         return float(np.mean(y_pred[np.arange(len(y_true)), y_true] + lse))
 
     def backward(self, y_pred, y_true):
+        y_true = class_labels(y_true, y_pred, "LeNetRBFLoss.backward")
         _, soft = self._log_terms(y_pred)
         grad = -soft
         grad[np.arange(len(y_true)), y_true] += 1

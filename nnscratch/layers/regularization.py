@@ -1,17 +1,18 @@
 """Dropout."""
 from __future__ import annotations
 
-import numpy as np
 
 from .. import _checks
-from .base import Layer, check_input
+from .base import Layer
 
 
 class Dropout(Layer):
     """Inverted dropout: in training, zeroes each unit with probability ``rate`` and scales the rest by
     ``1 / (1 - rate)``, so inference is the identity.
 
-    The mask comes from ``self.rng``, which the model seeds: the same seed gives the same masks.
+    The mask comes from :meth:`Layer.batch_uniform`: in a model, from a stream named by the model's seed, the
+    epoch, the step and the layer's place in the graph, so the same seed gives the same masks whatever the
+    thread count.
 
     Args:
         rate: fraction of units dropped, in ``[0, 1)``.
@@ -26,12 +27,12 @@ class Dropout(Layer):
         self.rate = _checks.number("rate", rate, low=0, high=1, high_open=True)
 
     def forward(self, x, training=False):
-        x = check_input(self, x)
         if not training or self.rate == 0:
             self._mask = None
             return x
         keep = 1.0 - self.rate
-        self._mask = (self.rng.random(x.shape, dtype=np.float32) < keep).astype(x.dtype) / x.dtype.type(keep)
+        # drawn for the whole batch and sliced per chunk: the mask does not depend on the thread count
+        self._mask = (self.batch_uniform(x.shape) < keep).astype(x.dtype) / x.dtype.type(keep)
         return x * self._mask
 
     def backward(self, dout):

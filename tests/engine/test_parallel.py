@@ -42,7 +42,7 @@ def test_chunked_gradients_add_up_to_the_batch_gradient(always_parallel):
     with DataParallel(threaded, 2) as runner:
         before = {k: v.copy() for k, v in threaded.get_weights().items()}
         threaded.optimizer.learning_rate = 0.0  # keep the weights; only the gradients are compared
-        logs = runner.train_step(x, y)
+        logs = runner.train_step([x], [y])
     for a, b in zip(serial.layers, threaded.layers):
         for k in a.grads:
             np.testing.assert_allclose(b.grads[k], a.grads[k], rtol=1e-5, atol=1e-7)
@@ -120,8 +120,8 @@ def test_a_step_on_an_index_equals_a_step_on_the_gathered_batch(always_parallel)
     for part in (index, slice(2, 11), slice(None, -3), slice(1, None, 2)):
         gathered, indexed = cnn(2), cnn(2)
         with DataParallel(gathered, 2) as a, DataParallel(indexed, 2) as b:
-            logs_a = a.train_step(x[part], y[part])
-            logs_b = b.train_step(x, y, part)
+            logs_a = a.train_step([x[part]], [y[part]])
+            logs_b = b.train_step([x], [y], part)
         assert logs_a == logs_b
         for la, lb in zip(gathered.layers, indexed.layers):
             for k in la.params:
@@ -133,11 +133,63 @@ def test_every_thread_replica_has_its_own_scratch_arrays(always_parallel):
     model = cnn(2)
     model.train_on_batch(x, y)  # fills the layers' workspaces before the replicas are made
     with DataParallel(model, 2) as runner:
-        runner.train_step(x, y)
-        for original, twin in zip(model.layers, runner.replicas[1]):
+        runner.train_step([x], [y])
+        for original, twin in zip(model.layers, [i for i in runner.instance_sets[1] if i is not None]):
             assert twin.workspace is not original.workspace
             mine = [a for v in twin.workspace.values() for a in (v.values() if isinstance(v, dict) else [v])
                     if isinstance(a, np.ndarray)]
             theirs = [a for v in original.workspace.values() for a in (v.values() if isinstance(v, dict) else [v])
                       if isinstance(a, np.ndarray)]
             assert not any(np.shares_memory(a, b) for a in mine for b in theirs)
+
+
+def test_a_chunk_that_fails_stops_the_others_without_a_hang():
+    import threading
+
+    from nnscratch import Input
+    from nnscratch.layers import BatchNormalization, Layer
+
+    class FailsInSecondChunk(Layer, register=False):
+        def forward(self, x, training=False):
+            if threading.current_thread().name.startswith("nnscratch"):  # the pool's thread: chunk 1
+                raise MemoryError("chunk 1 ran out of memory")
+            return x
+
+        def backward(self, dout):
+            return dout
+
+    inp = Input((4,))
+    out = Softmax()(Dense(3)(BatchNormalization()(FailsInSecondChunk()(inp))))  # the other chunk waits in BN
+    model = nnscratch.Model(inp, out, seed=0, threads=2)
+    model.set(loss="categorical_crossentropy", optimizer="sgd")
+    model.finalize()
+    x = np.ones((8, 4), np.float32)
+    raised = []
+
+    def step():
+        with DataParallel(model, 2) as runner:
+            try:
+                runner.train_step([x], [np.zeros(8, int)])
+            except MemoryError as e:
+                raised.append(e)
+
+    worker = threading.Thread(target=step, daemon=True)
+    worker.start()
+    worker.join(timeout=60)  # a deadlock would keep it alive
+    assert not worker.is_alive(), "a failing chunk left the other one waiting"
+    assert [str(e) for e in raised] == ["chunk 1 ran out of memory"]
+
+
+def test_chunks_of_unequal_size_are_weighted_by_their_size(always_parallel):
+    # 11 samples on 2 threads: chunks of 6 and 5; weighting them equally was off by 7e-2 (issue 21)
+    x, y = data(11)
+    serial, threaded = cnn(1), cnn(2)
+    serial.optimizer.learning_rate = threaded.optimizer.learning_rate = 0.0
+    serial_logs = serial.train_on_batch(x, y)
+    with DataParallel(threaded, 2) as runner:
+        logs = runner.train_step([x], [y])
+    for a, b in zip(serial.layers, threaded.layers):
+        for k in a.grads:
+            np.testing.assert_allclose(b.grads[k], a.grads[k], rtol=1e-4, atol=1e-6, err_msg=f"{a.name}/{k}")
+    assert logs["loss"] == pytest.approx(serial_logs["loss"], rel=1e-6)
+    assert logs["accuracy"] == pytest.approx(serial_logs["accuracy"])

@@ -254,7 +254,7 @@ def test_bad_input_shapes_fail_at_build(layer, shape, message):
 def test_forward_refuses_another_channel_count():
     layer = built(Conv2D(2, 3), (6, 6, 3))
     with pytest.raises(ValueError, match=r"expects input of shape \(batch, 6, 6, 3\), got \(2, 6, 6, 1\)"):
-        layer.forward(np.zeros((2, 6, 6, 1)))
+        layer(np.zeros((2, 6, 6, 1)))  # the framework checks shapes before a layer sees them
 
 
 # -- ZeroPad2D ------------------------------------------------------------------------------------

@@ -182,7 +182,7 @@ def test_bad_input_shapes_fail_at_build(layer, shape, message):
 def test_forward_refuses_another_channel_count():
     layer = built(Subsampling2D(), (4, 4, 3))
     with pytest.raises(ValueError, match=r"expects input of shape \(batch, 4, 4, 3\), got \(1, 4, 4, 2\)"):
-        layer.forward(np.zeros((1, 4, 4, 2)))
+        layer(np.zeros((1, 4, 4, 2)))  # the framework checks shapes before a layer sees them
 
 
 @pytest.mark.parametrize("layer", [MaxPool2D(), AvgPool2D(), Subsampling2D(), GlobalAvgPool2D()])
