@@ -569,12 +569,21 @@ class Model:
                 stack.callback(logger.close)  # a run stopped by an exception must not leave a live bar behind
             # a diverging run overflows; the divergence guard or TerminateOnNaN says so once, NumPy need not
             stack.enter_context(np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"))
-            self._fit_epochs(xs, ys, val, epochs, batch_size, shuffle, callback_list, runner, steps)
+            try:
+                self._fit_epochs(xs, ys, val, epochs, batch_size, shuffle, callback_list, runner, steps)
+            except BaseException:
+                # Ctrl-C or an error: callbacks still close their files and write what they owe
+                try:
+                    callback_list.on_train_end({"interrupted": True})
+                except Exception:  # noqa: BLE001 (the original error is the one to report)
+                    pass
+                raise
         return this_run
 
     def _fit_epochs(self, xs, ys, val, epochs, batch_size, shuffle, callback_list, runner, steps):
         n = len(xs[0])
-        callback_list.on_train_begin({"epochs": epochs, "steps": steps, "samples": n})
+        callback_list.on_train_begin({"epochs": epochs, "steps": steps, "samples": n,
+                                      "initial_epoch": self.epochs_trained})
         for _ in range(epochs):
             epoch = self.epochs_trained
             rng = np.random.default_rng([self.seed, epoch])

@@ -435,3 +435,29 @@ def test_validation_split_takes_the_last_samples_before_shuffling():
     last = model.validate(x[-n_val:], y[-n_val:])
     assert history.history["val_loss"][0] == pytest.approx(last["loss"], rel=1e-6)
     assert history.history["val_loss"][0] != pytest.approx(model.validate(x[:n_val], y[:n_val])["loss"], rel=1e-3)
+
+
+def test_an_interrupted_fit_still_ends_the_callbacks():
+    from nnscratch.callbacks import Callback
+
+    class Record(Callback):
+        def __init__(self):
+            super().__init__()
+            self.begin, self.end = None, None
+
+        def on_train_begin(self, logs=None):
+            self.begin = dict(logs)
+
+        def on_batch_end(self, batch, logs=None):
+            if batch == 1:
+                raise KeyboardInterrupt
+
+        def on_train_end(self, logs=None):
+            self.end = dict(logs or {})
+
+    model = mlp()
+    model.fit(*spirals(samples_per_class=10), epochs=1, batch_size=10, verbose=0)
+    record = Record()
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(*spirals(samples_per_class=10), epochs=2, batch_size=10, verbose=0, callbacks=[record])
+    assert record.begin["initial_epoch"] == 1 and record.end == {"interrupted": True}

@@ -198,5 +198,5 @@ def test_an_exception_mid_epoch_closes_the_live_bar(monkeypatch):
     monkeypatch.setattr(sys, "stdout", FakeTTY())
     with pytest.raises(KeyboardInterrupt):
         model.fit(np.zeros((64, 3)), np.zeros(64, int), batch_size=8, callbacks=[Boom()], verbose=1)
-    assert closed[-1] is True  # the last close found the live line still drawn and cleared it
+    assert True in closed  # a close (on_train_end({"interrupted": True}) now) found the live line drawn and cleared it
     assert sys.stdout.getvalue().endswith("\r")
