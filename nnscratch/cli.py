@@ -21,18 +21,18 @@ import numpy as np
 from .callbacks.base import Callback
 
 DATASETS = ("mnist", "fashion-mnist")
-MODELS = ("lenet5", "mlp")
+MODELS = ("lenet5", "mlp", "resnet")
 VARIANTS = ("modern", "keras", "classic")
-OPTIMIZER_NAMES = ("adam", "sgd", "rmsprop", "adagrad")
+OPTIMIZER_NAMES = ("adam", "adamw", "nadam", "adamax", "sgd", "rmsprop", "adagrad")
 SCHEDULES = ("none", "step", "exp", "inv", "poly", "cosine")
 #: schedules that end at a learning rate of 0: a finished run with one cannot be trained further
 SCHEDULES_ENDING_AT_ZERO = ("cosine", "poly")
 #: where ``train`` saves when no --output is given
 RUNS_DIR = "runs"
 #: training options that define a run; --resume takes them from the file, and refuses different ones
-RUN_OPTIONS = ("model", "variant", "hidden", "dataset", "batch_size", "optimizer", "lr", "momentum", "schedule",
+RUN_OPTIONS = ("model", "variant", "hidden", "blocks", "dataset", "batch_size", "optimizer", "lr", "momentum", "schedule",
                "step_epochs", "seed", "val_split", "limit")
-DEFAULTS = {"model": "lenet5", "variant": "modern", "hidden": None, "dataset": "mnist", "epochs": 10,
+DEFAULTS = {"model": "lenet5", "variant": "modern", "hidden": None, "blocks": 1, "dataset": "mnist", "epochs": 10,
             "batch_size": 128, "optimizer": "adam", "lr": None, "momentum": 0.9, "schedule": "cosine",
             "step_epochs": 3, "seed": 0, "val_split": 0.1, "limit": None}
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for a command stopped with Ctrl-C
@@ -151,15 +151,18 @@ def make_schedule(name, lr, epochs, steps_per_epoch, step_epochs):
 
 def default_learning_rate(optimizer):
     """The peak learning rate of the default cosine schedule (measured choices: docs/results.md)."""
-    return 2e-3 if optimizer in ("adam", "rmsprop", "adagrad") else 0.05
+    return 2e-3 if optimizer in ("adam", "adamw", "nadam", "adamax", "rmsprop", "adagrad") else 0.05
 
 
 def build_model(run, input_shape, num_classes, optimizer):
-    from .models import lenet5, mlp
+    from .models import lenet5, mlp, resnet
 
     if run["model"] == "lenet5":
         return lenet5(run["variant"], input_shape=input_shape, num_classes=num_classes, optimizer=optimizer,
                       seed=run["seed"])
+    if run["model"] == "resnet":
+        return resnet(input_shape=input_shape, num_classes=num_classes, blocks_per_stage=run["blocks"],
+                      optimizer=optimizer, seed=run["seed"])
     return mlp(input_shape=input_shape, hidden_units=tuple(run["hidden"] or (300,)), num_classes=num_classes,
                optimizer=optimizer, seed=run["seed"])
 
@@ -168,6 +171,8 @@ def default_output(run, folder=RUNS_DIR):
     """``runs/<network>-<variant>[-<dataset>].h5``, numbered on (``-2``, ``-3``...) rather than overwriting."""
     if run["model"] == "lenet5":
         name = f"lenet5-{run['variant']}"
+    elif run["model"] == "resnet":
+        name = f"resnet{6 * run['blocks'] + 2}"
     else:
         name = "mlp-" + "x".join(str(w) for w in (run["hidden"] or (300,)))
     if run["dataset"] != "mnist":
@@ -239,6 +244,8 @@ def _resume(args):
     """``(model, run)`` for ``--resume FILE``: the model as saved and the run recorded in it."""
     model = _load(args.resume)
     run = model.metadata.get("run")
+    if isinstance(run, dict):
+        run = {"blocks": DEFAULTS["blocks"], **run}  # recorded before --blocks existed
     if not isinstance(run, dict) or not set(RUN_OPTIONS) <= set(run):
         raise UsageError(f"{args.resume} does not record the run that trained it (it was not saved by this "
                          "version's `nnscratch train`); continue it from Python: model = nnscratch.load_model(path); "
@@ -619,12 +626,15 @@ def build_parser():
 
     p = command("train", "train a network on MNIST or Fashion-MNIST, save it and its history")
     p.add_argument("model", nargs="?", default=None, choices=MODELS,
-                   help="the network: lenet5 (LeNet-5) or mlp (a multilayer perceptron) (default: lenet5)")
+                   help="the network: lenet5 (LeNet-5), mlp (a multilayer perceptron) or resnet (a residual CNN "
+                        "with BatchNormalization, 3 stages of --blocks blocks) (default: lenet5)")
     p.add_argument("--variant", default=None, choices=VARIANTS,
                    help="LeNet-5 form: modern (ReLU, max pooling, softmax), keras (the Keras example's), "
                         "classic (LeCun 1998: 32x32 inputs, RBF output) (default: modern)")
     p.add_argument("--hidden", default=None, type=_hidden_widths, metavar="WIDTHS",
                    help="MLP hidden layer widths, comma-separated, e.g. 512,256 (default: 300)")
+    p.add_argument("--blocks", default=None, type=_whole(1), metavar="N",
+                   help="ResNet residual blocks per stage; 3 gives ResNet-20 (default: 1, ResNet-8)")
     p.add_argument("--dataset", default=None, choices=DATASETS, help="what to train on (default: mnist)")
     p.add_argument("--data-dir", default=None, metavar="DIR",
                    help="a folder with the four IDX files (default: MNIST from $NNSCRATCH_DATA, the cache or the "
@@ -637,7 +647,7 @@ def build_parser():
     p.add_argument("--optimizer", default=None, type=str.lower, choices=OPTIMIZER_NAMES,
                    help="the update rule (default: adam)")
     p.add_argument("--lr", type=_real(0, low_open=True), default=None,
-                   help="peak learning rate (default: 2e-3 for Adam, RMSprop and Adagrad, 0.05 for SGD)")
+                   help="peak learning rate (default: 2e-3 for the Adam family, RMSprop and Adagrad; 0.05 for SGD)")
     p.add_argument("--momentum", type=_real(0, 1, high_open=True), default=None,
                    help="SGD momentum (default: 0.9)")
     p.add_argument("--schedule", default=None, choices=SCHEDULES,

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import nnscratch
 from nnscratch.cli import main
 from nnscratch.datasets import save_idx
 
@@ -400,3 +401,13 @@ def test_what_train_writes_stays_out_of_git(data_dir, tmp_path):
     status = subprocess.run([git, "status", "--porcelain", "--untracked-files=all"], cwd=repo, capture_output=True,
                             text=True, check=True).stdout
     assert status.splitlines() == ["?? .gitignore"], status
+
+
+def test_train_resnet_builds_the_residual_network_and_saves_it(data_dir, tmp_path):
+    r = run("train", "resnet", "--epochs", 1, "--limit", 120, "--data-dir", data_dir, "--val-split", 0, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "resnet8: " in r.stdout and "saved runs/resnet8.h5" in r.stdout
+    model = nnscratch.load_model(tmp_path / "runs" / "resnet8.h5")
+    assert model.is_graph and any(type(layer).__name__ == "BatchNormalization" for layer in model.layers)
+    summary = run("summary", tmp_path / "runs" / "resnet8.h5")
+    assert summary.returncode == 0 and "Connected to" in summary.stdout
