@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 
 import h5py
 import numpy as np
@@ -231,14 +232,24 @@ def _open(path):
     try:
         f = h5py.File(path, "r")
     except OSError as e:
-        if "lock" in str(e).lower():
-            raise ModelFileError(path, f"cannot open it ({e}): another program has it open for writing (HDF5 "
-                                       "file locking); close it there, or set HDF5_USE_FILE_LOCKING=FALSE on file "
-                                       "systems without locks") from e
-        raise ModelFileError(path, f"not a readable HDF5 file ({e}); it is truncated, corrupted, or not a file "
-                                   "saved by nnscratch") from e
+        raise ModelFileError(path, _open_failure(e)) from e
     with f:
         yield f
+
+
+def _open_failure(error: OSError) -> str:
+    """Why HDF5 could not open a file, told from its message (HDF5 gives no error codes for most causes)."""
+    text = str(error)
+    # HDF5 says "unable to lock file" (errno EAGAIN/EWOULDBLOCK when another process holds the lock,
+    # ENOSYS/ENOLCK where the file system has none); a bare "lock" would also match "superblock"/"sblock".
+    if isinstance(error, BlockingIOError) or re.search(r"\bunable to lock file\b", text):
+        return (f"cannot open it ({text}): another program has it open for writing (HDF5 file locking); close it "
+                "there, or set HDF5_USE_FILE_LOCKING=FALSE on file systems without locks")
+    cut = re.search(r"truncated file: eof = (\d+).*stored_eof = (\d+)", text)
+    if cut:
+        return (f"the file is truncated: it has {cut.group(1)} bytes but its HDF5 header says {cut.group(2)} "
+                f"({text}); the copy or download was interrupted, copy it again from its source")
+    return f"not a readable HDF5 file ({text}); it is truncated, corrupted, or not a file saved by nnscratch"
 
 
 def _child(path, group, name: str, kind=h5py.Group):
