@@ -8,13 +8,18 @@ on reading, never a silently different weight:
 * arrays are chunked with the Fletcher-32 filter; arrays that cannot be chunked (0-d or empty) are
   stored *compact*, that is inside their checksummed object header;
 * text is stored as fixed-length bytes (in a Fletcher-32 dataset or in an attribute), never as
-  variable-length strings, whose characters sit in an unchecksummed global heap.
+  variable-length strings, whose characters sit in an unchecksummed global heap;
+* every dataset also carries the SHA-256 of its contents (attribute ``sha256``), because Fletcher-32
+  misses some changes: a chunk zeroed together with its checksum passes it (the checksum of zeros is
+  zero), and so does a 16-bit word turned from ``0x0000`` into ``0xFFFF`` (its sums are modulo 65535).
 
 Nothing here pickles: datasets hold numeric arrays or UTF-8 bytes only.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from urllib.parse import unquote
 
 import h5py
@@ -22,6 +27,15 @@ import numpy as np
 
 #: lowest HDF5 format the files use: 1.10 (2016) is the first with checksums on all metadata
 LIBVER = ("v110", "latest")
+
+#: the attribute holding a dataset's content digest (64 lowercase hex digits of SHA-256)
+DIGEST_ATTR = "sha256"
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+class FileContentError(ValueError):
+    """A dataset whose contents fail their digest (the message names it and says what was found)."""
 
 
 def h5_name(name: str) -> str:
@@ -42,30 +56,104 @@ def from_h5_name(link: str) -> str:
     return unquote(link)
 
 
+def array_digest(array: np.ndarray) -> str:
+    """SHA-256 (hex) of an array's values as little-endian bytes in C order; shape and dtype are not hashed.
+
+    This is what the ``sha256`` attribute of every dataset holds, so any program can check it.
+
+    Example:
+        >>> array_digest(np.zeros(2, np.float32)) == hashlib.sha256(bytes(8)).hexdigest()
+        True
+        >>> array_digest(np.arange(3, dtype=">i4")) == array_digest(np.arange(3, dtype="<i4"))
+        True
+    """
+    array = np.asarray(array)
+    little = array.dtype.newbyteorder("<") if array.dtype.byteorder in "=<>" else array.dtype
+    return hashlib.sha256(np.ascontiguousarray(array, dtype=little).reshape(-1).view(np.uint8)).hexdigest()
+
+
 def write_array(group: h5py.Group, name: str, array: np.ndarray) -> h5py.Dataset:
-    """Stores ``array`` (numeric, any shape) under ``name`` with a checksum; dtype and shape are kept exactly."""
+    """Stores ``array`` (numeric, any shape) under ``name`` with a checksum and its SHA-256 digest.
+
+    Dtype and shape are kept exactly.
+    """
     array = np.ascontiguousarray(array)
     if array.dtype.kind not in "biuf":
         raise TypeError(f"{name}: only numeric arrays are stored, got dtype {array.dtype}")
     if array.ndim and array.size:
-        return group.create_dataset(name, data=array, fletcher32=True)
-    # Fletcher-32 needs chunks, and 0-d or empty arrays cannot be chunked: keep them in the header.
-    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
-    dcpl.set_layout(h5py.h5d.COMPACT)
-    space = h5py.h5s.create_simple(array.shape) if array.ndim else h5py.h5s.create(h5py.h5s.SCALAR)
-    dsid = h5py.h5d.create(group.id, name.encode("utf-8"), h5py.h5t.py_create(array.dtype), space, dcpl=dcpl)
-    if array.size:
-        dsid.write(h5py.h5s.ALL, h5py.h5s.ALL, array)
-    return h5py.Dataset(dsid)
+        dataset = group.create_dataset(name, data=array, fletcher32=True)
+    else:
+        # Fletcher-32 needs chunks, and 0-d or empty arrays cannot be chunked: keep them in the header.
+        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        dcpl.set_layout(h5py.h5d.COMPACT)
+        space = h5py.h5s.create_simple(array.shape) if array.ndim else h5py.h5s.create(h5py.h5s.SCALAR)
+        dsid = h5py.h5d.create(group.id, name.encode("utf-8"), h5py.h5t.py_create(array.dtype), space, dcpl=dcpl)
+        if array.size:
+            dsid.write(h5py.h5s.ALL, h5py.h5s.ALL, array)
+        dataset = h5py.Dataset(dsid)
+    set_text(dataset, DIGEST_ATTR, array_digest(array))
+    return dataset
+
+
+def _recorded_digest(dataset: h5py.Dataset) -> str | None:
+    """The ``sha256`` attribute, or None in files written before it existed."""
+    key = DIGEST_ATTR.encode()
+    if not h5py.h5a.exists(dataset.id, key):
+        return None
+    attr = h5py.h5a.open(dataset.id, key)
+    kind = attr.get_type()
+    # The fast path for what write_array writes, in low-level calls (attrs[...] costs 4x more on every
+    # array of every load). Checked in full first: HDF5 converts whatever is stored into the buffer's
+    # type, so an array of strings read into one string would write past the buffer.
+    if (attr.get_space().get_simple_extent_type() == h5py.h5s.SCALAR and kind.get_class() == h5py.h5t.STRING
+            and not kind.is_variable_str() and kind.get_size() == 64):
+        value = np.empty((), "S64")
+        attr.read(value)
+        text = bytes(value[()]).decode("ascii", "replace")
+    else:
+        text = get_text(dataset, DIGEST_ATTR)  # a TypeError naming the attribute when it is no string
+    if not _HEX64.fullmatch(text):
+        raise FileContentError(f"attribute {DIGEST_ATTR!r} of {dataset.name} should be 64 lowercase hex digits (a "
+                               f"SHA-256), found {text!r:.80}")
+    return text
+
+
+def _read_verified(dataset: h5py.Dataset) -> np.ndarray:
+    """The dataset's data, checked against its ``sha256`` attribute when it has one."""
+    recorded = _recorded_digest(dataset)
+    array = np.asarray(dataset[()])
+    # Files written before the digest existed have none: their data is checked by Fletcher-32 only.
+    if recorded is not None:
+        actual = array_digest(array)
+        if actual != recorded:
+            raise FileContentError(f"{dataset.name}: SHA-256 content digest mismatch, the stored bytes have changed "
+                                   f"(the data read hashes to {actual[:16]}..., the file recorded "
+                                   f"{recorded[:16]}...); the file is corrupted or was edited")
+    return array
 
 
 def read_array(dataset) -> np.ndarray:
-    """The array stored by :func:`write_array` (a checksum error raises ``OSError``)."""
+    """The array stored by :func:`write_array`, checked against its digest when it has one.
+
+    Raises:
+        TypeError: not a dataset of numbers.
+        FileContentError: a digest mismatch, or a digest attribute that is not one.
+        OSError: HDF5 found a checksum error or could not read the data.
+
+    Example:
+        >>> import io
+        >>> buffer = io.BytesIO()
+        >>> with h5py.File(buffer, "w", libver=LIBVER) as f:
+        ...     _ = write_array(f, "w", np.arange(3.0))
+        >>> with h5py.File(buffer, "r") as f:
+        ...     read_array(f["w"])
+        array([0., 1., 2.])
+    """
     if not isinstance(dataset, h5py.Dataset):
         raise TypeError(f"{dataset.name} should be a dataset, found a {type(dataset).__name__}")
     if dataset.dtype.kind not in "biuf":
         raise TypeError(f"{dataset.name} should hold numbers, found dtype {dataset.dtype}")
-    return np.asarray(dataset[()])
+    return _read_verified(dataset)
 
 
 def _json_default(value):
@@ -92,8 +180,11 @@ def write_json(group: h5py.Group, name: str, text: str) -> h5py.Dataset:
 
     Read it with h5py as ``json.loads(f[name][0])``.
     """
-    data = text.encode("utf-8")
-    return group.create_dataset(name, data=np.array([data], dtype=f"S{len(data)}"), chunks=(1,), fletcher32=True)
+    encoded = text.encode("utf-8")
+    data = np.array([encoded], dtype=f"S{len(encoded)}")
+    dataset = group.create_dataset(name, data=data, chunks=(1,), fletcher32=True)
+    set_text(dataset, DIGEST_ATTR, array_digest(data))
+    return dataset
 
 
 def read_json(dataset):
@@ -102,7 +193,7 @@ def read_json(dataset):
         raise TypeError(f"{dataset.name} should be a one-element byte-string dataset holding JSON, found "
                         f"{type(dataset).__name__} of shape {getattr(dataset, 'shape', None)} and dtype "
                         f"{getattr(dataset, 'dtype', None)}")
-    return json.loads(dataset[0].decode("utf-8"))
+    return json.loads(_read_verified(dataset)[0].decode("utf-8"))
 
 
 def set_text(obj, name: str, text: str) -> None:

@@ -39,8 +39,8 @@ from ..callbacks.base import History
 from ..layers.base import LAYERS
 from ..model import Model
 from ..optimizers import OPTIMIZERS
-from ._h5 import (LIBVER, from_h5_name, get_bool, get_float, get_int, get_text, h5_name, read_array, read_json,
-                  set_text, to_json, write_array, write_json)
+from ._h5 import (LIBVER, FileContentError, from_h5_name, get_bool, get_float, get_int, get_text, h5_name, read_array,
+                  read_json, set_text, to_json, write_array, write_json)
 from .atomic import atomic_write
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "ModelFileError", "save_model", "load_model", "save_weights",
@@ -214,6 +214,8 @@ def _reading(path, what: str):
         yield
     except ModelFileError:
         raise
+    except FileContentError as e:  # its message already names the object and says what is wrong
+        raise ModelFileError(path, str(e)) from e
     except (OSError, KeyError, RuntimeError, TypeError, ValueError, RecursionError) as e:
         detail = f"{type(e).__name__}: {e}"
         if "filter returned failure" in str(e) or "checksum" in str(e):

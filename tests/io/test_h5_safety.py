@@ -45,6 +45,78 @@ def datasets(path):
     return names
 
 
+# -- the content digest ---------------------------------------------------------------------------------
+def test_every_dataset_records_the_sha256_of_its_little_endian_bytes(saved):
+    _, path = saved
+    names = datasets(path)
+    assert {"model_config", "history", "weights/dense_1/kernel", "optimizer/slots/dense_2/bias/v"} <= set(names)
+    with h5py.File(path, "r") as f:
+        for name in names:
+            data = np.asarray(f[name][()])
+            little = data.astype(data.dtype.newbyteorder("<")) if data.dtype.byteorder in "=<>" else data
+            assert f[name].attrs["sha256"] == hashlib.sha256(little.tobytes()).hexdigest().encode(), name
+
+
+def _zero_first_chunk(path, name):
+    """Zeroes a dataset's first chunk *and* its Fletcher-32 checksum, which then still matches."""
+    with h5py.File(path, "r") as f:
+        info = f[name].id.get_chunk_info(0)
+    data = bytearray(path.read_bytes())
+    data[info.byte_offset:info.byte_offset + info.size] = bytes(info.size)
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("name", ["weights/dense_1/kernel", "weights/dense_2/bias", "optimizer/slots/dense_1/kernel/v",
+                                  "model_config", "training_config", "history"])
+def test_a_chunk_zeroed_together_with_its_checksum_is_detected(saved, name):
+    _, path = saved
+    _zero_first_chunk(path, name)
+    with pytest.raises(ModelFileError, match=rf"{path}: /{name}: SHA-256 content digest mismatch, the stored bytes "
+                                             "have changed"):
+        load_model(path)
+
+
+def test_zeros_turned_into_ffff_pass_fletcher32_but_not_the_digest(tmp_path):
+    """Fletcher-32 sums 16-bit words modulo 65535, where 0xFFFF equals 0x0000 once the sums are nonzero."""
+    model = small_model(train=False)
+    model.layers[2].params["bias"][:] = [1, 0, 0]
+    path = tmp_path / "model.h5"
+    model.save(path)
+    with h5py.File(path, "r") as f:
+        offset = f["weights/dense_2/bias"].id.get_chunk_info(0).byte_offset + 10  # high half of bias[2]
+    data = bytearray(path.read_bytes())
+    assert data[offset:offset + 2] == b"\0\0"
+    data[offset:offset + 2] = b"\xff\xff"
+    path.write_bytes(bytes(data))
+    with h5py.File(path, "r") as f:  # HDF5 itself reads the changed value without complaint
+        assert np.isnan(f["weights/dense_2/bias"][2])
+    with pytest.raises(ModelFileError, match="/weights/dense_2/bias: SHA-256 content digest mismatch"):
+        load_model(path)
+
+
+def test_files_written_before_the_digest_existed_still_load(saved):
+    model, path = saved
+    with h5py.File(path, "r+") as f:
+        for name in datasets(path):
+            del f[name].attrs["sha256"]
+    assert same_weights(load_model(path), model)
+
+
+@pytest.mark.parametrize("value, found", [
+    (np.bytes_(b"abc"), "found 'abc'"), (np.int64(7), "should be a string"), (np.bytes_(b"A" * 64), "found 'AAAA"),
+    ("0" * 64, None),  # a variable-length string holding a valid digest of other data
+    (np.array([b"01234567"] * 8), "should be a string"),  # 64 bytes too, but eight strings: must not be read as one
+], ids=["short", "int", "upper-case", "vlen", "string-array"])
+def test_a_digest_attribute_that_is_not_64_hex_digits(saved, value, found):
+    _, path = saved
+    with h5py.File(path, "r+") as f:
+        f["weights/dense_1/kernel"].attrs["sha256"] = value
+    message = (rf"{path}: .*'sha256' of /weights/dense_1/kernel .*{found}" if found else
+               rf"{path}: /weights/dense_1/kernel: SHA-256 content digest mismatch")
+    with pytest.raises(ModelFileError, match=message):
+        load_model(path)
+
+
 # -- why a file cannot be opened ----------------------------------------------------------------------------
 @pytest.mark.parametrize("damage, says", [
     (lambda data: data[:len(data) // 2], r"the file is truncated: it has \d+ bytes but its HDF5 header says \d+"),
