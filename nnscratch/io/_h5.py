@@ -13,12 +13,20 @@ on reading, never a silently different weight:
   misses some changes: a chunk zeroed together with its checksum passes it (the checksum of zeros is
   zero), and so does a 16-bit word turned from ``0x0000`` into ``0xFFFF`` (its sums are modulo 65535).
 
+Reading refuses what nnscratch never writes and what could reach outside the file or its size: links
+other than hard links (external links open other files), external storage and virtual datasets (they
+read other files), filters other than Fletcher-32 (compression can inflate a small file into gigabytes;
+unknown filters load plugins), chunks larger than their dataset, declared sizes the file cannot hold,
+and chunks that were never written (they would read as zeros). These checks run before any data is
+read, so a hostile file costs no more memory than its own size.
+
 Nothing here pickles: datasets hold numeric arrays or UTF-8 bytes only.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from urllib.parse import unquote
 
@@ -32,10 +40,18 @@ LIBVER = ("v110", "latest")
 DIGEST_ATTR = "sha256"
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+_FILTER_NAMES = {h5py.h5z.FILTER_DEFLATE: "deflate (gzip)", h5py.h5z.FILTER_SHUFFLE: "shuffle",
+                 h5py.h5z.FILTER_SZIP: "szip", h5py.h5z.FILTER_NBIT: "nbit",
+                 h5py.h5z.FILTER_SCALEOFFSET: "scale-offset", 32001: "blosc", 32004: "lz4", 32015: "zstd"}
+#: a chunk may exceed its dataset by this much (chunking a (5,) array as (4,) stores 8 elements)
+_CHUNK_SLACK = 1 << 20
 
 
 class FileContentError(ValueError):
-    """A dataset whose contents fail their digest (the message names it and says what was found)."""
+    """A dataset or link that nnscratch refuses to read, or whose contents fail their digest.
+
+    The message names the HDF5 object and says what was found and what nnscratch expects.
+    """
 
 
 def h5_name(name: str) -> str:
@@ -95,6 +111,86 @@ def write_array(group: h5py.Group, name: str, array: np.ndarray) -> h5py.Dataset
     return dataset
 
 
+def check_link(group: h5py.Group, name: str) -> None:
+    """Refuses a member of ``group`` that is not a plain (hard) link, *without following it*.
+
+    nnscratch writes hard links only. An external link would open another file on the machine and a
+    soft link can lead to one, so neither is followed. Checking ``name in group`` never follows the
+    last link either; ``group[name]`` does, so call this first.
+
+    Raises:
+        FileContentError: ``name`` is a soft, external or user-defined link.
+    """
+    link = name.encode("utf-8")
+    kind = group.id.links.get_info(link).type
+    if kind == h5py.h5l.TYPE_HARD:
+        return
+    where = f"{group.name.rstrip('/')}/{name}"
+    if kind == h5py.h5l.TYPE_EXTERNAL:
+        target = group.get(name, getlink=True)
+        found = f"an external link to {target.path!r} in the file {target.filename!r}"
+    elif kind == h5py.h5l.TYPE_SOFT:
+        found = f"a soft link to {group.get(name, getlink=True).path!r}"
+    else:
+        found = f"a user-defined link (type {kind})"
+    raise FileContentError(f"{where} is {found}; nnscratch files keep every object in the file itself and "
+                           "never follow links, so this file was edited or not written by nnscratch")
+
+
+def _check_storage(dataset: h5py.Dataset) -> None:
+    """Refuses storage nnscratch never writes, and sizes the file cannot hold, before any data is read."""
+    # Low-level calls and dataset.name only on failure: this runs for every array of every load.
+    dsid = dataset.id
+    dcpl = dsid.get_create_plist()
+    layout = dcpl.get_layout()
+    if layout == h5py.h5d.VIRTUAL:
+        raise FileContentError(f"{dataset.name} is a virtual dataset (it maps data from other datasets or files); "
+                               "nnscratch files store every array in the file itself, refusing to read it")
+    if dcpl.get_external_count():
+        files = [dcpl.get_external(i)[0].decode("utf-8", "replace") for i in range(dcpl.get_external_count())]
+        raise FileContentError(f"{dataset.name} keeps its data in external file(s) {files} (HDF5 external storage); "
+                               "nnscratch files store every array in the file itself, refusing to read it")
+    if layout not in (h5py.h5d.COMPACT, h5py.h5d.CONTIGUOUS, h5py.h5d.CHUNKED):
+        raise FileContentError(f"{dataset.name} has HDF5 storage layout {layout}; expected compact, contiguous or "
+                               "chunked")
+    for i in range(dcpl.get_nfilters()):
+        code = dcpl.get_filter(i)[0]
+        if code != h5py.h5z.FILTER_FLETCHER32:
+            raise FileContentError(
+                f"{dataset.name} is stored through the HDF5 filter "
+                f"{_FILTER_NAMES.get(code, 'number ' + str(code))}; nnscratch files use only the Fletcher-32 checksum "
+                "filter (compression could inflate a small file into gigabytes, other filters load plugins), "
+                "refusing to read it")
+    shape = dataset.shape
+    if shape is None:
+        raise FileContentError(f"{dataset.name} has no shape (an HDF5 null dataspace); nnscratch never writes one")
+    itemsize = dataset.dtype.itemsize
+    nbytes = math.prod(shape) * itemsize
+    file_size = h5py.h5i.get_file_id(dsid).get_filesize()
+    if nbytes > file_size:
+        raise FileContentError(f"{dataset.name} declares shape {shape} of {dataset.dtype} ({nbytes} bytes), but the "
+                               f"whole file is {file_size} bytes; the file is truncated or its header was altered")
+    if layout == h5py.h5d.CONTIGUOUS and nbytes and dsid.get_storage_size() < nbytes:
+        raise FileContentError(f"{dataset.name}: {dsid.get_storage_size()} of its {nbytes} bytes are stored; its "
+                               "data was never written (it would read as zeros) or the file is damaged")
+    if layout == h5py.h5d.CHUNKED:
+        chunks = dcpl.get_chunk()
+        chunk_bytes = math.prod(chunks) * itemsize
+        if chunk_bytes > nbytes + _CHUNK_SLACK:
+            raise FileContentError(f"{dataset.name} has chunks of shape {chunks} ({chunk_bytes} bytes) for a dataset "
+                                   f"of shape {shape} ({nbytes} bytes); nnscratch never writes chunks larger than "
+                                   "their dataset, refusing to read it")
+        # HDF5 stores whole chunks, edge chunks included, and Fletcher-32 adds 4 bytes to each: fewer
+        # bytes than that means chunks that were never written, which would read as zeros. (Counting
+        # them with get_num_chunks walks the chunk index and costs ten times more.)
+        count = math.prod(-(-n // c) for n, c in zip(shape, chunks))
+        needed = count * (chunk_bytes + 4 * dcpl.get_nfilters())
+        stored = dsid.get_storage_size()
+        if stored < needed:
+            raise FileContentError(f"{dataset.name}: {stored} of its {needed} bytes of chunks are stored; chunks were "
+                                   "never written (they would read as zeros) or the file is damaged")
+
+
 def _recorded_digest(dataset: h5py.Dataset) -> str | None:
     """The ``sha256`` attribute, or None in files written before it existed."""
     key = DIGEST_ATTR.encode()
@@ -120,6 +216,7 @@ def _recorded_digest(dataset: h5py.Dataset) -> str | None:
 
 def _read_verified(dataset: h5py.Dataset) -> np.ndarray:
     """The dataset's data, checked against its ``sha256`` attribute when it has one."""
+    _check_storage(dataset)
     recorded = _recorded_digest(dataset)
     array = np.asarray(dataset[()])
     # Files written before the digest existed have none: their data is checked by Fletcher-32 only.
@@ -133,11 +230,16 @@ def _read_verified(dataset: h5py.Dataset) -> np.ndarray:
 
 
 def read_array(dataset) -> np.ndarray:
-    """The array stored by :func:`write_array`, checked against its digest when it has one.
+    """The array stored by :func:`write_array`, after refusing unsafe storage and checking the digest.
+
+    Check ``dataset.shape`` and ``dataset.dtype`` against what you expect *before* calling this: they
+    cost nothing, while reading costs the declared size. Whatever the caller checks, no more than the
+    file's own size is ever allocated. Read files opened read-only (or flushed): chunks still in
+    HDF5's cache of a file being written count as never written.
 
     Raises:
         TypeError: not a dataset of numbers.
-        FileContentError: a digest mismatch, or a digest attribute that is not one.
+        FileContentError: unsafe or impossible storage (see the module docstring), or a digest mismatch.
         OSError: HDF5 found a checksum error or could not read the data.
 
     Example:

@@ -39,8 +39,8 @@ from ..callbacks.base import History
 from ..layers.base import LAYERS
 from ..model import Model
 from ..optimizers import OPTIMIZERS
-from ._h5 import (LIBVER, FileContentError, from_h5_name, get_bool, get_float, get_int, get_text, h5_name, read_array,
-                  read_json, set_text, to_json, write_array, write_json)
+from ._h5 import (LIBVER, FileContentError, check_link, from_h5_name, get_bool, get_float, get_int, get_text, h5_name,
+                  read_array, read_json, set_text, to_json, write_array, write_json)
 from .atomic import atomic_write
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "ModelFileError", "save_model", "load_model", "save_weights",
@@ -257,6 +257,7 @@ def _open_failure(error: OSError) -> str:
 def _child(path, group, name: str, kind=h5py.Group):
     if name not in group:
         raise ModelFileError(path, f"{group.name.rstrip('/')}/{name} is missing; the file is incomplete or was edited")
+    check_link(group, name)  # before group[name], which would follow an external link into another file
     obj = group[name]
     if not isinstance(obj, kind):
         raise ModelFileError(path, f"{obj.name} should be a {kind.__name__}, found a {type(obj).__name__}")
@@ -358,15 +359,18 @@ def _match_arrays(path, layer, group, store: dict, kind: str, target: str, hint:
                                    f"{sorted(store)}; {hint}")
     out = []
     for link, key in expected.items():
-        with _reading(path, f"{group.name}/{link}"):
-            array = read_array(_child(path, group, link, h5py.Dataset))
         want = store[key]
-        if array.shape != want.shape:
-            raise ModelFileError(path, f"layer {layer.describe()}: {kind} {key!r} has shape {array.shape} in the file "
-                                       f"but {want.shape} in {target}; {hint}")
-        if array.dtype.kind != "f" or (same_dtype and array.dtype != want.dtype):
-            raise ModelFileError(path, f"layer {layer.describe()}: {kind} {key!r} is {array.dtype} in the file but "
-                                       f"{want.dtype} in {target}; {hint}")
+        with _reading(path, f"{group.name}/{link}"):
+            # Shape and dtype are checked on the declaration, before reading: a dataset declared
+            # (10**6, 10**6) costs nothing to refuse here, terabytes to read.
+            dataset = _child(path, group, link, h5py.Dataset)
+            if dataset.shape != want.shape:
+                raise ModelFileError(path, f"layer {layer.describe()}: {kind} {key!r} has shape {dataset.shape} in the "
+                                           f"file but {want.shape} in {target}; {hint}")
+            if dataset.dtype.kind != "f" or (same_dtype and dataset.dtype != want.dtype):
+                raise ModelFileError(path, f"layer {layer.describe()}: {kind} {key!r} is {dataset.dtype} in the file "
+                                           f"but {want.dtype} in {target}; {hint}")
+            array = read_array(dataset)
         out.append((store, key, array))
     return out
 
@@ -439,11 +443,12 @@ def _read_optimizer_state(path, f: h5py.File, model) -> dict:
                 entry = {}
                 for slot_link in param_group:
                     with _reading(path, f"{param_group.name}/{slot_link}"):
-                        array = read_array(_child(path, param_group, slot_link, h5py.Dataset))
-                    if array.shape != param.shape or array.dtype != param.dtype:
-                        raise ModelFileError(path, f"optimizer slot {from_h5_name(slot_link)!r} of {layer.name}/{key} "
-                                                   f"is {array.dtype} {array.shape} but the parameter is "
-                                                   f"{param.dtype} {param.shape}")
+                        dataset = _child(path, param_group, slot_link, h5py.Dataset)
+                        if dataset.shape != param.shape or dataset.dtype != param.dtype:
+                            raise ModelFileError(path, f"optimizer slot {from_h5_name(slot_link)!r} of {layer.name}/"
+                                                       f"{key} is {dataset.dtype} {dataset.shape} but the parameter is "
+                                                       f"{param.dtype} {param.shape}")
+                        array = read_array(dataset)
                     entry[from_h5_name(slot_link)] = array
                 if optimizer.slot_names and set(entry) != set(optimizer.slot_names):
                     raise ModelFileError(path, f"optimizer state for {layer.name}/{key} has slots {sorted(entry)}, "

@@ -117,6 +117,98 @@ def test_a_digest_attribute_that_is_not_64_hex_digits(saved, value, found):
         load_model(path)
 
 
+# -- nothing read from outside the file, nothing allocated beyond it ---------------------------------------
+def _replace(path, name, create):
+    with h5py.File(path, "r+") as f:
+        del f[name]
+        create(f, name)
+
+
+def test_external_storage_external_links_and_virtual_datasets_are_refused(saved, tmp_path):
+    _, path = saved
+    secret = tmp_path / "secret.bin"
+    np.arange(32, dtype=np.float32).tofile(secret)
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as g:
+        g["k"] = np.full((4, 8), 7, np.float32)
+    layout = h5py.VirtualLayout(shape=(4, 8), dtype="f4")
+    layout[...] = h5py.VirtualSource(str(other), "k", shape=(4, 8))
+    makers = {
+        "keeps its data in external file": lambda f, n: f.create_dataset(n, (4, 8), "f4",
+                                                                          external=[(str(secret), 0, 128)]),
+        "is an external link to 'k' in the file": lambda f, n: f.__setitem__(n, h5py.ExternalLink(str(other), "k")),
+        "is a virtual dataset": lambda f, n: f.create_virtual_dataset(n, layout),
+        "is a soft link to '/weights/dense_1/bias'": lambda f, n: f.__setitem__(n, h5py.SoftLink("/weights/dense_1/bias")),
+    }
+    original = path.read_bytes()
+    for what, make in makers.items():
+        path.write_bytes(original)
+        _replace(path, "weights/dense_1/kernel", make)
+        with pytest.raises(ModelFileError, match=rf"{path}: /weights/dense_1/kernel {what}"):
+            load_model(path)
+
+
+def test_an_external_link_is_not_even_opened(saved, tmp_path):
+    """The link's target is a file that cannot be opened at all: refusing must not try."""
+    _, path = saved
+    fifo = tmp_path / "fifo"
+    import os
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs here")
+    os.mkfifo(fifo)  # opening a FIFO for reading blocks until a writer comes: a hang if HDF5 tried
+    with h5py.File(path, "r+") as f:
+        del f["weights"]
+        f["weights"] = h5py.ExternalLink(str(fifo), "/weights")
+    with pytest.raises(ModelFileError, match=r"/weights is an external link"):
+        load_model(path)
+
+
+@pytest.mark.parametrize("where", ["weights/dense_1/kernel", "optimizer/slots/dense_1/kernel/m"])
+def test_a_huge_declared_dataset_is_refused_before_reading_it(saved, where):
+    _, path = saved
+    _replace(path, where, lambda f, n: f.create_dataset(n, (10**6, 10**6), "f4", chunks=(1000, 1000),
+                                                       fletcher32=True))
+    tracemalloc.start()
+    try:
+        with pytest.raises(ModelFileError, match=r"\(1000000, 1000000\) .*\(4, 8\)"):
+            load_model(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 * 2**20  # before: a 3.6 TiB allocation (MemoryError)
+
+
+def test_read_array_bounds_the_allocation_by_the_file_size_whatever_the_caller_checked(tmp_path):
+    path = tmp_path / "h.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("huge", (10**5, 10**5), "f8", chunks=(100, 100))
+        f.create_dataset("holes", (6, 6), "f8", chunks=(3, 3))
+        f["holes"].id.write_direct_chunk((0, 0), np.ones((3, 3)).tobytes())  # 1 chunk of 4 written
+        f.create_dataset("whole", data=np.ones((6, 6)), chunks=(3, 3))
+        f.create_dataset("gzip", data=np.zeros((100, 100)), compression="gzip")
+        f.create_dataset("big_chunks", (4,), "f4", maxshape=(None,), chunks=(2**20,))
+        f.create_dataset("unwritten", (1000,), "f8")
+    cases = {"huge": r"declares shape \(100000, 100000\) of float64 \(80000000000 bytes\), but the whole file is",
+             "holes": r"72 of its 288 bytes of chunks are stored; chunks were never written",
+             "gzip": r"HDF5 filter deflate \(gzip\); nnscratch files use only the Fletcher-32",
+             "big_chunks": r"chunks of shape \(1048576,\) \(4194304 bytes\) for a dataset of shape \(4,\)",
+             "unwritten": r"0 of its 8000 bytes are stored; its data was never written"}
+    with h5py.File(path, "r") as f:
+        for name, message in cases.items():
+            with pytest.raises(_h5.FileContentError, match=rf"^/{name}\b.*{message}"):
+                _h5.read_array(f[name])
+        np.testing.assert_array_equal(_h5.read_array(f["whole"]), np.ones((6, 6)))
+
+
+def test_a_chunk_that_was_never_written_is_not_read_as_zeros(saved):
+    _, path = saved
+    with h5py.File(path, "r+") as f:  # a kernel whose only chunk is missing, and no digest
+        del f["weights/dense_1/kernel"]
+        f.create_dataset("weights/dense_1/kernel", (4, 8), "f4", chunks=(4, 8), fletcher32=True)
+    with pytest.raises(ModelFileError, match=r"/weights/dense_1/kernel: 0 of its 132 bytes of chunks are stored"):
+        load_model(path)
+
+
 # -- why a file cannot be opened ----------------------------------------------------------------------------
 @pytest.mark.parametrize("damage, says", [
     (lambda data: data[:len(data) // 2], r"the file is truncated: it has \d+ bytes but its HDF5 header says \d+"),
