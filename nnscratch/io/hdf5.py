@@ -30,6 +30,8 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import sys
+import warnings
 
 import h5py
 import numpy as np
@@ -371,8 +373,28 @@ def _match_arrays(path, layer, group, store: dict, kind: str, target: str, hint:
                 raise ModelFileError(path, f"layer {layer.describe()}: {kind} {key!r} is {dataset.dtype} in the file "
                                            f"but {want.dtype} in {target}; {hint}")
             array = read_array(dataset)
+        _warn_non_finite(path, f"layer {layer.describe()}: {kind} {key!r}", array)
         out.append((store, key, array))
     return out
+
+
+def _warn_non_finite(path, what: str, array: np.ndarray) -> None:
+    """A RuntimeWarning when ``array`` holds NaN or infinities: such a model predicts NaN, silently."""
+    bad = array.size - int(np.count_nonzero(np.isfinite(array)))
+    if bad:
+        warnings.warn(f"{os.fspath(path)}: {what} has {bad} non-finite value(s) (NaN or infinity) out of "
+                      f"{array.size}; the model was probably saved after training diverged and will predict NaN. "
+                      "Load an earlier checkpoint, or retrain with a lower learning rate (DivergenceGuard stops "
+                      "training when the loss diverges)", RuntimeWarning, stacklevel=_user_stacklevel())
+
+
+def _user_stacklevel() -> int:
+    """The ``stacklevel`` that points a warning at the first caller outside nnscratch."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _read_layer_arrays(path, f: h5py.File, model, target: str, hint: str, same_dtype: bool):
@@ -449,6 +471,7 @@ def _read_optimizer_state(path, f: h5py.File, model) -> dict:
                                                        f"{key} is {dataset.dtype} {dataset.shape} but the parameter is "
                                                        f"{param.dtype} {param.shape}")
                         array = read_array(dataset)
+                    _warn_non_finite(path, f"optimizer slot {from_h5_name(slot_link)!r} of {layer.name}/{key}", array)
                     entry[from_h5_name(slot_link)] = array
                 if optimizer.slot_names and set(entry) != set(optimizer.slot_names):
                     raise ModelFileError(path, f"optimizer state for {layer.name}/{key} has slots {sorted(entry)}, "

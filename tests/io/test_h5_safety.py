@@ -209,6 +209,35 @@ def test_a_chunk_that_was_never_written_is_not_read_as_zeros(saved):
         load_model(path)
 
 
+# -- non-finite weights ------------------------------------------------------------------------------------
+def test_nan_and_infinite_weights_load_with_a_warning_naming_layer_weight_and_count(tmp_path):
+    model = small_model()
+    model.layers[2].params["kernel"][0, :2] = np.nan
+    model.layers[2].params["bias"][1] = -np.inf
+    path = tmp_path / "diverged.h5"
+    model.save(path)
+    with pytest.warns(RuntimeWarning) as caught:
+        loaded = load_model(path)
+    messages = [str(w.message) for w in caught]
+    assert any("layer dense_2 (Dense): weight 'kernel' has 2 non-finite value(s) (NaN or infinity) out of 24" in m
+               for m in messages), messages
+    assert any("weight 'bias' has 1 non-finite value(s)" in m for m in messages), messages
+    assert all(w.filename == __file__ for w in caught)  # points at the caller's line, not at nnscratch
+    assert np.isnan(loaded.layers[2].params["kernel"][0, 0])  # loaded as saved: a warning, not a refusal
+    fresh = small_model(seed=1)
+    with pytest.warns(RuntimeWarning) as caught:
+        load_weights(fresh, path)
+    assert any("weight 'kernel' has 2 non-finite" in str(w.message) for w in caught)
+    assert all(w.filename == __file__ for w in caught)
+
+
+def test_finite_weights_load_without_a_warning(saved):
+    _, path = saved
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_model(path)
+
+
 # -- why a file cannot be opened ----------------------------------------------------------------------------
 @pytest.mark.parametrize("damage, says", [
     (lambda data: data[:len(data) // 2], r"the file is truncated: it has \d+ bytes but its HDF5 header says \d+"),
