@@ -176,7 +176,7 @@ def save_model(model, path, *, history=None) -> None:
     metadata_json = _encode(path, "metadata (model.metadata)", dict(getattr(model, "metadata", None) or {}))
     extra = {k: v for k, v in model.optimizer.get_state().items() if k not in ("iterations", "lr_multiplier", "slots")}
     extra_json = _encode(path, "optimizer state", extra) if extra else None
-    with atomic_write(path) as tmp:
+    with atomic_write(path, defer_sigint=True) as tmp:  # Ctrl-C: finish or roll back, then raise
         with h5py.File(tmp, "w", libver=LIBVER, track_order=True) as f:
             _write_header(f, "model")
             f.attrs["seed"] = np.int64(model.seed)
@@ -202,7 +202,7 @@ def save_weights(model, path) -> None:
         RuntimeError: the model is not finalized.
     """
     _require_savable(model, "model.save_weights()")
-    with atomic_write(path) as tmp:
+    with atomic_write(path, defer_sigint=True) as tmp:  # Ctrl-C: finish or roll back, then raise
         with h5py.File(tmp, "w", libver=LIBVER, track_order=True) as f:
             _write_header(f, "weights")
             _write_layer_arrays(f, model)
