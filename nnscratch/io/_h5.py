@@ -265,7 +265,7 @@ def _json_default(value):
         return value.tolist()
     if isinstance(value, (tuple, set, frozenset)):
         return list(value)
-    raise TypeError(f"{type(value).__name__} ({value!r:.80}) is not a number, string, list or dict")
+    raise TypeError(f"{type(value).__name__} ({_show(value)}) is not a number, string, list or dict")
 
 
 def to_json(value) -> str:
@@ -295,7 +295,13 @@ def read_json(dataset):
         raise TypeError(f"{dataset.name} should be a one-element byte-string dataset holding JSON, found "
                         f"{type(dataset).__name__} of shape {getattr(dataset, 'shape', None)} and dtype "
                         f"{getattr(dataset, 'dtype', None)}")
-    return json.loads(_read_verified(dataset)[0].decode("utf-8"))
+    data = _read_verified(dataset)[0]
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:  # JSONDecodeError is a ValueError
+        problem = "is nested too deeply" if isinstance(e, RecursionError) else f"does not parse ({e})"
+        raise FileContentError(f"{dataset.name} should hold JSON text, but it {problem}; the file was edited or "
+                               "written by another program") from e
 
 
 def set_text(obj, name: str, text: str) -> None:
@@ -311,7 +317,12 @@ def get_text(obj, name: str) -> str:
     if isinstance(value, str):
         return value
     raise TypeError(f"attribute {name!r} of {obj.name} should be a string, found {type(value).__name__} "
-                    f"({value!r:.80})")
+                    f"({_show(value)})")
+
+
+def _show(value) -> str:
+    """A short repr of a value for a message, NumPy types shown as plain Python values."""
+    return repr(value.tolist() if isinstance(value, (np.ndarray, np.generic)) else value)[:80]
 
 
 def _scalar(obj, name: str):
@@ -325,7 +336,7 @@ def get_int(obj, name: str) -> int:
     value = _scalar(obj, name)
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"attribute {name!r} of {obj.name} should be an integer, found {type(value).__name__} "
-                        f"({value!r:.80})")
+                        f"({_show(value)})")
     return int(value)
 
 
@@ -334,7 +345,7 @@ def get_float(obj, name: str) -> float:
     value = _scalar(obj, name)
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"attribute {name!r} of {obj.name} should be a number, found {type(value).__name__} "
-                        f"({value!r:.80})")
+                        f"({_show(value)})")
     return float(value)
 
 
@@ -343,5 +354,5 @@ def get_bool(obj, name: str) -> bool:
     value = _scalar(obj, name)
     if not isinstance(value, (bool, np.bool_, np.integer)) or int(value) not in (0, 1):
         raise TypeError(f"attribute {name!r} of {obj.name} should be a boolean, found {type(value).__name__} "
-                        f"({value!r:.80})")
+                        f"({_show(value)})")
     return bool(value)
