@@ -6,9 +6,14 @@ C order. MNIST, Fashion-MNIST, KMNIST and EMNIST are all distributed this way, u
 """
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
+import io
+import math
 import os
+import stat
+import sys
 import zlib
 from pathlib import Path
 
@@ -33,19 +38,28 @@ def _supported() -> str:
     return ", ".join(f"0x{code:02X} {dt.newbyteorder('=').name}" for code, dt in IDX_DTYPES.items())
 
 
-def _read_bytes(path: Path) -> bytes:
+#: Deflate expands data at most 1032-fold (a 258-byte match costs at least 2 bits), so a gzip file of
+#: n bytes never inflates past 1032 * n: a header declaring more is refused before inflating anything.
+MAX_DEFLATE_RATIO = 1032
+_CHUNK = 1 << 20  # bytes inflated or read per call: bounds the scratch memory beside the array
+
+
+@contextlib.contextmanager
+def _open(path: Path):
     try:
-        raw = path.read_bytes()
+        f = open(path, "rb")
     except FileNotFoundError:
         raise FileNotFoundError(f"IDX file {str(path)!r} does not exist") from None
     except IsADirectoryError:
         raise IsADirectoryError(f"IDX path {str(path)!r} is a directory, expected a file") from None
-    # Sniff the gzip magic rather than trusting the suffix: browsers and some mirrors decompress
-    # `.gz` files on the fly but keep the name, and people gunzip without renaming.
-    if raw[:2] != _GZIP_MAGIC:
-        return raw
+    with f:
+        yield f
+
+
+@contextlib.contextmanager
+def _gzip_errors(path: Path):
     try:
-        return gzip.decompress(raw)
+        yield
     except (OSError, EOFError, zlib.error) as exc:
         # OSError covers gzip.BadGzipFile (bad header, CRC or length check); EOFError a cut stream.
         raise ValueError(
@@ -54,12 +68,38 @@ def _read_bytes(path: Path) -> bytes:
         ) from exc
 
 
+def _read_up_to(stream, n: int) -> bytes:
+    """Up to ``n`` bytes; fewer only at the end of the stream."""
+    parts, got = [], 0
+    while got < n:
+        part = stream.read(min(n - got, _CHUNK))
+        if not part:
+            break
+        parts.append(part)
+        got += len(part)
+    return b"".join(parts)
+
+
+def _read_into(stream, buffer: np.ndarray) -> int:
+    """Fills the uint8 ``buffer`` from ``stream`` a chunk at a time; returns the bytes read."""
+    got = 0
+    while got < buffer.size:
+        n = stream.readinto(buffer[got:got + _CHUNK])
+        if not n:
+            break
+        got += n
+    return got
+
+
 def load_idx(path: str | os.PathLike) -> np.ndarray:
     """Read an IDX file, gzipped or raw, into a NumPy array.
 
     The magic number, the dtype code, the dimension sizes and the payload length are all checked,
     so a truncated or corrupted file fails here with a message naming the file and the problem
-    instead of producing a wrongly shaped array later.
+    instead of producing a wrongly shaped array later. Memory stays at the size the header declares:
+    the header is checked against the file's size before anything is allocated (a gzip file against
+    the most it can inflate to), and a gzip stream is inflated straight into the array, never past
+    the declared size by more than a megabyte.
 
     Args:
         path: the file; gzip compression is detected from the content, not the name.
@@ -80,37 +120,82 @@ def load_idx(path: str | os.PathLike) -> np.ndarray:
         array([5, 0, 4], dtype=uint8)
     """
     path = Path(path)
-    data = _read_bytes(path)
+    with _open(path) as f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode):  # a pipe or device: its size is only known once read
+            data = f.read()
+            return _parse(io.BytesIO(data), path, size=len(data), compressed=False)
+        if f.peek(2)[:2] != _GZIP_MAGIC:
+            # Sniff the gzip magic rather than trusting the suffix: browsers and some mirrors decompress
+            # `.gz` files on the fly but keep the name, and people gunzip without renaming.
+            return _parse(f, path, size=info.st_size, compressed=False)
+        with _gzip_errors(path), gzip.GzipFile(fileobj=f, mode="rb") as stream:
+            return _parse(stream, path, size=info.st_size, compressed=True)
+
+
+def _parse(stream, path: Path, size: int, compressed: bool) -> np.ndarray:
+    """The array in ``stream``; ``size`` is the file's size (compressed, if ``compressed``)."""
     where = f"IDX file {str(path)!r}"
-    if len(data) < 4:
-        raise ValueError(f"{where} is {len(data)} bytes long, too short for the 4-byte magic number (truncated?)")
-    if data[0] != 0 or data[1] != 0:
+    length = "inflates to" if compressed else "is"
+    magic = _read_up_to(stream, 4)
+    if len(magic) < 4:
+        raise ValueError(f"{where} {length} {len(magic)} bytes long, too short for the 4-byte magic number "
+                         "(truncated?)")
+    if magic[0] != 0 or magic[1] != 0:
         raise ValueError(
-            f"{where} has magic number 0x{data[:4].hex().upper()}, expected two zero bytes first "
+            f"{where} has magic number 0x{magic.hex().upper()}, expected two zero bytes first "
             "(0x0000 followed by dtype code and number of dimensions); this is not an IDX file"
         )
-    code, ndim = data[2], data[3]
+    code, ndim = magic[2], magic[3]
     if code not in IDX_DTYPES:
         raise ValueError(f"{where} has unknown dtype code 0x{code:02X}; IDX defines {_supported()}")
     header_len = 4 + 4 * ndim
-    if len(data) < header_len:
+    sizes = _read_up_to(stream, 4 * ndim)
+    if len(sizes) < 4 * ndim:
         raise ValueError(
             f"{where} declares {ndim} dimension(s) whose sizes need {header_len} header bytes, "
-            f"but the file holds only {len(data)} bytes (truncated?)"
+            f"but the file holds only {4 + len(sizes)} bytes (truncated?)"
         )
-    shape = tuple(int(s) for s in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
+    shape = tuple(int.from_bytes(sizes[i:i + 4], "big") for i in range(0, 4 * ndim, 4))
     dtype = IDX_DTYPES[code]
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    actual = len(data) - header_len
-    if actual != expected:
+    described = f"shape {shape} of {dtype.newbyteorder('=').name}"
+    # Python ints: a product of four 2**16 sizes is 2**64, which int64 arithmetic wraps to 0.
+    expected = math.prod(shape) * dtype.itemsize
+    if math.prod(n for n in shape if n) * dtype.itemsize > sys.maxsize:  # NumPy refuses it even with a 0
+        raise ValueError(f"{where} has an impossible header: {described} would take "
+                         f"{math.prod(n for n in shape if n) * dtype.itemsize} bytes, more than any array can "
+                         "hold; the header is corrupted")
+    if not compressed and size - header_len != expected:
+        actual = size - header_len
         problem = "truncated" if actual < expected else "has trailing bytes"
         raise ValueError(
-            f"{where} {problem}: header says shape {shape} of {dtype.newbyteorder('=').name} "
-            f"({expected} payload bytes), but {actual} payload bytes follow the header"
+            f"{where} {problem}: header says {described} ({expected} payload bytes), "
+            f"but {actual} payload bytes follow the header"
         )
-    array = np.frombuffer(data, dtype=dtype, count=expected // dtype.itemsize, offset=header_len)
-    # astype copies: the result is writable and native-endian, so arithmetic on it is full speed.
-    return array.astype(dtype.newbyteorder("=")).reshape(shape)
+    if compressed and header_len + expected > MAX_DEFLATE_RATIO * size:
+        raise ValueError(
+            f"{where} truncated or corrupted: header says {described} ({expected} payload bytes), but a "
+            f"{size}-byte gzip file inflates to at most {MAX_DEFLATE_RATIO * size} bytes"
+        )
+    array = np.empty(math.prod(shape), dtype=dtype)
+    got = _read_into(stream, array.view(np.uint8))
+    if got < expected:
+        raise ValueError(
+            f"{where} truncated: header says {described} ({expected} payload bytes), "
+            f"but {got} payload bytes follow the header"
+        )
+    if compressed:
+        # Reading on to the end of the stream also checks the gzip CRC and length.
+        extra = len(_read_up_to(stream, _CHUNK))
+        if extra:
+            raise ValueError(
+                f"{where} has trailing bytes: header says {described} ({expected} payload bytes), "
+                f"but at least {expected + extra} payload bytes follow the header (inflating stopped there)"
+            )
+    if not dtype.isnative:
+        # In place, so the result is native-endian (full-speed arithmetic) without a second copy.
+        array = array.byteswap(inplace=True).view(dtype.newbyteorder("="))
+    return array.reshape(shape)
 
 
 def _encode_header(array: np.ndarray) -> tuple[bytes, np.dtype]:

@@ -29,17 +29,20 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import sys
+import warnings
 
 import h5py
 import numpy as np
 
 from .._version import __version__
 from ..callbacks.base import History
-from ..layers.base import LAYERS
+from ..layers.base import LAYERS, WeightShapeError
 from ..model import Model
 from ..optimizers import OPTIMIZERS
-from ._h5 import (LIBVER, from_h5_name, get_bool, get_float, get_int, get_text, h5_name, read_array, read_json,
-                  set_text, to_json, write_array, write_json)
+from ._h5 import (LIBVER, FileContentError, check_link, from_h5_name, get_bool, get_float, get_int, get_text, h5_name,
+                  read_array, read_json, set_text, to_json, write_array, write_json)
 from .atomic import atomic_write
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "ModelFileError", "save_model", "load_model", "save_weights",
@@ -181,7 +184,7 @@ def save_model(model, path, *, history=None) -> None:
     metadata_json = _encode(path, "metadata (model.metadata)", dict(getattr(model, "metadata", None) or {}))
     extra = {k: v for k, v in model.optimizer.get_state().items() if k not in ("iterations", "lr_multiplier", "slots")}
     extra_json = _encode(path, "optimizer state", extra) if extra else None
-    with atomic_write(path) as tmp:
+    with atomic_write(path, defer_sigint=True) as tmp:  # Ctrl-C: finish or roll back, then raise
         with h5py.File(tmp, "w", libver=LIBVER, track_order=True) as f:
             _write_header(f, "model")
             f.attrs["seed"] = np.int64(model.seed)
@@ -207,7 +210,7 @@ def save_weights(model, path) -> None:
         RuntimeError: the model is not finalized.
     """
     _require_savable(model, "model.save_weights()")
-    with atomic_write(path) as tmp:
+    with atomic_write(path, defer_sigint=True) as tmp:  # Ctrl-C: finish or roll back, then raise
         with h5py.File(tmp, "w", libver=LIBVER, track_order=True) as f:
             _write_header(f, "weights")
             _write_layer_arrays(f, model)
@@ -221,6 +224,8 @@ def _reading(path, what: str):
         yield
     except ModelFileError:
         raise
+    except FileContentError as e:  # its message already names the object and says what is wrong
+        raise ModelFileError(path, str(e)) from e
     except (OSError, KeyError, RuntimeError, TypeError, ValueError, RecursionError) as e:
         detail = f"{type(e).__name__}: {e}"
         if "filter returned failure" in str(e) or "checksum" in str(e):
@@ -239,19 +244,30 @@ def _open(path):
     try:
         f = h5py.File(path, "r")
     except OSError as e:
-        if "lock" in str(e).lower():
-            raise ModelFileError(path, f"cannot open it ({e}): another program has it open for writing (HDF5 "
-                                       "file locking); close it there, or set HDF5_USE_FILE_LOCKING=FALSE on file "
-                                       "systems without locks") from e
-        raise ModelFileError(path, f"not a readable HDF5 file ({e}); it is truncated, corrupted, or not a file "
-                                   "saved by nnscratch") from e
+        raise ModelFileError(path, _open_failure(e)) from e
     with f:
         yield f
+
+
+def _open_failure(error: OSError) -> str:
+    """Why HDF5 could not open a file, told from its message (HDF5 gives no error codes for most causes)."""
+    text = str(error)
+    # HDF5 says "unable to lock file" (errno EAGAIN/EWOULDBLOCK when another process holds the lock,
+    # ENOSYS/ENOLCK where the file system has none); a bare "lock" would also match "superblock"/"sblock".
+    if isinstance(error, BlockingIOError) or re.search(r"\bunable to lock file\b", text):
+        return (f"cannot open it ({text}): another program has it open for writing (HDF5 file locking); close it "
+                "there, or set HDF5_USE_FILE_LOCKING=FALSE on file systems without locks")
+    cut = re.search(r"truncated file: eof = (\d+).*stored_eof = (\d+)", text)
+    if cut:
+        return (f"the file is truncated: it has {cut.group(1)} bytes but its HDF5 header says {cut.group(2)} "
+                f"({text}); the copy or download was interrupted, copy it again from its source")
+    return f"not a readable HDF5 file ({text}); it is truncated, corrupted, or not a file saved by nnscratch"
 
 
 def _child(path, group, name: str, kind=h5py.Group):
     if name not in group:
         raise ModelFileError(path, f"{group.name.rstrip('/')}/{name} is missing; the file is incomplete or was edited")
+    check_link(group, name)  # before group[name], which would follow an external link into another file
     obj = group[name]
     if not isinstance(obj, kind):
         raise ModelFileError(path, f"{obj.name} should be a {kind.__name__}, found a {type(obj).__name__}")
@@ -339,6 +355,10 @@ def _rebuild(path, f, config, training, seed, state_group):
     _expect_file_shapes(path, f, model, state_group)
     try:
         model.finalize()
+    except WeightShapeError as e:  # refused on declaration, before the layer allocated anything
+        raise ModelFileError(path, f"layer {e.layer}: weight {e.name!r} has shape {e.in_file} in the file but "
+                                   f"{e.declared} in the saved architecture; the file's weights do not fit its own "
+                                   "architecture; it was edited or written by a broken writer") from e
     except ValueError as e:
         raise ModelFileError(path, f"the saved architecture does not finalize: {e}") from e
     finally:
@@ -350,19 +370,24 @@ def _rebuild(path, f, config, training, seed, state_group):
 
 def _expect_file_shapes(path, f, model, state_group):
     """Tells every layer the shapes of the arrays the file holds for it, so that a configuration asking for
-    other (or absurd) sizes is refused when the layer declares them, before anything is allocated."""
+    other (or absurd) sizes is refused when the layer declares them, before anything is allocated.
+
+    Only declarations are read, and every object through ``_child``, which refuses links without following
+    them; a missing group is left for the reader's own, more specific errors."""
     with _reading(path, "the weights' shapes"):
-        groups = [f[name] for name in ("weights", state_group) if name in f and isinstance(f[name], h5py.Group)]
+        groups = [_child(path, f, name) for name in ("weights", state_group) if name in f]
         for layer in model.layers:
             link = h5_name(layer.name)
             shapes = {}
             for group in groups:
-                if link in group and isinstance(group[link], h5py.Group):
-                    shapes.update({from_h5_name(k): tuple(v.shape) for k, v in group[link].items()
-                                   if isinstance(v, h5py.Dataset)})
-            for path, sub in layer.walk():
-                sub._expected_shapes = {k[len(path):]: v for k, v in shapes.items()
-                                        if k.startswith(path) and "/" not in k[len(path):]}
+                if link not in group:
+                    continue
+                layer_group = _child(path, group, link)
+                for name in layer_group:
+                    shapes[from_h5_name(name)] = tuple(_child(path, layer_group, name, h5py.Dataset).shape)
+            for prefix, sub in layer.walk():
+                sub._expected_shapes = {k[len(prefix):]: v for k, v in shapes.items()
+                                        if k.startswith(prefix) and "/" not in k[len(prefix):]}
 
 
 def _match_arrays(path, layer, group, store: dict, kind: str, target: str, hint: str, same_dtype: bool):
@@ -375,15 +400,19 @@ def _match_arrays(path, layer, group, store: dict, kind: str, target: str, hint:
                                    f"{sorted(store)}; {hint}")
     out = []
     for link, key in expected.items():
-        with _reading(path, f"{group.name}/{link}"):
-            array = read_array(_child(path, group, link, h5py.Dataset))
         want = store[key]
-        if array.shape != want.shape:
-            raise ModelFileError(path, f"layer {layer.describe()}: {kind} {key!r} has shape {array.shape} in the file "
-                                       f"but {want.shape} in {target}; {hint}")
-        if array.dtype.kind != "f" or (same_dtype and array.dtype != want.dtype):
-            raise ModelFileError(path, f"layer {layer.describe()}: {kind} {key!r} is {array.dtype} in the file but "
-                                       f"{want.dtype} in {target}; {hint}")
+        with _reading(path, f"{group.name}/{link}"):
+            # Shape and dtype are checked on the declaration, before reading: a dataset declared
+            # (10**6, 10**6) costs nothing to refuse here, terabytes to read.
+            dataset = _child(path, group, link, h5py.Dataset)
+            if dataset.shape != want.shape:
+                raise ModelFileError(path, f"layer {layer.describe()}: {kind} {key!r} has shape {dataset.shape} in the "
+                                           f"file but {want.shape} in {target}; {hint}")
+            if dataset.dtype.kind != "f" or (same_dtype and dataset.dtype != want.dtype):
+                raise ModelFileError(path, f"layer {layer.describe()}: {kind} {key!r} is {dataset.dtype} in the file "
+                                           f"but {want.dtype} in {target}; {hint}")
+            array = read_array(dataset)
+        _warn_non_finite(path, f"layer {layer.describe()}: {kind} {key!r}", array)
         out.append((store, key, array))
     return out
 
@@ -407,6 +436,25 @@ class _Store(dict):
 def _state_group(f: h5py.File) -> str:
     """Where the non-trainable arrays live: ``/state`` from format 2 on, ``/constants`` in format 1."""
     return "state" if get_int(f, "format_version") >= 2 else "constants"
+
+
+def _warn_non_finite(path, what: str, array: np.ndarray) -> None:
+    """A RuntimeWarning when ``array`` holds NaN or infinities: such a model predicts NaN, silently."""
+    bad = array.size - int(np.count_nonzero(np.isfinite(array)))
+    if bad:
+        warnings.warn(f"{os.fspath(path)}: {what} has {bad} non-finite value(s) (NaN or infinity) out of "
+                      f"{array.size}; the model was probably saved after training diverged and will predict NaN. "
+                      "Load an earlier checkpoint, or retrain with a lower learning rate (DivergenceGuard stops "
+                      "training when the loss diverges)", RuntimeWarning, stacklevel=_user_stacklevel())
+
+
+def _user_stacklevel() -> int:
+    """The ``stacklevel`` that points a warning at the first caller outside nnscratch."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _read_layer_arrays(path, f: h5py.File, model, target: str, hint: str, same_dtype: bool):
@@ -478,11 +526,13 @@ def _read_optimizer_state(path, f: h5py.File, model) -> dict:
                 entry = {}
                 for slot_link in param_group:
                     with _reading(path, f"{param_group.name}/{slot_link}"):
-                        array = read_array(_child(path, param_group, slot_link, h5py.Dataset))
-                    if array.shape != param.shape or array.dtype != param.dtype:
-                        raise ModelFileError(path, f"optimizer slot {from_h5_name(slot_link)!r} of {layer.name}/{key} "
-                                                   f"is {array.dtype} {array.shape} but the parameter is "
-                                                   f"{param.dtype} {param.shape}")
+                        dataset = _child(path, param_group, slot_link, h5py.Dataset)
+                        if dataset.shape != param.shape or dataset.dtype != param.dtype:
+                            raise ModelFileError(path, f"optimizer slot {from_h5_name(slot_link)!r} of {layer.name}/"
+                                                       f"{key} is {dataset.dtype} {dataset.shape} but the parameter is "
+                                                       f"{param.dtype} {param.shape}")
+                        array = read_array(dataset)
+                    _warn_non_finite(path, f"optimizer slot {from_h5_name(slot_link)!r} of {layer.name}/{key}", array)
                     entry[from_h5_name(slot_link)] = array
                 if optimizer.slot_names and set(entry) != set(optimizer.slot_names):
                     raise ModelFileError(path, f"optimizer state for {layer.name}/{key} has slots {sorted(entry)}, "

@@ -128,8 +128,9 @@ def read_history_json(path) -> History:
     with open(path, encoding="utf-8") as f:
         try:
             data = json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path} is not valid JSON ({e}); expected a history written by "
+        except (ValueError, RecursionError) as e:  # JSONDecodeError, UnicodeDecodeError; absurd nesting
+            problem = "nested too deeply" if isinstance(e, RecursionError) else f"{type(e).__name__}: {e}"
+            raise ValueError(f"{path} is not valid JSON ({problem}); expected a history written by "
                              "write_history_json or `nnscratch train -o`") from e
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a JSON object with 'history' and 'epoch', got a {type(data).__name__}")

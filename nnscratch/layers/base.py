@@ -45,7 +45,16 @@ MAX_SAMPLE_ELEMENTS = 2**31
 
 
 class WeightShapeError(ValueError):
-    """A layer declares a weight of another shape than the saved file being loaded holds for it."""
+    """A layer declares a weight of another shape than the saved file being loaded holds for it.
+
+    Attributes:
+        layer: the layer's description; name: the weight; declared: its shape; in_file: the file's shape.
+    """
+
+    def __init__(self, layer: str, name: str, declared: tuple, in_file: tuple):
+        self.layer, self.name, self.declared, self.in_file = layer, name, tuple(declared), tuple(in_file)
+        super().__init__(f"{layer} declares weight {name!r} of shape {self.declared}, but the file holds "
+                         f"{self.in_file}; its configuration and its weights disagree")
 
 
 def compute_fans(shape: tuple[int, ...]) -> tuple[int, int]:
@@ -180,8 +189,7 @@ class Layer:
                       for d in shape)
         expected = None if self._expected_shapes is None else self._expected_shapes.get(name)
         if expected is not None and tuple(expected) != shape:
-            raise WeightShapeError(f"{self.describe()} declares weight {name!r} of shape {shape}, but the file holds "
-                             f"{tuple(expected)}; its configuration and its weights disagree")
+            raise WeightShapeError(self.describe(), name, shape, expected)
         size = int(np.prod(shape, dtype=object))
         if size > MAX_WEIGHT_ELEMENTS:
             raise ValueError(f"{self.describe()}: weight {name!r} of shape {shape} would hold {size:,} values, more "

@@ -6,6 +6,8 @@ import gzip
 import hashlib
 import os
 import stat
+import tracemalloc
+import zlib
 
 import numpy as np
 import pytest
@@ -171,6 +173,70 @@ def test_gzip_crc_mismatch(tmp_path):
     data[-8] ^= 0xFF  # the CRC32 in the gzip trailer
     path.write_bytes(bytes(data))
     check_error(path, "broken gzip stream", "CRC")
+
+
+def gzip_of(*parts, level=9):
+    """A gzip stream of ``parts`` written one at a time (so a large zero payload costs no memory here)."""
+    compressor = zlib.compressobj(level, zlib.DEFLATED, 31)
+    return b"".join([compressor.compress(part) for part in parts] + [compressor.flush()])
+
+
+def peak_memory_of(function):
+    tracemalloc.start()
+    try:
+        function()
+    except ValueError:
+        pass
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+def test_dimension_sizes_multiply_without_wrapping_around(tmp_path):
+    # 2**16 to the 4th is 2**64, which int64 arithmetic wraps to 0: with no payload that used to pass the
+    # length check and end in NumPy's reshape error.
+    path = tmp_path / "w"
+    path.write_bytes(header(0x08, (2**16,) * 4))
+    check_error(path, "impossible header", "(65536, 65536, 65536, 65536)", "18446744073709551616 bytes")
+
+
+def test_a_zero_dimension_beside_impossible_ones(tmp_path):
+    path = tmp_path / "z"
+    path.write_bytes(header(0x0E, (0, 2**32 - 1, 2**32 - 1, 2**32 - 1)))
+    check_error(path, "impossible header", "more than any array can hold")
+
+
+def test_gzip_header_declaring_more_than_the_file_can_inflate_to(tmp_path):
+    path = tmp_path / "big.gz"
+    path.write_bytes(gzip_of(header(0x08, (60000, 28, 28)), bytes(100)))
+    message = check_error(path, "(60000, 28, 28)", "47040000 payload bytes",
+                          f"a {path.stat().st_size}-byte gzip file inflates to at most")
+    assert "truncated" in message
+
+
+def test_gzip_bomb_is_never_inflated_beyond_the_declared_size(tmp_path):
+    """64 MiB of zeros (65 KB compressed) behind a header declaring 7840 bytes: inflating stops at the
+    header's size plus one read, instead of inflating all of it before comparing."""
+    path = tmp_path / "bomb.gz"
+    path.write_bytes(gzip_of(header(0x08, (10, 28, 28)), *[bytes(2**20)] * 64))
+    check_error(path, "trailing bytes", "7840 payload bytes", "at least")
+    assert peak_memory_of(lambda: load_idx(path)) < 4 * 2**20
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_memory_is_the_array_plus_a_bounded_buffer(tmp_path, compress):
+    array = np.random.default_rng(0).integers(0, 255, (2000, 28, 28), dtype=np.int32)  # 6 MiB
+    path = tmp_path / ("a.gz" if compress else "a")
+    save_idx(path, array, compress=compress)  # big-endian on disk: swapped in place, not copied
+    assert peak_memory_of(lambda: load_idx(path)) < array.nbytes + 2 * 2**20  # it was twice the array
+    np.testing.assert_array_equal(load_idx(path), array)
+
+
+def test_gzip_trailing_bytes_are_found_without_inflating_them_all(tmp_path):
+    path = tmp_path / "t.gz"
+    path.write_bytes(gzip_of(header(0x08, (2,)), bytes(5)))
+    check_error(path, "trailing bytes", "2 payload bytes", "at least 5 payload bytes")
 
 
 def test_missing_file_names_the_path(tmp_path):

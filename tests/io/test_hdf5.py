@@ -454,8 +454,8 @@ def test_weights_whose_shape_does_not_fit_the_architecture(saved):
         del f["weights/dense_2/kernel"]
         f["weights/dense_2/kernel"] = np.zeros((8, 4), np.float32)
     # refused when the layer declares the weight, before anything of that size is allocated
-    with pytest.raises(ModelFileError, match=rf"{path}: the saved architecture does not finalize: dense_2 \(Dense\) "
-                                             r"declares weight 'kernel' of shape \(8, 3\), but the file holds \(8, 4\)"):
+    with pytest.raises(ModelFileError, match=rf"{path}: layer dense_2 \(Dense\): weight 'kernel' has shape "
+                                             r"\(8, 4\) in the file but \(8, 3\) in the saved architecture"):
         load_model(path)
 
 
