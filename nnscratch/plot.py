@@ -205,7 +205,7 @@ def plot_health(history_or_json_path, output_path, title=None, dpi=100) -> str:
     fmt = os.path.splitext(output_path)[1].lstrip(".").lower() or "png"
     cols = 2
     rows = -(-len(panels) // cols)
-    fig = Figure(figsize=(13, 3.2 * rows + 0.6), dpi=dpi, layout="constrained")
+    fig = Figure(figsize=(14, 3.2 * rows + 0.6), dpi=dpi, layout="constrained")
     canvas = FigureCanvasAgg(fig)
     supported = canvas.get_supported_filetypes()
     if fmt not in supported:
@@ -216,6 +216,7 @@ def plot_health(history_or_json_path, output_path, title=None, dpi=100) -> str:
     names = list(layers)
     palette = [f"C{i}" for i in range(10)]
     styles = ["-", "--", ":", "-."]
+    handles = {}  # one legend for the figure: a layer keeps its colour and line style in every panel
     steps_per_epoch = {}
     for x, e, s in zip(xs, record["epoch"], record["step"]):
         if x > e:
@@ -246,7 +247,10 @@ def plot_health(history_or_json_path, output_path, title=None, dpi=100) -> str:
             if blown:
                 top = ax.get_ylim()[1]
                 ax.plot(blown, [top] * len(blown), "x", color="tab:red", label="non-finite")
-            ax.legend(fontsize="x-small", loc="best", ncol=2 if len(names) > 8 else 1)
+            if blown:
+                ax.legend(handles=ax.get_lines()[-1:], fontsize="x-small", loc="lower right")
+            for line in ax.get_lines():
+                handles.setdefault(line.get_label(), line)
         seen = set()
         for event in history.events:
             style = EVENT_STYLES.get(event.get("kind"))
@@ -263,6 +267,10 @@ def plot_health(history_or_json_path, output_path, title=None, dpi=100) -> str:
         ax.set_title(f"{label} (every {record.get('every', '?')} steps)" if metric == "loss" else label)
         ax.set_xlabel("epoch")
         ax.grid(True, alpha=0.3)
+    layer_handles = [handles[n] for n in names if n in handles]
+    if layer_handles:
+        fig.legend(layer_handles, [h.get_label() for h in layer_handles], loc="outside right upper",
+                   fontsize="small", ncol=1 if len(layer_handles) <= 30 else 2)
     title = title if title is not None else history.meta.get("model")
     fig.suptitle(f"{title}: layer health" if title else "layer health")
 

@@ -88,7 +88,7 @@ def test_plot_health_draws_every_recorded_quantity(tmp_path):
     out = plot_health(path, tmp_path / "health.png")
     assert_png(out)
     w, h = png_size(out)
-    assert (w, h) == (1300, 3 * 320 + 60)  # loss, gradient norm, update ratio, dead ReLUs, 2 x BN drift: 3 rows
+    assert (w, h) == (1400, 3 * 320 + 60)  # loss, gradient norm, update ratio, dead ReLUs, 2 x BN drift: 3 rows
 
 
 def test_plot_health_from_the_command_line(tmp_path, capsys):
