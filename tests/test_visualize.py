@@ -251,3 +251,45 @@ def test_bad_class_and_unfinalized_model(lenet, digits):
 def test_an_unknown_image_format_is_refused(lenet, tmp_path):
     with pytest.raises(ValueError, match=r"cannot save an image as \.xyz"):
         v.plot_kernels(lenet, tmp_path / "k.xyz")
+
+
+def one_sided_check(probe, x, at, class_index, elements, eps=1e-5):
+    """Central differences where the score is smooth: a real image has kinks (a black background makes ties
+    in max pooling and exact zeros before ReLU), where the backward's subgradient (the first maximum) is a
+    choice and finite differences have no single answer. An element counts as smooth when its forward and
+    backward differences agree."""
+    s, sign, _ = probe.score_step()
+    base = x.copy() if at == probe.input_step else probe.forward(x, keep=[at])[at].copy()
+    run = (lambda: sign * probe.forward(base, keep=[s])[s][0, class_index]) if at == probe.input_step else \
+        (lambda: sign * probe.forward(x, keep=[s], replace={at: base})[s][0, class_index])
+    flat = base.reshape(-1)
+    f0 = run()
+    central, smooth = [], []
+    for i in elements:
+        old = flat[i]
+        flat[i] = old + eps
+        plus = run()
+        flat[i] = old - eps
+        minus = run()
+        flat[i] = old
+        central.append((plus - minus) / (2 * eps))
+        smooth.append(abs((plus - f0) - (f0 - minus)) / eps)
+    return np.array(central), np.array(smooth)
+
+
+def test_trained_lenet_gradients_match_finite_differences_away_from_ties(lenet, digits):
+    probe = v.Probe(lenet)
+    x, y = digits
+    rng = np.random.default_rng(0)
+    image = probe.image(x[1000])
+    s = v.saliency(probe, x[1000])
+    cam = v.grad_cam(probe, x[1000])
+    for analytic, at, c in ((s.gradient, probe.input_step, s.class_index),
+                            (cam.gradients, probe.step(cam.layer), cam.class_index)):
+        elements = rng.choice(analytic.size, 250, replace=False)
+        numeric, kink = one_sided_check(probe, image, at, c, elements)
+        scale = np.abs(numeric).max()
+        smooth = kink < 1e-4 * scale
+        assert smooth.sum() >= 25  # the ink and the positions it reaches
+        err = relative_error(analytic.reshape(-1)[elements][smooth], numeric[smooth], tiny=1e-4 * scale)
+        assert err.max() < 1e-5
