@@ -240,14 +240,15 @@ def kernels(model, layer=None):
     """
     layers = list(model.layers)
     if layer is None:
-        convs = [l for l in layers if type(l).__name__ == "Conv2D"]
+        if not getattr(model, "finalized", False):
+            raise ValueError("the model is not finalized; call model.finalize() (or load it with load_model) "
+                             "before visualizing it")
+        # the first to run, which in a graph model need not be the first listed
+        convs = [s.layer for s in model.plan.steps if not s.feed and type(s.layer).__name__ == "Conv2D"]
         if not convs:
             raise ValueError(f"the model {model.name!r} has no Conv2D layer, so there are no kernels to show; its "
                              f"layers are: {', '.join(l.name for l in layers)}")
         target = convs[0]
-        if model.is_graph:  # the first to run, not the first listed
-            probe_order = [s.layer for s in model.plan.steps if not s.feed and type(s.layer).__name__ == "Conv2D"]
-            target = probe_order[0]
     else:
         by_name = {l.name: l for l in layers}
         if layer not in by_name:
@@ -505,7 +506,7 @@ def plot_kernels(model, output_path, layer=None, dpi=100) -> str:
     layers. One symmetric grey scale for all tiles: mid-grey is 0, white positive, black negative."""
     name, k = kernels(model, layer)
     kh, kw, cin, cout = k.shape
-    colour = cin == 3 and layer is None
+    colour = cin == 3  # an RGB input: each kernel is a small colour image
     if cin == 1 or colour:
         rows, cols = _grid(cout, 8)
         tiles = [(f, None) for f in range(cout)]
@@ -528,7 +529,7 @@ def plot_kernels(model, output_path, layer=None, dpi=100) -> str:
         else:
             ax.imshow(k[:, :, c or 0, f], cmap="gray", vmin=-limit, vmax=limit, interpolation="nearest")
         ax.set_title(f"{f}" if c is None else f"{f}/{c}", fontsize=7)
-    shown = "" if cin in (1,) or colour or cin <= 16 else f" (first 16 of {cin} input channels)"
+    shown = "" if colour or cin <= 16 else f" (first 16 of {cin} input channels)"
     fig.suptitle(f"{name}: {cout} kernels {kh}x{kw}x{cin}{shown}")
     return _save(fig, fmt, output_path)
 
@@ -628,6 +629,7 @@ def plot_histograms(model, output_path, images=None, layers=None, bins=50, dpi=1
     if not names:
         raise ValueError("no layer to draw: the model has no weights; pass images to draw activations")
     acts = activations(probe, images, names) if images is not None else {}
+    count = 0 if images is None else (len(images) if np.ndim(images) == len(probe.input_shape) + 1 else 1)
     layer_of = {l.name: l for l in source.layers}
     cols = 2 if images is not None else 1
     height = 1.6 * len(names) + 0.6
@@ -652,9 +654,8 @@ def plot_histograms(model, output_path, images=None, layers=None, bins=50, dpi=1
             a = acts[name]
             ax.hist(a, bins=bins, color="tab:green", alpha=0.8)
             zero = float(np.mean(a == 0))
-            ax.set_title(f"{name}: outputs over {len(np.atleast_1d(images)) if np.ndim(images) == len(probe.input_shape) + 1 else 1}"
-                         f" image(s), mean {a.mean():.3g}, std {a.std():.3g}" + (f", {100 * zero:.0f}% zero" if zero > 0.01 else ""),
-                         fontsize=8, loc="left")
+            ax.set_title(f"{name}: outputs over {count} image(s), mean {a.mean():.3g}, std {a.std():.3g}"
+                         + (f", {100 * zero:.0f}% zero" if zero > 0.01 else ""), fontsize=8, loc="left")
             ax.tick_params(labelsize=6)
             ax.set_yscale("log")
     fig.suptitle(f"{probe.model.name}: weight" + (" and activation" if images is not None else "") + " histograms")
