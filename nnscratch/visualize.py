@@ -565,7 +565,8 @@ def plot_feature_maps(model, image, layers, output_path, max_channels=32, dpi=10
             ax = fig.add_subplot(grid[row + r, :] if wide else grid[row + r, c])
             ax.imshow(tile, cmap="viridis", interpolation="nearest", aspect="auto" if wide else "equal")
             ax.set_axis_off()
-            label = f"{name} {'x'.join(map(str, shape))}" if i == 0 else ""
+            more = f" (first {len(tiles)})" if len(shape) == 3 and shape[-1] > len(tiles) else ""
+            label = f"{name} {'x'.join(map(str, shape))}{more}" if i == 0 else ""
             ax.set_title(f"{label}{' ' if label else ''}#{i}" if not wide else label, fontsize=7,
                          loc="left" if i == 0 else "center")
         row += n_rows
