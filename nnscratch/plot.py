@@ -300,7 +300,8 @@ def add_plot_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
 def run_plot(args) -> int:
     """Runs ``nnscratch plot`` for parsed ``args``; prints where the image went; returns the exit code."""
     health = getattr(args, "health", False)
-    output = args.output or os.path.splitext(args.history)[0] + (".health.png" if health else ".png")
+    stem = os.path.splitext(args.history)[0]
+    output = args.output or (stem.removesuffix(".history") + ".health.png" if health else stem + ".png")
     draw = plot_health if health else plot_history
     draw(args.history, output, title=getattr(args, "title", None), dpi=getattr(args, "dpi", 100))
     print(f"wrote {output}")

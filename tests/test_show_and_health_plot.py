@@ -8,15 +8,38 @@ from nnscratch.models import lenet5, mlp, resnet
 from nnscratch.optimizers import SGD
 from nnscratch.plot import plot_health
 
-from test_cli import data_dir, shape_digit  # noqa: F401  (data_dir is a fixture)
+from nnscratch.datasets import save_idx
 from test_plot import PNG_SIGNATURE, distinct_colours, png_size
 
 # the generated IDX files stand in for MNIST, whose checksums they do not match
 pytestmark = pytest.mark.filterwarnings("ignore:.*differ from the original:UserWarning")
 
 
+def shape_digit(kind, rng, size=28):
+    """A light-on-dark glyph centred MNIST-style: 0 a horizontal bar, 1 a vertical bar, 2 a cross."""
+    img = np.zeros((size, size))
+    c = 14 + rng.integers(-1, 2)
+    if kind in (0, 2):
+        img[c - 1:c + 2, 5:23] = 255
+    if kind in (1, 2):
+        img[5:23, c - 1:c + 2] = 255
+    return np.clip(img + rng.normal(0, 10, img.shape), 0, 255).astype(np.uint8)
+
+
 @pytest.fixture(scope="module")
-def lenet_file(data_dir, tmp_path_factory):  # noqa: F811
+def data_dir(tmp_path_factory):
+    """Three glyphs written as MNIST's four IDX files (no network)."""
+    rng = np.random.default_rng(0)
+    d = tmp_path_factory.mktemp("shapes")
+    for split, n in (("train", 600), ("t10k", 150)):
+        y = rng.integers(0, 3, n).astype(np.uint8)
+        save_idx(d / f"{split}-images-idx3-ubyte", np.stack([shape_digit(k, rng) for k in y]))
+        save_idx(d / f"{split}-labels-idx1-ubyte", y)
+    return d
+
+
+@pytest.fixture(scope="module")
+def lenet_file(data_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("show") / "lenet.h5"
     assert main(["train", "lenet5", "--epochs", "1", "--batch-size", "32", "--data-dir", str(data_dir),
                  "--output", str(out), "--verbose", "0"]) == 0
@@ -34,7 +57,7 @@ def assert_png(path):
 @pytest.mark.parametrize("view, extra", [("kernels", []), ("features", ["--layer", "re_lu_1", "--index", "4"]),
                                          ("saliency", ["--class", "2"]), ("gradcam", []),
                                          ("histograms", ["--count", "8"])])
-def test_show_writes_each_view(lenet_file, data_dir, view, extra, capsys):  # noqa: F811
+def test_show_writes_each_view(lenet_file, data_dir, view, extra, capsys):
     code = main(["show", str(lenet_file), view, "--data-dir", str(data_dir)] + extra)
     assert code == 0
     out = lenet_file.with_name(f"lenet.{view}.png")
@@ -52,7 +75,7 @@ def test_show_an_image_file(lenet_file, tmp_path, capsys):
     assert_png(tmp_path / "g.png")
 
 
-def test_show_errors(lenet_file, data_dir, tmp_path, capsys):  # noqa: F811
+def test_show_errors(lenet_file, data_dir, tmp_path, capsys):
     assert main(["show", str(lenet_file), "features", "--layer", "c9", "--data-dir", str(data_dir)]) == 2
     assert "no layer named 'c9'; its layers are: conv2d_1" in capsys.readouterr().err
     assert main(["show", str(tmp_path / "missing.h5"), "kernels"]) == 2
@@ -94,8 +117,8 @@ def test_plot_health_draws_every_recorded_quantity(tmp_path):
 def test_plot_health_from_the_command_line(tmp_path, capsys):
     path = health_run(tmp_path)
     assert main(["plot", str(path), "--health"]) == 0
-    assert_png(tmp_path / "run.history.health.png")
-    assert "run.history.health.png" in capsys.readouterr().out
+    assert_png(tmp_path / "run.health.png")  # beside the history, named as `nnscratch plot` names the curves
+    assert "run.health.png" in capsys.readouterr().out
 
 
 def test_plot_health_without_a_record_says_how_to_make_one(tmp_path, capsys):
