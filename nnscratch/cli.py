@@ -608,7 +608,8 @@ def cmd_show(args):
         if dataset is None:
             raise UsageError(f"{args.model} does not record its dataset; pass --image PATH or --dataset "
                              f"{'|'.join(DATASETS)}")
-        _, (x_test, y_test), _ = load_dataset(dataset, args.data_dir)
+        _, (x_test, y_test), names = load_dataset(dataset, args.data_dir)
+        model.metadata.setdefault("class_names", names)  # for the titles of a model that does not record them
         if not 0 <= args.index < len(x_test):
             raise UsageError(f"--index must be in 0..{len(x_test) - 1} (the {dataset} test set), got {args.index}")
         stop = min(len(x_test), args.index + count)

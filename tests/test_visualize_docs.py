@@ -11,7 +11,7 @@ def example_commands():
     spec = importlib.util.spec_from_file_location("visualize_examples", ROOT / "docs" / "visualize_examples.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)  # defines COMMANDS; trains nothing outside __main__
-    return module.COMMANDS
+    return module.COMMANDS + module.LONG_RUN_COMMANDS
 
 
 def test_the_page_shows_the_commands_that_made_its_pictures():
