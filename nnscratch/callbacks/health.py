@@ -76,6 +76,10 @@ class LayerHealth(Callback):
         saturation: a tanh/sigmoid output counts as saturated within ``1 - saturation`` of its bound,
             default 0.95 (tanh's derivative is then below 0.1).
 
+    With a :class:`~nnscratch.callbacks.DivergenceGuard`, put LayerHealth first in the callbacks list: the
+    guard then sees the step that gave the divergence away in the record, and LayerHealth never measures an
+    update the guard has already rolled back.
+
     The record (JSON-able, extended by every ``fit``)::
 
         {"every": 20, "x": [fractional epochs], "epoch": [...], "step": [...], "loss": [batch losses],
