@@ -803,18 +803,19 @@ def build_parser():
                         "saliency, Grad-CAM, weight and activation histograms")
     p.add_argument("model", metavar="MODEL", help="a model saved by `nnscratch train` or Model.save (.h5)")
     p.add_argument("view", choices=SHOW_VIEWS, help="what to draw")
-    p.add_argument("--image", default=None, help="an image file to look at (prepared as for predict)")
-    p.add_argument("--index", type=int, default=0,
+    p.add_argument("--image", default=None, metavar="FILE", help="an image file to look at (prepared as for predict)")
+    p.add_argument("--index", type=_whole(0), default=0, metavar="N",
                    help="else this image of the model's test set (default: 0); histograms use --count from here")
-    p.add_argument("--count", type=int, default=64, help="test images for the activation histograms (default: 64)")
+    p.add_argument("--count", type=_whole(1), default=64, metavar="N", help="test images for the activation histograms (default: 64)")
     p.add_argument("--layer", dest="layers", action="append", metavar="NAME",
                    help="the layer(s) to show, as named by `nnscratch summary` (repeatable; default: every "
                         "Conv2D for features, the last convolution for gradcam, the first for kernels)")
-    p.add_argument("--class", dest="class_index", type=int, default=None,
+    p.add_argument("--class", dest="class_index", type=_whole(0), default=None, metavar="N",
                    help="the class to explain (default: the predicted one)")
     p.add_argument("--dataset", default=None, choices=DATASETS, help="default: the one the model records")
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("-o", "--output", default=None, help="image path (default: MODEL.VIEW.png beside the model)")
+    p.add_argument("--data-dir", default=None, metavar="DIR", help="the folder with the dataset's IDX files")
+    p.add_argument("-o", "--output", default=None, metavar="FILE",
+                   help="image to write, .png, .svg or .pdf (default: MODEL.VIEW.png beside the model)")
     p.set_defaults(func=cmd_show)
     return parser
 
