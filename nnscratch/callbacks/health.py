@@ -71,7 +71,7 @@ class LayerHealth(Callback):
 
     Args:
         every: sample every this many steps (counted across epochs), default 20: on LeNet-5 with batches of
-            64 that cost about 1 % of the epoch time (see docs/visualize.md for the measurement).
+            64 that cost under 0.5 % of the epoch time (docs/visualize.md has the measurement).
         layers: names of the layers to watch, default None (every layer with something to report).
         saturation: a tanh/sigmoid output counts as saturated within ``1 - saturation`` of its bound,
             default 0.95 (tanh's derivative is then below 0.1).
