@@ -1,4 +1,4 @@
-"""The nnscratch command: train, evaluate, predict, summary, gradcheck and plot.
+"""The nnscratch command: train, evaluate, predict, summary, gradcheck, plot and show.
 
 Run ``nnscratch COMMAND --help`` for each command's options. Exit status: 0 on success, 1 when a check
 fails (gradcheck), 2 on bad usage or input (argparse's convention), 130 when interrupted with Ctrl-C.
@@ -566,7 +566,7 @@ _SIGNATURES = {b"\x89PNG": "a PNG image (perhaps a plot already drawn)", b"\x89H
 
 
 def cmd_plot(args):
-    from .plot import plot_history
+    from .plot import plot_health, plot_history
 
     if not os.path.exists(args.history):
         raise UsageError(f"no such file: {args.history}")
@@ -585,9 +585,76 @@ def cmd_plot(args):
         raise UsageError(f"{args.history} is {what}, not a training history; pass the .history.json (or the .h5 "
                          "model) that `nnscratch train` writes")
     default = os.path.splitext(args.history)[0]
-    output = args.output or (default.removesuffix(".history") + ".png")
-    plot_history(source, output)
+    output = args.output or (default.removesuffix(".history") + (".health.png" if args.health else ".png"))
+    (plot_health if args.health else plot_history)(source, output)
     print(f"wrote {output}")
+    return 0
+
+
+# -- show ----------------------------------------------------------------------------------------------
+SHOW_VIEWS = ("kernels", "features", "saliency", "gradcam", "histograms")
+
+
+def cmd_show(args):
+    """Pictures of a saved model (nnscratch.visualize): kernels, feature maps, saliency, Grad-CAM, histograms."""
+    from . import visualize
+
+    model = _load(args.model)
+    preprocess = model.metadata.get("preprocess") or {"scale": "unit", "pad_to": None}
+    dataset = args.dataset or model.metadata.get("dataset")
+    output = args.output or f"{os.path.splitext(args.model)[0]}.{args.view}.png"
+
+    def test_images(count):
+        if dataset is None:
+            raise UsageError(f"{args.model} does not record its dataset; pass --image PATH or --dataset "
+                             f"{'|'.join(DATASETS)}")
+        _, (x_test, y_test), names = load_dataset(dataset, args.data_dir)
+        model.metadata.setdefault("class_names", names)  # for the titles of a model that does not record them
+        if not 0 <= args.index < len(x_test):
+            raise UsageError(f"--index must be in 0..{len(x_test) - 1} (the {dataset} test set), got {args.index}")
+        stop = min(len(x_test), args.index + count)
+        return prepare(x_test[args.index:stop], preprocess), y_test[args.index:stop]
+
+    def one_image():
+        if args.image:
+            from .images import read_image
+
+            h, w, c = model.input_shape
+            pad = preprocess.get("pad_to")
+            size = (h - (pad - 28), w - (pad - 28)) if pad else (h, w)
+            box = min(size) if dataset == "fashion-mnist" else None  # as predict prepares them
+            x = prepare(read_image(args.image, size, c, box=box)[None], preprocess)
+            where = args.image
+        else:
+            x, y = test_images(1)
+            where = f"{dataset} test image {args.index} (label {y[0]})"
+        return (x[0] if x.ndim == 4 else x[0][..., None]), where
+
+    if args.view == "kernels":
+        visualize.plot_kernels(model, output, layer=args.layers[0] if args.layers else None)
+        print(f"wrote {output}")
+        return 0
+    if args.view == "histograms":
+        images = None
+        if args.image or dataset is not None:
+            images = one_image()[0][None] if args.image else test_images(args.count)[0]
+        visualize.plot_histograms(model, output, images=images, layers=args.layers or None)
+        print(f"wrote {output}")
+        return 0
+    image, where = one_image()
+    if args.view == "features":
+        layers = args.layers or [l.name for l in model.layers if type(l).__name__ == "Conv2D"]
+        if not layers:
+            raise UsageError("the model has no Conv2D layer; name the layers to show with --layer NAME")
+        visualize.plot_feature_maps(model, image, layers, output)
+    elif args.view == "saliency":
+        visualize.plot_saliency(model, image, output, class_index=args.class_index)
+    else:
+        if len(args.layers or []) > 1:
+            raise UsageError("Grad-CAM explains one layer; give --layer once")
+        visualize.plot_grad_cam(model, image, output, class_index=args.class_index,
+                                layer=args.layers[0] if args.layers else None)
+    print(f"wrote {output} ({args.view} of {where})")
     return 0
 
 
@@ -727,7 +794,29 @@ def build_parser():
                    help="the .history.json that `nnscratch train` writes beside the model, or the .h5 model itself")
     p.add_argument("-o", "--output", default=None, metavar="FILE",
                    help="image to write, .png, .svg or .pdf (default: beside HISTORY, as .png)")
+    p.add_argument("--health", action="store_true",
+                   help="draw the per-layer health that LayerHealth recorded (gradient norms, update ratios, dead "
+                        "ReLUs, saturation, BatchNormalization drift) instead of the curves")
     p.set_defaults(func=cmd_plot)
+
+    p = command("show", "draw what a saved model learned and looks at: first-layer kernels, feature maps, class "
+                        "saliency, Grad-CAM, weight and activation histograms")
+    p.add_argument("model", metavar="MODEL", help="a model saved by `nnscratch train` or Model.save (.h5)")
+    p.add_argument("view", choices=SHOW_VIEWS, help="what to draw")
+    p.add_argument("--image", default=None, metavar="FILE", help="an image file to look at (prepared as for predict)")
+    p.add_argument("--index", type=_whole(0), default=0, metavar="N",
+                   help="else this image of the model's test set (default: 0); histograms use --count from here")
+    p.add_argument("--count", type=_whole(1), default=64, metavar="N", help="test images for the activation histograms (default: 64)")
+    p.add_argument("--layer", dest="layers", action="append", metavar="NAME",
+                   help="the layer(s) to show, as named by `nnscratch summary` (repeatable; default: every "
+                        "Conv2D for features, the last convolution for gradcam, the first for kernels)")
+    p.add_argument("--class", dest="class_index", type=_whole(0), default=None, metavar="N",
+                   help="the class to explain (default: the predicted one)")
+    p.add_argument("--dataset", default=None, choices=DATASETS, help="default: the one the model records")
+    p.add_argument("--data-dir", default=None, metavar="DIR", help="the folder with the dataset's IDX files")
+    p.add_argument("-o", "--output", default=None, metavar="FILE",
+                   help="image to write, .png, .svg or .pdf (default: MODEL.VIEW.png beside the model)")
+    p.set_defaults(func=cmd_show)
     return parser
 
 

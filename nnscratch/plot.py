@@ -1,4 +1,5 @@
-"""Training curves: loss and accuracy per epoch, training against validation, from a History or its JSON.
+"""Training curves: loss and accuracy per epoch, training against validation, from a History or its JSON;
+and the per-layer health that :class:`~nnscratch.callbacks.LayerHealth` records (:func:`plot_health`).
 
 matplotlib is optional (``pip install "nnscratch[plot]"``) and imported only when a plot is drawn. The
 figure is rendered with the Agg canvas directly, without pyplot, so plotting neither needs a display nor
@@ -164,6 +165,126 @@ def plot_history(history_or_json_path, output_path, title=None, dpi=100) -> str:
     return output_path
 
 
+_LOG_SCALE = ("grad_norm", "update_ratio", "bn_mean_drift", "bn_var_drift")
+
+
+def _health_record(history):
+    from .callbacks.health import META_KEY
+    record = history.meta.get(META_KEY)
+    if not isinstance(record, dict) or not record.get("x"):
+        raise ValueError("the history has no layer health record; train with "
+                         "callbacks=[nnscratch.callbacks.LayerHealth()] to record one")
+    return record
+
+
+def plot_health(history_or_json_path, output_path, title=None, dpi=100) -> str:
+    """Draws the per-layer health that :class:`~nnscratch.callbacks.LayerHealth` recorded, against the
+    (fractional) epoch: the batch loss, then one panel per quantity that was recorded (gradient norm and
+    update/weight ratio on log scales, dead ReLU and saturated units as fractions, BatchNormalization
+    drift), one line per layer. Events are marked as on :func:`plot_history`; non-finite gradient norms
+    are marked with a red x at the top of their panel, and zeros leave gaps on the log scales.
+
+    Args:
+        history_or_json_path, output_path, title, dpi: as for :func:`plot_history`.
+
+    Raises:
+        ValueError: the history has no health record (the message says how to record one).
+    """
+    from .callbacks.health import METRICS
+
+    history = _load(history_or_json_path)
+    output_path = os.fspath(output_path)
+    record = _health_record(history)
+    Figure, FigureCanvasAgg = _require_matplotlib()
+    xs = [float(v) for v in record["x"]]
+    layers = record.get("layers", {})
+    panels = [("loss", "batch loss")]
+    for metric, label in METRICS.items():
+        if any(_has_data(_values_of(entry.get(metric))) for entry in layers.values()):
+            panels.append((metric, label))
+    fmt = os.path.splitext(output_path)[1].lstrip(".").lower() or "png"
+    cols = 2
+    rows = -(-len(panels) // cols)
+    fig = Figure(figsize=(14, 3.2 * rows + 0.6), dpi=dpi, layout="constrained")
+    canvas = FigureCanvasAgg(fig)
+    supported = canvas.get_supported_filetypes()
+    if fmt not in supported:
+        raise ValueError(f"cannot save a plot as .{fmt}; use one of: {', '.join('.' + f for f in sorted(supported))}")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax in axes[len(panels):]:
+        ax.set_axis_off()
+    names = list(layers)
+    palette = [f"C{i}" for i in range(10)]
+    styles = ["-", "--", ":", "-."]
+    handles = {}  # one legend for the figure: a layer keeps its colour and line style in every panel
+    steps_per_epoch = {}
+    for x, e, s in zip(xs, record["epoch"], record["step"]):
+        if x > e:
+            steps_per_epoch.setdefault(e, (s + 1) / (x - e))
+    for ax, (metric, label) in zip(axes, panels):
+        if metric == "loss":
+            ax.plot(xs, _values_of(record.get("loss")), color="black", linewidth=1)
+            finite = [v for v in _values_of(record.get("loss")) if math.isfinite(v)]
+            if finite and min(finite) > 0 and max(finite) / min(finite) > 100:
+                ax.set_yscale("log")
+        else:
+            blown = []
+            for i, name in enumerate(names):
+                values = _values_of(layers[name].get(metric))
+                if not _has_data(values) and not any(v == math.inf for v in values):
+                    continue
+                blown += [x for x, v in zip(xs, values) if v == math.inf]
+                log = metric in _LOG_SCALE
+                # on a log scale a 0 (a layer whose units all died passes no gradient) would plunge off the
+                # panel; it leaves a gap instead, and the dead-units panel says why
+                ax.plot(xs, [v if math.isfinite(v) and not (log and v <= 0) else math.nan for v in values],
+                        color=palette[i % 10],
+                        linestyle=styles[(i // 10) % 4], linewidth=1.2, label=name)
+            if metric in _LOG_SCALE:
+                ax.set_yscale("log")
+            if metric in ("dead_fraction", "saturated_fraction"):
+                ax.set_ylim(-0.02, 1.02)
+            if blown:
+                top = ax.get_ylim()[1]
+                ax.plot(blown, [top] * len(blown), "x", color="tab:red", label="non-finite")
+            if blown:
+                ax.legend(handles=ax.get_lines()[-1:], fontsize="x-small", loc="lower right")
+            for line in ax.get_lines():
+                handles.setdefault(line.get_label(), line)
+        seen = set()
+        for event in history.events:
+            style = EVENT_STYLES.get(event.get("kind"))
+            if style is None or event.get("epoch") is None:
+                continue
+            event_name, color, linestyle = style
+            e, step = event["epoch"], event.get("step")
+            at = e + ((step + 1) / steps_per_epoch[e] if step is not None and e in steps_per_epoch else 0)
+            ax.axvline(at, color=color, linestyle=linestyle, linewidth=1, alpha=0.7,
+                       label=None if event_name in seen or metric != "loss" else event_name)
+            seen.add(event_name)
+        if metric == "loss" and seen:
+            ax.legend(fontsize="x-small", loc="best")
+        ax.set_title(f"{label} (every {record.get('every', '?')} steps)" if metric == "loss" else label)
+        ax.set_xlabel("epoch")
+        ax.grid(True, alpha=0.3)
+    layer_handles = [handles[n] for n in names if n in handles]
+    if layer_handles:
+        fig.legend(layer_handles, [h.get_label() for h in layer_handles], loc="outside right upper",
+                   fontsize="small", ncol=1 if len(layer_handles) <= 30 else 2)
+    title = title if title is not None else history.meta.get("model")
+    fig.suptitle(f"{title}: layer health" if title else "layer health")
+
+    from .io.atomic import atomic_open
+
+    with atomic_open(output_path, "wb") as f:
+        fig.savefig(f, format=fmt)
+    return output_path
+
+
+def _values_of(series):
+    return [math.nan if v is None else float(v) for v in (series or [])]
+
+
 # -- command line ---------------------------------------------------------------------------------------
 def add_plot_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Adds ``HISTORY.json [-o OUTPUT] [--title T] [--dpi N]`` to ``parser`` (for ``nnscratch plot``)."""
@@ -171,13 +292,18 @@ def add_plot_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     parser.add_argument("-o", "--output", default=None, help="image path (default: the JSON's name with .png)")
     parser.add_argument("--title", default=None, help="figure title (default: the model name, if recorded)")
     parser.add_argument("--dpi", type=int, default=100, help="resolution (default: 100)")
+    parser.add_argument("--health", action="store_true",
+                        help="draw the per-layer health recorded by LayerHealth instead of the curves")
     return parser
 
 
 def run_plot(args) -> int:
     """Runs ``nnscratch plot`` for parsed ``args``; prints where the image went; returns the exit code."""
-    output = args.output or os.path.splitext(args.history)[0] + ".png"
-    plot_history(args.history, output, title=getattr(args, "title", None), dpi=getattr(args, "dpi", 100))
+    health = getattr(args, "health", False)
+    stem = os.path.splitext(args.history)[0]
+    output = args.output or (stem.removesuffix(".history") + ".health.png" if health else stem + ".png")
+    draw = plot_health if health else plot_history
+    draw(args.history, output, title=getattr(args, "title", None), dpi=getattr(args, "dpi", 100))
     print(f"wrote {output}")
     return 0
 

@@ -289,7 +289,7 @@ def test_help_is_plain_text_and_every_training_option_has_help_and_a_default():
     train = " ".join(run("train", "--help").stdout.split())
     for option, default in [("--epochs N", "10"), ("--batch-size N", "128"), ("--seed SEED", "0"),
                             ("--dataset {mnist,fashion-mnist}", "mnist"), ("--val-split FRACTION", "0.1"),
-                            ("{lenet5,mlp}", "lenet5")]:
+                            ("{lenet5,mlp,resnet}", "lenet5")]:
         assert re.search(re.escape(option) + r" [a-z].*?\(default: " + re.escape(default), train), option
     gradcheck = " ".join(run("gradcheck", "--help").stdout.split())
     assert re.search(r"--tolerance TOLERANCE \w.*\(default: 1e-6 per layer", gradcheck)

@@ -1,9 +1,9 @@
 """Training callbacks: hooks the model calls during ``fit``.
 
 Ready-made: :class:`History`, :class:`EarlyStopping`, :class:`ReduceLROnPlateau`,
-:class:`LearningRateScheduler`, :class:`CSVLogger`, :class:`TerminateOnNaN`, :class:`DivergenceGuard`
-and :class:`ModelCheckpoint`; :func:`write_history_json` / :func:`read_history_json` save and load a
-History. The protocol and events are described in :mod:`nnscratch.callbacks.base`.
+:class:`LearningRateScheduler`, :class:`CSVLogger`, :class:`TerminateOnNaN`, :class:`DivergenceGuard`,
+:class:`LayerHealth` and :class:`ModelCheckpoint`; :func:`write_history_json` / :func:`read_history_json`
+save and load a History. The protocol and events are described in :mod:`nnscratch.callbacks.base`.
 
 Example:
     >>> from nnscratch.callbacks import EarlyStopping, ModelCheckpoint
@@ -12,12 +12,13 @@ Example:
 from .base import CALLBACKS, Callback, CallbackList, History, record_event
 from .csv_logger import CSVLogger
 from .divergence import DivergenceError, DivergenceGuard
+from .health import LayerHealth
 from .monitors import EarlyStopping, LearningRateScheduler, ReduceLROnPlateau, TerminateOnNaN
 from .progress import EpochLine, ProgressBar
 
 __all__ = ["CALLBACKS", "Callback", "CallbackList", "History", "record_event", "CSVLogger", "DivergenceError",
-           "DivergenceGuard", "EarlyStopping", "LearningRateScheduler", "ReduceLROnPlateau", "TerminateOnNaN",
-           "EpochLine", "ProgressBar", "ModelCheckpoint", "write_history_json", "read_history_json"]
+           "DivergenceGuard", "EarlyStopping", "LayerHealth", "LearningRateScheduler", "ReduceLROnPlateau",
+           "TerminateOnNaN", "EpochLine", "ProgressBar", "ModelCheckpoint", "write_history_json", "read_history_json"]
 
 # These live with the files they write (nnscratch.io sits above the model, the model above the callbacks),
 # so they are handed out on first use instead of imported here: importing them here would make every

@@ -36,6 +36,7 @@ import numpy as np
 from .. import _checks
 from ..metrics import BinaryAccuracy, CategoricalAccuracy
 from .base import Callback, record_event
+from .health import META_KEY as HEALTH_KEY, blowup_origin
 
 ACTIONS = ("rollback", "stop", "raise")
 
@@ -143,7 +144,10 @@ class DivergenceGuard(Callback):
     ``"divergence_stop"`` or ``"divergence_error"``, ``epoch``, ``step``, ``cause``, ``loss_before`` (the
     loss that gave the divergence away), ``loss_after`` (the loss of the restored state, as measured when
     it was saved; None if not restored), ``learning_rate_before``, ``learning_rate`` (the new rate) and
-    ``restored_epoch``/``restored_step`` (where the snapshot was taken).
+    ``restored_epoch``/``restored_step`` (where the snapshot was taken). With
+    :class:`~nnscratch.callbacks.LayerHealth` in the callbacks, the message also names the layer whose
+    gradient norm or update ratio jumped first since the snapshot (event fields ``layer`` and
+    ``layer_metric``; see :func:`~nnscratch.callbacks.health.blowup_origin`).
 
     Args:
         action: ``"rollback"``, ``"stop"`` or ``"raise"``, default ``"rollback"``.
@@ -387,6 +391,13 @@ class DivergenceGuard(Callback):
         common = dict(cause=cause, loss_before=loss, learning_rate_before=lr_before,
                       restored_epoch=None if snapshot is None else snapshot.epoch,
                       restored_step=None if snapshot is None else snapshot.step)
+        # With LayerHealth on, its record says which layer blew up first since the state a rollback returns to
+        # (the snapshot holds the weights from before its batch, so that batch's sample counts as after it).
+        origin = blowup_origin(getattr(model.history, "meta", {}).get(HEALTH_KEY),
+                               since=None if snapshot is None else (snapshot.epoch, snapshot.step - 1))
+        if origin is not None:
+            what = f"{what}; {origin['text']}"
+            common.update(layer=origin["layer"], layer_metric=origin["metric"])
         if snapshot is not None:
             back_to = f"epoch {snapshot.epoch + 1}, batch {snapshot.step + 1}"
             if snapshot.step == 0:
