@@ -40,6 +40,7 @@ from ..model import Model
 from ..optimizers import OPTIMIZERS
 from ._h5 import (LIBVER, from_h5_name, get_bool, get_float, get_int, get_text, h5_name, read_array, read_json,
                   set_text, to_json, write_array, write_json)
+from ..engine.distributed import is_writer
 from .atomic import atomic_write
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "ModelFileError", "save_model", "load_model", "save_weights",
@@ -181,6 +182,8 @@ def save_model(model, path, *, history=None) -> None:
     metadata_json = _encode(path, "metadata (model.metadata)", dict(getattr(model, "metadata", None) or {}))
     extra = {k: v for k, v in model.optimizer.get_state().items() if k not in ("iterations", "lr_multiplier", "slots")}
     extra_json = _encode(path, "optimizer state", extra) if extra else None
+    if not is_writer():  # a distributed run: rank 0 writes the file, the other ranks hold the same model
+        return
     with atomic_write(path) as tmp:
         with h5py.File(tmp, "w", libver=LIBVER, track_order=True) as f:
             _write_header(f, "model")
@@ -207,6 +210,8 @@ def save_weights(model, path) -> None:
         RuntimeError: the model is not finalized.
     """
     _require_savable(model, "model.save_weights()")
+    if not is_writer():  # a distributed run: rank 0 writes
+        return
     with atomic_write(path) as tmp:
         with h5py.File(tmp, "w", libver=LIBVER, track_order=True) as f:
             _write_header(f, "weights")
