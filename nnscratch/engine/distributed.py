@@ -399,7 +399,6 @@ class DistributedRunner:
         ghost = share is None
         a, b = (0, 1) if ghost else share  # a rank with no rows runs a stand-in sample, weighed 0
         local = slice(index.start + a, index.start + b) if isinstance(index, slice) else index[a:b]
-        scale_total = float("inf") if ghost else n  # a ghost's gradients are scaled to 0
 
         def exchange(parties):
             return RankExchange(parties, s, ghost)
@@ -411,11 +410,16 @@ class DistributedRunner:
             ex = exchange(1)
             with installed(BatchContext(a, n, seed, ex.for_chunk(0))):
                 logs = model.forward_backward([x[local] for x in xs], [y[local] for y in ys],
-                                              scale=1.0 / scale_total if ghost else (b - a) / n)
+                                              scale=0.0 if ghost else (b - a) / n)
             if model.plan.needs_collecting:
                 model.plan.collect_grads([model.plan.instances])
             results, sizes = [logs], [0 if ghost else b - a]
         params = model.trainable_params()
+        if ghost:
+            # its stand-in sample's loss gradient was scaled to 0, but BatchNormalization's dx also holds
+            # terms from the whole batch's sums, so gradients still flow upstream: they are not this rank's
+            for _, _, g in params:
+                g[...] = 0
         keys = list(results[0])
         buffer = self._flat(params, len(keys))
         edges = self._edges
