@@ -82,6 +82,25 @@ def build_model(args, input_shape, num_classes, optimizer):
 
 
 def cmd_train(args):
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"--threads must be at least 1, got {args.threads}")
+    if args.distributed:
+        from .engine.distributed import session
+        mpi = session()
+        args.ranks = mpi.size
+        with mpi.guard():  # an error on one rank (its data, its disk) stops every rank, naming it
+            return _train(args)
+    return _train(args)
+
+
+def _say(*args, **kwargs):
+    """``print`` on one process, or on rank 0 of a distributed run (the other ranks stay quiet)."""
+    from .engine.distributed import is_writer
+    if is_writer():
+        print(*args, **kwargs)
+
+
+def _train(args):
     from . import optimizers
     from .io.history_json import write_history_json
 
@@ -97,12 +116,15 @@ def cmd_train(args):
     opt_cls = optimizers.OPTIMIZERS.get(args.optimizer)
     kwargs = {"momentum": args.momentum} if opt_cls is optimizers.SGD else {}
     model = build_model(args, x_train.shape[1:], len(class_names), opt_cls(learning_rate=schedule, **kwargs))
+    if args.threads is not None:
+        model.threads = args.threads
     model.metadata.update(dataset=args.dataset, preprocess=preprocess, class_names=class_names,
                           trained_with=" ".join(["nnscratch"] + args.argv))
-    print(f"{model.name}: {sum(l.count_params() for l in model.layers):,} parameters; "
+    _say(f"{model.name}: {sum(l.count_params() for l in model.layers):,} parameters; "
           f"{args.dataset}: {len(x_train):,} training / {len(x_test):,} test images; "
           f"{args.epochs} epochs of batch {args.batch_size}, {type(model.optimizer).__name__} lr {lr:g}"
-          f"{'' if args.schedule in (None, 'none') else ' (' + args.schedule + ')'}", flush=True)
+          f"{'' if args.schedule in (None, 'none') else ' (' + args.schedule + ')'}"
+         f"{f'; {args.ranks} ranks' if args.distributed else ''}", flush=True)
     callbacks = []
     if args.output:
         from .io.checkpoint import ModelCheckpoint  # keeps the last good epoch on disk if the run dies
@@ -112,11 +134,11 @@ def cmd_train(args):
     else:
         fit_kwargs = {"validation_data": (x_test, y_test)}  # monitoring only: no model selection on it
     history = model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-                        callbacks=callbacks, verbose=args.verbose, **fit_kwargs)
-    result = model.validate(x_test, y_test)
+                        callbacks=callbacks, verbose=args.verbose, distributed=args.distributed, **fit_kwargs)
+    result = model.validate(x_test, y_test, distributed=args.distributed)
     total = time.perf_counter() - t0
     epoch_times = history.history.get("epoch_time", [])
-    print(f"test accuracy: {100 * result['accuracy']:.2f}% (error {100 * (1 - result['accuracy']):.2f}%), "
+    _say(f"test accuracy: {100 * result['accuracy']:.2f}% (error {100 * (1 - result['accuracy']):.2f}%), "
           f"test loss {result['loss']:.4f}; {sum(epoch_times):.1f} s training "
           f"({np.median(epoch_times) if epoch_times else 0:.1f} s/epoch median), {total:.1f} s in all", flush=True)
     if args.output:
@@ -127,7 +149,7 @@ def cmd_train(args):
             "model": model.name, "dataset": args.dataset, "batch_size": args.batch_size,
             "test_accuracy": result["accuracy"], "test_loss": result["loss"], "total_seconds": total,
             "command": model.metadata["trained_with"]})
-        print(f"saved {args.output} and {history_path}")
+        _say(f"saved {args.output} and {history_path}")
     return 0
 
 
@@ -328,6 +350,11 @@ def build_parser():
     p.add_argument("--output", "-o", default=None, help="save the model here (.h5) with a .history.json beside it")
     p.add_argument("--verbose", type=int, default=None, choices=(0, 1, 2),
                    help="1 live bar, 2 a line per epoch (default: 1 on a terminal, else 2)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads per process sharing each batch (default: the cores available, at most 4)")
+    p.add_argument("--distributed", action="store_true",
+                   help="train as one rank of an MPI job: mpiexec -n N nnscratch train ... --distributed "
+                        "(docs/distributed.md)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="accuracy of a saved model on its test set")
@@ -381,6 +408,12 @@ def main(argv=None):
         print(f"nnscratch {args.command}: {e}", file=sys.stderr)
         return 2
     except (ValueError, OSError, ImportError) as e:  # ImportError: a missing optional extra, with its hint
+        print(f"nnscratch {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except RuntimeError as e:
+        from .engine.distributed import DistributedError
+        if not isinstance(e, DistributedError):
+            raise
         print(f"nnscratch {args.command}: error: {e}", file=sys.stderr)
         return 2
 

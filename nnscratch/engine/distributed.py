@@ -134,6 +134,10 @@ class Session:
         self.host = MPI.Get_processor_name()
         self.failure: DistributedError | None = None
         self._depth = 0
+        #: running totals, for benchmarks and curious users: collectives made, seconds spent waiting in them,
+        #: and the step Allreduces' count, bytes and seconds
+        self.stats = {"collectives": 0, "collective_seconds": 0.0, "allreduces": 0, "allreduce_bytes": 0,
+                      "allreduce_seconds": 0.0}
         self._install_excepthook()
 
     # -- failures ---------------------------------------------------------------------------------
@@ -188,6 +192,7 @@ class Session:
         """Waits for ``request`` while listening for failures: ~1 ms of spinning (a BatchNormalization
         exchange takes tens of microseconds), then naps of up to 1 ms (a rank waiting for a slow one
         should leave the core to that one's threads)."""
+        t0 = time.perf_counter()
         spins = 0
         while not request.Test():
             spins += 1
@@ -195,10 +200,17 @@ class Session:
                 self.check()
             if spins > 2000:
                 time.sleep(min(1e-3, 1e-5 * (spins - 2000)))
+        seconds = time.perf_counter() - t0
+        self.stats["collectives"] += 1
+        self.stats["collective_seconds"] += seconds
+        return seconds
 
     def allreduce_sum(self, buffer: np.ndarray) -> np.ndarray:
         """Sums the contiguous ``buffer`` over the ranks, in place."""
-        self.wait(self.comm.Iallreduce(self.MPI.IN_PLACE, buffer, op=self.MPI.SUM))
+        seconds = self.wait(self.comm.Iallreduce(self.MPI.IN_PLACE, buffer, op=self.MPI.SUM))
+        self.stats["allreduces"] += 1
+        self.stats["allreduce_bytes"] += buffer.nbytes
+        self.stats["allreduce_seconds"] += seconds
         return buffer
 
     def bcast(self, buffer: np.ndarray, root=0) -> np.ndarray:

@@ -36,12 +36,22 @@ MIN_ACTIVATIONS_PER_CHUNK = 100_000
 MAX_THREADS = 4
 
 
+#: environment variables in which MPI launchers say how many processes of the job share this host
+_LOCAL_RANKS_VARS = ("MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE", "PMIX_LOCAL_SIZE")
+
+
 def default_threads() -> int:
-    """The cores this process may run on, at most :data:`MAX_THREADS`."""
+    """The cores this process may run on, shared out among the processes of an MPI job on this host (two
+    ranks with two threads each on two cores would only fight over them), at most :data:`MAX_THREADS`."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
+    for name in _LOCAL_RANKS_VARS:
+        value = os.environ.get(name, "")
+        if value.isdigit() and int(value) > 1:
+            cores //= int(value)
+            break
     return max(1, min(cores, MAX_THREADS))
 
 

@@ -200,3 +200,37 @@ def test_rank_shares_cover_the_batch_in_order():
             assert got[0][0] == 0 and got[-1][1] == n
             assert all(a[1] == b[0] for a, b in zip(got, got[1:]))
             assert len(got) == min(n, ranks) and shares[:len(got)] == got
+
+
+@needs_mpi
+def test_the_train_command_distributed_matches_one_process(tmp_path):
+    """``mpiexec -n 2 nnscratch train lenet5 --distributed`` against the same command in one process, on a
+    small generated dataset (float32: the two differ only in the order of summation)."""
+    from nnscratch import load_model
+    from nnscratch.datasets import save_idx
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 300), ("t10k", 100)):
+        y = rng.integers(0, 3, n).astype(np.uint8)
+        x = (rng.random((n, 28, 28)) * 60).astype(np.uint8)
+        for k in range(3):  # a bright band whose place gives the class
+            x[y == k, 9 * k:9 * k + 9, :] += 150
+        save_idx(tmp_path / f"{split}-images-idx3-ubyte", x)
+        save_idx(tmp_path / f"{split}-labels-idx1-ubyte", y)
+    outputs = {}
+    for ranks in (None, 2):
+        out = tmp_path / f"lenet-{ranks}.h5"
+        cmd = [sys.executable, "-m", "nnscratch.cli", "train", "lenet5", "--epochs", "2", "--batch-size", "32",
+               "--data-dir", str(tmp_path), "--output", str(out), "--verbose", "2", "--threads", "1"]
+        if ranks:
+            cmd = [MPIEXEC, "-n", str(ranks)] + cmd + ["--distributed"]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=_env())
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert proc.stdout.count("test accuracy:") == 1 and proc.stdout.count("Epoch 2/2") == 1, proc.stdout
+        outputs[ranks] = (proc.stdout, load_model(out))
+    (one, model1), (two, model2) = outputs[None], outputs[2]
+    assert "; 2 ranks" in two
+    line = [s for s in one.splitlines() if s.startswith("test accuracy")][0].split(";")[0]
+    assert line in two, (one, two)  # the same accuracy and test loss, to the digits printed
+    w1, w2 = model1.get_weights(), model2.get_weights()
+    for k in w1:
+        assert np.abs(w1[k] - w2[k]).max() <= 1e-4 * max(np.abs(w1[k]).max(), 1e-6), k
