@@ -242,14 +242,14 @@ class Session:
     def gatherv_rows(self, array: np.ndarray, counts, root=0):
         """Rank ``root`` gets the ranks' ``array`` rows stacked in rank order (others get None); ``counts``
         is every rank's row count, known to all."""
-        row = int(np.prod(array.shape[1:], dtype=np.int64))
-        sizes = np.asarray(counts, np.int64) * row
-        send = np.ascontiguousarray(array).reshape(-1)
+        row = int(np.prod(array.shape[1:], dtype=np.int64)) * array.dtype.itemsize
+        sizes = np.asarray(counts, np.int64) * row  # in bytes: any dtype goes as MPI.BYTE
+        send = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
         if self.rank == root:
             out = np.empty((int(sum(counts)),) + array.shape[1:], array.dtype)
             offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-            mpi_type = self.MPI._typedict[array.dtype.char]
-            self.wait(self.comm.Igatherv(send, [out.reshape(-1), sizes, offsets, mpi_type], root=root))
+            self.wait(self.comm.Igatherv(send, [out.reshape(-1).view(np.uint8), sizes, offsets, self.MPI.BYTE],
+                                         root=root))
             return out
         self.wait(self.comm.Igatherv(send, None, root=root))
         return None
@@ -260,7 +260,8 @@ class _Guard:
         self.session = session
 
     def __enter__(self):
-        self.session.usable() if self.session._depth == 0 else None
+        if self.session._depth == 0:  # an inner guard (predict inside a distributed fit) was checked outside
+            self.session.usable()
         self.session._depth += 1
         return self.session
 
@@ -457,18 +458,14 @@ class DistributedRunner:
             self.bytes_per_step = self._buffer.nbytes
         return self._buffer
 
-    def forward(self, xs):
-        """Inference on ``xs`` on this rank alone (with its threads)."""
-        if self.threads is not None:
-            return self.threads.forward(xs)
-        return self.model.plan.infer(xs)
-
     def evaluate(self, xs, ys, batch_size):
         """Mean loss and metrics over ``(xs, ys)``, each rank scoring its contiguous share."""
         return evaluate(self.model, xs, ys, batch_size, self.session, runner=self.threads)
 
 
 def evaluate(model, xs, ys, batch_size, s: Session, runner=None) -> dict:
+    """Mean loss and metrics of prepared ``(xs, ys)`` on every rank: each rank scores its contiguous share
+    (with ``runner``'s threads, if given), and one Allreduce adds up the sums and sample counts."""
     n = len(xs[0])
     share = rank_share(n, s.size, s.rank)
     if share is not None:
