@@ -228,6 +228,13 @@ class Session:
         self.wait(self.comm.Iallgatherv(send, [out, sizes, offsets, self.MPI.BYTE]))
         return [out[o:o + s].tobytes() for o, s in zip(offsets, sizes)]
 
+    def allgather_array(self, array: np.ndarray) -> np.ndarray:
+        """``(ranks, *array.shape)``: every rank's ``array`` (the same shape and dtype on every rank)."""
+        array = np.ascontiguousarray(array)
+        out = np.empty((self.size,) + array.shape, array.dtype)
+        self.wait(self.comm.Iallgather(array, out))
+        return out
+
     def allgather_obj(self, obj) -> list:
         """Every rank's ``obj`` (plain data and arrays, pickled: only ever what nnscratch itself sent)."""
         return [pickle.loads(b) for b in self.allgather_bytes(pickle.dumps(obj, protocol=5))]
@@ -289,13 +296,54 @@ class RankExchange(Exchange):
 
     def gather(self, chunk: int, array):
         local = super().gather(chunk, array)
-        k = self._mpi_calls[chunk]
-        self._mpi_calls[chunk] = k + 1
+        k = self._next(chunk)
         if chunk == 0:  # the calling thread: the only one that talks MPI
             gathered = self.session.allgather_obj([] if self.ghost else [np.asarray(a) for a in local])
             self._results.append([a for part in gathered for a in part])
         self._barrier.wait()
         return list(self._results[k])
+
+    def sum(self, chunk: int, array):
+        """``batch_sum``'s way (BatchNormalization's): the threads' parts added in chunk order, then one
+        fixed-size allgather of each rank's sum, added in rank order: the same bits on every rank, with a
+        third of the cost of :meth:`gather` (no sizes to exchange, nothing pickled)."""
+        local = super().gather(chunk, array)
+        k = self._next(chunk)
+        if chunk == 0:
+            mine = np.zeros_like(local[0]) if self.ghost else local[0].copy()
+            if not self.ghost:
+                for part in local[1:]:
+                    mine += part
+            everyone = self.session.allgather_array(mine)
+            total = everyone[0].copy()
+            for part in everyone[1:]:
+                total += part
+            self._results.append(total)
+        self._barrier.wait()
+        return self._results[k].copy()  # each thread its own, as the thread exchange gives
+
+    def _next(self, chunk):
+        k = self._mpi_calls[chunk]
+        self._mpi_calls[chunk] = k + 1
+        return k
+
+    def for_chunk(self, chunk: int):
+        return _Port(self, chunk)
+
+
+class _Port:
+    """What a chunk's batch context holds: ``port(array)`` gathers, ``port.sum(array)`` sums."""
+
+    __slots__ = ("exchange", "chunk")
+
+    def __init__(self, exchange, chunk):
+        self.exchange, self.chunk = exchange, chunk
+
+    def __call__(self, array):
+        return self.exchange.gather(self.chunk, array)
+
+    def sum(self, array):
+        return self.exchange.sum(self.chunk, array)
 
 
 def _digest(arrays) -> str:

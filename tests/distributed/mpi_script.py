@@ -5,7 +5,7 @@
     python mpi_script.py fail RANK          (rank RANK raises in a callback in the middle of training)
     python mpi_script.py failforward RANK   (rank RANK raises inside a BatchNormalization forward)
     python mpi_script.py late RANK          (rank RANK raises in user code after fit, outside nnscratch)
-    python mpi_script.py baddata|othermodel|smallbatch|alone x
+    python mpi_script.py exchange|baddata|othermodel|smallbatch|alone x
 
 ``train`` fits MODEL ("mlp" or "cnn": BatchNormalization and Dropout) with a global batch of 32 that does
 not divide the data (the last batch is short; with --n 193 it is 1 sample, so rank 1 has none) and saves
@@ -62,6 +62,35 @@ class FailAt(Callback):
         from nnscratch.engine.distributed import rank_of_this_process
         if rank_of_this_process() == self.rank and step == self.step:
             raise MemoryError("simulated: out of memory on this host")
+
+
+def check_exchange():
+    """RankExchange on its own: 2 threads per rank, arrays of different sizes; then a rank with no rows."""
+    import threading
+
+    from nnscratch.engine.distributed import RankExchange, session
+    s = session()
+    ex = RankExchange(2, s)
+    got = [None, None]
+
+    def work(c):
+        mine = np.full(1 + c + s.rank, 10.0 * s.rank + c)  # each chunk its own size
+        got[c] = (ex.for_chunk(c)(mine), ex.for_chunk(c).sum(np.array([2.0 * s.rank + c + 1])))
+
+    thread = threading.Thread(target=work, args=(1,))
+    thread.start()
+    work(0)
+    thread.join()
+    expected = [np.full(1 + c + r, 10.0 * r + c) for r in range(s.size) for c in range(2)]
+    total = sum(2.0 * r + c + 1 for r in range(s.size) for c in range(2))
+    for gathered, summed in got:
+        assert len(gathered) == len(expected) and all(np.array_equal(a, b) for a, b in zip(gathered, expected))
+        assert summed.tolist() == [total], (summed, total)
+    ghost = RankExchange(1, s, ghost=s.rank == 1)
+    port = ghost.for_chunk(0)
+    assert [a.tolist() for a in port(np.array([float(s.rank)]))] == [[0.0]]
+    assert port.sum(np.array([5.0 + s.rank])).tolist() == [5.0]
+    print(f"rank {s.rank}: exchange ok", flush=True)
 
 
 def world_rank():
@@ -143,6 +172,8 @@ def main():
             raise RuntimeError("simulated: the user's own code failed between two distributed calls")
         model.fit(x, y, epochs=1, verbose=0, distributed=True)
         print("rank", world_rank(), "should never get here", flush=True)
+    elif args.what == "exchange":
+        check_exchange()
     elif args.what == "baddata":
         x, y = data("mlp")
         if world_rank() == 1:

@@ -77,6 +77,12 @@ def test_two_ranks_train_like_one_process(tmp_path, model, extra):
 
 
 @needs_mpi
+def test_rank_exchange_gathers_in_batch_order_and_sums():
+    proc, _ = run(["exchange", "x"], ranks=2)
+    assert proc.stdout.count("exchange ok") == 2, proc.stdout
+
+
+@needs_mpi
 def test_resume_from_a_checkpoint_with_another_rank_count(tmp_path):
     """1 epoch on 2 ranks, saved, then 1 more in one process (and the other way round) equals 2 epochs in one
     process: the checkpoint holds the optimizer state, the seed and the epoch count."""
