@@ -59,11 +59,14 @@ class DistributedError(RuntimeError):
 
     Attributes:
         rank: the rank that failed first, when one did (else None).
+        all_ranks: True when every rank raised this same error at the same point (a check whose result
+            all ranks share): the ranks are still in step, and later distributed calls may run.
     """
 
-    def __init__(self, message, rank=None):
+    def __init__(self, message, rank=None, all_ranks=False):
         super().__init__(message)
         self.rank = rank
+        self.all_ranks = all_ranks
 
 
 def rank_share(n: int, ranks: int, rank: int):
@@ -274,8 +277,8 @@ class _Guard:
 
     def __exit__(self, kind, value, tb):
         self.session._depth -= 1
-        if value is None or self.session.failure is not None:
-            return False  # no error, or one the ranks already share
+        if value is None or self.session.failure is not None or getattr(value, "all_ranks", False):
+            return False  # no error, or one the ranks already share (the ranks are still in step)
         self.session.notify(value)
         return False
 
@@ -379,7 +382,7 @@ def _compare(session, what: str, mine: dict):
     if bad:
         lines = "; ".join(f"rank {r} differs from rank 0 in {', '.join(keys)}" for r, keys in bad)
         raise DistributedError(f"the ranks were given different {what}: {lines}. Every rank must run the same "
-                               "script on the same data (the ranks split each batch of it).")
+                               "script on the same data (the ranks split each batch of it).", all_ranks=True)
 
 
 def _model_facts(model) -> dict:
@@ -406,14 +409,19 @@ def broadcast_start(model, session: Session) -> None:
         model.epochs_trained = start["epochs_trained"]
 
 
-def check_same_weights(model, session: Session) -> None:
+def check_same_weights(model, session: Session, when: str) -> None:
     """Raises on every rank when the ranks' weights differ (compared by digest)."""
     digests = session.allgather_obj(weights_digest(model))
     differ = [r for r, d in enumerate(digests) if d != digests[0]]
-    if differ:
+    if not differ:
+        return
+    if when == "after":
         raise DistributedError(f"after training, the weights of rank(s) {differ} differ from rank 0's: the ranks "
                                "did not take the same steps (a callback that decides by wall time or by "
-                               "something only one rank sees?)")
+                               "something only one rank sees?)", all_ranks=True)
+    raise DistributedError(f"the weights of rank(s) {differ} differ from rank 0's; load the same weights on every "
+                           "rank (or train them with fit(distributed=True), which starts from rank 0's)",
+                           all_ranks=True)
 
 
 class DistributedRunner:
@@ -534,10 +542,7 @@ def predict(model, xs, batch_size, multi_out):
     s = session()
     with s.guard():
         _compare(s, "models or inputs", {**_model_facts(model), "inputs": _rows_digest(xs)})
-        weights = s.bcast_obj(weights_digest(model))
-        if weights != weights_digest(model):
-            raise DistributedError(f"rank {s.rank}'s weights differ from rank 0's; load the same weights on "
-                                   "every rank (or train them with fit(distributed=True))")
+        check_same_weights(model, s, "before")
         n = len(xs[0])
         counts = [(hi - lo) for lo, hi in chunk_bounds(n, s.size)] + [0] * max(0, s.size - n)
         share = rank_share(n, s.size, s.rank)
@@ -554,9 +559,7 @@ def distributed_evaluate(model, xs, ys, batch_size) -> dict:
     s = session()
     with s.guard():
         _compare(s, "models or data", {**_model_facts(model), "data": _rows_digest(xs + ys)})
-        if s.bcast_obj(weights_digest(model)) != weights_digest(model):
-            raise DistributedError(f"rank {s.rank}'s weights differ from rank 0's; load the same weights on "
-                                   "every rank (or train them with fit(distributed=True))")
+        check_same_weights(model, s, "before")
         return evaluate(model, xs, ys, batch_size, s)
 
 
@@ -569,13 +572,15 @@ class _FitState:
 
     def make_runner(self, model, xs, ys, val, batch_size, epochs, shuffle):
         s = self.session
-        if batch_size < s.size:
-            raise ValueError(f"batch_size={batch_size} is smaller than the number of ranks ({s.size}): each rank "
-                             f"needs at least one sample of every batch; use batch_size >= {s.size} or fewer ranks")
         facts = {**_model_facts(model), "batch_size": batch_size, "epochs": epochs, "shuffle": bool(shuffle),
                  "training data": _rows_digest(xs + ys),
                  "validation data": None if val is None else _rows_digest(val[0] + val[1])}
         _compare(s, "models or training settings", facts)
+        if batch_size < s.size:  # after the comparison: every rank has the same batch_size, so every rank raises
+            error = ValueError(f"batch_size={batch_size} is smaller than the number of ranks ({s.size}): each rank "
+                               f"needs at least one sample of every batch; use batch_size >= {s.size} or fewer ranks")
+            error.all_ranks = True
+            raise error
         broadcast_start(model, s)
         self.runner = DistributedRunner(model, s, batch_size)
         return self.runner
@@ -592,5 +597,5 @@ def distributed_fit(model, fit, kwargs):
             history = fit(**kwargs)
         finally:
             model._distributed = None
-        check_same_weights(model, s)
+        check_same_weights(model, s, "after")
         return history

@@ -5,7 +5,7 @@
     python mpi_script.py fail RANK          (rank RANK raises in a callback in the middle of training)
     python mpi_script.py failforward RANK   (rank RANK raises inside a BatchNormalization forward)
     python mpi_script.py late RANK          (rank RANK raises in user code after fit, outside nnscratch)
-    python mpi_script.py exchange|baddata|othermodel|smallbatch|alone x
+    python mpi_script.py units|baddata|othermodel|smallbatch|alone x
 
 ``train`` fits MODEL ("mlp" or "cnn": BatchNormalization and Dropout) with a global batch of 32 that does
 not divide the data (the last batch is short; with --n 193 it is 1 sample, so rank 1 has none) and saves
@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 from nnscratch import Model, load_model
-from nnscratch.callbacks import Callback
+from nnscratch.callbacks import Callback, CSVLogger
 from nnscratch.engine.parallel import split_every_batch
 from nnscratch.io.checkpoint import ModelCheckpoint
 from nnscratch.layers import BatchNormalization, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Softmax
@@ -93,6 +93,37 @@ def check_exchange():
     print(f"rank {s.rank}: exchange ok", flush=True)
 
 
+def check_several_inputs_and_outputs():
+    """predict and evaluate(distributed=True) of a model with 2 inputs and 2 outputs equal one process's."""
+    from nnscratch import Input
+    from nnscratch.layers import Concatenate
+    a, b = Input((3,), name="a"), Input((2,), name="b")
+    h = ReLU()(Dense(8)(Concatenate()([a, b])))
+    model = Model(inputs=[a, b], outputs=[Softmax(name="p")(Dense(3)(h)), Dense(1, name="r")(h)], dtype="float64",
+                  seed=world_rank())  # different weights on each rank: evaluate and predict must refuse
+    model.set(loss=["categorical_crossentropy", "mse"], optimizer="sgd")
+    model.finalize()
+    rng = np.random.default_rng(0)
+    x = [rng.standard_normal((37, 3)), rng.standard_normal((37, 2))]
+    y = [rng.integers(0, 3, 37), rng.standard_normal((37, 1))]
+    try:
+        model.predict(x, distributed=True)
+    except Exception as e:
+        assert "the weights of rank(s) [1] differ from rank 0's" in str(e), e
+    else:
+        raise AssertionError("ranks with different weights were not refused")
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0, distributed=True)  # makes the weights rank 0's
+    got, scores = model.predict(x, batch_size=5, distributed=True), model.evaluate(x, y, distributed=True)
+    local, local_scores = model.predict(x, batch_size=5), model.evaluate(x, y)
+    if world_rank() == 0:
+        assert all(np.allclose(g, w, rtol=1e-12, atol=0) for g, w in zip(got, local))
+    else:
+        assert got is None
+    assert scores.keys() == local_scores.keys() and all(np.isclose(scores[k], local_scores[k], rtol=1e-12)
+                                                        for k in scores), (scores, local_scores)
+    print(f"rank {world_rank()}: several inputs and outputs ok", flush=True)
+
+
 def world_rank():
     from mpi4py import MPI
     return MPI.COMM_WORLD.Get_rank()
@@ -124,7 +155,8 @@ def main():
             model = build(args.arg, args.dtype, args.threads)
         callbacks = []
         if args.dir:
-            callbacks.append(ModelCheckpoint(os.path.join(args.dir, "ckpt.h5")))
+            callbacks += [ModelCheckpoint(os.path.join(args.dir, "ckpt.h5")),
+                          CSVLogger(os.path.join(args.dir, "log.csv"))]
         with split_every_batch() if args.split else contextlib.nullcontext():
             history = model.fit(x, y, epochs=args.epochs, batch_size=args.batch_size, verbose=2 if args.dir else 0,
                                 callbacks=callbacks, validation_data=(x[:50], y[:50]), distributed=args.distributed)
@@ -172,8 +204,9 @@ def main():
             raise RuntimeError("simulated: the user's own code failed between two distributed calls")
         model.fit(x, y, epochs=1, verbose=0, distributed=True)
         print("rank", world_rank(), "should never get here", flush=True)
-    elif args.what == "exchange":
+    elif args.what == "units":
         check_exchange()
+        check_several_inputs_and_outputs()
     elif args.what == "baddata":
         x, y = data("mlp")
         if world_rank() == 1:

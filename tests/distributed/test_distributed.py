@@ -77,9 +77,13 @@ def test_two_ranks_train_like_one_process(tmp_path, model, extra):
 
 
 @needs_mpi
-def test_rank_exchange_gathers_in_batch_order_and_sums():
-    proc, _ = run(["exchange", "x"], ranks=2)
-    assert proc.stdout.count("exchange ok") == 2, proc.stdout
+def test_rank_exchange_and_a_model_with_several_inputs_and_outputs():
+    """RankExchange gathers in batch order and sums (with threads, and with a rank that has no rows);
+    predict and evaluate(distributed=True) of a 2-input, 2-output model equal one process's, and ranks
+    holding different weights are refused."""
+    proc, _ = run(["units", "x"], ranks=2)
+    assert proc.stdout.count("exchange ok") == 2 and proc.stdout.count("several inputs and outputs ok") == 2, \
+        proc.stdout
 
 
 @needs_mpi
@@ -103,11 +107,12 @@ def test_only_rank_0_prints_and_writes(tmp_path):
     out = tmp_path / "run"
     out.mkdir()
     proc, _ = run(["train", "mlp", tmp_path / "w.npz", "--distributed", "--dir", out], ranks=2)
-    assert sorted(os.listdir(out)) == ["ckpt.h5", "history.json", "model.h5"]  # no second copy, no temp file
+    assert sorted(os.listdir(out)) == ["ckpt.h5", "history.json", "log.csv", "model.h5"]  # no second copy, no temp file
     assert proc.stdout.count("Epoch 1/2") == 1 and proc.stdout.count("Epoch 2/2") == 1, proc.stdout
     from nnscratch import load_model
     from nnscratch.io.history_json import read_history_json
     assert len(read_history_json(out / "history.json").history["loss"]) == 2
+    assert len((out / "log.csv").read_text().splitlines()) == 3  # a header and 2 epochs, written once
     assert load_model(out / "ckpt.h5").epochs_trained == 2
 
 
