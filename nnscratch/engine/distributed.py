@@ -544,8 +544,9 @@ def predict(model, xs, batch_size, multi_out):
         _compare(s, "models or inputs", {**_model_facts(model), "inputs": _rows_digest(xs)})
         check_same_weights(model, s, "before")
         n = len(xs[0])
-        counts = [(hi - lo) for lo, hi in chunk_bounds(n, s.size)] + [0] * max(0, s.size - n)
-        share = rank_share(n, s.size, s.rank)
+        shares = [rank_share(n, s.size, r) for r in range(s.size)]
+        counts = [0 if share is None else share[1] - share[0] for share in shares]
+        share = shares[s.rank]
         a, b = share if share is not None else (0, 0)
         outs = model.predict([x[a:b] for x in xs] if model._multi_in else xs[0][a:b], batch_size)
         outs = outs if multi_out else [outs]

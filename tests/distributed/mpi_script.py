@@ -121,6 +121,8 @@ def check_several_inputs_and_outputs():
         assert got is None
     assert scores.keys() == local_scores.keys() and all(np.isclose(scores[k], local_scores[k], rtol=1e-12)
                                                         for k in scores), (scores, local_scores)
+    empty = model.predict([x[0][:0], x[1][:0]], distributed=True)  # no rows at all
+    assert empty is None if world_rank() else [e.shape for e in empty] == [(0, 3), (0, 1)]
     print(f"rank {world_rank()}: several inputs and outputs ok", flush=True)
 
 
