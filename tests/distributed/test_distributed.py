@@ -21,6 +21,15 @@ def _mpiexec():
 
 
 MPIEXEC = _mpiexec()
+
+
+def _launcher(ranks):
+    """``mpiexec -n ranks``, with what Open MPI needs to start as root on a small machine (MPICH needs none)."""
+    cmd = [MPIEXEC, "-n", str(ranks)]
+    version = subprocess.run([MPIEXEC, "--version"], capture_output=True, text=True).stdout
+    if "Open MPI" in version or "OpenRTE" in version:
+        cmd += ["--oversubscribe"] + (["--allow-run-as-root"] if os.geteuid() == 0 else [])
+    return cmd
 needs_mpi = pytest.mark.skipif(
     importlib.util.find_spec("mpi4py") is None or MPIEXEC is None,
     reason="the mpi extra is not installed (pip install -e \".[mpi]\": mpi4py and mpich's mpiexec)")
@@ -38,7 +47,7 @@ def run(args, ranks=None, timeout=120, check=True):
     """Runs the script (under ``mpiexec -n ranks`` when given); returns (CompletedProcess, seconds)."""
     cmd = [sys.executable, SCRIPT, *map(str, args)]
     if ranks:
-        cmd = [MPIEXEC, "-n", str(ranks)] + cmd
+        cmd = _launcher(ranks) + cmd
     t0 = time.monotonic()
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_env())
     seconds = time.monotonic() - t0
@@ -149,7 +158,7 @@ def test_an_uncaught_error_outside_nnscratch_aborts_the_job(tmp_path):
 
 @needs_mpi
 def test_ctrl_c_on_mpiexec_stops_every_rank(tmp_path):
-    cmd = [MPIEXEC, "-n", "2", sys.executable, SCRIPT, "fail", "9"]  # there is no rank 9: it trains on
+    cmd = _launcher(2) + [sys.executable, SCRIPT, "fail", "9"]  # there is no rank 9: it trains on
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env())
     try:
         time.sleep(2)  # started (~1 s) and training
@@ -233,7 +242,7 @@ def test_the_train_command_distributed_matches_one_process(tmp_path):
         cmd = [sys.executable, "-m", "nnscratch.cli", "train", "lenet5", "--epochs", "2", "--batch-size", "32",
                "--data-dir", str(tmp_path), "--output", str(out), "--verbose", "2", "--threads", "1"]
         if ranks:
-            cmd = [MPIEXEC, "-n", str(ranks)] + cmd + ["--distributed"]
+            cmd = _launcher(ranks) + cmd + ["--distributed"]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=_env())
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert proc.stdout.count("test accuracy:") == 1 and proc.stdout.count("Epoch 2/2") == 1, proc.stdout
