@@ -13,6 +13,8 @@ Under ``mpiexec -n N python script.py``, ``model.fit(..., distributed=True)`` on
   then an allgather across ranks, summed in a fixed order), so its statistics are the global batch's;
 * one ``Allreduce`` per step sums a flat buffer of every gradient, the ranks' loss and metric sums and
   their sample counts; every rank then takes the same optimizer step;
+* after the user's callbacks, the ranks agree on stopping (a one-number allreduce per step), so a
+  callback that stops one rank stops all;
 * only rank 0 prints and writes (progress, checkpoints, ``save``, history files: :func:`is_writer`), and at
   the end of ``fit`` the ranks compare a digest of their weights.
 
@@ -215,6 +217,12 @@ class Session:
         self.stats["allreduce_bytes"] += buffer.nbytes
         self.stats["allreduce_seconds"] += seconds
         return buffer
+
+    def any_rank(self, flag: bool) -> bool:
+        """True on every rank when ``flag`` is true on any."""
+        buffer = np.array([1 if flag else 0], np.int64)
+        self.wait(self.comm.Iallreduce(self.MPI.IN_PLACE, buffer, op=self.MPI.SUM))
+        return bool(buffer[0])
 
     def bcast(self, buffer: np.ndarray, root=0) -> np.ndarray:
         self.wait(self.comm.Ibcast(buffer, root=root))
@@ -587,12 +595,33 @@ class _FitState:
         return self.runner
 
 
+def _agree_to_stop(s: Session):
+    from ..callbacks.base import Callback  # here: the callbacks package imports this module
+
+    class AgreeToStop(Callback):
+        """After the user's callbacks, every step and epoch: the ranks stop together if any wants to. The
+        built-in callbacks decide from the reduced logs, the same on every rank; one of the user's that
+        decides otherwise must not leave the others waiting in the next step's Allreduce."""
+
+        def on_batch_end(self, step, logs=None):
+            self.model.stop_training = s.any_rank(self.model.stop_training)
+
+        on_epoch_end = on_batch_end
+
+    return AgreeToStop()
+
+
 def distributed_fit(model, fit, kwargs):
     """``fit(**kwargs)`` as one rank of a distributed run (see the module docstring)."""
+    from ..callbacks.base import Callback
     s = session()
     with s.guard():
         if s.rank != 0:
             kwargs = {**kwargs, "verbose": 0}
+        callbacks = kwargs.get("callbacks")
+        if callbacks is None or isinstance(callbacks, (Callback, list, tuple)):  # else fit says what is wrong
+            callbacks = [callbacks] if isinstance(callbacks, Callback) else list(callbacks or [])
+            kwargs = {**kwargs, "callbacks": callbacks + [_agree_to_stop(s)]}
         model._distributed = _FitState(s)
         try:
             history = fit(**kwargs)

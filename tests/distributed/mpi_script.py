@@ -126,6 +126,23 @@ def check_several_inputs_and_outputs():
     print(f"rank {world_rank()}: several inputs and outputs ok", flush=True)
 
 
+class StopOnRank0(Callback):
+    def on_batch_end(self, step, logs=None):
+        if step == 2 and world_rank() == 0:
+            self.model.stop_training = True
+
+
+def check_one_rank_stopping():
+    """A callback of the user's stops training on rank 0 only: every rank stops there with it (rather than
+    rank 1 waiting forever in the next step's Allreduce)."""
+    x, y = data("mlp")
+    model = build("mlp", "float64", 1)
+    model.fit(x, y, epochs=3, verbose=0, callbacks=StopOnRank0(), distributed=True)
+    assert model.epochs_trained == 1 and model.optimizer.iterations == 3, (model.epochs_trained,
+                                                                           model.optimizer.iterations)
+    print(f"rank {world_rank()}: stopping together ok", flush=True)
+
+
 def world_rank():
     from mpi4py import MPI
     return MPI.COMM_WORLD.Get_rank()
@@ -209,6 +226,7 @@ def main():
     elif args.what == "units":
         check_exchange()
         check_several_inputs_and_outputs()
+        check_one_rank_stopping()
     elif args.what == "baddata":
         x, y = data("mlp")
         if world_rank() == 1:

@@ -86,13 +86,14 @@ def test_two_ranks_train_like_one_process(tmp_path, model, extra):
 
 
 @needs_mpi
-def test_rank_exchange_and_a_model_with_several_inputs_and_outputs():
+def test_rank_exchange_several_inputs_and_outputs_and_stopping_together():
     """RankExchange gathers in batch order and sums (with threads, and with a rank that has no rows);
     predict and evaluate(distributed=True) of a 2-input, 2-output model equal one process's, and ranks
-    holding different weights are refused."""
+    holding different weights are refused; a callback that stops one rank stops them all."""
     proc, _ = run(["units", "x"], ranks=2)
     assert proc.stdout.count("exchange ok") == 2 and proc.stdout.count("several inputs and outputs ok") == 2, \
         proc.stdout
+    assert proc.stdout.count("stopping together ok") == 2, proc.stdout
 
 
 @needs_mpi
