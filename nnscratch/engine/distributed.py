@@ -449,8 +449,6 @@ class DistributedRunner:
         self.threads = DataParallel(model, model.threads) if worthwhile(model, share, model.threads) else None
         self._stack = ExitStack()
         self._buffer = None
-        #: bytes summed by the Allreduce of each step
-        self.bytes_per_step = 0
 
     def __enter__(self):
         if self.threads is not None:
@@ -519,7 +517,6 @@ class DistributedRunner:
             self._edges = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64).tolist()
             # float64 when the model is: the metric sums ride in the same buffer, one Allreduce per step
             self._buffer = np.zeros(sum(sizes) + n_logs + 1, self.model.dtype)
-            self.bytes_per_step = self._buffer.nbytes
         return self._buffer
 
     def evaluate(self, xs, ys, batch_size):
