@@ -1,23 +1,94 @@
-"""The ``nnscratch`` command: train, evaluate, predict, summary, gradcheck, plot.
+"""The nnscratch command: train, evaluate, predict, summary, gradcheck and plot.
 
-Run ``nnscratch COMMAND --help`` for each command's options. Exit status: 0 on success, 1 when a
-check fails (gradcheck), 2 on bad usage or input (argparse's convention).
+Run ``nnscratch COMMAND --help`` for each command's options. Exit status: 0 on success, 1 when a check
+fails (gradcheck), 2 on bad usage or input (argparse's convention), 130 when interrupted with Ctrl-C.
+The command line only parses and prints: images are read by :mod:`nnscratch.images`, data by
+:mod:`nnscratch.datasets`, models trained, saved and loaded by the library.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import math
 import os
 import sys
 import time
+import warnings
 
 import numpy as np
 
+from .callbacks.base import Callback
+
 DATASETS = ("mnist", "fashion-mnist")
+MODELS = ("lenet5", "mlp", "resnet")
+VARIANTS = ("modern", "keras", "classic")
+OPTIMIZER_NAMES = ("adam", "adamw", "nadam", "adamax", "sgd", "rmsprop", "adagrad")
+SCHEDULES = ("none", "step", "exp", "inv", "poly", "cosine")
+#: schedules that end at a learning rate of 0: a finished run with one cannot be trained further
+SCHEDULES_ENDING_AT_ZERO = ("cosine", "poly")
+#: where ``train`` saves when no --output is given
+RUNS_DIR = "runs"
+#: training options that define a run; --resume takes them from the file, and refuses different ones
+RUN_OPTIONS = ("model", "variant", "hidden", "blocks", "dataset", "batch_size", "optimizer", "lr", "momentum", "schedule",
+               "step_epochs", "seed", "val_split", "limit")
+DEFAULTS = {"model": "lenet5", "variant": "modern", "hidden": None, "blocks": 1, "dataset": "mnist", "epochs": 10,
+            "batch_size": 128, "optimizer": "adam", "lr": None, "momentum": 0.9, "schedule": "cosine",
+            "step_epochs": 3, "seed": 0, "val_split": 0.1, "limit": None}
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for a command stopped with Ctrl-C
 
 
 class UsageError(Exception):
     """A problem with the user's input: printed as one line, exit status 2."""
+
+
+def _plural(n, word):
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+# -- argument types: argparse names the option and prints usage when they raise ----------------------
+def _whole(low, what="a whole number"):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what} of at least {low}, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected {what} of at least {low}, got {value}")
+        return value
+    parse.__name__ = "whole number"
+    return parse
+
+
+def _real(low=None, high=None, low_open=False, high_open=False):
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        bad = not math.isfinite(value)
+        bad = bad or (low is not None and (value < low or (low_open and value == low)))
+        bad = bad or (high is not None and (value > high or (high_open and value == high)))
+        if bad:
+            lo = "" if low is None else f"{'>' if low_open else '>='} {low:g}"
+            hi = "" if high is None else f"{'<' if high_open else '<='} {high:g}"
+            raise argparse.ArgumentTypeError(f"expected a number {' and '.join(p for p in (lo, hi) if p)}, "
+                                             f"got {text!r}")
+        return value
+    parse.__name__ = "number"
+    return parse
+
+
+def _hidden_widths(text):
+    parts = text.split(",")
+    try:
+        widths = tuple(int(p) for p in parts)
+    except ValueError:
+        widths = ()
+    if not widths or any(w < 1 for w in widths):
+        raise argparse.ArgumentTypeError(f"expected comma-separated layer widths, whole numbers of at least 1 "
+                                         f"such as 300 or 512,256, got {text!r}")
+    return widths
 
 
 # -- data ------------------------------------------------------------------------------------------
@@ -45,6 +116,19 @@ def prepare(x_uint8, preprocess):
     return to_float_images(x_uint8, scale=preprocess["scale"], pad_to=preprocess.get("pad_to"))
 
 
+def split_validation(x, y, fraction):
+    """``(x_train, y_train), (x_val, y_val)``: the last ``fraction`` of the samples held out (as Keras'
+    ``validation_split`` does), or None for validation when ``fraction`` is 0."""
+    if not fraction:
+        return (x, y), None
+    n_val = int(round(len(x) * fraction))
+    if n_val < 1 or n_val >= len(x):
+        raise UsageError(f"--val-split {fraction:g} of {len(x):,} training images holds out {n_val:,}; choose a "
+                         "fraction that leaves images on both sides, raise --limit, or pass --val-split 0 to train "
+                         "without validation")
+    return (x[:-n_val], y[:-n_val]), (x[-n_val:], y[-n_val:])
+
+
 # -- train -----------------------------------------------------------------------------------------
 def make_schedule(name, lr, epochs, steps_per_epoch, step_epochs):
     from . import schedules
@@ -62,95 +146,286 @@ def make_schedule(name, lr, epochs, steps_per_epoch, step_epochs):
         return schedules.PolynomialDecay(lr, max_iterations=total, power=1.0)
     if name == "cosine":
         return schedules.CosineDecay(lr, decay_steps=total)
-    raise UsageError(f"unknown schedule {name!r}")
+    raise UsageError(f"unknown schedule {name!r}; choose one of {', '.join(SCHEDULES)}")
 
 
-def default_learning_rate(args):
+def default_learning_rate(optimizer):
     """The peak learning rate of the default cosine schedule (measured choices: docs/results.md)."""
-    return 2e-3 if args.optimizer in ("adam", "rmsprop", "adagrad") else 0.05
+    return 2e-3 if optimizer in ("adam", "adamw", "nadam", "adamax", "rmsprop", "adagrad") else 0.05
 
 
-def build_model(args, input_shape, num_classes, optimizer):
-    from .models import lenet5, mlp
+def build_model(run, input_shape, num_classes, optimizer):
+    from .models import lenet5, mlp, resnet
 
-    if args.model == "lenet5":
-        return lenet5(args.variant, input_shape=input_shape, num_classes=num_classes, optimizer=optimizer,
-                      seed=args.seed)
-    hidden = tuple(int(u) for u in args.hidden.split(",")) if args.hidden else (300,)
-    return mlp(input_shape=input_shape, hidden_units=hidden, num_classes=num_classes, optimizer=optimizer,
-               seed=args.seed)
+    if run["model"] == "lenet5":
+        return lenet5(run["variant"], input_shape=input_shape, num_classes=num_classes, optimizer=optimizer,
+                      seed=run["seed"])
+    if run["model"] == "resnet":
+        return resnet(input_shape=input_shape, num_classes=num_classes, blocks_per_stage=run["blocks"],
+                      optimizer=optimizer, seed=run["seed"])
+    return mlp(input_shape=input_shape, hidden_units=tuple(run["hidden"] or (300,)), num_classes=num_classes,
+               optimizer=optimizer, seed=run["seed"])
+
+
+def default_output(run, folder=RUNS_DIR):
+    """``runs/<network>-<variant>[-<dataset>].h5``, numbered on (``-2``, ``-3``...) rather than overwriting."""
+    if run["model"] == "lenet5":
+        name = f"lenet5-{run['variant']}"
+    elif run["model"] == "resnet":
+        name = f"resnet{6 * run['blocks'] + 2}"
+    else:
+        name = "mlp-" + "x".join(str(w) for w in (run["hidden"] or (300,)))
+    if run["dataset"] != "mnist":
+        name += f"-{run['dataset']}"
+    path, n = os.path.join(folder, name + ".h5"), 1
+    while os.path.exists(path):
+        n += 1
+        path = os.path.join(folder, f"{name}-{n}.h5")
+    return path
+
+
+def history_path_for(model_path):
+    return os.path.splitext(model_path)[0] + ".history.json"
+
+
+class TrainingPosition(Callback):
+    """Where training is (the last epoch and batch begun), for the message after a Ctrl-C."""
+
+    def on_train_begin(self, logs=None):
+        logs = logs or {}
+        self.steps, self.epochs = logs.get("steps"), logs.get("epochs")
+        self.first = self.model.epochs_trained
+        self.epoch, self.batch, self.validating = None, None, False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch, self.batch, self.validating = epoch, None, False
+
+    def on_batch_begin(self, batch, logs=None):
+        self.batch = batch
+
+    def on_batch_end(self, batch, logs=None):
+        self.validating = batch + 1 == self.steps
+
+    def describe(self) -> str:
+        """E.g. ``"epoch 2/5, batch 17/270"``, counted from 1 over the model's life as the progress shows."""
+        if self.epoch is None:
+            return "before the first epoch began"
+        where = f"epoch {self.epoch + 1}/{self.first + self.epochs}"
+        if self.validating:
+            return where + ", while validating"
+        if self.batch is None:
+            return where + ", before its first batch"
+        return where + f", batch {self.batch + 1}/{self.steps}"
+
+
+@contextlib.contextmanager
+def quiet_floating_point():
+    """Keeps NumPy's floating-point warnings ("overflow encountered in matmul") out of the way while a run
+    trains: a run that diverges is caught and explained by the divergence guard (or TerminateOnNaN).
+
+    ``np.errstate`` covers this thread; the warning filter covers the worker threads that train batches
+    in parallel (``np.errstate`` is per thread), and the guard's own RuntimeWarning, which repeats the
+    event line the progress display prints.
+    """
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"), \
+            warnings.catch_warnings():
+        warnings.filterwarnings("ignore", r"(overflow|invalid value|divide by zero|underflow) encountered",
+                                RuntimeWarning)
+        warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"nnscratch\.callbacks\.divergence")
+        yield
+
+
+def _run_from_args(args):
+    return {name: (getattr(args, name) if getattr(args, name) is not None else DEFAULTS[name])
+            for name in RUN_OPTIONS + ("epochs",)}
+
+
+def _resume(args):
+    """``(model, run)`` for ``--resume FILE``: the model as saved and the run recorded in it."""
+    model = _load(args.resume)
+    run = model.metadata.get("run")
+    if isinstance(run, dict):
+        run = {"blocks": DEFAULTS["blocks"], **run}  # recorded before --blocks existed
+    if not isinstance(run, dict) or not set(RUN_OPTIONS) <= set(run):
+        raise UsageError(f"{args.resume} does not record the run that trained it (it was not saved by this "
+                         "version's `nnscratch train`); continue it from Python: model = nnscratch.load_model(path); "
+                         "model.fit(x, y, epochs=...)")
+    run = dict(run)
+    for name in RUN_OPTIONS:
+        given = getattr(args, name)
+        recorded = run[name]
+        if given is not None and (list(given) if isinstance(given, tuple) else given) != recorded:
+            flag = "the network" if name == "model" else "--" + name.replace("_", "-")
+            raise UsageError(f"{flag} {_show(given)} differs from the run saved in {args.resume} "
+                             f"({_show(recorded)}); --resume continues that run exactly as it was: leave {flag} out, "
+                             "or start a new run without --resume")
+    done, planned = model.epochs_trained, run["epochs"]
+    epochs = args.epochs if args.epochs is not None else planned
+    if epochs <= done:
+        more = f"; --epochs is the total to reach, e.g. --epochs {done + 1} for one more" if done >= planned else ""
+        raise UsageError(f"{args.resume} has trained {_plural(done, 'epoch')} of the {planned} planned, so "
+                         f"--epochs {epochs} leaves nothing to do{more}")
+    if epochs > planned and run["schedule"] in SCHEDULES_ENDING_AT_ZERO:
+        raise UsageError(f"the {run['schedule']} schedule of {args.resume} brings the learning rate to 0 at the end "
+                         f"of epoch {planned}, so epochs after it would not change the weights; resume with "
+                         f"--epochs {planned} (or leave --epochs out), or train a new run with --epochs {epochs} "
+                         "(--schedule none, step, exp or inv make a run that can be extended)")
+    run["epochs"] = epochs
+    return model, run
+
+
+def _show(value):
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def cmd_train(args):
-    if args.threads is not None and args.threads < 1:
-        raise UsageError(f"--threads must be at least 1, got {args.threads}")
-    if args.distributed:
-        from .engine.distributed import session
-        mpi = session()
-        args.ranks = mpi.size
-        with mpi.guard():  # an error on one rank (its data, its disk) stops every rank, naming it
-            return _train(args)
-    return _train(args)
-
-
-def _say(*args, **kwargs):
-    """``print`` on one process, or on rank 0 of a distributed run (the other ranks stay quiet)."""
-    from .engine.distributed import is_writer
-    if is_writer():
-        print(*args, **kwargs)
+    if not args.distributed:
+        return _train(args)
+    from .engine.distributed import session
+    mpi = session()
+    args.ranks = mpi.size
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(mpi.guard())  # an error on one rank (its data, its disk) stops every rank, naming it
+        if mpi.rank != 0:  # rank 0 speaks for the run; the others' errors and warnings still reach stderr
+            stack.enter_context(contextlib.redirect_stdout(stack.enter_context(open(os.devnull, "w"))))
+        return _train(args)
 
 
 def _train(args):
     from . import optimizers
-    from .io.history_json import write_history_json
+    from .callbacks import DivergenceGuard, TerminateOnNaN
+    from .io.checkpoint import ModelCheckpoint
 
     t0 = time.perf_counter()
-    (x_train, y_train), (x_test, y_test), class_names = load_dataset(args.dataset, args.data_dir)
-    if args.limit:
-        x_train, y_train = x_train[: args.limit], y_train[: args.limit]
-    preprocess = preprocessing_for(args.model, args.variant)
+    if args.resume:
+        model, run = _resume(args)
+        output = None if args.no_save else (args.output or args.resume)
+    else:
+        model, run = None, _run_from_args(args)
+        output = None if args.no_save else (args.output or default_output(run))
+    (x_train, y_train), (x_test, y_test), class_names = load_dataset(run["dataset"], args.data_dir)
+    limit_note = ""
+    if run["limit"]:
+        if run["limit"] > len(x_train):
+            limit_note = f" (--limit {run['limit']:,} is more than there are: all of them)"
+        x_train, y_train = x_train[: run["limit"]], y_train[: run["limit"]]
+    (x_train, y_train), val = split_validation(x_train, y_train, run["val_split"])
+    preprocess = preprocessing_for(run["model"], run["variant"])
     x_train, x_test = prepare(x_train, preprocess), prepare(x_test, preprocess)
-    steps = -(-len(x_train) // args.batch_size)
-    lr = args.lr if args.lr is not None else default_learning_rate(args)
-    schedule = make_schedule(args.schedule, lr, args.epochs, steps, args.step_epochs)
-    opt_cls = optimizers.OPTIMIZERS.get(args.optimizer)
-    kwargs = {"momentum": args.momentum} if opt_cls is optimizers.SGD else {}
-    model = build_model(args, x_train.shape[1:], len(class_names), opt_cls(learning_rate=schedule, **kwargs))
+    if val is not None:
+        val = (prepare(val[0], preprocess), val[1])
+    steps = -(-len(x_train) // run["batch_size"])
+    lr = run["lr"] if run["lr"] is not None else default_learning_rate(run["optimizer"])
+    if model is None:
+        schedule = make_schedule(run["schedule"], lr, run["epochs"], steps, run["step_epochs"])
+        opt_cls = optimizers.OPTIMIZERS.get(run["optimizer"])
+        kwargs = {"momentum": run["momentum"]} if opt_cls is optimizers.SGD else {}
+        model = build_model(run, x_train.shape[1:], len(class_names), opt_cls(learning_rate=schedule, **kwargs))
+        model.metadata.update(dataset=run["dataset"], preprocess=preprocess, class_names=class_names,
+                              trained_with=" ".join(["nnscratch"] + args.argv))
+    else:
+        model.metadata.setdefault("resumed_with", []).append(" ".join(["nnscratch"] + args.argv))
+    model.metadata["run"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in run.items()}
     if args.threads is not None:
         model.threads = args.threads
-    model.metadata.update(dataset=args.dataset, preprocess=preprocess, class_names=class_names,
-                          trained_with=" ".join(["nnscratch"] + args.argv))
-    _say(f"{model.name}: {sum(l.count_params() for l in model.layers):,} parameters; "
-          f"{args.dataset}: {len(x_train):,} training / {len(x_test):,} test images; "
-          f"{args.epochs} epochs of batch {args.batch_size}, {type(model.optimizer).__name__} lr {lr:g}"
-          f"{'' if args.schedule in (None, 'none') else ' (' + args.schedule + ')'}"
-         f"{f'; {args.ranks} ranks' if args.distributed else ''}", flush=True)
-    callbacks = []
-    if args.output:
-        from .io.checkpoint import ModelCheckpoint  # keeps the last good epoch on disk if the run dies
-        callbacks.append(ModelCheckpoint(args.output))
-    if args.val_split:
-        fit_kwargs = {"validation_split": args.val_split}
+    done = model.epochs_trained
+    to_train = run["epochs"] - done
+
+    sizes = f"{len(x_train):,} training, " + (f"{len(val[0]):,} validation, " if val is not None else "")
+    print(f"{model.name}: {sum(l.count_params() for l in model.layers):,} parameters; {run['dataset']}: {sizes}"
+          f"{len(x_test):,} test images{limit_note}", flush=True)
+    if val is not None:
+        print(f"validation: the last {run['val_split']:.0%} of the training set (--val-split); the test set is used "
+              "once, at the end", flush=True)
     else:
-        fit_kwargs = {"validation_data": (x_test, y_test)}  # monitoring only: no model selection on it
-    history = model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-                        callbacks=callbacks, verbose=args.verbose, distributed=args.distributed, **fit_kwargs)
-    result = model.validate(x_test, y_test, distributed=args.distributed)
+        print("no validation (--val-split 0); the test set is used once, at the end", flush=True)
+    schedule_note = "" if run["schedule"] in (None, "none") else f" ({run['schedule']})"
+    plan = (f"{_plural(run['epochs'], 'epoch')} of batch {run['batch_size']}, {type(model.optimizer).__name__} "
+            f"lr {lr:g}{schedule_note}" + (f"; {args.ranks} MPI ranks" if args.distributed else ""))
+    if done:
+        print(f"resuming {args.resume} after epoch {done}: epochs {done + 1}-{run['epochs']} of {plan}", flush=True)
+    else:
+        print(plan, flush=True)
+    print(f"saving to {output} after every epoch (--no-save to skip)" if output
+          else "not saving (--no-save)", flush=True)
+
+    position = TrainingPosition()
+    callbacks = [position]
+    if args.divergence != "off":
+        callbacks.insert(0, DivergenceGuard(action=args.divergence))  # first: the others see the kept batches
+    else:
+        callbacks.append(TerminateOnNaN())
+    checkpoint = None
+    if output:
+        checkpoint = ModelCheckpoint(output)  # keeps the last finished epoch on disk if the run dies
+        callbacks.append(checkpoint)
+    fit_kwargs = {} if val is None else {"validation_data": val}
+    try:
+        with quiet_floating_point():
+            model.fit(x_train, y_train, epochs=to_train, batch_size=run["batch_size"], seed=run["seed"],
+                      callbacks=callbacks, verbose=args.verbose, distributed=args.distributed, **fit_kwargs)
+    except KeyboardInterrupt:
+        return _interrupted(model, run, position, checkpoint, output, args)
+
+    with quiet_floating_point():
+        result = model.validate(x_test, y_test, distributed=args.distributed)
     total = time.perf_counter() - t0
-    epoch_times = history.history.get("epoch_time", [])
-    _say(f"test accuracy: {100 * result['accuracy']:.2f}% (error {100 * (1 - result['accuracy']):.2f}%), "
-          f"test loss {result['loss']:.4f}; {sum(epoch_times):.1f} s training "
-          f"({np.median(epoch_times) if epoch_times else 0:.1f} s/epoch median), {total:.1f} s in all", flush=True)
-    if args.output:
+    epoch_times = model.history.history.get("epoch_time", [])[done:]
+    final = model.history.history
+    if val is not None and final.get("val_accuracy") and final.get("val_loss"):
+        print(f"validation: accuracy {100 * final['val_accuracy'][-1]:.2f}%, loss {final['val_loss'][-1]:.4f} "
+              f"({len(val[0]):,} held-out training images, last epoch)", flush=True)
+    print(f"test: accuracy {100 * result['accuracy']:.2f}% (error {100 * (1 - result['accuracy']):.2f}%), loss "
+          f"{result['loss']:.4f} ({len(x_test):,} images, evaluated once)", flush=True)
+    print(f"{sum(epoch_times):.1f} s training ({np.median(epoch_times) if epoch_times else 0:.1f} s/epoch median), "
+          f"{total:.1f} s in all", flush=True)
+    if output:
         model.metadata.update(test_accuracy=result["accuracy"], test_loss=result["loss"])
-        model.save(args.output)
-        history_path = os.path.splitext(args.output)[0] + ".history.json"
-        write_history_json(model.history, history_path, meta={
-            "model": model.name, "dataset": args.dataset, "batch_size": args.batch_size,
-            "test_accuracy": result["accuracy"], "test_loss": result["loss"], "total_seconds": total,
-            "command": model.metadata["trained_with"]})
-        _say(f"saved {args.output} and {history_path}")
+        model.save(output)
+        history_path = _write_history(model, run, output, extra={"test_accuracy": result["accuracy"],
+                                                                  "test_loss": result["loss"],
+                                                                  "total_seconds": total})
+        print(f"saved {output} and {history_path}", flush=True)
     return 0
+
+
+def _write_history(model, run, output, extra=None):
+    from .io.history_json import write_history_json
+
+    path = history_path_for(output)
+    write_history_json(model.history, path, meta={
+        "model": model.name, "dataset": run["dataset"], "batch_size": run["batch_size"],
+        "validation": (f"the last {run['val_split']:.0%} of the training set" if run["val_split"] else "none"),
+        "command": model.metadata.get("trained_with"), **(extra or {})})
+    return path
+
+
+def _interrupted(model, run, position, checkpoint, output, args):
+    """Ctrl-C during fit: one line saying where, the completed epochs' history written, the checkpoint named.
+
+    What is reported is read back from the checkpoint file: the interrupt may come between its save and
+    the model's own bookkeeping of that epoch, and the file is what a resume starts from.
+    """
+    where = position.describe()
+    last = checkpoint.last_path if checkpoint is not None else None
+    if last is None and args.resume and output == args.resume:
+        last = args.resume  # no new epoch finished: the file resumed from is still the last checkpoint
+    if last is not None:
+        saved = _load(last)
+        history_path = _write_history(saved, run, output, extra={"interrupted": where})
+        print(f"training interrupted at {where}; the last checkpoint is {last} (after epoch {saved.epochs_trained}), "
+              f"the history of its {_plural(len(saved.history.epoch), 'completed epoch')} is in {history_path}",
+              file=sys.stderr, flush=True)
+        print(f"continue with: nnscratch train --resume {last}", file=sys.stderr, flush=True)
+    elif output:
+        print(f"training interrupted at {where}; no epoch had finished, so nothing was saved", file=sys.stderr,
+              flush=True)
+    else:
+        print(f"training interrupted at {where} with {_plural(len(model.history.epoch), 'completed epoch')}; "
+              "nothing saved (--no-save)", file=sys.stderr, flush=True)
+    return EXIT_INTERRUPTED
 
 
 # -- evaluate / summary ----------------------------------------------------------------------------
@@ -180,49 +455,6 @@ def cmd_summary(args):
 
 
 # -- predict ---------------------------------------------------------------------------------------
-def read_image(path, size, channels, center=True):
-    """Decodes an image file into a uint8 array ``(size[0], size[1])`` (or with ``channels`` 3) shaped
-    like MNIST: light ink on a dark background, the digit fit into a 20x20 box and centred by its
-    centre of mass (as the MNIST images were made).
-    """
-    try:
-        from PIL import Image, ImageOps
-    except ImportError:
-        raise UsageError('reading images needs Pillow: pip install "nnscratch[image]"') from None
-    try:
-        image = Image.open(path)
-        image = ImageOps.exif_transpose(image)
-        image = image.convert("L" if channels == 1 else "RGB")
-    except (OSError, ValueError) as e:
-        raise UsageError(f"cannot read image {path}: {e}") from None
-    a = np.asarray(image, dtype=np.float64)
-    gray = a if a.ndim == 2 else a.mean(axis=2)
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    if np.median(border) > 127:  # dark ink on light paper: flip to MNIST's light-on-dark
-        a, gray = 255 - a, 255 - gray
-    h, w = size
-    if center and gray.max() > 0:
-        ink = gray > 0.2 * gray.max()
-        rows, cols = np.nonzero(ink.any(axis=1))[0], np.nonzero(ink.any(axis=0))[0]
-        a = a[rows[0]: rows[-1] + 1, cols[0]: cols[-1] + 1]
-        box = max(1, round(min(h, w) * 20 / 28))
-        scale = box / max(a.shape[0], a.shape[1])
-        new = (max(1, round(a.shape[1] * scale)), max(1, round(a.shape[0] * scale)))
-        small = np.asarray(Image.fromarray(a.astype(np.uint8)).resize(new, Image.LANCZOS), dtype=np.float64)
-        g = small if small.ndim == 2 else small.mean(axis=2)
-        total = g.sum() or 1.0
-        cy = (g.sum(axis=1) * np.arange(g.shape[0])).sum() / total
-        cx = (g.sum(axis=0) * np.arange(g.shape[1])).sum() / total
-        top = int(np.clip(round(h / 2 - cy - 0.5), 0, h - g.shape[0]))
-        left = int(np.clip(round(w / 2 - cx - 0.5), 0, w - g.shape[1]))
-        out = np.zeros((h, w) + small.shape[2:])
-        out[top: top + small.shape[0], left: left + small.shape[1]] = small
-        a = out
-    else:
-        a = np.asarray(Image.fromarray(a.astype(np.uint8)).resize((w, h), Image.LANCZOS), dtype=np.float64)
-    return np.clip(np.rint(a), 0, 255).astype(np.uint8)
-
-
 def class_probabilities(model, outputs):
     """Softmax outputs as they are; distance outputs (LeNet-5's RBF) through ``softmax(-distance)``."""
     accuracy = model.accuracy
@@ -233,8 +465,20 @@ def class_probabilities(model, outputs):
     return outputs
 
 
+def _prepared_name(folder, path, taken):
+    stem = os.path.splitext(os.path.basename(path))[0] or "image"
+    name, n = os.path.join(folder, f"{stem}.png"), 1
+    while name in taken:
+        n += 1
+        name = os.path.join(folder, f"{stem}-{n}.png")
+    taken.add(name)
+    return name
+
+
 def cmd_predict(args):
     from tabulate import tabulate
+
+    from .images import read_image
 
     model = _load(args.model)
     preprocess = model.metadata.get("preprocess") or {"scale": "unit", "pad_to": None}
@@ -242,7 +486,25 @@ def cmd_predict(args):
     h, w, c = model.input_shape
     pad = preprocess.get("pad_to")
     size = (h - (pad - 28), w - (pad - 28)) if pad else (h, w)  # the size the training images had
-    images = np.stack([read_image(p, size, c, center=not args.no_center) for p in args.images])
+    # Fashion-MNIST's pictures fill the frame; MNIST's digits sit in a 20x20 box inside 28x28.
+    box = min(size) if model.metadata.get("dataset") == "fashion-mnist" else None
+    images = []
+    for path in args.images:
+        image, ink = read_image(path, size, c, center=not args.no_center, max_pixels=args.max_pixels, box=box,
+                                return_ink=True)
+        if ink == 0:
+            print(f"nnscratch predict: warning: {path}: found no ink (the picture is blank or all one shade); "
+                  "its prediction means nothing", file=sys.stderr)
+        images.append(image)
+    images = np.stack(images)
+    if args.save_prepared:
+        from PIL import Image
+        os.makedirs(args.save_prepared, exist_ok=True)
+        taken = set()
+        for path, image in zip(args.images, images):
+            out = _prepared_name(args.save_prepared, path, taken)
+            Image.fromarray(image).save(out)
+            print(f"{path}: the network saw {out}")
     x = prepare(images, preprocess)  # (N, H, W) grey or (N, H, W, 3) colour
     probs = class_probabilities(model, model.predict(x))
     for path, p in zip(args.images, probs):
@@ -312,70 +574,163 @@ def cmd_gradcheck(args):
     return 1 if failed_layers else 0
 
 
+# -- plot ------------------------------------------------------------------------------------------
+#: what a file that is not a history JSON most likely is, from its first bytes
+_SIGNATURES = {b"\x89PNG": "a PNG image (perhaps a plot already drawn)", b"\x89HDF": "an HDF5 file",
+               b"%PDF": "a PDF document", b"\xff\xd8\xff": "a JPEG image", b"GIF8": "a GIF image"}
+
+
 def cmd_plot(args):
     from .plot import plot_history
-    output = args.output or os.path.splitext(args.history)[0] + ".png"
-    plot_history(args.history, output)
+
+    if not os.path.exists(args.history):
+        raise UsageError(f"no such file: {args.history}")
+    if os.path.isdir(args.history):
+        raise UsageError(f"{args.history} is a folder; pass the .history.json that `nnscratch train` writes")
+    with open(args.history, "rb") as f:
+        head = f.read(8)
+    source = args.history
+    if head.startswith(b"\x89HDF"):
+        source = _load(args.history)  # a model file carries its training history too
+        if not source.history.epoch:
+            raise UsageError(f"{args.history} holds a model that has not been trained, so there is nothing to plot")
+    elif not head.lstrip()[:1] == b"{":
+        what = next((d for sig, d in _SIGNATURES.items() if head.startswith(sig)),
+                    "not JSON" if head else "an empty file")
+        raise UsageError(f"{args.history} is {what}, not a training history; pass the .history.json (or the .h5 "
+                         "model) that `nnscratch train` writes")
+    default = os.path.splitext(args.history)[0]
+    output = args.output or (default.removesuffix(".history") + ".png")
+    plot_history(source, output)
     print(f"wrote {output}")
     return 0
 
 
 # -- parser --------------------------------------------------------------------------------------------
-def build_parser():
-    parser = argparse.ArgumentParser(prog="nnscratch", description=__doc__.splitlines()[0])
-    from . import __version__
-    parser.add_argument("--version", action="version", version=f"nnscratch {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Shows each option's default after its help, unless the help already says it or there is none."""
 
-    p = sub.add_parser("train", help="train a network on MNIST or Fashion-MNIST")
-    p.add_argument("model", nargs="?", default="lenet5", choices=("lenet5", "mlp"))
-    p.add_argument("--variant", default="modern", choices=("modern", "keras", "classic"),
-                   help="LeNet-5 form (default: modern)")
-    p.add_argument("--hidden", default=None, help="MLP hidden widths, comma-separated (default: 300)")
-    p.add_argument("--dataset", default="mnist", choices=DATASETS)
-    p.add_argument("--data-dir", default=None, help="folder with the four IDX files")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--optimizer", default="adam", help="adam, sgd, rmsprop, adagrad (default: adam)")
-    p.add_argument("--lr", type=float, default=None,
-                   help="peak learning rate (default: 2e-3 for Adam, RMSprop and Adagrad, 0.05 for SGD)")
-    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default: 0.9)")
-    p.add_argument("--schedule", default="cosine", choices=("none", "step", "exp", "inv", "poly", "cosine"),
-                   help="learning-rate schedule over the whole run (default: cosine decay to 0)")
-    p.add_argument("--step-epochs", type=int, default=3, help="epochs between x0.1 steps for --schedule step")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--val-split", type=float, default=0.0,
-                   help="hold out this fraction of the training set for validation (default: monitor the test set)")
-    p.add_argument("--limit", type=int, default=None, help="train on the first N training images only")
-    p.add_argument("--output", "-o", default=None, help="save the model here (.h5) with a .history.json beside it")
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if (action.default not in (None, False, argparse.SUPPRESS) and "default" not in text
+                and (action.option_strings or action.nargs in ("?", "*"))):
+            text += " (default: %(default)s)"
+        return text
+
+
+EXAMPLES = """examples:
+  nnscratch train lenet5                       train LeNet-5 on MNIST; saves runs/lenet5-modern.h5
+  nnscratch train --resume runs/lenet5-modern.h5   continue a run stopped with Ctrl-C
+  nnscratch predict runs/lenet5-modern.h5 digit.jpg --save-prepared prepared/
+  nnscratch plot runs/lenet5-modern.history.json -o curves.png
+"""
+
+
+def build_parser():
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="nnscratch", formatter_class=_HelpFormatter, epilog=EXAMPLES,
+        description="Train, check and use neural networks written in NumPy with hand-written backward passes.")
+    parser.add_argument("--version", action="version", version=f"nnscratch {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name, help, **kwargs):
+        return sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".",
+                              formatter_class=_HelpFormatter, **kwargs)
+
+    p = command("train", "train a network on MNIST or Fashion-MNIST, save it and its history")
+    p.add_argument("model", nargs="?", default=None, choices=MODELS,
+                   help="the network: lenet5 (LeNet-5), mlp (a multilayer perceptron) or resnet (a residual CNN "
+                        "with BatchNormalization, 3 stages of --blocks blocks) (default: lenet5)")
+    p.add_argument("--variant", default=None, choices=VARIANTS,
+                   help="LeNet-5 form: modern (ReLU, max pooling, softmax), keras (the Keras example's), "
+                        "classic (LeCun 1998: 32x32 inputs, RBF output) (default: modern)")
+    p.add_argument("--hidden", default=None, type=_hidden_widths, metavar="WIDTHS",
+                   help="MLP hidden layer widths, comma-separated, e.g. 512,256 (default: 300)")
+    p.add_argument("--blocks", default=None, type=_whole(1), metavar="N",
+                   help="ResNet residual blocks per stage; 3 gives ResNet-20 (default: 1, ResNet-8)")
+    p.add_argument("--dataset", default=None, choices=DATASETS, help="what to train on (default: mnist)")
+    p.add_argument("--data-dir", default=None, metavar="DIR",
+                   help="a folder with the four IDX files (default: MNIST from $NNSCRATCH_DATA, the cache or the "
+                        "public mirrors; Fashion-MNIST from Debian's dataset-fashion-mnist)")
+    p.add_argument("--epochs", type=_whole(1), default=None, metavar="N",
+                   help="passes over the training set; with --resume, the total to reach (default: 10; with "
+                        "--resume, the number the run was started with)")
+    p.add_argument("--batch-size", type=_whole(1), default=None, metavar="N",
+                   help="images per training step (default: 128)")
+    p.add_argument("--optimizer", default=None, type=str.lower, choices=OPTIMIZER_NAMES,
+                   help="the update rule (default: adam)")
+    p.add_argument("--lr", type=_real(0, low_open=True), default=None,
+                   help="peak learning rate (default: 2e-3 for the Adam family, RMSprop and Adagrad; 0.05 for SGD)")
+    p.add_argument("--momentum", type=_real(0, 1, high_open=True), default=None,
+                   help="SGD momentum (default: 0.9)")
+    p.add_argument("--schedule", default=None, choices=SCHEDULES,
+                   help="learning-rate schedule over the whole run: cosine decays to 0, step divides by 10 every "
+                        "--step-epochs, exp ends 10x lower, inv is Caffe's, poly falls linearly to 0 (default: "
+                        "cosine)")
+    p.add_argument("--step-epochs", type=_whole(1), default=None, metavar="N",
+                   help="epochs between the x0.1 steps of --schedule step (default: 3)")
+    p.add_argument("--seed", type=_whole(0), default=None,
+                   help="seeds the initial weights, the shuffling and dropout: the same seed trains the same "
+                        "weights (default: 0)")
+    p.add_argument("--val-split", type=_real(0, 1, high_open=True), default=None, metavar="FRACTION",
+                   help="hold out this fraction of the training set (its last images) to validate on after each "
+                        "epoch; 0 trains on all of it without validation. The test set is used once, at the end "
+                        "(default: 0.1)")
+    p.add_argument("--limit", type=_whole(1), default=None, metavar="N",
+                   help="use only the first N training images, e.g. for a quick try (default: all)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--output", "-o", default=None, metavar="FILE.h5",
+                       help="save the model here after every epoch and at the end, with FILE.history.json beside "
+                            "it (default: runs/NETWORK-VARIANT.h5, numbered on rather than overwriting; with "
+                            "--resume, the resumed file)")
+    where.add_argument("--no-save", action="store_true", help="do not save the model or its history")
+    p.add_argument("--resume", default=None, metavar="FILE.h5",
+                   help="continue the run saved in FILE.h5 (after Ctrl-C, or to train a run further): the same "
+                        "data, batch size, optimizer state, schedule and shuffling, so the weights come out as if "
+                        "it had never stopped")
+    p.add_argument("--divergence", default="rollback", choices=("rollback", "stop", "off"),
+                   help="when the loss blows up or turns NaN: roll back to the last good weights and halve the "
+                        "learning rate, stop with the last good weights, or do nothing but stop on NaN")
     p.add_argument("--verbose", type=int, default=None, choices=(0, 1, 2),
-                   help="1 live bar, 2 a line per epoch (default: 1 on a terminal, else 2)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="threads per process sharing each batch (default: the cores available, at most 4)")
+                   help="0 quiet, 1 a live progress line, 2 a line per epoch (default: 1 on a terminal, else 2)")
+    p.add_argument("--threads", type=_whole(1), default=None, metavar="N",
+                   help="threads per process sharing each batch (default: the cores available, shared among the "
+                        "MPI ranks on the host, at most 4)")
     p.add_argument("--distributed", action="store_true",
-                   help="train as one rank of an MPI job: mpiexec -n N nnscratch train ... --distributed "
-                        "(docs/distributed.md)")
+                   help="train as one rank of an MPI job, same result as one process: "
+                        "mpiexec -n N nnscratch train ... --distributed (docs/distributed.md)")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("evaluate", help="accuracy of a saved model on its test set")
-    p.add_argument("model")
-    p.add_argument("--dataset", default=None, choices=DATASETS)
-    p.add_argument("--data-dir", default=None)
+    p = command("evaluate", "accuracy and loss of a saved model on its test set")
+    p.add_argument("model", metavar="MODEL.h5", help="a model saved by `nnscratch train` or model.save")
+    p.add_argument("--dataset", default=None, choices=DATASETS,
+                   help="the test set to use (default: the one the model records)")
+    p.add_argument("--data-dir", default=None, metavar="DIR", help="a folder with the four IDX files")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("predict", help="classify image files with a saved model")
-    p.add_argument("model")
-    p.add_argument("images", nargs="+")
-    p.add_argument("--top", type=int, default=3, help="how many classes to list (default: 3)")
-    p.add_argument("--no-center", action="store_true", help="only resize; skip MNIST-style centring")
+    p = command("predict", "classify image files with a saved model")
+    p.add_argument("model", metavar="MODEL.h5", help="a model saved by `nnscratch train` or model.save")
+    p.add_argument("images", nargs="+", metavar="IMAGE",
+                   help="image files (PNG, JPEG, GIF, TIFF, BMP, WebP): photos or drawings of one digit each")
+    p.add_argument("--top", type=_whole(1), default=3, metavar="K", help="how many classes to list")
+    p.add_argument("--no-center", action="store_true",
+                   help="only remove the background and resize; skip MNIST-style cropping and centring")
+    p.add_argument("--save-prepared", default=None, metavar="DIR",
+                   help="write the image each input became, the one the network saw, into DIR as PNG")
+    from .images import DEFAULT_MAX_PIXELS
+    p.add_argument("--max-pixels", type=_whole(1), default=DEFAULT_MAX_PIXELS, metavar="N",
+                   help="refuse images with more pixels than this (width x height): decoding needs 1-4 bytes per "
+                        "pixel")
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("summary", help="the parameter table of a saved model")
-    p.add_argument("model")
+    p = command("summary", "the parameter table of a saved model")
+    p.add_argument("model", metavar="MODEL.h5", help="a model saved by `nnscratch train` or model.save")
     p.set_defaults(func=cmd_summary)
 
-    p = sub.add_parser("gradcheck", help="check layers against the layer contract: gradients against finite "
-                                         "differences, config, dtypes, save/load, threads...")
+    p = command("gradcheck", "check layers against the layer contract: gradients against finite differences, "
+                             "config, dtypes, save/load, threads...")
     p.add_argument("layers", nargs="*", help="layer class names (default: the layers of the --import modules, "
                                              "else every registered layer)")
     p.add_argument("--import", dest="import_modules", action="append", metavar="MODULE",
@@ -383,14 +738,16 @@ def build_parser():
     p.add_argument("--check", dest="checks", action="append", metavar="NAME",
                    help="run only this check (repeatable): gradients, config, dtypes, storage, inputs_untouched, "
                         "wrong_shape, counts, save_load, in_a_model, threads (default: all)")
-    p.add_argument("--tolerance", type=float, default=None,
+    p.add_argument("--tolerance", type=_real(0, low_open=True), default=None,
                    help="largest relative error the gradient checks pass (default: 1e-6 per layer, 1e-5 for the "
                         "whole-model check)")
     p.set_defaults(func=cmd_gradcheck)
 
-    p = sub.add_parser("plot", help="plot loss and accuracy curves from a history JSON")
-    p.add_argument("history")
-    p.add_argument("-o", "--output", default=None, help="PNG path (default: beside the JSON)")
+    p = command("plot", "plot loss and accuracy curves of a training run")
+    p.add_argument("history", metavar="HISTORY",
+                   help="the .history.json that `nnscratch train` writes beside the model, or the .h5 model itself")
+    p.add_argument("-o", "--output", default=None, metavar="FILE",
+                   help="image to write, .png, .svg or .pdf (default: beside HISTORY, as .png)")
     p.set_defaults(func=cmd_plot)
     return parser
 
@@ -402,11 +759,21 @@ def main(argv=None):
     args.argv = argv
     if getattr(args, "verbose", 0) is None:
         args.verbose = "auto"
+
+    def show_warning(message, category, filename, lineno, file=None, line=None):
+        # One line, like the errors, instead of Python's two with the file and line of the library code.
+        print(f"nnscratch {args.command}: warning: {message}", file=sys.stderr, flush=True)
+
     try:
-        return args.func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = show_warning
+            return args.func(args)
     except UsageError as e:
         print(f"nnscratch {args.command}: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `nnscratch ... | head`: the reader left; say nothing more, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except (ValueError, OSError, ImportError) as e:  # ImportError: a missing optional extra, with its hint
         print(f"nnscratch {args.command}: error: {e}", file=sys.stderr)
         return 2
@@ -416,6 +783,9 @@ def main(argv=None):
             raise
         print(f"nnscratch {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"nnscratch {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -391,13 +391,7 @@ class Model:
         Returns:
             ``{"loss": float, "<accuracy name>": float}`` for the batch (before the update).
         """
-        xs, ys = self._as_list(x, self._multi_in), self._as_list(y, self._multi_out)
-        with installed(BatchContext(0, len(xs[0]), seed)):
-            logs = self.forward_backward(xs, ys)
-        if self.plan.needs_collecting:
-            self.plan.collect_grads([self.plan.instances])
-        self.optimizer.step(self.trainable_params())
-        return logs
+        return self._train_step(self._as_list(x, self._multi_in), self._as_list(y, self._multi_out), seed)
 
     def forward_backward(self, xs, ys, instances=None, scale=1.0) -> dict:
         """Forward in training mode, loss and accuracy, and backward on lists of prepared arrays; fills the
@@ -585,12 +579,21 @@ class Model:
                 stack.callback(logger.close)  # a run stopped by an exception must not leave a live bar behind
             # a diverging run overflows; the divergence guard or TerminateOnNaN says so once, NumPy need not
             stack.enter_context(np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"))
-            self._fit_epochs(xs, ys, val, epochs, batch_size, shuffle, callback_list, runner, steps)
+            try:
+                self._fit_epochs(xs, ys, val, epochs, batch_size, shuffle, callback_list, runner, steps)
+            except BaseException:
+                # Ctrl-C or an error: callbacks still close their files and write what they owe
+                try:
+                    callback_list.on_train_end({"interrupted": True})
+                except Exception:  # noqa: BLE001 (the original error is the one to report)
+                    pass
+                raise
         return this_run
 
     def _fit_epochs(self, xs, ys, val, epochs, batch_size, shuffle, callback_list, runner, steps):
         n = len(xs[0])
-        callback_list.on_train_begin({"epochs": epochs, "steps": steps, "samples": n})
+        callback_list.on_train_begin({"epochs": epochs, "steps": steps, "samples": n,
+                                      "initial_epoch": self.epochs_trained})
         for _ in range(epochs):
             epoch = self.epochs_trained
             rng = np.random.default_rng([self.seed, epoch])

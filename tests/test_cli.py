@@ -1,11 +1,47 @@
-"""The `nnscratch` command end to end on a small generated dataset written as IDX files (no network)."""
+"""The `nnscratch` command end to end, as a user runs it: subprocesses (with a pseudo-terminal where the
+output depends on one), on a small generated dataset written as IDX files (no network)."""
 import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from nnscratch.cli import main, read_image
+import nnscratch
+from nnscratch.cli import main
 from nnscratch.datasets import save_idx
+
+pexpect = pytest.importorskip("pexpect")
+
+TRACEBACK = "Traceback (most recent call last)"
+
+
+def command():
+    """The installed console script (what README's commands run), else the module."""
+    script = Path(sys.executable).with_name("nnscratch")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "nnscratch.cli"]
+
+
+def clean_env(**extra):
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "NNSCRATCH_DATA")}
+    env.update(extra)
+    return env
+
+
+def run(*args, cwd=None, timeout=120):
+    """Runs ``nnscratch ARGS`` with its output on pipes (not a terminal)."""
+    return subprocess.run(command() + [str(a) for a in args], cwd=cwd, env=clean_env(), capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def spawn(*args, cwd=None, columns=80):
+    """``nnscratch ARGS`` on a pseudo-terminal ``columns`` wide, as in a terminal window."""
+    cmd = command() + [str(a) for a in args]
+    return pexpect.spawn(cmd[0], cmd[1:], cwd=cwd, env=clean_env(), dimensions=(24, columns), encoding="utf-8",
+                         timeout=120)
 
 
 def shape_digit(kind, rng, size=28):
@@ -36,72 +72,298 @@ def data_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained(data_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "mlp.h5"
-    with pytest.warns(UserWarning, match="differ from the original"):
-        code = main(["train", "mlp", "--hidden", "32", "--epochs", "4", "--batch-size", "32", "--data-dir",
-                     str(data_dir), "--output", str(out), "--verbose", "2"])
-    assert code == 0
+    r = run("train", "mlp", "--hidden", 32, "--epochs", 4, "--batch-size", 32, "--data-dir", data_dir,
+            "--output", out)
+    assert r.returncode == 0, r.stderr
     return out
 
 
-def test_train_saves_model_and_history(trained, capsys):
-    assert trained.exists()
-    history = json.loads(trained.with_suffix(".history.json").read_text())
-    assert len(history["history"]["loss"]) == 4
-    assert history["meta"]["test_accuracy"] > 0.95
+def weights(path):
+    import nnscratch
+    return nnscratch.load_model(path).get_weights()
 
 
-def test_evaluate_reports_accuracy(trained, data_dir, capsys):
-    with pytest.warns(UserWarning):
-        assert main(["evaluate", str(trained), "--data-dir", str(data_dir)]) == 0
-    out = capsys.readouterr().out
-    accuracy = float(out.split("accuracy ")[1].split("%")[0])
-    assert accuracy > 95
+# -- 1: train saves by default ---------------------------------------------------------------------------
+def test_train_saves_by_default_to_a_name_from_the_network_and_says_where(data_dir, tmp_path):
+    r = run("train", "mlp", "--hidden", 16, "--epochs", 1, "--data-dir", data_dir, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "saving to runs/mlp-16.h5 after every epoch (--no-save to skip)" in r.stdout
+    assert "saved runs/mlp-16.h5 and runs/mlp-16.history.json" in r.stdout
+    assert (tmp_path / "runs" / "mlp-16.h5").exists() and (tmp_path / "runs" / "mlp-16.history.json").exists()
+    again = run("train", "mlp", "--hidden", 16, "--epochs", 1, "--data-dir", data_dir, cwd=tmp_path)
+    assert "saved runs/mlp-16-2.h5" in again.stdout  # a second run does not overwrite the first
+    none = run("train", "mlp", "--hidden", 16, "--epochs", 1, "--data-dir", data_dir, "--no-save", cwd=tmp_path / "runs")
+    assert none.returncode == 0 and "not saving (--no-save)" in none.stdout
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [
+        "mlp-16-2.h5", "mlp-16-2.history.json", "mlp-16.h5", "mlp-16.history.json"]
+    assert "1 epoch of batch 128" in r.stdout  # not "1 epochs"
 
 
-def test_predict_on_dark_ink_on_white_paper_off_centre(trained, tmp_path, capsys):
+# -- 2: Ctrl-C, --resume, epoch numbering ---------------------------------------------------------------
+def test_ctrl_c_stops_with_one_line_saves_the_finished_epochs_and_resume_continues_exactly(data_dir, tmp_path):
+    args = ["train", "lenet5", "--epochs", 5, "--batch-size", 1, "--limit", 300, "--data-dir", data_dir]
+    child = spawn(*args, "-o", tmp_path / "cut.h5")
+    child.expect(r"Epoch 2/5")  # the live line of the second epoch: one epoch is finished and saved
+    child.sendcontrol("c")
+    output = child.read()
+    child.wait()
+    child.close()
+    assert child.exitstatus == 130, output
+    assert TRACEBACK not in output and "KeyboardInterrupt" not in output, output
+    lines = [line for line in output.replace("\r", "\n").splitlines() if "interrupted" in line]
+    assert len(lines) == 1, output
+    m = re.search(r"training interrupted at epoch (\d)/5, (batch \d+/270|while validating); the last checkpoint is "
+                  r"(\S+) \(after epoch (\d)\), the history of its (\d) completed epochs? is in (\S+)", lines[0])
+    assert m, lines[0]
+    epoch, checkpoint, after, completed, history = int(m[1]), m[3], int(m[4]), int(m[5]), m[6]
+    # Usually the epoch in progress is not saved; a Ctrl-C while it validates may come after its checkpoint.
+    assert 2 <= epoch <= 4 and after == completed and epoch - 1 <= after <= epoch and checkpoint == str(tmp_path / "cut.h5")
+    assert len(json.loads(Path(history).read_text())["history"]["loss"]) == completed
+    assert f"continue with: nnscratch train --resume {checkpoint}" in output
+
+    resumed = run("train", "--resume", checkpoint, "--data-dir", data_dir, "--verbose", 2)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming {checkpoint} after epoch {after}: epochs {after + 1}-5" in resumed.stdout
+    numbered = re.findall(r"^Epoch (\d)/(\d)", resumed.stdout, re.M)
+    assert numbered == [(str(e), "5") for e in range(after + 1, 6)]  # on from where it was, not "Epoch 1/.."
+    unbroken = run(*args, "-o", tmp_path / "whole.h5")
+    assert unbroken.returncode == 0, unbroken.stderr
+    a, b = weights(checkpoint), weights(tmp_path / "whole.h5")
+    assert all(np.array_equal(a[k], b[k]) for k in b)  # bit for bit
+    h = json.loads(Path(history).read_text())
+    assert len(h["history"]["loss"]) == 5 and h["epoch"] == [0, 1, 2, 3, 4]
+
+
+def test_two_epochs_then_resume_one_more_equals_three_epochs_bit_for_bit(data_dir, tmp_path):
+    common = ["--hidden", 16, "--batch-size", 32, "--schedule", "step", "--data-dir", data_dir, "--verbose", 2]
+    assert run("train", "mlp", "--epochs", 2, "-o", tmp_path / "a.h5", *common).returncode == 0
+    r = run("train", "--resume", tmp_path / "a.h5", "--epochs", 3, "--data-dir", data_dir, "--verbose", 2)
+    assert r.returncode == 0, r.stderr
+    assert re.findall(r"^Epoch \d/\d", r.stdout, re.M) == ["Epoch 3/3"]
+    assert run("train", "mlp", "--epochs", 3, "-o", tmp_path / "b.h5", *common).returncode == 0
+    a, b = weights(tmp_path / "a.h5"), weights(tmp_path / "b.h5")
+    assert all(np.array_equal(a[k], b[k]) for k in b)
+
+
+def test_resume_refuses_what_cannot_continue_exactly(data_dir, tmp_path, capsys):
+    assert run("train", "mlp", "--hidden", 16, "--epochs", 2, "-o", tmp_path / "c.h5", "--data-dir", data_dir,
+               "--verbose", 0).returncode == 0
+    cases = [(["--epochs", "3"], "cosine schedule of .* brings the learning rate to 0 at the end of epoch 2"),
+             (["--batch-size", "64"], r"--batch-size 64 differs from the run saved in .* \(128\)"),
+             (["--epochs", "2"], "has trained 2 epochs of the 2 planned, so --epochs 2 leaves nothing to do; "
+                                 "--epochs is the total to reach, e.g. --epochs 3"),
+             (["--hidden", "8"], r"--hidden 8 differs .* \(16\)")]
+    for extra, message in cases:
+        assert main(["train", "--resume", str(tmp_path / "c.h5"), "--data-dir", str(data_dir)] + extra) == 2
+        assert re.search(message, capsys.readouterr().err), extra
+    import nnscratch
+    from nnscratch.layers import Dense, Softmax
+    plain = nnscratch.Model([Dense(3, input_shape=(4,)), Softmax()], seed=0)  # saved from Python, not by train
+    plain.set(loss="categorical_crossentropy", optimizer="sgd")
+    plain.finalize()
+    plain.save(tmp_path / "plain.h5")
+    assert main(["train", "--resume", str(tmp_path / "plain.h5")]) == 2
+    assert "does not record the run that trained it" in capsys.readouterr().err
+
+
+# -- 3: predict on photos ------------------------------------------------------------------------------------
+def photo_of_bar(vertical, size=(240, 320), seed=0):
+    """A dark pen stroke on paper lit from one side, with paper texture and sensor noise."""
+    rng = np.random.default_rng(seed)
+    h, w = size
+    reflectance = 0.85 * (1 + 0.03 * rng.standard_normal(size))
+    if vertical:
+        reflectance[60:180, 200:212] = 0.1
+    else:
+        reflectance[100:112, 150:280] = 0.1
+    light = np.linspace(1.0, 0.35, w)[None, :] * np.linspace(1.0, 0.8, h)[:, None]
+    return np.clip(255 * light * reflectance + 4 * rng.standard_normal(size), 0, 255).astype(np.uint8)
+
+
+def test_predict_reads_photos_with_uneven_light_and_saves_what_the_network_saw(trained, tmp_path):
     from PIL import Image
 
-    paper = np.full((120, 90), 250, np.uint8)
-    paper[20:80, 10:14] = 20        # a vertical stroke (class 1), dark on light, small and off-centre
-    paper[48:52, 0:5] = 200         # a faint smudge
-    path = tmp_path / "one.png"
-    Image.fromarray(paper).save(path)
-    assert main(["predict", str(trained), str(path)]) == 0
-    out = capsys.readouterr().out
-    assert f"{path}: predicted 1" in out
-    assert "probability" in out
+    paths = []
+    for vertical, name in ((True, "one.jpg"), (False, "zero.png")):
+        Image.fromarray(photo_of_bar(vertical)).save(tmp_path / name)
+        paths.append(tmp_path / name)
+    rgba = np.zeros((100, 100, 4), np.uint8)  # black ink on a transparent canvas (a drawing app's export)
+    rgba[15:85, 45:52] = (0, 0, 0, 255)
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "drawn.png")
+    deep = np.full((90, 90), 60000, np.uint16)  # a 16-bit scan: values far above 255
+    deep[40:47, 10:80] = 3000
+    Image.fromarray(deep).save(tmp_path / "scan16.png")
+    r = run("predict", trained, *paths, tmp_path / "drawn.png", tmp_path / "scan16.png", "--save-prepared",
+            tmp_path / "seen")
+    assert r.returncode == 0, r.stderr
+    predicted = dict(re.findall(r"^(\S+): predicted (\S+)", r.stdout, re.M))
+    assert predicted == {str(paths[0]): "1", str(paths[1]): "0", str(tmp_path / "drawn.png"): "1",
+                         str(tmp_path / "scan16.png"): "0"}, r.stdout
+    assert "warning" not in r.stderr
+    for name in ("one", "zero", "drawn", "scan16"):
+        seen = np.asarray(Image.open(tmp_path / "seen" / f"{name}.png"))
+        assert seen.shape == (28, 28) and seen.max() == 255
+        assert seen[:3].max() == 0 and seen[-3:].max() == 0  # black around the digit: no grey box
+        assert f"the network saw {tmp_path / 'seen' / name}.png" in r.stdout
 
 
-def test_read_image_inverts_and_centres(tmp_path):
+def test_predict_warns_about_a_blank_image(trained, tmp_path):
     from PIL import Image
 
-    paper = np.full((100, 100), 255, np.uint8)
-    paper[5:45, 5:15] = 0
-    Image.fromarray(paper).save(tmp_path / "x.png")
-    img = read_image(tmp_path / "x.png", (28, 28), 1)
-    assert img.shape == (28, 28) and img.dtype == np.uint8
-    assert img[0].max() == 0 and img.max() > 200            # light ink on a dark background now
-    rows, cols = np.nonzero(img > 100)
-    assert 12 <= rows.mean() <= 15 and 12 <= cols.mean() <= 15  # centred
-    assert rows.max() - rows.min() <= 21                         # fit into the 20x20 box
+    Image.fromarray(np.zeros((40, 40, 4), np.uint8), "RGBA").save(tmp_path / "empty.png")
+    r = run("predict", trained, tmp_path / "empty.png")
+    assert r.returncode == 0
+    assert f"warning: {tmp_path / 'empty.png'}: found no ink" in r.stderr
 
 
-def test_summary_prints_the_table(trained, capsys):
-    assert main(["summary", str(trained)]) == 0
-    out = capsys.readouterr().out
-    assert "Total params: 25,450" in out  # 784*32+32 + 32*10+10
+def png_header(width, height):
+    """A PNG that claims ``width x height`` pixels and holds none (a decompression bomb's header)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
 
 
-def test_missing_model_file_is_a_one_line_error(tmp_path, capsys):
-    assert main(["summary", str(tmp_path / "nope.h5")]) == 2
-    assert "no such model file" in capsys.readouterr().err
+def test_every_image_error_is_one_line_naming_the_file(trained, tmp_path):
+    from PIL import Image
+
+    (tmp_path / "bomb.png").write_bytes(png_header(30000, 30000))
+    (tmp_path / "text.png").write_text("not a png")
+    (tmp_path / "empty.png").write_bytes(b"")
+    Image.fromarray(np.full((64, 64), 200, np.uint8)).save(tmp_path / "ok.png")
+    (tmp_path / "cut.png").write_bytes((tmp_path / "ok.png").read_bytes()[:60])
+    (tmp_path / "folder.png").mkdir()
+    cases = {"bomb.png": r"30000x30000 pixels \(900 megapixels\) is more than the limit of 100 megapixels .*"
+                         r"--max-pixels 900000000",
+             "text.png": r"not an image format Pillow can read \(a file starting with b'not a pn'\)",
+             "empty.png": r"not an image format Pillow can read \(an empty file\)",
+             "cut.png": r"damaged",
+             "folder.png": r"it is a folder",
+             "missing.png": r"no such file"}
+    for name, message in cases.items():
+        r = run("predict", trained, tmp_path / name)
+        assert r.returncode == 2, (name, r.stdout, r.stderr)
+        err = r.stderr.strip()
+        assert len(err.splitlines()) == 1 and TRACEBACK not in err, err
+        assert err.startswith(f"nnscratch predict: error: cannot read image {tmp_path / name}: "), err
+        assert re.search(message, err), err
+    raised = run("predict", trained, tmp_path / "bomb.png", "--max-pixels", 10**9)
+    assert raised.returncode == 2 and "damaged" in raised.stderr and TRACEBACK not in raised.stderr
 
 
-def test_unreadable_image_is_a_one_line_error(trained, tmp_path, capsys):
-    bad = tmp_path / "bad.png"
-    bad.write_bytes(b"not a png")
-    assert main(["predict", str(trained), str(bad)]) == 2
-    assert "cannot read image" in capsys.readouterr().err
+# -- 4: the progress display on a terminal and off it ------------------------------------------------------
+def test_at_80_columns_the_live_line_fits_and_keeps_the_metrics_and_learning_rate(data_dir):
+    child = spawn("train", "lenet5", "--epochs", 2, "--batch-size", 1, "--limit", 200, "--data-dir", data_dir,
+                  "--no-save", columns=80)
+    output = child.read()
+    child.wait()
+    child.close()
+    assert child.exitstatus == 0, output
+    screen = [s for s in re.split(r"[\r\n]", output) if s.strip()]
+    live = [s for s in screen if re.match(r"Epoch \d/2 \d+/180 ", s)]
+    assert live, output
+    for s in screen:
+        if s.startswith(("Epoch", "    ")):  # the progress display (its lines and their continuations)
+            assert len(s) <= 80, s
+    assert all("loss" in s and "accuracy" in s and "lr " in s for s in live), live
+    assert any("|" in s for s in live)  # at 80 columns there is room for the bar too
+    finals = [s for s in screen if re.match(r"Epoch \d/2 - ", s)]
+    assert [s.split(" - ")[0] for s in finals] == ["Epoch 1/2", "Epoch 2/2"]
+    assert not any(s.rstrip().endswith("lr 0") for s in screen)  # the last epoch of a decay to 0 trained
+
+
+def test_off_a_terminal_each_epoch_is_one_line(data_dir):
+    r = run("train", "mlp", "--hidden", 16, "--epochs", 3, "--data-dir", data_dir, "--no-save")
+    assert r.returncode == 0 and "\r" not in r.stdout
+    assert re.findall(r"^Epoch (\d)/3 - .* - val_accuracy \d\.\d{4} - lr \S+$", r.stdout, re.M) == ["1", "2", "3"]
+
+
+# -- 5: help and argument checks ------------------------------------------------------------------------------
+def test_help_is_plain_text_and_every_training_option_has_help_and_a_default():
+    top = run("--help")
+    assert top.returncode == 0 and "``" not in top.stdout and "examples:" in top.stdout
+    train = " ".join(run("train", "--help").stdout.split())
+    for option, default in [("--epochs N", "10"), ("--batch-size N", "128"), ("--seed SEED", "0"),
+                            ("--dataset {mnist,fashion-mnist}", "mnist"), ("--val-split FRACTION", "0.1"),
+                            ("{lenet5,mlp,resnet}", "lenet5")]:
+        assert re.search(re.escape(option) + r" [a-z].*?\(default: " + re.escape(default), train), option
+    gradcheck = " ".join(run("gradcheck", "--help").stdout.split())
+    assert re.search(r"--tolerance TOLERANCE \w.*\(default: 1e-6 per layer", gradcheck)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--epochs", "0"], "argument --epochs: expected a whole number of at least 1, got 0"),
+    (["--batch-size", "0"], "argument --batch-size: expected a whole number of at least 1, got 0"),
+    (["--limit", "0"], "argument --limit: expected a whole number of at least 1, got 0"),
+    (["--limit", "-5"], "argument --limit: expected a whole number of at least 1, got -5"),
+    (["--hidden", "64,abc"], "argument --hidden: expected comma-separated layer widths, whole numbers of at least 1 "
+                             "such as 300 or 512,256, got '64,abc'"),
+    (["--lr", "-1"], "argument --lr: expected a number > 0, got '-1'"),
+    (["--val-split", "1"], "argument --val-split: expected a number >= 0 and < 1, got '1'"),
+])
+def test_bad_training_options_are_refused_before_anything_runs(args, message):
+    r = run("train", *args)
+    assert r.returncode == 2 and TRACEBACK not in r.stderr
+    assert r.stderr.strip().splitlines()[-1] == f"nnscratch train: error: {message}"
+
+
+def test_plot_explains_a_file_that_is_not_a_history_and_takes_a_model(trained, tmp_path):
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "curves.png"
+    assert run("plot", trained.with_suffix(".history.json"), "-o", png).returncode == 0
+    r = run("plot", png)
+    assert r.returncode == 2 and r.stderr.strip() == (
+        f"nnscratch plot: {png} is a PNG image (perhaps a plot already drawn), not a training history; pass the "
+        ".history.json (or the .h5 model) that `nnscratch train` writes")
+    r = run("plot", trained, "-o", tmp_path / "from-model.png")
+    assert r.returncode == 0 and (tmp_path / "from-model.png").read_bytes()[:4] == b"\x89PNG"
+
+
+# -- 6: validation held out of the training set ------------------------------------------------------------
+def test_train_validates_on_held_out_training_images_and_tests_once(data_dir, tmp_path):
+    r = run("train", "mlp", "--hidden", 16, "--epochs", 2, "--data-dir", data_dir, "-o", tmp_path / "v.h5")
+    assert r.returncode == 0, r.stderr
+    assert "540 training, 60 validation, 150 test images" in r.stdout
+    assert "validation: the last 10% of the training set (--val-split); the test set is used once, at the end" in r.stdout
+    assert re.search(r"^validation: accuracy \d+\.\d\d%, loss \d\.\d{4} \(60 held-out training images, last epoch\)\n"
+                     r"test: accuracy \d+\.\d\d% \(error \d+\.\d\d%\), loss \d\.\d{4} \(150 images, evaluated once\)$",
+                     r.stdout, re.M), r.stdout
+    h = json.loads((tmp_path / "v.history.json").read_text())
+    assert h["meta"]["validation"] == "the last 10% of the training set" and "val_loss" in h["history"]
+    r = run("train", "mlp", "--hidden", 16, "--epochs", 1, "--data-dir", data_dir, "--val-split", 0, "--no-save")
+    assert "600 training, 150 test images" in r.stdout and "val_loss" not in r.stdout
+
+
+# -- 7: a diverging run ---------------------------------------------------------------------------------------
+def test_a_diverging_run_is_explained_by_the_guard_without_numpy_warnings(data_dir):
+    r = run("train", "mlp", "--hidden", 64, "--epochs", 2, "--optimizer", "sgd", "--lr", "1e6", "--schedule", "none",
+            "--data-dir", data_dir, "--no-save")
+    assert r.returncode == 0, r.stderr
+    assert "RuntimeWarning" not in r.stderr and "encountered" not in r.stderr, r.stderr
+    assert "[rollback]" in r.stdout or "[divergence_stop]" in r.stdout, r.stdout
+    off = run("train", "mlp", "--hidden", 64, "--epochs", 2, "--optimizer", "sgd", "--lr", "1e20", "--schedule",
+              "none", "--divergence", "off", "--data-dir", data_dir, "--no-save")
+    assert "RuntimeWarning" not in off.stderr and "encountered" not in off.stderr, off.stderr
+    assert "[terminate_on_nan]" in off.stdout, off.stdout
+
+
+# -- the rest of the commands ----------------------------------------------------------------------------------
+def test_evaluate_reports_accuracy(trained, data_dir):
+    r = run("evaluate", trained, "--data-dir", data_dir)
+    assert r.returncode == 0 and float(r.stdout.split("accuracy ")[1].split("%")[0]) > 95
+
+
+def test_summary_prints_the_table(trained):
+    assert "Total params: 25,450" in run("summary", trained).stdout  # 784*32+32 + 32*10+10
+
+
+def test_missing_model_file_is_a_one_line_error(tmp_path):
+    r = run("summary", tmp_path / "nope.h5")
+    assert r.returncode == 2 and r.stderr.strip() == f"nnscratch summary: no such model file: {tmp_path / 'nope.h5'}"
 
 
 def test_gradcheck_command_passes_and_fails_properly(tmp_path, monkeypatch, capsys):
@@ -125,8 +387,27 @@ def test_gradcheck_command_passes_and_fails_properly(tmp_path, monkeypatch, caps
     assert main(["gradcheck", "--check", "gradient"]) == 2
 
 
-def test_plot_command(trained, tmp_path):
-    pytest.importorskip("matplotlib")
-    out = tmp_path / "curves.png"
-    assert main(["plot", str(trained.with_suffix(".history.json")), "-o", str(out)]) == 0
-    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+def test_what_train_writes_stays_out_of_git(data_dir, tmp_path):
+    git = __import__("shutil").which("git")
+    if git is None:
+        pytest.skip("git is not installed")
+    repo = tmp_path / "clone"
+    repo.mkdir()
+    (repo / ".gitignore").write_text((Path(__file__).resolve().parents[1] / ".gitignore").read_text())
+    subprocess.run([git, "init", "-q"], cwd=repo, check=True)
+    for extra in ([], ["-o", "model.h5"]):  # the default under runs/ and a file named on the command line
+        assert run("train", "mlp", "--hidden", 8, "--epochs", 1, "--data-dir", data_dir, *extra, cwd=repo).returncode == 0
+    assert (repo / "model.history.json").exists() and (repo / "runs" / "mlp-8.history.json").exists()
+    status = subprocess.run([git, "status", "--porcelain", "--untracked-files=all"], cwd=repo, capture_output=True,
+                            text=True, check=True).stdout
+    assert status.splitlines() == ["?? .gitignore"], status
+
+
+def test_train_resnet_builds_the_residual_network_and_saves_it(data_dir, tmp_path):
+    r = run("train", "resnet", "--epochs", 1, "--limit", 120, "--data-dir", data_dir, "--val-split", 0, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "resnet8: " in r.stdout and "saved runs/resnet8.h5" in r.stdout
+    model = nnscratch.load_model(tmp_path / "runs" / "resnet8.h5")
+    assert model.is_graph and any(type(layer).__name__ == "BatchNormalization" for layer in model.layers)
+    summary = run("summary", tmp_path / "runs" / "resnet8.h5")
+    assert summary.returncode == 0 and "Connected to" in summary.stdout

@@ -139,3 +139,13 @@ def test_single_output_losses_take_flat_targets_and_never_broadcast(loss):
             loss.forward(p, bad)
         with pytest.raises(ValueError, match="targets of the predictions' shape"):
             loss.backward(p, bad)
+
+
+def test_probabilities_are_clipped_at_1e_7_before_the_log():
+    # a probability of 0 for the true class costs -log(1e-7), not infinity; another epsilon changes the value
+    loss = CategoricalCrossEntropy()
+    p = np.array([[0.0, 1.0], [1e-9, 1.0 - 1e-9]])
+    assert loss.forward(p, np.array([0, 0])) == pytest.approx(-np.log(1e-7), rel=1e-12)
+    assert loss.forward(np.array([[0.5, 0.5]]), np.array([0])) == pytest.approx(np.log(2), rel=1e-12)
+    bce = BinaryCrossEntropy()
+    assert bce.forward(np.array([[0.0]]), np.array([[1.0]])) == pytest.approx(-np.log(1e-7), rel=1e-9)

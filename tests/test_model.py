@@ -408,3 +408,56 @@ def test_threads_1_gives_the_same_bits_whatever_blas_is_allowed(monkeypatch):
     x, y = spirals(samples_per_class=10)
     model.fit(x, y, epochs=1, batch_size=10, verbose=0)
     assert seen and set(seen) == {1}
+
+
+def test_every_epoch_has_its_own_shuffled_order(monkeypatch):
+    orders = []
+    model = mlp()
+    original = model._train_step
+
+    def spy(xs, ys, seed):
+        orders.append(xs[0][:, 0].copy())
+        return original(xs, ys, seed)
+
+    monkeypatch.setattr(model, "_train_step", spy)
+    x = np.arange(40, dtype=np.float32).repeat(2).reshape(40, 2)
+    model.fit(x, np.zeros(40, int), epochs=3, batch_size=40, verbose=0)
+    assert len(orders) == 3
+    assert sorted(orders[0].tolist()) == list(range(40))  # every sample once
+    assert not np.array_equal(orders[0], orders[1]) and not np.array_equal(orders[1], orders[2])
+
+
+def test_validation_split_takes_the_last_samples_before_shuffling():
+    x, y = spirals()
+    model = mlp()
+    n_val = int(round(len(x) * 0.25))
+    history = model.fit(x, y, epochs=1, batch_size=32, verbose=0, validation_split=0.25, shuffle=False)
+    last = model.validate(x[-n_val:], y[-n_val:])
+    assert history.history["val_loss"][0] == pytest.approx(last["loss"], rel=1e-6)
+    assert history.history["val_loss"][0] != pytest.approx(model.validate(x[:n_val], y[:n_val])["loss"], rel=1e-3)
+
+
+def test_an_interrupted_fit_still_ends_the_callbacks():
+    from nnscratch.callbacks import Callback
+
+    class Record(Callback):
+        def __init__(self):
+            super().__init__()
+            self.begin, self.end = None, None
+
+        def on_train_begin(self, logs=None):
+            self.begin = dict(logs)
+
+        def on_batch_end(self, batch, logs=None):
+            if batch == 1:
+                raise KeyboardInterrupt
+
+        def on_train_end(self, logs=None):
+            self.end = dict(logs or {})
+
+    model = mlp()
+    model.fit(*spirals(samples_per_class=10), epochs=1, batch_size=10, verbose=0)
+    record = Record()
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(*spirals(samples_per_class=10), epochs=2, batch_size=10, verbose=0, callbacks=[record])
+    assert record.begin["initial_epoch"] == 1 and record.end == {"interrupted": True}

@@ -20,3 +20,14 @@ def test_ci_runs_exactly_readmes_test_command():
 def test_readme_trains_lenet5():
     readme = (ROOT / "README.md").read_text()
     assert any("nnscratch train lenet5" in b and "pip install" in b for b in bash_blocks(readme))
+
+
+def test_readmes_python_snippets_run(capsys):
+    readme = (ROOT / "README.md").read_text()
+    namespace = {}
+    blocks = re.findall(r"```python\n(.*?)\n```", readme, re.S)
+    assert len(blocks) >= 2
+    for block in blocks:  # in order, one namespace: the second builds on the first's imports
+        exec(compile(block, "README.md", "exec"), namespace)
+    out = capsys.readouterr().out
+    assert "Connected to" in out and "add_1 (Add)" in out

@@ -74,17 +74,30 @@ class EarlyStopping(Callback):
         baseline: a value the metric must reach; epochs that do not beat it count as not improving,
             default None.
 
+    Epochs are counted two ways, as everywhere in nnscratch: attributes and event fields are indices
+    from 0 over the model's life, like ``History.epoch`` and Keras' ``EarlyStopping.best_epoch``, so
+    ``model.history.history[monitor][best_epoch]`` is the best value; messages count from 1, like the
+    progress display, so ``best_epoch == 4`` is the epoch printed as "Epoch 5/N" and reported as
+    "best ... at epoch 5".
+
     Attributes:
-        best, best_epoch: the best value seen and its (global) epoch.
-        stopped_epoch: the epoch at which training was stopped, or None.
+        best: the best value of ``monitor`` seen in this ``fit``.
+        best_epoch: the index (from 0) of the epoch that reached ``best``, or None before any.
+        stopped_epoch: the index (from 0) of the epoch after which training was stopped, or None.
+        wait: epochs since the last improvement.
 
     Raises:
         ValueError: at the end of the first epoch, when the logs have no ``monitor`` key (the message
             lists the keys that exist).
 
     Example:
-        >>> stop = EarlyStopping(monitor="val_loss", patience=3, restore_best_weights=True)
-        >>> # model.fit(x, y, epochs=100, validation_data=(xv, yv), callbacks=[stop])
+        >>> from types import SimpleNamespace
+        >>> stop = EarlyStopping(monitor="loss", patience=1)
+        >>> stop.set_model(SimpleNamespace(stop_training=False, history=None))  # fit passes the model
+        >>> for epoch, loss in enumerate([0.9, 0.5, 0.7]):   # what fit does after each epoch
+        ...     stop.on_epoch_end(epoch, {"loss": loss})
+        >>> stop.best, stop.best_epoch, stop.stopped_epoch, stop.model.stop_training
+        (0.5, 1, 2, True)
     """
 
     def __init__(self, monitor="val_loss", patience=0, min_delta=0, mode="auto", restore_best_weights=False,

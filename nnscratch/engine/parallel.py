@@ -204,13 +204,15 @@ class DataParallel:
         elif len(bounds) > 1:
             exchange = Exchange(len(bounds))
         self.plan.sync_state(self.instance_sets)
+        errors = np.geterr()
 
         def work(r):
             start, stop = bounds[r]
             part = (slice(index.start + start, index.start + stop) if isinstance(index, slice)
                     else index[start:stop])
             context = BatchContext(offset + start, total, seed, None if exchange is None else exchange.for_chunk(r))
-            with installed(context):
+            # NumPy's error state is per thread: the pool's threads stay as quiet as fit keeps the caller
+            with installed(context), np.errstate(**errors):
                 return model.forward_backward([x[part] for x in xs], [y[part] for y in ys],
                                               instances=self.instance_sets[r], scale=(stop - start) / total)
 

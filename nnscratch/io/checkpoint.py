@@ -31,7 +31,9 @@ class ModelCheckpoint(Callback):
             model). The best value carries over between ``fit`` calls, as in Keras.
         save_weights_only: default False writes the whole model (:func:`~nnscratch.io.hdf5.save_model`,
             resumable); True writes the weights only (:func:`~nnscratch.io.hdf5.save_weights`).
-        verbose: 0 (default) is silent; 1 prints a line per epoch saying what was saved and why.
+        verbose: 0 (default) is silent; 1 prints a line per epoch saying what was saved and why. The
+            line is printed when the next epoch begins (or training ends), so it follows the epoch's
+            own progress line, which ``fit`` prints after every callback has run.
         initial_value_threshold: with ``save_best_only``, the value the metric must beat before the
             first save, default None (any value is saved first).
 
@@ -75,6 +77,22 @@ class ModelCheckpoint(Callback):
                      else _checks.number("ModelCheckpoint: initial_value_threshold", initial_value_threshold))
         self.best_epoch = None
         self.last_path = None
+        self._pending = None
+
+    def _say(self, text):
+        self._flush()
+        self._pending = text
+
+    def _flush(self):
+        if self._pending is not None:
+            print(self._pending, flush=True)
+            self._pending = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._flush()
+
+    def on_train_end(self, logs=None):
+        self._flush()
 
     def _missing(self, key, logs):
         available = ", ".join(logs) or "none"
@@ -118,7 +136,7 @@ class ModelCheckpoint(Callback):
             current = self._monitor.value(logs)
             if not self._monitor.improves(current, self.best):
                 if self.verbose:
-                    print(f"Epoch {epoch + 1}: {self.monitor} did not improve from {self.best:.5g}")
+                    self._say(f"Epoch {epoch + 1}: {self.monitor} did not improve from {self.best:.5g}")
                 return
             note = f"{self.monitor} improved from {self.best:.5g} to {current:.5g}, "
             self.best, self.best_epoch = current, epoch
@@ -134,4 +152,4 @@ class ModelCheckpoint(Callback):
             save_model(self.model, path, history=self._history_with(epoch, logs))
         if self.verbose:
             what = "weights" if self.save_weights_only else "model"
-            print(f"Epoch {epoch + 1}: {note}saving {what} to {path}")
+            self._say(f"Epoch {epoch + 1}: {note}saving {what} to {path}")

@@ -23,6 +23,21 @@ def test_early_stopping_stops_after_patience_epochs_without_improvement():
     assert event["epoch"] == 4 and event["best_epoch"] == 2 and "epoch 3" in event["message"]
 
 
+def test_best_epoch_indexes_the_history_and_the_message_names_the_epoch_line_that_showed_it(capsys):
+    """best_epoch counts from 0 (History.epoch, Keras); the messages count from 1 (the progress lines)."""
+    model = small_model()
+    x, y = blobs()
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0)  # a resumed run: epochs are counted over its life
+    values = [5.0, 4.0, 3.0, 3.5, 3.2]
+    stop = EarlyStopping(monitor="score", patience=2)
+    model.fit(x, y, epochs=5, batch_size=32, verbose=2, callbacks=[CallbacksTestScript("score", values), stop])
+    assert stop.best_epoch == 3 and model.history.history["score"][stop.best_epoch] == stop.best == 3.0
+    lines = capsys.readouterr().out.splitlines()
+    (best_line,) = [line for line in lines if line.startswith(f"Epoch {stop.best_epoch + 1}/")]
+    assert "score 3.0000" in best_line
+    assert lines[-1] == "  [early_stop] early stopping after epoch 6: score has not improved for 2 epoch(s); best 3 at epoch 4"
+
+
 def test_early_stopping_patience_zero_stops_at_the_first_epoch_that_does_not_improve():
     model = small_model()
     x, y = blobs()

@@ -178,3 +178,18 @@ def test_a_chunk_that_fails_stops_the_others_without_a_hang():
     worker.join(timeout=60)  # a deadlock would keep it alive
     assert not worker.is_alive(), "a failing chunk left the other one waiting"
     assert [str(e) for e in raised] == ["chunk 1 ran out of memory"]
+
+
+def test_chunks_of_unequal_size_are_weighted_by_their_size(always_parallel):
+    # 11 samples on 2 threads: chunks of 6 and 5; weighting them equally was off by 7e-2 (issue 21)
+    x, y = data(11)
+    serial, threaded = cnn(1), cnn(2)
+    serial.optimizer.learning_rate = threaded.optimizer.learning_rate = 0.0
+    serial_logs = serial.train_on_batch(x, y)
+    with DataParallel(threaded, 2) as runner:
+        logs = runner.train_step([x], [y])
+    for a, b in zip(serial.layers, threaded.layers):
+        for k in a.grads:
+            np.testing.assert_allclose(b.grads[k], a.grads[k], rtol=1e-4, atol=1e-6, err_msg=f"{a.name}/{k}")
+    assert logs["loss"] == pytest.approx(serial_logs["loss"], rel=1e-6)
+    assert logs["accuracy"] == pytest.approx(serial_logs["accuracy"])

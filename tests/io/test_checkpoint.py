@@ -67,11 +67,21 @@ def test_save_best_only_saves_on_improvement_only(tmp_path, capsys):
     assert not path.exists()
     ckpt.on_epoch_end(3, {"val_loss": 0.25})
     assert path.exists() and ckpt.best == 0.25 and ckpt.best_epoch == 3 and ckpt.last_path == str(path)
+    ckpt.on_train_end()  # the last line waits for the end of training (after the epoch's progress line)
     out = capsys.readouterr().out.splitlines()
     assert out == [f"Epoch 1: val_loss improved from inf to 1, saving model to {path}",
                    "Epoch 2: val_loss did not improve from 1",
                    "Epoch 3: val_loss did not improve from 1",
                    f"Epoch 4: val_loss improved from 1 to 0.25, saving model to {path}"]
+
+
+def test_the_checkpoint_line_follows_its_epochs_progress_line(tmp_path, capsys):
+    m = model()
+    m.fit(*DATA, epochs=2, batch_size=16, validation_data=VAL, verbose=2,
+          callbacks=[ModelCheckpoint(tmp_path / "e{epoch}.h5", verbose=1)])
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(" - ")[0].split(":")[0] for line in lines] == ["Epoch 1/2", "Epoch 1", "Epoch 2/2", "Epoch 2"]
+    assert lines[1] == f"Epoch 1: saving model to {tmp_path / 'e1.h5'}"
 
 
 def test_mode_auto_maximises_accuracies_and_threshold_gates_the_first_save(tmp_path):

@@ -561,3 +561,32 @@ def test_a_format_1_file_still_loads_predicts_and_resumes():
     for key, value in model.get_weights().items():
         # the same shuffling and updates as the old code's third epoch (BLAS summation order aside)
         np.testing.assert_allclose(value, after[key.replace("/", "__")], rtol=1e-5, atol=1e-6, err_msg=key)
+
+
+def test_a_lowered_learning_rate_multiplier_survives_save_and_load(tmp_path):
+    x, y = dense_data()
+    model = dense_model(Adam(0.01), seed=1)
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    model.optimizer.lr_multiplier = 0.25  # what ReduceLROnPlateau or the divergence guard leave behind
+    model.save(tmp_path / "m.h5")
+    loaded = load_model(tmp_path / "m.h5")
+    assert loaded.optimizer.lr_multiplier == 0.25
+    assert loaded.optimizer.current_learning_rate == pytest.approx(0.0025)
+
+
+def test_slots_go_back_to_their_own_parameter_when_shapes_are_alike(tmp_path):
+    # three 4x4 kernels: a loader that mixed up slots of equal shape would pass every shape check
+    from nnscratch.layers import Softmax
+    model = nnscratch.Model([Dense(4, input_shape=(4,)), Dense(4), Dense(4), Softmax()], seed=0)
+    model.set(loss="categorical_crossentropy", optimizer=Adam(0.01))
+    model.finalize()
+    rng = np.random.default_rng(0)
+    model.fit(rng.standard_normal((32, 4)).astype(np.float32), rng.integers(0, 4, 32), epochs=2, verbose=0)
+    model.save(tmp_path / "alike.h5")
+    loaded = load_model(tmp_path / "alike.h5")
+    mine, theirs = model.optimizer.get_state()["slots"], loaded.optimizer.get_state()["slots"]
+    assert sorted(mine) == sorted(theirs)
+    assert len({mine[k]["m"].shape for k in mine if k.endswith("kernel")}) == 1
+    for key in mine:
+        for slot in ("m", "v"):
+            np.testing.assert_array_equal(theirs[key][slot], mine[key][slot], err_msg=f"{key} {slot}")
