@@ -281,6 +281,19 @@ def _show(value):
 
 
 def cmd_train(args):
+    if not args.distributed:
+        return _train(args)
+    from .engine.distributed import session
+    mpi = session()
+    args.ranks = mpi.size
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(mpi.guard())  # an error on one rank (its data, its disk) stops every rank, naming it
+        if mpi.rank != 0:  # rank 0 speaks for the run; the others' errors and warnings still reach stderr
+            stack.enter_context(contextlib.redirect_stdout(stack.enter_context(open(os.devnull, "w"))))
+        return _train(args)
+
+
+def _train(args):
     from . import optimizers
     from .callbacks import DivergenceGuard, TerminateOnNaN
     from .io.checkpoint import ModelCheckpoint
@@ -315,6 +328,8 @@ def cmd_train(args):
     else:
         model.metadata.setdefault("resumed_with", []).append(" ".join(["nnscratch"] + args.argv))
     model.metadata["run"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in run.items()}
+    if args.threads is not None:
+        model.threads = args.threads
     done = model.epochs_trained
     to_train = run["epochs"] - done
 
@@ -328,7 +343,7 @@ def cmd_train(args):
         print("no validation (--val-split 0); the test set is used once, at the end", flush=True)
     schedule_note = "" if run["schedule"] in (None, "none") else f" ({run['schedule']})"
     plan = (f"{_plural(run['epochs'], 'epoch')} of batch {run['batch_size']}, {type(model.optimizer).__name__} "
-            f"lr {lr:g}{schedule_note}")
+            f"lr {lr:g}{schedule_note}" + (f"; {args.ranks} MPI ranks" if args.distributed else ""))
     if done:
         print(f"resuming {args.resume} after epoch {done}: epochs {done + 1}-{run['epochs']} of {plan}", flush=True)
     else:
@@ -350,12 +365,12 @@ def cmd_train(args):
     try:
         with quiet_floating_point():
             model.fit(x_train, y_train, epochs=to_train, batch_size=run["batch_size"], seed=run["seed"],
-                      callbacks=callbacks, verbose=args.verbose, **fit_kwargs)
+                      callbacks=callbacks, verbose=args.verbose, distributed=args.distributed, **fit_kwargs)
     except KeyboardInterrupt:
         return _interrupted(model, run, position, checkpoint, output, args)
 
     with quiet_floating_point():
-        result = model.validate(x_test, y_test)
+        result = model.validate(x_test, y_test, distributed=args.distributed)
     total = time.perf_counter() - t0
     epoch_times = model.history.history.get("epoch_time", [])[done:]
     final = model.history.history
@@ -747,6 +762,12 @@ def build_parser():
                         "learning rate, stop with the last good weights, or do nothing but stop on NaN")
     p.add_argument("--verbose", type=int, default=None, choices=(0, 1, 2),
                    help="0 quiet, 1 a live progress line, 2 a line per epoch (default: 1 on a terminal, else 2)")
+    p.add_argument("--threads", type=_whole(1), default=None, metavar="N",
+                   help="threads per process sharing each batch (default: the cores available, shared among the "
+                        "MPI ranks on the host, at most 4)")
+    p.add_argument("--distributed", action="store_true",
+                   help="train as one rank of an MPI job, same result as one process: "
+                        "mpiexec -n N nnscratch train ... --distributed (docs/distributed.md)")
     p.set_defaults(func=cmd_train)
 
     p = command("evaluate", "accuracy and loss of a saved model on its test set")
@@ -843,6 +864,12 @@ def main(argv=None):
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except (ValueError, OSError, ImportError) as e:  # ImportError: a missing optional extra, with its hint
+        print(f"nnscratch {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except RuntimeError as e:
+        from .engine.distributed import DistributedError
+        if not isinstance(e, DistributedError):
+            raise
         print(f"nnscratch {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -439,7 +439,7 @@ def keep_main_strokes(mask, weight, keep=0.05):
         return i
 
     row_first = np.searchsorted(rows, np.arange(mask.shape[0] + 1))
-    rows_l, starts_l, ends_l = rows.tolist(), starts.tolist(), ends.tolist()
+    starts_l, ends_l = starts.tolist(), ends.tolist()
     for r in range(1, mask.shape[0]):
         j, j_end = row_first[r - 1], row_first[r]
         for i in range(row_first[r], row_first[r + 1]):

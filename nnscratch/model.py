@@ -493,7 +493,7 @@ class Model:
 
     # -- training loop ------------------------------------------------------------------------
     def fit(self, x, y, epochs=1, batch_size=32, validation_data=None, validation_split=0.0, shuffle=True,
-            callbacks=None, verbose="auto", seed=None) -> History:
+            callbacks=None, verbose="auto", seed=None, distributed=False) -> History:
         """Trains for ``epochs`` passes over ``(x, y)``.
 
         Args:
@@ -512,10 +512,17 @@ class Model:
             seed: reseeds shuffling and random layers (default: the model's seed). Epoch ``e``'s order and
                 draws depend only on ``(seed, e)``, so training 2 epochs, saving, loading and training 1 more
                 equals training 3 epochs.
+            distributed: True trains as one rank of an MPI job (``mpiexec -n N``): every rank computes its
+                share of each batch and the result equals one process with the same ``batch_size``; only
+                rank 0 prints and writes (see :mod:`nnscratch.engine.distributed`). Default False.
 
         Returns:
             A History of this call's epochs (``model.history`` keeps every epoch across calls).
         """
+        if distributed:  # this same call on every rank, failures shared between them
+            arguments = {k: v for k, v in locals().items() if k not in ("self", "distributed")}
+            from .engine.distributed import distributed_fit
+            return distributed_fit(self, self.fit, arguments)
         self._require_finalized("fit")
         epochs = _checks.positive_int("epochs", epochs, allow_zero=True)
         batch_size = _checks.positive_int("batch_size", batch_size)
@@ -557,7 +564,10 @@ class Model:
         callback_list = CallbackList(cbs, self)
         self.stop_training = False
         keep_freed_memory()
-        runner = DataParallel(self, self.threads) if worthwhile(self, batch_size, self.threads) else None
+        if getattr(self, "_distributed", None) is not None:  # fit(distributed=True): this rank's share of each batch
+            runner = self._distributed.make_runner(self, xs, ys, val, batch_size, epochs, shuffle)
+        else:
+            runner = DataParallel(self, self.threads) if worthwhile(self, batch_size, self.threads) else None
         with ExitStack() as stack:
             if runner is not None:
                 stack.enter_context(runner)
@@ -653,6 +663,8 @@ class Model:
 
     def _evaluate(self, xs, ys, batch_size, runner=None):
         """Mean loss and accuracy of prepared arrays, without dropout."""
+        if hasattr(runner, "evaluate"):  # a distributed fit: every rank scores its share
+            return runner.evaluate(xs, ys, batch_size)
         totals: dict[str, float] = {}
         n = len(xs[0])
         with ExitStack() as stack:
@@ -664,22 +676,30 @@ class Model:
                     totals[k] = totals.get(k, 0.0) + v * len(xb[0])
         return {k: v / n for k, v in totals.items()}
 
-    def validate(self, x, y, batch_size=256) -> dict:
-        """Loss and accuracy on ``(x, y)`` without dropout: ``{"loss": float, "accuracy": float}``."""
+    def validate(self, x, y, batch_size=256, distributed=False) -> dict:
+        """Loss and accuracy on ``(x, y)`` without dropout: ``{"loss": float, "accuracy": float}``.
+        ``distributed=True``: each rank of an MPI job scores its share, every rank gets the totals."""
         self._require_finalized("validate")
         xs, ys = self._check_xy(x, y)
         if len(xs[0]) == 0:
             raise ValueError("x has no samples")
+        if distributed:
+            from .engine.distributed import distributed_evaluate
+            return distributed_evaluate(self, xs, ys, _checks.positive_int("batch_size", batch_size))
         return self._evaluate(xs, ys, _checks.positive_int("batch_size", batch_size))
 
     evaluate = validate
 
-    def predict(self, x, batch_size=256):
+    def predict(self, x, batch_size=256, distributed=False):
         """The model's outputs for ``x`` ``(N, *input_shape)`` -> ``(N, *output_shape)`` (a list for several
-        outputs), in batches."""
+        outputs), in batches. ``distributed=True``: each rank of an MPI job computes its share; rank 0
+        returns them all in order, the other ranks None."""
         self._require_finalized("predict")
         xs = self._check_x(x)
         batch_size = _checks.positive_int("batch_size", batch_size)
+        if distributed:
+            from .engine.distributed import predict
+            return predict(self, xs, batch_size, self._multi_out)
         n = len(xs[0])
         outs = [np.empty((n,) + t.sample_shape, dtype=self.dtype) for t in self._graph_outputs]
         with ExitStack() as stack:

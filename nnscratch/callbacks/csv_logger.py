@@ -8,6 +8,7 @@ import warnings
 
 import numpy as np
 
+from ..engine.distributed import is_writer
 from .base import Callback
 
 
@@ -47,6 +48,8 @@ class CSVLogger(Callback):
     def on_train_begin(self, logs=None):
         self._keys = None
         self._warned = set()
+        if not is_writer():  # a distributed run: rank 0 writes the one log
+            return
         mode = "w"
         if self.append and os.path.exists(self.path) and os.path.getsize(self.path) > 0:
             with open(self.path, newline="", encoding="utf-8") as f:
@@ -62,6 +65,8 @@ class CSVLogger(Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
+        if self._writer is None:  # not the writing rank of a distributed run
+            return
         if self._keys is None:
             self._keys = list(logs)
             self._writer.writerow(["epoch"] + self._keys)

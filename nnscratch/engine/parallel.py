@@ -36,12 +36,22 @@ MIN_ACTIVATIONS_PER_CHUNK = 100_000
 MAX_THREADS = 4
 
 
+#: environment variables in which MPI launchers say how many processes of the job share this host
+_LOCAL_RANKS_VARS = ("MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE", "PMIX_LOCAL_SIZE")
+
+
 def default_threads() -> int:
-    """The cores this process may run on, at most :data:`MAX_THREADS`."""
+    """The cores this process may run on, shared out among the processes of an MPI job on this host (two
+    ranks with two threads each on two cores would only fight over them), at most :data:`MAX_THREADS`."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
+    for name in _LOCAL_RANKS_VARS:
+        value = os.environ.get(name, "")
+        if value.isdigit() and int(value) > 1:
+            cores //= int(value)
+            break
     return max(1, min(cores, MAX_THREADS))
 
 
@@ -162,6 +172,23 @@ class DataParallel:
         Args:
             seed: names the batch's random streams (``(model seed, epoch, step)``), default None.
         """
+        results, sizes = self.compute_gradients(xs, ys, index, seed)
+        self.model.optimizer.step(self.model.trainable_params())
+        n = sum(sizes)
+        weights = [m / n for m in sizes]
+        return {k: float(sum(w * res[k] for w, res in zip(weights, results))) for k in results[0]}
+
+    def compute_gradients(self, xs, ys, index=None, seed=None, offset=0, total=None, exchange=None):
+        """Forward and backward on the chunks of ``(xs[index], ys[index])``, their gradients summed into the
+        layers' ``grads``; no optimizer step. Returns ``(logs of each chunk, samples of each chunk)``.
+
+        Args:
+            offset, total: where these samples sit in the whole batch (another process may compute the
+                rest, see :mod:`nnscratch.engine.distributed`): the position of their random draws, and each
+                chunk's gradient scaled by its share ``m / total`` of the whole batch. Default: they are it.
+            exchange: ``parties -> Exchange`` making the chunks' exchange (one that also reaches other
+                processes); default a thread :class:`Exchange` when there are several chunks.
+        """
         model = self.model
         n_all = len(xs[0])
         if index is None:
@@ -170,8 +197,12 @@ class DataParallel:
             start, stop, step = index.indices(n_all)
             index = slice(start, max(start, stop)) if step == 1 else np.arange(start, stop, step)
         n = index.stop - index.start if isinstance(index, slice) else len(index)
+        total = n if total is None else total
         bounds = chunk_bounds(n, self.threads)
-        exchange = Exchange(len(bounds)) if len(bounds) > 1 else None
+        if exchange is not None:
+            exchange = exchange(len(bounds))
+        elif len(bounds) > 1:
+            exchange = Exchange(len(bounds))
         self.plan.sync_state(self.instance_sets)
         errors = np.geterr()
 
@@ -179,17 +210,15 @@ class DataParallel:
             start, stop = bounds[r]
             part = (slice(index.start + start, index.start + stop) if isinstance(index, slice)
                     else index[start:stop])
-            context = BatchContext(start, n, seed, None if exchange is None else exchange.for_chunk(r))
+            context = BatchContext(offset + start, total, seed, None if exchange is None else exchange.for_chunk(r))
             # NumPy's error state is per thread: the pool's threads stay as quiet as fit keeps the caller
             with installed(context), np.errstate(**errors):
                 return model.forward_backward([x[part] for x in xs], [y[part] for y in ys],
-                                              instances=self.instance_sets[r], scale=(stop - start) / n)
+                                              instances=self.instance_sets[r], scale=(stop - start) / total)
 
         results = self._run(work, len(bounds), exchange)
         self.plan.collect_grads(self.instance_sets[:len(bounds)])
-        model.optimizer.step(model.trainable_params())
-        weights = [(stop - start) / n for start, stop in bounds]
-        return {k: float(sum(w * res[k] for w, res in zip(weights, results))) for k in results[0]}
+        return results, [stop - start for start, stop in bounds]
 
     def forward(self, xs):
         """Inference on the inputs ``xs`` in chunks: ``(outputs, logits)`` as ``Plan.forward`` returns them."""

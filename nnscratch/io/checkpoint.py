@@ -10,6 +10,7 @@ import os
 from .. import _checks
 from ..callbacks.base import Callback, History
 from ..callbacks.monitors import _Monitor
+from ..engine.distributed import is_writer
 from .hdf5 import save_model, save_weights
 
 __all__ = ["ModelCheckpoint"]
@@ -139,6 +140,9 @@ class ModelCheckpoint(Callback):
                 return
             note = f"{self.monitor} improved from {self.best:.5g} to {current:.5g}, "
             self.best, self.best_epoch = current, epoch
+        self.last_path = path
+        if not is_writer():  # a distributed run: every rank tracks the best, rank 0 writes and says so
+            return
         folder = os.path.dirname(path)
         if folder:
             os.makedirs(folder, exist_ok=True)
@@ -146,7 +150,6 @@ class ModelCheckpoint(Callback):
             save_weights(self.model, path)
         else:
             save_model(self.model, path, history=self._history_with(epoch, logs))
-        self.last_path = path
         if self.verbose:
             what = "weights" if self.save_weights_only else "model"
             self._say(f"Epoch {epoch + 1}: {note}saving {what} to {path}")

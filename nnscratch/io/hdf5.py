@@ -38,6 +38,7 @@ import numpy as np
 
 from .._version import __version__
 from ..callbacks.base import History
+from ..engine.distributed import is_writer
 from ..layers.base import LAYERS, WeightShapeError
 from ..model import Model
 from ..optimizers import OPTIMIZERS
@@ -184,6 +185,8 @@ def save_model(model, path, *, history=None) -> None:
     metadata_json = _encode(path, "metadata (model.metadata)", dict(getattr(model, "metadata", None) or {}))
     extra = {k: v for k, v in model.optimizer.get_state().items() if k not in ("iterations", "lr_multiplier", "slots")}
     extra_json = _encode(path, "optimizer state", extra) if extra else None
+    if not is_writer():  # a distributed run: rank 0 writes the file, the other ranks hold the same model
+        return
     with atomic_write(path, defer_sigint=True) as tmp:  # Ctrl-C: finish or roll back, then raise
         with h5py.File(tmp, "w", libver=LIBVER, track_order=True) as f:
             _write_header(f, "model")
@@ -210,6 +213,8 @@ def save_weights(model, path) -> None:
         RuntimeError: the model is not finalized.
     """
     _require_savable(model, "model.save_weights()")
+    if not is_writer():  # a distributed run: rank 0 writes
+        return
     with atomic_write(path, defer_sigint=True) as tmp:  # Ctrl-C: finish or roll back, then raise
         with h5py.File(tmp, "w", libver=LIBVER, track_order=True) as f:
             _write_header(f, "weights")

@@ -11,6 +11,7 @@ import numpy as np
 
 from .._version import __version__
 from ..callbacks.base import History
+from ..engine.distributed import is_writer
 from .atomic import atomic_open
 
 HISTORY_FORMAT = "nnscratch.history"
@@ -102,7 +103,8 @@ def write_history_json(history, path, meta=None) -> str:
     data = _json_value({"history": history.history, "epoch": history.epoch, "events": history.events,
                         "meta": info})
     text = _dumps(data)
-
+    if not is_writer():  # a distributed run: rank 0 writes the one history file
+        return path
     with atomic_open(path, "w") as f:
         f.write(text)
     return path
