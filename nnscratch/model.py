@@ -49,7 +49,7 @@ from .engine.plan import Plan
 from .graph import (InputLayer, Node, SymbolicTensor, _serials, as_tensor_list, graph_config, graph_from_config,
                     topological_order)
 from .initializers import RELU_LIKE
-from .layers.base import LAYERS, Layer, WeightShapeError
+from .layers.base import LAYERS, Layer, SizeLimitError, WeightShapeError
 from .layers.context import BatchContext, installed
 from .losses import LOSSES, CategoricalCrossEntropy, Loss
 from .metrics import METRICS, Accuracy, CategoricalAccuracy
@@ -86,7 +86,9 @@ class Model:
             any thread count. Default None draws one (recorded in ``model.seed`` so a saved model resumes
             exactly).
         threads: how many threads share each batch (see :mod:`nnscratch.engine.parallel`); batches too small
-            to gain run in one. Default None: the cores available, at most 4.
+            to gain run in one. Default None: the cores available, at most 4. BLAS is held to one thread
+            whatever the count (so ``threads=1`` means one core), which is why the bits of a run depend only on
+            the seed and the thread count, never on ``OPENBLAS_NUM_THREADS`` or the like.
         inputs, outputs: for a graph model (Keras' functional API): the tensors from
             :func:`nnscratch.Input` the model starts at and the layer outputs it ends at (one or a list
             each). ``Model(inputs, outputs)`` works positionally too.
@@ -298,7 +300,7 @@ class Model:
             try:
                 if not already:
                     layer.initialize(checked, self.dtype, np.random.default_rng(seeds[id(layer)]))
-            except WeightShapeError:
+            except (WeightShapeError, SizeLimitError):  # they say it all, and are not about the input shape
                 raise
             except ValueError as e:
                 where = f"layer {i - 1} " if not self.is_graph else ""

@@ -44,6 +44,11 @@ MAX_WEIGHT_ELEMENTS = 2**31
 MAX_SAMPLE_ELEMENTS = 2**31
 
 
+class SizeLimitError(ValueError):
+    """A layer would declare a weight, or produce a sample, beyond :data:`MAX_WEIGHT_ELEMENTS` /
+    :data:`MAX_SAMPLE_ELEMENTS`: refused before anything of that size is allocated."""
+
+
 class WeightShapeError(ValueError):
     """A layer declares a weight of another shape than the saved file being loaded holds for it.
 
@@ -192,7 +197,7 @@ class Layer:
             raise WeightShapeError(self.describe(), name, shape, expected)
         size = int(np.prod(shape, dtype=object))
         if size > MAX_WEIGHT_ELEMENTS:
-            raise ValueError(f"{self.describe()}: weight {name!r} of shape {shape} would hold {size:,} values, more "
+            raise SizeLimitError(f"{self.describe()}: weight {name!r} of shape {shape} would hold {size:,} values, more "
                              f"than the limit of {MAX_WEIGHT_ELEMENTS:,} (nnscratch.layers.base.MAX_WEIGHT_ELEMENTS); "
                              "check the layer's arguments, or raise the limit if you really mean it")
         if fan_in is None or fan_out is None:
@@ -227,7 +232,7 @@ class Layer:
         output_shape = self.compute_output_shape(input_shape)
         output_shape = tuple(int(d) for d in output_shape)
         if int(np.prod(output_shape, dtype=object)) > MAX_SAMPLE_ELEMENTS:
-            raise ValueError(f"{self.describe()} would output {output_shape} per sample, more than "
+            raise SizeLimitError(f"{self.describe()} would output {output_shape} per sample, more than "
                              f"{MAX_SAMPLE_ELEMENTS:,} values (nnscratch.layers.base.MAX_SAMPLE_ELEMENTS)")
         self.build(input_shape)
         # a layer may also have filled the dicts directly; every array ends up C-ordered in the layer's dtype

@@ -237,3 +237,26 @@ def test_terminate_on_nan_lets_a_healthy_run_finish():
 
 
 # -- history JSON ------------------------------------------------------------------------------------------
+
+
+def test_restore_best_weights_restores_batch_normalization_state_too():
+    import nnscratch
+    from nnscratch.layers import BatchNormalization, Dense, Softmax
+    x, y = blobs()
+    inp = nnscratch.Input((2,))
+    bn = BatchNormalization(momentum=0.5)
+    model = nnscratch.Model(inp, Softmax()(Dense(3)(bn(inp))), seed=0)
+    model.set(loss="categorical_crossentropy", optimizer=SGD(0.1))
+    model.finalize()
+    stop = EarlyStopping(monitor="score", mode="min", patience=5, restore_best_weights=True)
+    seen = []
+
+    class Remember(Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append(bn.state["moving_mean"].copy())
+
+    model.fit(x * 3 + 1, y, epochs=4, batch_size=32, verbose=0,
+              callbacks=[CallbacksTestScript("score", [3.0, 1.0, 2.0, 2.5]), stop, Remember()])
+    assert stop.best_epoch == 1
+    np.testing.assert_array_equal(bn.state["moving_mean"], seen[1])  # the moving averages of the best epoch
+    assert not np.array_equal(seen[1], seen[3])

@@ -590,3 +590,29 @@ def test_slots_go_back_to_their_own_parameter_when_shapes_are_alike(tmp_path):
     for key in mine:
         for slot in ("m", "v"):
             np.testing.assert_array_equal(theirs[key][slot], mine[key][slot], err_msg=f"{key} {slot}")
+
+
+@pytest.mark.parametrize("builder, edit, pattern", [
+    # a file whose config asks for a Dense of 10**12 units: refused when the layer's output shape is computed
+    (dense_model, lambda c: c["layers"][0]["config"].update(units=10**12),
+     r"does not finalize: dense_1 \(Dense\) would output \(1000000000000,\) per sample, more than"),
+    # ... and 10**5 units (a 400 KB output, but a 1.6 MB kernel the file does not hold): refused on declaration
+    (dense_model, lambda c: c["layers"][0]["config"].update(units=10**5),
+     r"layer dense_1 \(Dense\): weight 'kernel' has shape \(4, 8\) in the file but \(4, 100000\) in the saved"),
+    # an input of 10**12 values per sample: refused when the first layer's output shape is computed
+    (conv_model, lambda c: c["layers"][0]["config"].update(input_shape=[10**6, 10**6, 1]),
+     r"conv2d_1 \(Conv2D\) would output \(1000000, 1000000, 3\) per sample, more than"),
+])
+def test_a_config_asking_for_absurd_sizes_is_refused_before_allocating(tmp_path, builder, edit, pattern):
+    import tracemalloc
+    path = tmp_path / "m.h5"
+    builder(Adam(0.01)).save(path)
+    _rewrite_json(path, "model_config", edit)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ModelFileError, match=pattern):
+            load_model(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 * 2**20  # before issue 12: terabytes asked for, MemoryError
