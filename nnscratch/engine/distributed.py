@@ -152,7 +152,9 @@ class Session:
 
         def hook(kind, value, tb):
             previous(kind, value, tb)
-            if self.failure is None and self.size > 1:
+            # an error every rank raised at the same point (all_ranks) needs no abort: each rank exits with its
+            # own message, and aborting would cut the others' short
+            if self.failure is None and self.size > 1 and not getattr(value, "all_ranks", False):
                 sys.stderr.flush()
                 sys.stdout.flush()
                 self.comm.Abort(1)
