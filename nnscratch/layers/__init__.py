@@ -7,7 +7,8 @@ from .regularization import Dropout
 from .rbf import LeNetRBFLoss, RBFOutput
 from .conv import LENET5_C3_CONNECTIONS, Conv2D, ZeroPad2D
 from .conv_variants import Conv1D, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D
-from .pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D, Subsampling2D
+from .pooling import AvgPool1D, AvgPool2D, GlobalAvgPool2D, GlobalMaxPool2D, MaxPool1D, MaxPool2D, Subsampling2D
+from .resize import Cropping2D, UpSampling2D
 from .merge import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract
 from .normalization import BatchNormalization, LayerNormalization
 
