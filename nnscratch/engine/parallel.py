@@ -28,6 +28,7 @@ from contextlib import ExitStack
 import numpy as np
 
 from ..layers.context import BatchContext, installed
+from .penalties import optimizer_step
 from .plan import join
 
 #: below this many activations per chunk, handing work to threads costs more than it saves
@@ -152,15 +153,17 @@ class DataParallel:
         self._pool = None
         return False
 
-    def train_step(self, xs, ys, index=None, seed=None) -> dict:
+    def train_step(self, xs, ys, index=None, seed=None, weights=None) -> dict:
         """Forward, backward and one optimizer step on the batch ``(xs[index], ys[index])`` (lists, one array
-        per model input and output; default index: all); returns the batch logs.
+        per model input and output; default index: all); returns the batch logs (metric states summed over the
+        chunks, see :meth:`Model.forward_backward`).
 
         Each thread gathers its own chunk of an index array, so the gathering runs in parallel and the
         pool thread is woken before it starts rather than after.
 
         Args:
             seed: names the batch's random streams (``(model seed, epoch, step)``), default None.
+            weights: per output, sample weights aligned with ``xs`` (or None), default None.
         """
         model = self.model
         n_all = len(xs[0])
@@ -181,13 +184,17 @@ class DataParallel:
             context = BatchContext(start, n, seed, None if exchange is None else exchange.for_chunk(r))
             with installed(context):
                 return model.forward_backward([x[part] for x in xs], [y[part] for y in ys],
-                                              instances=self.instance_sets[r], scale=(stop - start) / n)
+                                              instances=self.instance_sets[r], scale=(stop - start) / n,
+                                              weights=None if weights is None else
+                                              [None if w is None else w[part] for w in weights])
 
         results = self._run(work, len(bounds), exchange)
         self.plan.collect_grads(self.instance_sets[:len(bounds)])
-        model.optimizer.step(model.trainable_params())
-        weights = [(stop - start) / n for start, stop in bounds]
-        return {k: float(sum(w * res[k] for w, res in zip(weights, results))) for k in results[0]}
+        shares = [(stop - start) / n for start, stop in bounds]
+        logs = {k: float(sum(w * res[k] for w, res in zip(shares, results))) for k in results[0] if k != "_states"}
+        if "_states" in results[0]:  # metric statistics add up over the chunks
+            logs["_states"] = {k: sum(res["_states"][k] for res in results) for k in results[0]["_states"]}
+        return optimizer_step(model, logs)
 
     def forward(self, xs):
         """Inference on the inputs ``xs`` in chunks: ``(outputs, logits)`` as ``Plan.forward`` returns them."""

@@ -137,6 +137,11 @@ class LeNetRBFLoss(Loss, aliases=("lenet_rbf", "rbf_map")):
         lse, _ = self._log_terms(y_pred)
         return float(np.mean(y_pred[np.arange(len(y_true)), y_true] + lse))
 
+    def sample_losses(self, y_pred, y_true):
+        y_true = class_labels(y_true, y_pred, "LeNetRBFLoss.sample_losses")
+        lse, _ = self._log_terms(y_pred)
+        return y_pred[np.arange(len(y_true)), y_true] + lse
+
     def backward(self, y_pred, y_true):
         y_true = class_labels(y_true, y_pred, "LeNetRBFLoss.backward")
         _, soft = self._log_terms(y_pred)
