@@ -313,7 +313,8 @@ def weighted_mean(losses: np.ndarray, weights: np.ndarray | None) -> float:
     weighted losses divided by the batch size, not by the sum of the weights)."""
     if weights is None:
         return float(np.mean(losses))
-    return float(np.mean(weights * losses))
+    # in the losses' dtype: weights of 1 then give the unweighted mean bit for bit
+    return float(np.mean(weights.astype(losses.dtype, copy=False) * losses))
 
 
 def weight_rows(grad: np.ndarray, weights: np.ndarray | None) -> np.ndarray:

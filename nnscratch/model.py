@@ -674,8 +674,8 @@ class Model:
         if is_data_source(x):
             if y is not None:
                 raise ValueError("y must be None when x is a data source: it yields (x, y) batches itself")
-            for name, value in (("sample_weight", sample_weight), ("validation_split", validation_split)):
-                if value:
+            for name, given in (("sample_weight", sample_weight is not None), ("validation_split", bool(validation_split))):
+                if given:
                     raise ValueError(f"{name} is for array data; a data source yields (x, y, sample_weight) batches "
                                      "and validation_data may be a data source too")
             train = SourceBatches(self, x, steps_per_epoch, class_weight=class_weight, shuffle=shuffle,
@@ -804,7 +804,8 @@ class Model:
         if is_data_source(data):
             if steps is not None:
                 steps = _checks.positive_int("validation_steps" if what == "validation_data" else "steps", steps)
-            return SourceBatches(self, data, steps, max_queue_size=max_queue_size, what=what)
+            return SourceBatches(self, data, steps, max_queue_size=max_queue_size,
+                                 what="validation_data" if what == "validation_data" else "the data source")
         if what == "validation_data":
             if not isinstance(data, (tuple, list)) or len(data) not in (2, 3):
                 raise ValueError("validation_data must be a pair (x_val, y_val), a triple (x_val, y_val, "

@@ -108,11 +108,11 @@ class SourceBatches:
         class_weight: ``{class: weight}`` or None.
         shuffle: visit a Sequence's batches in a new order every epoch.
         max_queue_size: batches prepared ahead, default 10.
-        what: how messages name the source, e.g. ``"x"`` or ``"validation_data"``.
+        what: how messages name the source, default ``"the data source"`` (``"validation_data"``...).
     """
 
     def __init__(self, model, source, steps=None, targets=True, class_weight=None, shuffle=False, max_queue_size=10,
-                 what="x"):
+                 what="the data source"):
         self.model = model
         self.source = source
         self.what = what
@@ -162,25 +162,31 @@ class SourceBatches:
             yield item
 
     def _prepare(self, item, index):
-        """Checks one raw batch and converts it: ``(xs, ys, weights)``."""
+        """Checks one raw batch and converts it: ``(xs, ys, weights)``; errors name the batch."""
+        try:
+            return self._checked(item, index)
+        except (ValueError, TypeError) as e:
+            raise type(e)(f"batch {index} of {self.what}: {e}") from e
+
+    def _checked(self, item, index):
         model = self.model
         if isinstance(item, tuple) and len(item) in (1, 2, 3):
             x, y, w = (tuple(item) + (None, None))[:3]
         elif self.targets:
-            raise ValueError(f"batch {index} of {self.what} is a {type(item).__name__}; a data source for training "
-                             "or evaluation yields tuples (x, y) or (x, y, sample_weight)")
+            raise ValueError(f"got a {type(item).__name__}; a data source for training or evaluation yields tuples "
+                             "(x, y) or (x, y, sample_weight)")
         else:
             x, y, w = item, None, None
         if not self.targets:
-            return model._check_x(x, what=f"x in batch {index} of {self.what}"), None, None
+            return model._check_x(x), None, None
         if y is None:
-            raise ValueError(f"batch {index} of {self.what} has no targets; yield (x, y) or (x, y, sample_weight)")
-        xs, ys = model._check_xy(x, y, what=f"x in batch {index} of {self.what}")
+            raise ValueError("it has no targets; yield (x, y) or (x, y, sample_weight)")
+        xs, ys = model._check_xy(x, y)
         weights = None
         if w is not None:
-            weights = split_per_output(model, w, len(xs[0]), f"the sample_weight in batch {index} of {self.what}")
+            weights = split_per_output(model, w, len(xs[0]), "its sample_weight")
         if self.class_weight is not None:
-            cw = class_sample_weights(model, self.class_weight, ys[0], f"batch {index} of {self.what}")
+            cw = class_sample_weights(model, self.class_weight, ys[0], "this batch")
             weights = [cw if u is None else u * cw for u in (weights or [None])]
         return xs, ys, weights
 
@@ -253,7 +259,7 @@ def _located(error: BaseException, index: int, what: str) -> BaseException:
     if isinstance(error, (ValueError, TypeError)):
         located = type(error)(f"batch {index} of {what}: {error}")
     else:
-        located = DataSourceError(f"batch {index} of {what}: the data source raised {type(error).__name__}: {error}")
+        located = DataSourceError(f"batch {index} of {what}: reading it raised {type(error).__name__}: {error}")
     located.__cause__ = error
     return located
 

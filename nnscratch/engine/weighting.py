@@ -59,6 +59,10 @@ def _class_labels(model, y, what):
     if y.ndim == 1 and y.dtype.kind in "iu":
         return y, max(shape[-1], 2)
     if y.ndim == 2 and y.shape[1] > 1:
+        ties = (y == y.max(axis=1, keepdims=True)).sum(axis=1) != 1
+        if ties.any():
+            raise ValueError(f"class_weight needs class targets: row {int(np.argmax(ties))} of the targets of {what} "
+                             "has no single largest entry, so it names no class")
         return y.argmax(axis=1), y.shape[1]
     flat = y.reshape(len(y), -1)
     if flat.shape[1] == 1 and np.isin(flat, (0, 1)).all():
