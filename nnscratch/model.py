@@ -998,10 +998,11 @@ class Model:
         return model
 
     # -- reporting and files ------------------------------------------------------------------
-    def summary(self, print_fn=print) -> str:
-        """Prints and returns the parameter table (see :mod:`nnscratch.summary`)."""
+    def summary(self, print_fn=print, flops=False, show_trainable=False) -> str:
+        """Prints and returns the parameter table (see :mod:`nnscratch.summary`); ``flops=True`` adds each layer's
+        multiply-adds and activation memory per sample, with totals."""
         from .summary import summarize
-        text = summarize(self)
+        text = summarize(self, show_trainable=show_trainable, flops=flops)
         if print_fn is not None:
             print_fn(text)
         return text

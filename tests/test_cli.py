@@ -130,3 +130,25 @@ def test_plot_command(trained, tmp_path):
     out = tmp_path / "curves.png"
     assert main(["plot", str(trained.with_suffix(".history.json")), "-o", str(out)]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_evaluate_prints_and_draws_the_confusion_matrix(trained, data_dir, capsys, tmp_path):
+    image = tmp_path / "confusion.png"
+    with pytest.warns(UserWarning):
+        assert main(["evaluate", str(trained), "--data-dir", str(data_dir), "--confusion", "--plot", str(image)]) == 0
+    out = capsys.readouterr().out
+    table = out.split("confusion matrix (rows: true class, columns: predicted class)")[1]
+    rows = [line.split() for line in table.splitlines() if line[:1].isdigit()]
+    counts = np.array([[int(v.replace(",", "")) for v in r[1:11]] for r in rows[:10]])   # MNIST's 10 class names
+    assert counts.shape == (10, 10) and counts.sum() == 150 and np.trace(counts) > 140
+    assert [int(r[-1].replace(",", "")) for r in rows[:10]] == counts.sum(axis=1).tolist()
+    assert "precision" in out and "macro average" in out
+    assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_summary_shows_multiply_adds_and_activations(trained, capsys):
+    assert main(["summary", str(trained)]) == 0
+    out = capsys.readouterr().out
+    assert "MACs" in out and "Multiply-adds per sample: 25,450" in out   # 784*32 + 32 + 32*10 + 10
+    assert main(["summary", str(trained), "--no-flops"]) == 0
+    assert "MACs" not in capsys.readouterr().out

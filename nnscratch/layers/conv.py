@@ -176,6 +176,12 @@ class Conv2D(KerasOptions, Layer):
         self._kernel_mask = None if self._mask is None else np.broadcast_to(self._mask, (kh, kw, c, f))
         self._drop_options_without_weight()
 
+    def count_macs(self):
+        ho, wo, f = self.output_shape
+        kh, kw = self._kernel_hw
+        links = int(self._mask.sum()) if self._mask is not None else self.built_input_shape[2] // self.groups * f
+        return ho * wo * (kh * kw * links + (f if self.use_bias else 0))
+
     def weight_count(self, name, array):
         if name == "kernel" and self._mask is not None:
             return int(self._kernel_hw[0] * self._kernel_hw[1] * self._mask.sum())

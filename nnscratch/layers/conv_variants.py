@@ -113,6 +113,11 @@ class DepthwiseConv2D(KerasOptions, Layer):
             self.add_weight("bias", (c * m,), self.bias_initializer)
         self._drop_options_without_weight()
 
+    def count_macs(self):
+        ho, wo, cm = self.output_shape
+        kh, kw = self._kernel_hw
+        return ho * wo * cm * (kh * kw + (1 if self.use_bias else 0))
+
     def _forward_linear(self, x, training):
         x = _as_dtype(self, x)
         kh, kw, c, m = self.params["depthwise_kernel"].shape
@@ -203,6 +208,12 @@ class SeparableConv2D(KerasOptions, Layer):
         if self.use_bias:
             self.add_weight("bias", (f,), self.bias_initializer)
         self._drop_options_without_weight()
+
+    def count_macs(self):
+        ho, wo, f = self.output_shape
+        kh, kw = self._kernel_hw
+        cm = self.built_input_shape[2] * self.depth_multiplier
+        return ho * wo * (cm * kh * kw + cm * f + (f if self.use_bias else 0))
 
     def _forward_linear(self, x, training):
         x = _as_dtype(self, x)
@@ -351,6 +362,12 @@ class Conv2DTranspose(KerasOptions, Layer):
             self.add_weight("bias", (self.filters,), self.bias_initializer)
         self._drop_options_without_weight()
 
+    def count_macs(self):
+        h, w, c = self.built_input_shape
+        ho, wo, f = self.output_shape
+        kh, kw = self._kernel_hw
+        return h * w * c * kh * kw * f + (ho * wo * f if self.use_bias else 0)
+
     def _forward_linear(self, x, training):
         x = _as_dtype(self, x)
         self._x = x
@@ -463,6 +480,10 @@ class Conv1D(KerasOptions, Layer):
         if self.use_bias:
             self.add_weight("bias", (self.filters,), self.bias_initializer)
         self._drop_options_without_weight()
+
+    def count_macs(self):
+        lo, f = self.output_shape
+        return lo * f * (self.kernel_size * self.built_input_shape[1] // self.groups + (1 if self.use_bias else 0))
 
     def _forward_linear(self, x, training):
         x = _as_dtype(self, x)[:, None]                                         # (N, 1, L, C), a view

@@ -67,6 +67,9 @@ class Dense(KerasOptions, Layer):
             self.add_weight("bias", (self.units,), self.bias_initializer, fan_in=fan_in, fan_out=self.units)
         self._drop_options_without_weight()
 
+    def count_macs(self):
+        return self.built_input_shape[0] * self.units + (self.units if self.use_bias else 0)
+
     def _forward_linear(self, x, training):
         self._x = x
         y = x @ self.params["kernel"]

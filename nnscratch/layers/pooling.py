@@ -127,6 +127,10 @@ class AvgPool2D(_Pool2D):
         # a scalar keeps the common case a cheap scalar multiply
         self._scale = (1.0 / area) if (counts == area).all() else (1.0 / counts).astype(self.dtype)
 
+    def count_macs(self):
+        ho, wo, c = self.output_shape
+        return ho * wo * c * self._pool[0] * self._pool[1]
+
     def _scale_as(self, dtype):
         return dtype.type(self._scale) if np.isscalar(self._scale) else self._scale.astype(dtype, copy=False)
 
@@ -179,6 +183,10 @@ class Subsampling2D(_Pool2D):
         super().__init__(pool_size, strides, padding, **kwargs)
         self.coefficient_initializer = check_name("coefficient_initializer", coefficient_initializer)
         self.bias_initializer = check_name("bias_initializer", bias_initializer)
+
+    def count_macs(self):
+        ho, wo, c = self.output_shape
+        return ho * wo * c * (self._pool[0] * self._pool[1] + 1)   # LeCun's connections: the window and the bias
 
     def build(self, input_shape):
         super().build(input_shape)
@@ -234,6 +242,9 @@ class GlobalAvgPool2D(Layer):
 
     def compute_output_shape(self, input_shape):
         return (_spatial_shape(self, input_shape)[2],)
+
+    def count_macs(self):
+        return int(np.prod(self.built_input_shape))
 
     def forward(self, x, training=False):
         x = _as_dtype(self, x)
@@ -377,6 +388,10 @@ class AvgPool1D(_Pool1D):
         >>> pool.forward(np.array([[[1.0], [3.0], [2.0], [0.0]]]))[0, :, 0]
         array([2. , 2.5, 1. , 0. ])
     """
+
+    def count_macs(self):
+        lo, c = self.output_shape
+        return lo * c * self.pool_size
 
     def build(self, input_shape):
         super().build(input_shape)

@@ -89,6 +89,9 @@ class RBFOutput(Layer):
             codes = np.random.default_rng(self.seed).choice([-1.0, 1.0], size=(input_shape[0], self.units))
         self.add_weight("codes", codes.shape, codes, trainable=False)
 
+    def count_macs(self):
+        return self.built_input_shape[0] * self.units     # a squared difference per input and unit
+
     def forward(self, x, training=False):
         self._x = x
         w = self.state["codes"]

@@ -52,6 +52,10 @@ class UpSampling2D(Layer):
             self._weights = (linear_weights(h, h * self._size[0], self.dtype),
                              linear_weights(w, w * self._size[1], self.dtype))
 
+    def count_macs(self):
+        """Bilinear: 4 per output value (two taps along each axis, applied one axis after the other); nearest: 0."""
+        return 4 * int(np.prod(self.output_shape)) if self.interpolation == "bilinear" else 0
+
     def forward(self, x, training=False):
         if x.dtype != self.dtype:
             x = x.astype(self.dtype)
