@@ -636,7 +636,8 @@ class Model:
             y: targets (integer labels ``(N,)`` or one-hot ``(N, K)`` for classification; a list or dict for
                 several outputs); None with a data source.
             epochs: default 1.
-            batch_size: default 32 (array data; a data source makes its own batches).
+            batch_size: default 32 (array data; a data source makes its own batches, and each is split over the
+                threads when it is big enough).
             validation_data: ``(x_val, y_val)`` or ``(x_val, y_val, sample_weight)`` or a data source, evaluated
                 after each epoch; default None.
             validation_split: fraction of the *last* samples held out for validation (before shuffling,
@@ -674,7 +675,8 @@ class Model:
         if is_data_source(x):
             if y is not None:
                 raise ValueError("y must be None when x is a data source: it yields (x, y) batches itself")
-            for name, given in (("sample_weight", sample_weight is not None), ("validation_split", bool(validation_split))):
+            for name, given in (("sample_weight", sample_weight is not None),
+                                ("validation_split", bool(validation_split))):
                 if given:
                     raise ValueError(f"{name} is for array data; a data source yields (x, y, sample_weight) batches "
                                      "and validation_data may be a data source too")
@@ -714,7 +716,10 @@ class Model:
         callback_list = CallbackList(cbs, self)
         self.stop_training = False
         keep_freed_memory()
-        runner = DataParallel(self, self.threads) if worthwhile(self, batch_size, self.threads) else None
+        if isinstance(train, SourceBatches):  # batch sizes are known batch by batch: the runner decides each time
+            runner = DataParallel(self, self.threads, adaptive=True) if self.threads > 1 else None
+        else:
+            runner = DataParallel(self, self.threads) if worthwhile(self, batch_size, self.threads) else None
         with ExitStack() as stack:
             if runner is not None:
                 stack.enter_context(runner)
@@ -749,7 +754,7 @@ class Model:
                     else:
                         raw = self._train_step(_take(xs, idx), _take(ys, idx), batch_seed, _take(weights, idx))
                     step_times.append(time.perf_counter() - t0)
-                    m = len(xs[0]) if idx is None else (len(idx) if not isinstance(idx, slice) else idx.stop - idx.start)
+                    m = len(xs[0]) if idx is None else (idx.stop - idx.start if isinstance(idx, slice) else len(idx))
                     batch_logs = tally.add(raw, m)
                     batch_logs.update(size=m, step=step, step_time=step_times[-1],
                                       learning_rate=self.optimizer.current_learning_rate,

@@ -150,7 +150,8 @@ def summarize(model, tablefmt: str = "outline", show_trainable: bool = False, fl
              f"Non-trainable params: {_count(frozen, itemsize)}"]
     if flops:
         lines += [f"Multiply-adds per sample: {total_macs:,} ({_scaled(total_macs)})",
-                  f"Activations per sample: {readable_size(total_bytes)} (every layer's output, {np.dtype(model.dtype).name})"]
+                  f"Activations per sample: {readable_size(total_bytes)} "
+                  f"(every layer's output, {np.dtype(model.dtype).name})"]
     slots = [a for s in getattr(model.optimizer, "slots", {}).values() for a in s.values()]
     if slots:
         # Keras shows this line once the optimizer has built its variables; here: once it has state.

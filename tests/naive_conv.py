@@ -120,7 +120,9 @@ def conv2d_transpose(x, kernel, bias, strides, out_hw, pads, dilation=(1, 1)):
     (sh, sw), (dh, dw) = strides, dilation
     (t, _), (l, _) = pads
     ho, wo = out_hw
-    full = np.zeros((n, max(ho + t, (h - 1) * sh + (kh - 1) * dh + 1), max(wo + l, (w - 1) * sw + (kw - 1) * dw + 1), f))
+    full_h = max(ho + t, (h - 1) * sh + (kh - 1) * dh + 1)
+    full_w = max(wo + l, (w - 1) * sw + (kw - 1) * dw + 1)
+    full = np.zeros((n, full_h, full_w, f))
     for s in range(n):
         for a in range(h):
             for b in range(w):

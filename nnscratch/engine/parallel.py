@@ -131,12 +131,15 @@ class DataParallel:
     Args:
         model: a finalized :class:`~nnscratch.Model`.
         threads: number of chunks and threads (>= 2).
+        adaptive: decide for every training batch whether it is worth splitting (:func:`worthwhile`), for data
+            sources whose batch size is known only batch by batch; default False (every batch is split).
     """
 
-    def __init__(self, model, threads: int):
+    def __init__(self, model, threads: int, adaptive: bool = False):
         self.model = model
         self.plan = model.plan
         self.threads = threads
+        self.adaptive = adaptive
         self.instance_sets = [self.plan.instances] + [self.plan.replicate_instances() for _ in range(threads - 1)]
         self._stack = ExitStack()
         self._pool = None
@@ -173,7 +176,7 @@ class DataParallel:
             start, stop, step = index.indices(n_all)
             index = slice(start, max(start, stop)) if step == 1 else np.arange(start, stop, step)
         n = index.stop - index.start if isinstance(index, slice) else len(index)
-        bounds = chunk_bounds(n, self.threads)
+        bounds = chunk_bounds(n, self.threads if not self.adaptive or worthwhile(model, n, self.threads) else 1)
         exchange = Exchange(len(bounds)) if len(bounds) > 1 else None
         self.plan.sync_state(self.instance_sets)
 

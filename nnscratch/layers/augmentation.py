@@ -289,7 +289,8 @@ class RandomContrast(_Augmentation):
         elif isinstance(factor, (tuple, list)) and len(factor) == 2:
             lower, upper = (_checks.number(f"factor[{i}]", v, low=0) for i, v in enumerate(factor))
             if lower > 1:
-                raise ValueError(f"factor[0] must be at most 1 (factors from 1 - factor[0] must stay >= 0), got {lower}")
+                raise ValueError(f"factor[0] must be at most 1 (factors from 1 - factor[0] must stay >= 0), "
+                                 f"got {lower}")
             self._range = (1 - lower, 1 + upper)
         else:
             raise ValueError(f"factor must be a number in [0, 1] or a pair (lower, upper), got {factor!r}")

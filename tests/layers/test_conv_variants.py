@@ -30,7 +30,8 @@ def run(layer, shape, batch=2, seed=3):
     ({"filters": 3, "kernel_size": 3, "dilation_rate": 2}, (7, 7, 2)),
     ({"filters": 4, "kernel_size": (2, 3), "dilation_rate": (3, 1), "strides": 2, "padding": "same"}, (8, 7, 2)),
     ({"filters": 6, "kernel_size": 3, "groups": 3, "padding": 1}, (5, 5, 6)),
-    ({"filters": 4, "kernel_size": 2, "groups": 2, "dilation_rate": 2, "strides": (1, 2), "use_bias": False}, (6, 7, 4)),
+    ({"filters": 4, "kernel_size": 2, "groups": 2, "dilation_rate": 2, "strides": (1, 2), "use_bias": False},
+     (6, 7, 4)),
 ])
 def test_dilated_and_grouped_conv2d_match_loops(config, shape):
     layer = built(Conv2D(**config), shape)
@@ -170,7 +171,8 @@ def test_transpose_is_the_adjoint_of_the_keras_convolution_on_its_output_size(co
     # TensorFlow defines conv2d_transpose as the gradient of conv2d with the same padding mode, on the output size
     layer = built(Conv2DTranspose(**{**config, "use_bias": False}), shape)
     out_shape = layer.output_shape
-    conv = built(Conv2D(shape[2], config["kernel_size"], strides=config["strides"], padding=config.get("padding", "valid"),
+    conv = built(Conv2D(shape[2], config["kernel_size"], strides=config["strides"],
+                        padding=config.get("padding", "valid"),
                         use_bias=False), out_shape)
     assert conv.output_shape == shape
     conv.params["kernel"][...] = layer.params["kernel"]
@@ -198,8 +200,8 @@ def test_conv1d_is_conv2d_on_a_row(config, shape, pads):
         layer.backward(dout)
     kernel = layer.params["kernel"][None]
     args = ((1, layer.strides), ((0, 0), pads), (1, layer.dilation_rate), layer.groups)
-    np.testing.assert_allclose(out, naive_conv.conv2d_general(x[:, None], kernel, layer.params.get("bias"), *args)[:, 0],
-                               rtol=1e-10, atol=1e-12)
+    ref = naive_conv.conv2d_general(x[:, None], kernel, layer.params.get("bias"), *args)[:, 0]
+    np.testing.assert_allclose(out, ref, rtol=1e-10, atol=1e-12)
     rdx, rdk, _ = naive_conv.conv2d_general_backward(x[:, None], kernel, args[0], args[1], dout[:, None], args[2],
                                                      args[3])
     np.testing.assert_allclose(dx, rdx[:, 0], rtol=1e-10, atol=1e-12)
@@ -260,7 +262,8 @@ def test_depthwise_and_separable_agree_with_pytorch():
     h = F.conv2d(_torch_pad(F, tx, layer._pads), tdk, None, stride=layer._strides, dilation=layer._dilation, groups=c)
     ty = F.conv2d(h, tpk, tb)
     _torch_check(torch, out, ty.permute(0, 2, 3, 1), tx, dx.transpose(0, 3, 1, 2), torch.tensor(dout),
-                 [(layer.grads["depthwise_kernel"], lambda: tdk.grad.numpy()[:, 0].transpose(1, 2, 0).reshape(dk.shape)),
+                 [(layer.grads["depthwise_kernel"],
+                   lambda: tdk.grad.numpy()[:, 0].transpose(1, 2, 0).reshape(dk.shape)),
                   (layer.grads["pointwise_kernel"], lambda: tpk.grad.numpy().transpose(2, 3, 1, 0)),
                   (layer.grads["bias"], lambda: tb.grad.numpy())])
 
