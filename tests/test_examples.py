@@ -15,8 +15,9 @@ def load(name):
     return module
 
 
-def test_separable_cnn_example_builds_and_trains():
-    model = load("fashion_separable_cnn").build(decay_steps=2)
+@pytest.mark.parametrize("head", ["gap", "flatten"])
+def test_separable_cnn_example_builds_and_trains(head):
+    model = load("fashion_separable_cnn").build(decay_steps=2, head=head)
     x = np.random.default_rng(0).uniform(0, 1, (16, 28, 28, 1)).astype(np.float32)
     history = model.fit(x, np.arange(16) % 10, epochs=1, batch_size=8, verbose=0)
     assert np.isfinite(history.history["loss"]).all()
