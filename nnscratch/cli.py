@@ -150,7 +150,7 @@ def cmd_evaluate(args):
     result = model.validate(x, y_test)
     print(f"{args.model} on the {dataset} test set ({len(x_test):,} images): "
           f"accuracy {100 * result['accuracy']:.2f}%, loss {result['loss']:.4f}")
-    if args.confusion or args.plot:
+    if args.confusion or args.plot is not None:
         from .metrics import F1Score, Precision, Recall, confusion_matrix
         names = model.metadata.get("class_names") or [str(i) for i in range(model.output_shape[-1])]
         outputs = class_probabilities(model, model.predict(x))
@@ -160,10 +160,11 @@ def cmd_evaluate(args):
             state = matrix.astype(np.float64).ravel()
             per_class = [metric(average=None).result(state) for metric in (Precision, Recall, F1Score)]
             print(class_report(matrix, names, per_class))
-        if args.plot:
+        if args.plot is not None:
             from .plot import plot_confusion_matrix
-            plot_confusion_matrix(matrix, args.plot, names, title=f"{os.path.basename(args.model)} on {dataset}")
-            print(f"wrote {args.plot}")
+            image = args.plot or os.path.splitext(args.model)[0] + "_confusion.png"
+            plot_confusion_matrix(matrix, image, names, title=f"{os.path.basename(args.model)} on {dataset}")
+            print(f"wrote {image}")
     return 0
 
 
@@ -377,7 +378,8 @@ def build_parser():
     p.add_argument("--data-dir", default=None)
     p.add_argument("--confusion", action="store_true",
                    help="print the confusion matrix and each class's precision, recall and F1")
-    p.add_argument("--plot", default=None, metavar="IMAGE", help="draw the confusion matrix into this image file")
+    p.add_argument("--plot", nargs="?", const="", default=None, metavar="IMAGE",
+                   help="draw the confusion matrix into an image (default: MODEL_confusion.png beside the model)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="classify image files with a saved model")

@@ -144,6 +144,10 @@ def test_evaluate_prints_and_draws_the_confusion_matrix(trained, data_dir, capsy
     assert [int(r[-1].replace(",", "")) for r in rows[:10]] == counts.sum(axis=1).tolist()
     assert "precision" in out and "macro average" in out
     assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.warns(UserWarning):
+        assert main(["evaluate", str(trained), "--data-dir", str(data_dir), "--plot"]) == 0
+    beside = trained.with_name(trained.stem + "_confusion.png")
+    assert f"wrote {beside}" in capsys.readouterr().out and beside.exists()
 
 
 def test_summary_shows_multiply_adds_and_activations(trained, capsys):
