@@ -1,9 +1,10 @@
-"""A small convolutional autoencoder on Fashion-MNIST: 28x28 images squeezed to 7x7x32 and rebuilt.
+"""A small convolutional autoencoder on Fashion-MNIST: 28x28 images squeezed to a 7x7x4 code and rebuilt.
 
     python examples/fashion_autoencoder.py --decoder transpose --epochs 10
     python examples/fashion_autoencoder.py --decoder upsampling --epochs 10
 
-The encoder is two strided convolutions; the decoder either two Conv2DTranspose layers (learned
+The encoder is two strided convolutions down to a code of 7 x 7 x ``--code-channels`` values (196 by
+default, a quarter of the 784 pixels); the decoder either two Conv2DTranspose layers (learned
 upsampling) or UpSampling2D (bilinear) followed by convolutions. The loss is the mean squared error per
 pixel; the script compares it with two baselines: predicting the mean training image, and shrinking every
 image to 7x7 and enlarging it back (bilinear). Measured results are in docs/results.md.
@@ -20,9 +21,9 @@ from nnscratch.optimizers import Adam
 from nnscratch.schedules import CosineDecay
 
 
-def build(decoder="transpose", seed=0, learning_rate=2e-3, decay_steps=10_000):
+def build(decoder="transpose", seed=0, learning_rate=2e-3, decay_steps=10_000, code_channels=4):
     encoder = [Conv2D(16, 3, strides=2, padding="same", activation="relu", input_shape=(28, 28, 1)),
-               Conv2D(32, 3, strides=2, padding="same", activation="relu")]          # 7 x 7 x 32
+               Conv2D(code_channels, 3, strides=2, padding="same", activation="relu")]  # the code: 7 x 7 x 4
     if decoder == "transpose":
         decoder_layers = [Conv2DTranspose(16, 3, strides=2, padding="same", activation="relu"),
                           Conv2DTranspose(1, 3, strides=2, padding="same", activation="sigmoid")]
@@ -41,6 +42,7 @@ def main():
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--code-channels", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", default=None)
     args = parser.parse_args()
@@ -49,7 +51,7 @@ def main():
     x_train = (x_train[..., None] / 255.0).astype(np.float32)
     x_test = (x_test[..., None] / 255.0).astype(np.float32)
     steps = args.epochs * -(-len(x_train) // args.batch_size)
-    model = build(args.decoder, args.seed, args.lr, steps)
+    model = build(args.decoder, args.seed, args.lr, steps, args.code_channels)
     model.summary(flops=True)
     start = time.perf_counter()
     history = model.fit(x_train, x_train, epochs=args.epochs, batch_size=args.batch_size,
