@@ -443,14 +443,56 @@ def cmd_evaluate(args):
         raise UsageError(f"{args.model} does not record its dataset; pass --dataset {'|'.join(DATASETS)}")
     _, (x_test, y_test), _ = load_dataset(dataset, args.data_dir)
     preprocess = model.metadata.get("preprocess") or {"scale": "unit", "pad_to": None}
-    result = model.validate(prepare(x_test, preprocess), y_test)
+    x = prepare(x_test, preprocess)
+    result = model.validate(x, y_test)
     print(f"{args.model} on the {dataset} test set ({len(x_test):,} images): "
           f"accuracy {100 * result['accuracy']:.2f}%, loss {result['loss']:.4f}")
+    if args.confusion or args.plot is not None:
+        from .metrics import F1Score, Precision, Recall, confusion_matrix
+        names = model.metadata.get("class_names") or [str(i) for i in range(model.output_shape[-1])]
+        outputs = class_probabilities(model, model.predict(x))
+        matrix = confusion_matrix(y_test.astype(np.int64), outputs, num_classes=len(names))
+        if args.confusion:
+            print(confusion_table(matrix, names))
+            state = matrix.astype(np.float64).ravel()
+            per_class = [metric(average=None).result(state) for metric in (Precision, Recall, F1Score)]
+            print(class_report(matrix, names, per_class))
+        if args.plot is not None:
+            from .plot import plot_confusion_matrix
+            image = args.plot or os.path.splitext(args.model)[0] + "_confusion.png"
+            plot_confusion_matrix(matrix, image, names, title=f"{os.path.basename(args.model)} on {dataset}")
+            print(f"wrote {image}")
     return 0
 
 
+def confusion_table(matrix, names) -> str:
+    """The confusion matrix as a text table: a row per true class, a column per predicted class."""
+    from tabulate import tabulate
+
+    short = [n[:10] for n in names]
+    rows = [[f"{names[i]}"] + [f"{int(v):,}" for v in row] + [f"{int(row.sum()):,}"] for i, row in enumerate(matrix)]
+    rows.append(["predicted"] + [f"{int(v):,}" for v in matrix.sum(axis=0)] + [f"{int(matrix.sum()):,}"])
+    return ("confusion matrix (rows: true class, columns: predicted class)\n"
+            + tabulate(rows, headers=["true \\ predicted"] + short + ["total"], tablefmt="simple",
+                       disable_numparse=True, colalign=("left",) + ("right",) * (len(names) + 1)))
+
+
+def class_report(matrix, names, per_class) -> str:
+    """Precision, recall, F1 and support per class, then their macro averages."""
+    from tabulate import tabulate
+
+    precision, recall, f1 = ([d[str(i)] for i in range(len(names))] for d in per_class)
+    support = matrix.sum(axis=1)
+    rows = [[names[i], f"{precision[i]:.4f}", f"{recall[i]:.4f}", f"{f1[i]:.4f}", f"{int(support[i]):,}"]
+            for i in range(len(names))]
+    rows.append(["macro average", f"{np.mean(precision):.4f}", f"{np.mean(recall):.4f}", f"{np.mean(f1):.4f}",
+                 f"{int(support.sum()):,}"])
+    return tabulate(rows, headers=["class", "precision", "recall", "f1", "support"], tablefmt="simple",
+                    disable_numparse=True, colalign=("left", "right", "right", "right", "right"))
+
+
 def cmd_summary(args):
-    _load(args.model).summary()
+    _load(args.model).summary(flops=not args.no_flops)
     return 0
 
 
@@ -775,6 +817,10 @@ def build_parser():
     p.add_argument("--dataset", default=None, choices=DATASETS,
                    help="the test set to use (default: the one the model records)")
     p.add_argument("--data-dir", default=None, metavar="DIR", help="a folder with the four IDX files")
+    p.add_argument("--confusion", action="store_true",
+                   help="print the confusion matrix and each class's precision, recall and F1")
+    p.add_argument("--plot", nargs="?", const="", default=None, metavar="IMAGE",
+                   help="draw the confusion matrix into an image (default: MODEL_confusion.png beside the model)")
     p.set_defaults(func=cmd_evaluate)
 
     p = command("predict", "classify image files with a saved model")
@@ -792,8 +838,10 @@ def build_parser():
                         "pixel")
     p.set_defaults(func=cmd_predict)
 
-    p = command("summary", "the parameter table of a saved model")
+    p = command("summary", "the parameter table of a saved model, with each layer's multiply-adds and activation "
+                           "memory per sample")
     p.add_argument("model", metavar="MODEL.h5", help="a model saved by `nnscratch train` or model.save")
+    p.add_argument("--no-flops", action="store_true", help="only Keras' columns (no multiply-adds or activations)")
     p.set_defaults(func=cmd_summary)
 
     p = command("gradcheck", "check layers against the layer contract: gradients against finite differences, "

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .engine.penalties import add_penalty_gradients, total_penalty
 from .layers.base import Layer
 from .layers.context import BatchContext, installed
 
@@ -244,7 +245,8 @@ def float64_copy(model):
 def check_model(model, x, y, eps: float = 1e-5, tolerance: float = TOLERANCE, tiny: float = 1e-8,
                 max_elements: int | None = 200, seed: int = 0, training: bool = True,
                 raise_on_failure: bool = False) -> GradcheckReport:
-    """Checks the whole model's backward (loss w.r.t. every parameter and the input) in float64.
+    """Checks the whole model's backward (loss w.r.t. every parameter and the input) in float64; the loss includes
+    the weight regularizers' penalties, as in training.
 
     A float64 copy of ``model`` is checked, so the model itself is left untouched. Random draws
     (dropout) and state (moving averages) are replayed, so every evaluation sees the same function.
@@ -269,12 +271,13 @@ def check_model(model, x, y, eps: float = 1e-5, tolerance: float = TOLERANCE, ti
             store[k][...] = value
         with installed(BatchContext(0, len(xs[0]), (seed, 0, 0))):
             outputs, logits = clone.plan.forward(xs, training)
-        return outputs, logits, clone.plan.total_loss(clone.plan.losses_of(outputs, logits, ys))
+        return outputs, logits, clone.plan.total_loss(clone.plan.losses_of(outputs, logits, ys)) + total_penalty(clone)
 
     outputs, logits, _ = loss()
     dxs = clone.plan.backward(outputs, logits, ys)
     if clone.plan.needs_collecting:
         clone.plan.collect_grads([clone.plan.instances])
+    add_penalty_gradients(clone)
     params = [(layer.describe(), f"{path}{k}", sub.params[k], sub.grads[k].copy())
               for layer in clone.layers for path, sub in layer.walk() for k in sub.params]
     rng = np.random.default_rng(seed)

@@ -42,6 +42,15 @@ class Loss(Configurable):
         """
         return _float_targets(y_true, output_shape, type(self).__name__)
 
+    def sample_losses(self, y_pred: np.ndarray, y_true: np.ndarray) -> np.ndarray:
+        """Each sample's loss ``(N,)``, whose mean is ``forward``: what sample weights scale.
+
+        A loss of your own that is a mean of per-sample terms can define it to take ``sample_weight`` and
+        ``class_weight`` (its ``backward`` rows are then scaled by the weights).
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not define sample_losses(y_pred, y_true), so it cannot "
+                                  "take sample_weight or class_weight")
+
 def _float_targets(y, output_shape, who):
     y = np.asarray(y)
     if y.dtype.kind not in "biuf":
@@ -180,6 +189,17 @@ class CategoricalCrossEntropy(Loss, aliases=("categorical_crossentropy", "sparse
         p = y_pred[np.arange(len(y)), y]
         return float(-np.mean(np.log(np.clip(p, EPS, 1.0))))
 
+    def sample_losses(self, y_pred, y_true):
+        y = class_labels(y_true, y_pred, "CategoricalCrossEntropy.sample_losses")
+        return -np.log(np.clip(y_pred[np.arange(len(y)), y], EPS, 1.0))
+
+    @staticmethod
+    def sample_losses_from_logits(logits, y_true) -> np.ndarray:
+        """Each sample's loss ``(N,)`` for ``softmax(logits)``."""
+        y = class_labels(y_true, logits, "CategoricalCrossEntropy.sample_losses_from_logits")
+        z = logits - logits.max(axis=1, keepdims=True)
+        return np.log(np.exp(z).sum(axis=1)) - z[np.arange(len(y)), y]
+
     def backward(self, y_pred, y_true):
         """``dL/dy_pred`` ``(N, K)``: ``-1 / (N p[label])`` at each label, zero elsewhere."""
         y = class_labels(y_true, y_pred, "CategoricalCrossEntropy.backward")
@@ -231,6 +251,11 @@ class BinaryCrossEntropy(Loss, aliases=("binary_crossentropy", "bce")):
         p = np.clip(y_pred, EPS, 1 - EPS)
         return float(-np.mean(y_true * np.log(p) + (1 - y_true) * np.log(1 - p)))
 
+    def sample_losses(self, y_pred, y_true):
+        y_true = matching_targets(y_true, y_pred, "BinaryCrossEntropy.sample_losses")
+        p = np.clip(y_pred, EPS, 1 - EPS)
+        return -(y_true * np.log(p) + (1 - y_true) * np.log(1 - p)).reshape(len(p), -1).mean(axis=1)
+
     def backward(self, y_pred, y_true):
         y_true = matching_targets(y_true, y_pred, "BinaryCrossEntropy.backward")
         p = np.clip(y_pred, EPS, 1 - EPS)
@@ -251,6 +276,10 @@ class MeanSquaredError(Loss, aliases=("mean_squared_error", "mse")):
         y_true = matching_targets(y_true, y_pred, "MeanSquaredError.forward")
         return float(np.mean((y_pred - y_true) ** 2))
 
+    def sample_losses(self, y_pred, y_true):
+        y_true = matching_targets(y_true, y_pred, "MeanSquaredError.sample_losses")
+        return ((y_pred - y_true) ** 2).reshape(len(y_pred), -1).mean(axis=1)
+
     def backward(self, y_pred, y_true):
         y_true = matching_targets(y_true, y_pred, "MeanSquaredError.backward")
         return (2.0 / y_pred.size * (y_pred - y_true)).astype(y_pred.dtype, copy=False)
@@ -270,6 +299,27 @@ class SumSquaredError(Loss, aliases=("sum_squared_error", "sse")):
         y_true = matching_targets(y_true, y_pred, "SumSquaredError.forward")
         return float(np.sum((y_pred - y_true) ** 2) / len(y_pred))
 
+    def sample_losses(self, y_pred, y_true):
+        y_true = matching_targets(y_true, y_pred, "SumSquaredError.sample_losses")
+        return ((y_pred - y_true) ** 2).reshape(len(y_pred), -1).sum(axis=1)
+
     def backward(self, y_pred, y_true):
         y_true = matching_targets(y_true, y_pred, "SumSquaredError.backward")
         return (2.0 / len(y_pred) * (y_pred - y_true)).astype(y_pred.dtype, copy=False)
+
+
+def weighted_mean(losses: np.ndarray, weights: np.ndarray | None) -> float:
+    """``mean(weights * losses)`` over the batch: Keras' ``sum_over_batch_size`` reduction (the sum of the
+    weighted losses divided by the batch size, not by the sum of the weights)."""
+    if weights is None:
+        return float(np.mean(losses))
+    # in the losses' dtype: weights of 1 then give the unweighted mean bit for bit
+    return float(np.mean(weights.astype(losses.dtype, copy=False) * losses))
+
+
+def weight_rows(grad: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+    """``grad`` ``(N, ...)`` with row ``i`` scaled by ``weights[i]`` (the gradient of a weighted mean of
+    per-sample losses)."""
+    if weights is None:
+        return grad
+    return grad * weights.astype(grad.dtype, copy=False).reshape((-1,) + (1,) * (grad.ndim - 1))

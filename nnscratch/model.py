@@ -43,16 +43,19 @@ import numpy as np
 from . import _checks
 from .callbacks.base import Callback, CallbackList, History
 from .callbacks.progress import progress_callback
+from .engine.data_source import ArrayBatches, SourceBatches, array_weights, is_data_source
 from .engine.malloc import keep_freed_memory
 from .engine.parallel import DataParallel, blas_single_thread, default_threads, worthwhile
+from .engine.penalties import optimizer_step, total_penalty
 from .engine.plan import Plan
 from .graph import (InputLayer, Node, SymbolicTensor, _serials, as_tensor_list, graph_config, graph_from_config,
                     topological_order)
 from .initializers import RELU_LIKE
+from .layers.activations import RELU_LIKE_ACTIVATIONS
 from .layers.base import LAYERS, Layer, SizeLimitError, WeightShapeError
 from .layers.context import BatchContext, installed
 from .losses import LOSSES, CategoricalCrossEntropy, Loss
-from .metrics import METRICS, Accuracy, CategoricalAccuracy
+from .metrics import METRICS, Accuracy, CategoricalAccuracy, LogTally, Metric, get_metric
 from .optimizers import OPTIMIZERS, Optimizer
 from .registry import serialize
 
@@ -118,6 +121,9 @@ class Model:
         self.loss_weights = None
         self.optimizer: Optimizer | None = None
         self.accuracy: Accuracy | None = None
+        #: further metrics reported after the accuracy (``compile(metrics=[...])``), for every output
+        self.metrics: list[Metric] = []
+        self._accuracy_by_loss = False
         self.finalized = False
         self.stop_training = False
         self.history = History()
@@ -130,7 +136,7 @@ class Model:
         self._nodes = None
         self._is_graph = False
         self._multi_in = self._multi_out = False
-        self._accuracies = []
+        self._metric_lists = []
         if inputs is not None or outputs is not None:
             if layers is not None:
                 raise ValueError("give either layers (a sequential model) or inputs= and outputs= (a graph model), "
@@ -191,14 +197,18 @@ class Model:
         self.layers.append(layer)
         self.finalized = False
 
-    def set(self, *, loss=None, optimizer=None, accuracy=None, loss_weights=None) -> None:
-        """Chooses the loss, optimizer and accuracy: objects, registered names, or config dicts.
+    def set(self, *, loss=None, optimizer=None, accuracy=None, loss_weights=None, metrics=None) -> None:
+        """Chooses the loss, optimizer and metrics: objects, registered names, or config dicts.
 
         Args:
             loss: one loss for every output, or a list with one per output.
             optimizer: the optimizer.
             accuracy: the metric reported as accuracy (for each output).
             loss_weights: for several outputs, a list of factors on their losses (default 1 each).
+            metrics: a list of further metrics for every output (Keras' names: ``"accuracy"`` (chosen by the
+                loss), ``"top_k_categorical_accuracy"``, ``"precision"``, ``"recall"``, ``"f1_score"``,
+                ``"auc"``, or :mod:`nnscratch.metrics` objects such as ``Precision(average=None)``); replaces
+                the ones set before.
 
         Example: ``model.set(loss="categorical_crossentropy", optimizer=Adam(1e-3), accuracy="categorical")``.
         """
@@ -209,11 +219,88 @@ class Model:
             self.optimizer = OPTIMIZERS.create(optimizer, base=Optimizer)
         if accuracy is not None:
             self.accuracy = METRICS.create(accuracy, base=Accuracy)
+        if metrics is not None:
+            self._set_metrics(metrics)
         if loss_weights is not None:
             if not isinstance(loss_weights, (list, tuple)) or not loss_weights:
                 raise ValueError(f"loss_weights must be a list with one number per output, got {loss_weights!r}")
             self.loss_weights = [_checks.number(f"loss_weights[{i}]", w, low=0) for i, w in enumerate(loss_weights)]
         self.finalized = False
+
+    def _set_metrics(self, metrics):
+        if isinstance(metrics, (str, dict, Metric)):
+            metrics = [metrics]
+        if not isinstance(metrics, (list, tuple)):
+            raise TypeError(f"metrics must be a list of metric names or objects, got {type(metrics).__name__}")
+        self._accuracy_by_loss = False
+        chosen = []
+        for spec in metrics:
+            if isinstance(spec, str) and spec.lower() in ("accuracy", "acc"):
+                self._accuracy_by_loss = True  # which accuracy depends on the loss: chosen at finalize
+                continue
+            try:
+                metric = get_metric(spec)
+            except (TypeError, ValueError) as e:
+                raise type(e)(f"metrics: {e}") from None
+            chosen.append(metric)
+        names = [m.name for m in chosen]
+        if len(set(names)) != len(names):
+            raise ValueError(f"metrics: two metrics log under one name ({names}); give one a name=...")
+        self.metrics = chosen
+
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None) -> None:
+        """Keras' spelling of :meth:`set` followed by :meth:`finalize`.
+
+        Args:
+            optimizer: default ``"rmsprop"`` (Keras' default).
+            loss: default None: a model without a loss can be summarized and predict, not fit or evaluate.
+            metrics: see :meth:`set`; default None.
+            loss_weights: see :meth:`set`; default None.
+
+        Example:
+            >>> from nnscratch.layers import Dense
+            >>> model = Model([Dense(10, activation="softmax", input_shape=(4,))])
+            >>> model.compile(optimizer="adam", loss="categorical_crossentropy",
+            ...               metrics=["accuracy", "top_k_categorical_accuracy"])
+            >>> model.metrics_names
+            ['loss', 'accuracy', 'top_k_categorical_accuracy']
+        """
+        self.set(loss=loss, optimizer=optimizer, metrics=metrics if metrics is not None else [],
+                 loss_weights=loss_weights)
+        self.finalize()
+
+    def get_layer(self, name=None, index=None) -> Layer:
+        """The layer called ``name``, or at position ``index`` of :attr:`layers` (Keras' ``get_layer``).
+
+        Raises:
+            ValueError: no such layer (the message lists the names), or neither or both arguments.
+        """
+        if (name is None) == (index is None):
+            raise ValueError("give get_layer a name or an index (one of them)")
+        if index is not None:
+            if not isinstance(index, (int, np.integer)) or isinstance(index, bool):
+                raise TypeError(f"index must be an integer, got {index!r}")
+            try:
+                return self.layers[index]
+            except IndexError:
+                raise ValueError(f"index {index} is out of range: the model has {len(self.layers)} layers") from None
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"no layer named {name!r}; the model's layers are {[layer.name for layer in self.layers]}")
+
+    @property
+    def metrics_names(self) -> list[str]:
+        """The keys ``evaluate`` returns, in order (``"loss"`` first); known after ``finalize``."""
+        if not self.finalized or self.loss is None:
+            return []
+        names = ["loss"]
+        outs = self.output_names
+        if self._multi_out:
+            names += [f"{name}_loss" for name in outs]
+        for k, metrics in enumerate(self._metric_lists):
+            names += [f"{outs[k]}_{m.name}" if self._multi_out else m.name for m in metrics]
+        return names
 
     def _sequential_nodes(self):
         """The chain of calls of a sequential model: a hidden input, then each layer on the one before."""
@@ -233,8 +320,11 @@ class Model:
     def finalize(self) -> None:
         """Builds every layer for the shapes that reach it, checks the graph and makes the execution plan.
 
+        Without a loss and optimizer the model can be summarized and predict; ``fit`` and ``evaluate`` then
+        ask for them.
+
         Raises:
-            ValueError: no layers, no input shape, no loss, or a layer that cannot take its input shape
+            ValueError: no layers, no input shape, or a layer that cannot take its input shape
                 (the message names the layer, the shape it received and why it cannot take it).
         """
         if not self.layers:
@@ -242,10 +332,6 @@ class Model:
         if not self.is_graph and self.layers[0].input_shape is None:
             raise ValueError(f"the first layer, {self.layers[0].describe()}, needs input_shape=..., e.g. "
                              f"{type(self.layers[0]).__name__}(..., input_shape=(28, 28, 1))")
-        if self.loss is None:
-            raise ValueError("no loss set; call model.set(loss=..., optimizer=...) before finalize()")
-        if self.optimizer is None:
-            raise ValueError("no optimizer set; call model.set(optimizer=...) before finalize()")
         if self.is_graph:
             nodes, inputs, outputs = self._nodes, self.inputs, self.outputs
         else:
@@ -256,12 +342,14 @@ class Model:
         if len(weights) != len(outputs):
             raise ValueError(f"loss_weights has {len(weights)} entries but the model has {len(outputs)} outputs")
         self._build_layers(nodes)
-        self._accuracies = self._accuracy_list(losses)
+        self._metric_lists = self._metrics_for(losses, [t.sample_shape for t in outputs])
         self.plan = Plan(nodes, inputs, outputs, losses, weights)
         self._graph_inputs, self._graph_outputs = inputs, outputs
         self.finalized = True
 
     def _loss_list(self, n_outputs):
+        if self.loss is None:
+            return [None] * n_outputs
         if isinstance(self.loss, list):
             if len(self.loss) != n_outputs:
                 raise ValueError(f"the model has {n_outputs} outputs but {len(self.loss)} losses were set; give one "
@@ -269,13 +357,28 @@ class Model:
             return list(self.loss)
         return [self.loss] + [copy.deepcopy(self.loss) for _ in range(n_outputs - 1)]
 
-    def _accuracy_list(self, losses):
+    def _accuracy_list(self, losses, shapes):
         if self.accuracy is not None:
             return [self.accuracy] + [copy.deepcopy(self.accuracy) for _ in losses[1:]]
-        defaults = [CategoricalAccuracy() if isinstance(loss, CategoricalCrossEntropy) else None for loss in losses]
+        if self._accuracy_by_loss:
+            defaults = [get_metric("accuracy", loss, shape) for loss, shape in zip(losses, shapes)]
+        else:
+            defaults = [CategoricalAccuracy() if isinstance(loss, CategoricalCrossEntropy) else None for loss in losses]
         if len(losses) == 1:
             self.accuracy = defaults[0]
         return defaults
+
+    def _metrics_for(self, losses, shapes):
+        """Per output, the metrics it reports: its accuracy (if any), then copies of :attr:`metrics`."""
+        lists = []
+        for k, (accuracy, shape) in enumerate(zip(self._accuracy_list(losses, shapes), shapes)):
+            own = [m if k == 0 else copy.deepcopy(m) for m in self.metrics]
+            chosen = ([accuracy] if accuracy is not None else []) + [m for m in own if accuracy is None
+                                                                      or m.name != accuracy.name]
+            for metric in chosen:
+                metric.build(shape)
+            lists.append(chosen)
+        return lists
 
     def _build_layers(self, nodes):
         seeds = dict(zip((id(layer) for layer in self.layers),
@@ -292,7 +395,7 @@ class Model:
             done.add(id(layer))
             if hasattr(layer, "default_initializer"):
                 after = readers.get(id(node), [])
-                layer.default_initializer = ("he_uniform" if after and all(type(a).__name__ in RELU_LIKE for a in after)
+                layer.default_initializer = ("he_uniform" if after and all(_relu_like(a) for a in after)
                                              else "glorot_uniform")
             shapes = node.input_shapes if node.inbound else layer.input_shape
             checked = layer._check_shape_argument(shapes)
@@ -333,6 +436,14 @@ class Model:
             raise RuntimeError(f"call model.finalize() before model.{what}(); it builds the layers "
                                "(after add/set changes too)")
 
+    def _require_loss(self, what, optimizer=True):
+        self._require_finalized(what)
+        missing = [name for name, value in (("a loss", self.loss), ("an optimizer", self.optimizer if optimizer else 1))
+                   if value is None]
+        if missing:
+            raise RuntimeError(f"model.{what}() needs {' and '.join(missing)}: this model was finalized without "
+                               f"(enough to summarize and predict); call model.compile(optimizer=..., loss=...) first")
+
     # -- computation --------------------------------------------------------------------------
     def forward(self, x, training=False, instances=None):
         """Runs the graph on prepared inputs (arrays in the model dtype).
@@ -368,8 +479,8 @@ class Model:
         return grads if self._multi_in else grads[0]
 
     def compute_loss(self, output, logits, y) -> float:
-        """The (weighted) loss of prepared outputs and targets."""
-        return self.plan.total_loss(self.plan.losses_of(*self._lists(output, logits, y)))
+        """The (weighted) loss of prepared outputs and targets, plus the weight regularizers' penalties."""
+        return self.plan.total_loss(self.plan.losses_of(*self._lists(output, logits, y))) + total_penalty(self)
 
     def _lists(self, output, logits, y):
         if self._multi_out:
@@ -387,36 +498,56 @@ class Model:
                 for layer in self.layers for path, sub, trainable in layer._walk_trainable() if trainable
                 for k, p in sub.params.items()]
 
-    def train_on_batch(self, x, y, seed=None) -> dict:
+    def train_on_batch(self, x, y, seed=None, sample_weight=None) -> dict:
         """One forward/backward/update on prepared arrays (``x`` in the model dtype, ``y`` as checked).
 
-        Returns:
-            ``{"loss": float, "<accuracy name>": float}`` for the batch (before the update).
-        """
-        return self._train_step(self._as_list(x, self._multi_in), self._as_list(y, self._multi_out), seed)
+        Args:
+            sample_weight: per output, weights ``(N,)`` or None (a list for several outputs); default None.
 
-    def forward_backward(self, xs, ys, instances=None, scale=1.0) -> dict:
-        """Forward in training mode, loss and accuracy, and backward on lists of prepared arrays; fills the
+        Returns:
+            ``{"loss": float, "<metric name>": float, ...}`` for the batch (before the update; the loss with
+            the regularizers' penalties).
+        """
+        xs, ys = self._as_list(x, self._multi_in), self._as_list(y, self._multi_out)
+        weights = None if sample_weight is None else self._as_list(sample_weight, self._multi_out)
+        logs = self._train_step(xs, ys, seed, weights)
+        return LogTally(self._metric_table()).add(logs, len(xs[0]))
+
+    def forward_backward(self, xs, ys, instances=None, scale=1.0, weights=None) -> dict:
+        """Forward in training mode, loss and metrics, and backward on lists of prepared arrays; fills the
         instances' ``grads`` (collecting them into the layers is the caller's, see ``Plan.collect_grads``).
 
+        Args:
+            weights: per output, sample weights ``(N,)`` or None; default None.
+
         Returns:
-            ``{"loss": float, ...}`` for ``(xs, ys)``: the accuracy, and for several outputs each one's loss
-            and accuracy.
+            ``{"loss": float, ..., "_states": {metric key: state}}`` for ``(xs, ys)``: for several outputs each
+            one's loss; the metrics as the additive states of :mod:`nnscratch.metrics` (a
+            :class:`~nnscratch.metrics.LogTally` turns them into values).
         """
         outputs, logits = self.plan.forward(xs, True, instances)
-        logs = self._scores(outputs, logits, ys)
-        self.plan.backward(outputs, logits, ys, instances=instances, scale=scale)
+        logs = self._scores(outputs, logits, ys, weights)
+        self.plan.backward(outputs, logits, ys, instances=instances, scale=scale, weights=weights)
         return logs
 
-    def _scores(self, outputs, logits, ys) -> dict:
-        parts = self.plan.losses_of(outputs, logits, ys)
+    def _metric_table(self) -> dict:
+        """``{log key: metric}`` of every output's metrics."""
+        names = self.output_names
+        return {f"{names[k]}_{m.name}" if self._multi_out else m.name: m
+                for k, metrics in enumerate(self._metric_lists) for m in metrics}
+
+    def _scores(self, outputs, logits, ys, weights=None) -> dict:
+        parts = self.plan.losses_of(outputs, logits, ys, weights)
         logs = {"loss": self.plan.total_loss(parts)}
         names = self.output_names
-        for k, (acc, out, y) in enumerate(zip(self._accuracies, outputs, ys)):
+        states = {}
+        for k, (metrics, out, y) in enumerate(zip(self._metric_lists, outputs, ys)):
             if self._multi_out:
                 logs[f"{names[k]}_loss"] = parts[k]
-            if acc is not None:
-                logs[f"{names[k]}_{acc.name}" if self._multi_out else acc.name] = acc(out, y)
+            for metric in metrics:
+                states[f"{names[k]}_{metric.name}" if self._multi_out else metric.name] = metric.batch_state(out, y)
+        if states:
+            logs["_states"] = states
         return logs
 
     # -- input checks -------------------------------------------------------------------------
@@ -494,26 +625,40 @@ class Model:
         return xs, checked
 
     # -- training loop ------------------------------------------------------------------------
-    def fit(self, x, y, epochs=1, batch_size=32, validation_data=None, validation_split=0.0, shuffle=True,
-            callbacks=None, verbose="auto", seed=None, distributed=False) -> History:
-        """Trains for ``epochs`` passes over ``(x, y)``.
+    def fit(self, x, y=None, epochs=1, batch_size=32, validation_data=None, validation_split=0.0, shuffle=True,
+            callbacks=None, verbose="auto", seed=None, sample_weight=None, class_weight=None, steps_per_epoch=None,
+            validation_steps=None, max_queue_size=10, distributed=False) -> History:
+        """Trains for ``epochs`` passes over ``(x, y)`` or over the batches of a data source.
 
         Args:
-            x: inputs ``(N, *input_shape)`` (a list, or a dict by input name, for several inputs).
+            x: inputs ``(N, *input_shape)`` (a list, or a dict by input name, for several inputs), or a data
+                source that yields ``(x, y)`` / ``(x, y, sample_weight)`` batches: a Sequence (``__len__``,
+                ``__getitem__``, ``on_epoch_end``, like ``keras.utils.PyDataset``), a generator or an iterable
+                (see :mod:`nnscratch.engine.data_source`); its batches are prepared in a background thread.
             y: targets (integer labels ``(N,)`` or one-hot ``(N, K)`` for classification; a list or dict for
-                several outputs).
+                several outputs); None with a data source.
             epochs: default 1.
-            batch_size: default 32.
-            validation_data: ``(x_val, y_val)``, evaluated after each epoch; default None.
+            batch_size: default 32 (array data; a data source makes its own batches, and each is split over the
+                threads when it is big enough).
+            validation_data: ``(x_val, y_val)`` or ``(x_val, y_val, sample_weight)`` or a data source, evaluated
+                after each epoch; default None.
             validation_split: fraction of the *last* samples held out for validation (before shuffling,
-                as Keras does), default 0.
-            shuffle: reshuffle every epoch, default True.
+                as Keras does), default 0; arrays only.
+            shuffle: reshuffle every epoch, default True (a Sequence: the order of its batches).
             callbacks: a list of :class:`~nnscratch.callbacks.Callback` (or one), default None.
             verbose: 0 silent, 1 a live progress bar, 2 one line per epoch; ``"auto"`` (default) is 1 on a
                 terminal and 2 otherwise.
             seed: reseeds shuffling and random layers (default: the model's seed). Epoch ``e``'s order and
                 draws depend only on ``(seed, e)``, so training 2 epochs, saving, loading and training 1 more
                 equals training 3 epochs.
+            sample_weight: ``(N,)`` weights on each sample's loss (a list or dict per output), default None;
+                the batch loss is ``sum(w * loss) / batch size`` (Keras' rule), so weights of 1 change nothing.
+            class_weight: ``{class: weight}``, each sample weighted by its class (times its sample weight);
+                one-output classifiers only; every class of the data needs a weight. Default None.
+            steps_per_epoch: batches per epoch from a data source, default None (a Sequence's length, or one
+                pass of a generator).
+            validation_steps: batches of a validation data source, default None (all of one pass).
+            max_queue_size: batches a data source prepares ahead, default 10.
             distributed: True trains as one rank of an MPI job (``mpiexec -n N``): every rank computes its
                 share of each batch and the result equals one process with the same ``batch_size``; only
                 rank 0 prints and writes (see :mod:`nnscratch.engine.distributed`). Default False.
@@ -522,10 +667,16 @@ class Model:
             A History of this call's epochs (``model.history`` keeps every epoch across calls).
         """
         if distributed:  # this same call on every rank, failures shared between them
+            if is_data_source(x) or is_data_source(validation_data):
+                raise TypeError("fit(distributed=True) splits arrays over the ranks; a data source is not split yet: "
+                                "pass arrays, or train in one process")
+            if sample_weight is not None or class_weight is not None:
+                raise ValueError("fit(distributed=True) does not take sample_weight or class_weight yet; weight the "
+                                 "data by repeating samples, or train in one process")
             arguments = {k: v for k, v in locals().items() if k not in ("self", "distributed")}
             from .engine.distributed import distributed_fit
             return distributed_fit(self, self.fit, arguments)
-        self._require_finalized("fit")
+        self._require_loss("fit")
         epochs = _checks.positive_int("epochs", epochs, allow_zero=True)
         batch_size = _checks.positive_int("batch_size", batch_size)
         if seed is not None:
@@ -534,29 +685,43 @@ class Model:
             callbacks = [callbacks]
         elif callbacks is not None and not isinstance(callbacks, (list, tuple)):
             raise TypeError(f"callbacks must be a list of Callback objects, got {type(callbacks).__name__}")
-        xs, ys = self._check_xy(x, y)
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ValueError("validation_data must be a pair (x_val, y_val)")
-            val = self._check_xy(*validation_data, what="validation x")
-        elif validation_split:
-            split = _checks.number("validation_split", validation_split, low=0, high=1, low_open=True,
-                                   high_open=True)
-            n_val = int(round(len(xs[0]) * split))
-            if n_val < 1 or n_val >= len(xs[0]):
-                raise ValueError(f"validation_split={split} leaves {n_val} of {len(xs[0])} samples for validation; "
-                                 "choose a split that leaves samples on both sides")
-            val = ([a[-n_val:] for a in xs], [t[-n_val:] for t in ys])
-            xs, ys = [a[:-n_val] for a in xs], [t[:-n_val] for t in ys]
+        if steps_per_epoch is not None:
+            steps_per_epoch = _checks.positive_int("steps_per_epoch", steps_per_epoch)
+        if is_data_source(x):
+            if y is not None:
+                raise ValueError("y must be None when x is a data source: it yields (x, y) batches itself")
+            for name, given in (("sample_weight", sample_weight is not None),
+                                ("validation_split", bool(validation_split))):
+                if given:
+                    raise ValueError(f"{name} is for array data; a data source yields (x, y, sample_weight) batches "
+                                     "and validation_data may be a data source too")
+            train = SourceBatches(self, x, steps_per_epoch, class_weight=class_weight, shuffle=shuffle,
+                                  max_queue_size=max_queue_size)
         else:
-            val = None
-        if len(xs[0]) == 0:
-            raise ValueError("x has no samples")
-        for acc, t in zip(self._accuracies, ys):
-            if acc is not None:
-                acc.prepare(t)
+            xs, ys = self._check_xy(x, y)
+            if len(xs[0]) == 0:
+                raise ValueError("x has no samples")
+            weights = array_weights(self, sample_weight, class_weight, ys, len(xs[0]))
+            if validation_split and validation_data is None:
+                split = _checks.number("validation_split", validation_split, low=0, high=1, low_open=True,
+                                       high_open=True)
+                n_val = int(round(len(xs[0]) * split))
+                if n_val < 1 or n_val >= len(xs[0]):
+                    raise ValueError(f"validation_split={split} leaves {n_val} of {len(xs[0])} samples for validation;"
+                                     " choose a split that leaves samples on both sides")
+                validation_data = ([a[-n_val:] for a in xs], [t[-n_val:] for t in ys],
+                                   None if weights is None else [w if w is None else w[-n_val:] for w in weights])
+                xs, ys = [a[:-n_val] for a in xs], [t[:-n_val] for t in ys]
+                weights = None if weights is None else [w if w is None else w[:-n_val] for w in weights]
+                validation_data = _Prepared(*validation_data)
+            for metrics, t in zip(self._metric_lists, ys):
+                for metric in metrics:
+                    metric.prepare(t)
+            train = ArrayBatches(xs, ys, weights, batch_size, shuffle, self.seed)
+        val = None if validation_data is None else self._batches_for_evaluation(
+            validation_data, max(batch_size, 256), validation_steps, "validation_data", max_queue_size)
 
-        steps = -(-len(xs[0]) // batch_size)
+        steps = train.steps
         this_run = History()
         # History last among the user's callbacks: it records what they add to or adjust in the logs.
         cbs = list(callbacks or []) + [this_run]
@@ -567,7 +732,10 @@ class Model:
         self.stop_training = False
         keep_freed_memory()
         if getattr(self, "_distributed", None) is not None:  # fit(distributed=True): this rank's share of each batch
-            runner = self._distributed.make_runner(self, xs, ys, val, batch_size, epochs, shuffle)
+            val_arrays = None if val is None else (val.xs, val.ys)
+            runner = self._distributed.make_runner(self, train.xs, train.ys, val_arrays, batch_size, epochs, shuffle)
+        elif isinstance(train, SourceBatches):  # batch sizes are known batch by batch: the runner decides each time
+            runner = DataParallel(self, self.threads, adaptive=True) if self.threads > 1 else None
         else:
             runner = DataParallel(self, self.threads) if worthwhile(self, batch_size, self.threads) else None
         with ExitStack() as stack:
@@ -582,7 +750,7 @@ class Model:
             # a diverging run overflows; the divergence guard or TerminateOnNaN says so once, NumPy need not
             stack.enter_context(np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"))
             try:
-                self._fit_epochs(xs, ys, val, epochs, batch_size, shuffle, callback_list, runner, steps)
+                self._fit_epochs(train, val, epochs, callback_list, runner, steps)
             except BaseException:
                 # Ctrl-C or an error: callbacks still close their files and write what they owe
                 try:
@@ -592,49 +760,47 @@ class Model:
                 raise
         return this_run
 
-    def _fit_epochs(self, xs, ys, val, epochs, batch_size, shuffle, callback_list, runner, steps):
-        n = len(xs[0])
-        callback_list.on_train_begin({"epochs": epochs, "steps": steps, "samples": n,
+    def _fit_epochs(self, train, val, epochs, callback_list, runner, steps):
+        callback_list.on_train_begin({"epochs": epochs, "steps": steps, "samples": getattr(train, "n", None),
                                       "initial_epoch": self.epochs_trained})
         for _ in range(epochs):
             epoch = self.epochs_trained
-            rng = np.random.default_rng([self.seed, epoch])
             callback_list.on_epoch_begin(epoch, {})
-            order = rng.permutation(n) if shuffle else None
             start = time.perf_counter()
-            totals: dict[str, float] = {}
-            seen = 0
+            tally = LogTally(self._metric_table())
             step_times = []
-            for step in range(steps):
-                idx = slice(step * batch_size, min(n, (step + 1) * batch_size))
-                if order is not None:
-                    idx = order[idx]
-                callback_list.on_batch_begin(step, {})
-                t0 = time.perf_counter()
-                batch_seed = (self.seed, epoch, step)
-                if runner is not None:  # its threads gather their own parts of the batch
-                    batch_logs = runner.train_step(xs, ys, idx, seed=batch_seed)
-                else:
-                    batch_logs = self._train_step([a[idx] for a in xs], [t[idx] for t in ys], batch_seed)
-                step_times.append(time.perf_counter() - t0)
-                m = len(idx) if order is not None else idx.stop - idx.start
-                seen += m
-                for k, v in batch_logs.items():
-                    totals[k] = totals.get(k, 0.0) + v * m
-                batch_logs.update(size=m, step=step, step_time=step_times[-1],
-                                  learning_rate=self.optimizer.current_learning_rate,
-                                  **{f"mean_{k}": totals[k] / seen for k in totals})
-                callback_list.on_batch_end(step, batch_logs)
-                if self.stop_training:
-                    break
+            batches = train.epoch(epoch)
+            try:
+                for step, (xs, ys, idx, weights) in enumerate(batches):
+                    callback_list.on_batch_begin(step, {})
+                    t0 = time.perf_counter()
+                    batch_seed = (self.seed, epoch, step)
+                    if runner is not None:  # its threads gather their own parts of the batch
+                        raw = runner.train_step(xs, ys, idx, seed=batch_seed, weights=weights)
+                    else:
+                        raw = self._train_step(_take(xs, idx), _take(ys, idx), batch_seed, _take(weights, idx))
+                    step_times.append(time.perf_counter() - t0)
+                    m = len(xs[0]) if idx is None else (idx.stop - idx.start if isinstance(idx, slice) else len(idx))
+                    batch_logs = tally.add(raw, m)
+                    batch_logs.update(size=m, step=step, step_time=step_times[-1],
+                                      learning_rate=self.optimizer.current_learning_rate,
+                                      **{f"mean_{k}": v for k, v in tally.result().items()})
+                    callback_list.on_batch_end(step, batch_logs)
+                    if self.stop_training:
+                        break
+            finally:
+                batches.close()
+            train.end_epoch()
             elapsed = time.perf_counter() - start
-            logs = {k: v / max(seen, 1) for k, v in totals.items()}
+            seen = tally.seen
+            logs = tally.result()
             if val is not None:
-                scores = self._evaluate(*val, batch_size=max(batch_size, 256), runner=runner)
+                scores = self._evaluate(val, runner=runner)
                 logs.update({f"val_{k}": v for k, v in scores.items()})
             logs.update(learning_rate=self.optimizer.current_learning_rate, epoch_time=elapsed,
                         samples_per_second=seen / elapsed if elapsed > 0 else float("inf"),
-                        step_time_mean=float(np.mean(step_times)), step_time_median=float(np.median(step_times)))
+                        step_time_mean=float(np.mean(step_times)) if step_times else 0.0,
+                        step_time_median=float(np.median(step_times)) if step_times else 0.0)
             self.epochs_trained += 1
             callback_list.on_epoch_end(epoch, logs)
             self.history.on_epoch_end(epoch, logs)
@@ -642,13 +808,12 @@ class Model:
                 break
         callback_list.on_train_end({})
 
-    def _train_step(self, xs, ys, seed):
+    def _train_step(self, xs, ys, seed, weights=None):
         with installed(BatchContext(0, len(xs[0]), seed)):
-            logs = self.forward_backward(xs, ys)
+            logs = self.forward_backward(xs, ys, weights=weights)
         if self.plan.needs_collecting:
             self.plan.collect_grads([self.plan.instances])
-        self.optimizer.step(self.trainable_params())
-        return logs
+        return optimizer_step(self, logs)
 
     def _inference(self, batch_size, stack, runner=None):
         """``forward(xs) -> (outputs, logits)`` for inference: ``runner``'s threads, new threads entered on
@@ -663,45 +828,126 @@ class Model:
             stack.enter_context(limit)
         return self.plan.infer
 
-    def _evaluate(self, xs, ys, batch_size, runner=None):
-        """Mean loss and accuracy of prepared arrays, without dropout."""
-        if hasattr(runner, "evaluate"):  # a distributed fit: every rank scores its share
-            return runner.evaluate(xs, ys, batch_size)
-        totals: dict[str, float] = {}
-        n = len(xs[0])
-        with ExitStack() as stack:
-            forward = self._inference(min(batch_size, n), stack, runner)
-            for s in range(0, n, batch_size):
-                xb, yb = [a[s:s + batch_size] for a in xs], [t[s:s + batch_size] for t in ys]
-                outputs, logits = forward(xb)
-                for k, v in self._scores(outputs, logits, yb).items():
-                    totals[k] = totals.get(k, 0.0) + v * len(xb[0])
-        return {k: v / n for k, v in totals.items()}
-
-    def validate(self, x, y, batch_size=256, distributed=False) -> dict:
-        """Loss and accuracy on ``(x, y)`` without dropout: ``{"loss": float, "accuracy": float}``.
-        ``distributed=True``: each rank of an MPI job scores its share, every rank gets the totals."""
-        self._require_finalized("validate")
-        xs, ys = self._check_xy(x, y)
+    def _batches_for_evaluation(self, data, batch_size, steps, what, max_queue_size=10, sample_weight=None):
+        """Batches of ``(x, y[, sample_weight])``, prepared arrays, or a data source, for :meth:`_evaluate`."""
+        if isinstance(data, _Prepared):
+            return ArrayBatches(data.xs, data.ys, data.weights, batch_size)
+        if is_data_source(data):
+            if steps is not None:
+                steps = _checks.positive_int("validation_steps" if what == "validation_data" else "steps", steps)
+            return SourceBatches(self, data, steps, max_queue_size=max_queue_size,
+                                 what="validation_data" if what == "validation_data" else "the data source")
+        if what == "validation_data":
+            if not isinstance(data, (tuple, list)) or len(data) not in (2, 3):
+                raise ValueError("validation_data must be a pair (x_val, y_val), a triple (x_val, y_val, "
+                                 "sample_weight) or a data source")
+            x, y = data[0], data[1]
+            sample_weight = data[2] if len(data) == 3 else None
+            label = "validation x"
+        else:
+            x, y = data
+            label = "x"
+        xs, ys = self._check_xy(x, y, what=label)
         if len(xs[0]) == 0:
-            raise ValueError("x has no samples")
-        if distributed:
-            from .engine.distributed import distributed_evaluate
-            return distributed_evaluate(self, xs, ys, _checks.positive_int("batch_size", batch_size))
-        return self._evaluate(xs, ys, _checks.positive_int("batch_size", batch_size))
+            raise ValueError(f"{label} has no samples")
+        return ArrayBatches(xs, ys, array_weights(self, sample_weight, None, ys, len(xs[0])), batch_size)
 
-    evaluate = validate
+    def _evaluate(self, batches, runner=None) -> dict:
+        """Loss (with the regularizers' penalties) and metrics over every batch, without dropout."""
+        if hasattr(runner, "evaluate") and isinstance(batches, ArrayBatches):  # a distributed fit: ranks share it
+            return runner.evaluate(batches.xs, batches.ys, batches.batch_size)
+        tally = LogTally(self._metric_table())
+        with ExitStack() as stack:
+            forward = self._inference(getattr(batches, "batch_size", 256), stack, runner)
+            epoch = batches.epoch(0)
+            try:
+                for xs, ys, idx, weights in epoch:
+                    xb, yb, wb = _take(xs, idx), _take(ys, idx), _take(weights, idx)
+                    outputs, logits = forward(xb)
+                    tally.add(self._scores(outputs, logits, yb, wb), len(xb[0]))
+            finally:
+                epoch.close()
+        batches.end_epoch()
+        scores = tally.result()
+        penalty = total_penalty(self)
+        if penalty:
+            scores["loss"] += penalty
+        return scores
 
-    def predict(self, x, batch_size=256, distributed=False):
-        """The model's outputs for ``x`` ``(N, *input_shape)`` -> ``(N, *output_shape)`` (a list for several
-        outputs), in batches. ``distributed=True``: each rank of an MPI job computes its share; rank 0
-        returns them all in order, the other ranks None."""
-        self._require_finalized("predict")
-        xs = self._check_x(x)
+    def validate(self, x, y=None, batch_size=256, sample_weight=None, steps=None, distributed=False) -> dict:
+        """Loss and metrics on ``(x, y)`` (or a data source's batches) without dropout:
+        ``{"loss": float, "accuracy": float, ...}``; the loss includes the regularizers' penalties.
+        ``distributed=True``: each rank of an MPI job scores its share, every rank gets the totals."""
+        self._require_loss("validate", optimizer=False)
         batch_size = _checks.positive_int("batch_size", batch_size)
         if distributed:
+            if is_data_source(x) or sample_weight is not None:
+                raise TypeError("validate(distributed=True) takes arrays x and y, without sample_weight")
+            xs, ys = self._check_xy(x, y)
+            if len(xs[0]) == 0:
+                raise ValueError("x has no samples")
+            from .engine.distributed import distributed_evaluate
+            return distributed_evaluate(self, xs, ys, batch_size)
+        if is_data_source(x):
+            if y is not None or sample_weight is not None:
+                raise ValueError("y and sample_weight must be None when x is a data source: it yields (x, y) or "
+                                 "(x, y, sample_weight) batches itself")
+            return self._evaluate(self._batches_for_evaluation(x, batch_size, steps, "x"))
+        return self._evaluate(self._batches_for_evaluation((x, y), batch_size, None, "x", sample_weight=sample_weight))
+
+    def evaluate(self, x, y=None, batch_size=256, verbose=0, sample_weight=None, steps=None, return_dict=False,
+                 distributed=False):
+        """Keras' ``evaluate``: the loss alone (a float) when the model reports no metric, else the list
+        ``[loss, metric, ...]`` in the order of :attr:`metrics_names`; ``return_dict=True`` gives the dict of
+        :meth:`validate`. ``x`` may be a data source (then ``y`` is None); ``verbose`` is accepted for Keras
+        compatibility and prints nothing.
+
+        Example:
+            >>> import numpy as np
+            >>> from nnscratch.layers import Dense
+            >>> model = Model([Dense(1, input_shape=(2,))], seed=0)
+            >>> model.compile(optimizer="sgd", loss="mse")
+            >>> isinstance(model.evaluate(np.ones((4, 2)), np.zeros(4)), float)
+            True
+        """
+        scores = self.validate(x, y, batch_size=batch_size, sample_weight=sample_weight, steps=steps,
+                               distributed=distributed)
+        if return_dict:
+            return scores
+        values = list(scores.values())
+        return values[0] if len(values) == 1 else values
+
+    def predict(self, x, batch_size=256, steps=None, verbose=0, max_queue_size=10, distributed=False):
+        """The model's outputs for ``x`` ``(N, *input_shape)`` -> ``(N, *output_shape)`` (a list for several
+        outputs), in batches. ``x`` may be a data source yielding inputs (or ``(x, ...)`` tuples, whose first
+        item is used); ``steps`` limits how many of its batches are read. ``distributed=True``: each rank of
+        an MPI job computes its share of array inputs; rank 0 returns them all in order, the other ranks None."""
+        self._require_finalized("predict")
+        batch_size = _checks.positive_int("batch_size", batch_size)
+        if distributed:
+            if is_data_source(x):
+                raise TypeError("predict(distributed=True) splits arrays over the ranks, not a data source")
             from .engine.distributed import predict
-            return predict(self, xs, batch_size, self._multi_out)
+            return predict(self, self._check_x(x), batch_size, self._multi_out)
+        if is_data_source(x):
+            if steps is not None:
+                steps = _checks.positive_int("steps", steps)
+            source = SourceBatches(self, x, steps, targets=False, max_queue_size=max_queue_size)
+            parts = []
+            with ExitStack() as stack:
+                forward = self._inference(batch_size, stack)
+                epoch = source.epoch(0)
+                try:
+                    for xs, _, _, _ in epoch:
+                        parts.append(forward(xs)[0])
+                finally:
+                    epoch.close()
+            source.end_epoch()
+            if not parts:
+                raise ValueError("x: the data source yielded no batch")
+            outs = [np.concatenate([p[k] for p in parts]) for k in range(len(parts[0]))]
+            return outs if self._multi_out else outs[0]
+        xs = self._check_x(x)
         n = len(xs[0])
         outs = [np.empty((n,) + t.sample_shape, dtype=self.dtype) for t in self._graph_outputs]
         with ExitStack() as stack:
@@ -754,7 +1000,8 @@ class Model:
         return config
 
     def get_training_config(self) -> dict:
-        """Loss, optimizer and accuracy as ``{"class_name", "config"}`` dicts (None where unset)."""
+        """Loss, optimizer and accuracy as ``{"class_name", "config"}`` dicts (None where unset), the loss weights
+        and the further metrics when set."""
         loss = self.loss
         if isinstance(loss, list):
             loss = [serialize(item, LOSSES) for item in loss]
@@ -765,6 +1012,9 @@ class Model:
                   "accuracy": serialize(self.accuracy, METRICS) if self.accuracy else None}
         if self.loss_weights is not None:
             config["loss_weights"] = list(self.loss_weights)
+        if self.metrics or self._accuracy_by_loss:
+            config["metrics"] = (["accuracy"] if self._accuracy_by_loss else []) + [serialize(m, METRICS)
+                                                                                    for m in self.metrics]
         return config
 
     @classmethod
@@ -798,10 +1048,11 @@ class Model:
         return model
 
     # -- reporting and files ------------------------------------------------------------------
-    def summary(self, print_fn=print) -> str:
-        """Prints and returns the parameter table (see :mod:`nnscratch.summary`)."""
+    def summary(self, print_fn=print, flops=False, show_trainable=False) -> str:
+        """Prints and returns the parameter table (see :mod:`nnscratch.summary`); ``flops=True`` adds each layer's
+        multiply-adds and activation memory per sample, with totals."""
         from .summary import summarize
-        text = summarize(self)
+        text = summarize(self, show_trainable=show_trainable, flops=flops)
         if print_fn is not None:
             print_fn(text)
         return text
@@ -829,6 +1080,27 @@ class Model:
     def __repr__(self):
         kind = "graph" if self.is_graph else "sequential"
         return f"Model(name={self.name!r}, {kind}, layers={len(self.layers)}, finalized={self.finalized})"
+
+
+def _take(arrays, index):
+    """``[a[index] for a in arrays]`` (None entries stay None); the arrays themselves for index None."""
+    if arrays is None or index is None:
+        return arrays
+    return [None if a is None else a[index] for a in arrays]
+
+
+def _relu_like(layer) -> bool:
+    """Whether ``layer`` is a ReLU-like activation (the layer before it then starts from He initialisation)."""
+    if type(layer).__name__ == "Activation":
+        return layer.activation in RELU_LIKE_ACTIVATIONS
+    return type(layer).__name__ in RELU_LIKE
+
+
+class _Prepared:
+    """Checked validation arrays (a ``validation_split``): lists of inputs, targets and per-output weights."""
+
+    def __init__(self, xs, ys, weights):
+        self.xs, self.ys, self.weights = xs, ys, weights
 
 
 class _ChainNode(Node):

@@ -281,6 +281,65 @@ def plot_health(history_or_json_path, output_path, title=None, dpi=100) -> str:
     return output_path
 
 
+def plot_confusion_matrix(matrix, output_path, class_names=None, title=None, normalize=True, dpi=100) -> str:
+    """Draws a confusion matrix as a heat map (rows: true class, columns: predicted class) and saves it.
+
+    Args:
+        matrix: ``(K, K)`` counts, e.g. from :func:`nnscratch.metrics.confusion_matrix`.
+        output_path: the image file; its extension picks the format. Written atomically.
+        class_names: ``K`` labels, default ``0 .. K-1``.
+        title: default ``"Confusion matrix"``.
+        normalize: colour each row by its fraction of the class (the cells still show the counts), default True.
+        dpi: default 100.
+
+    Returns:
+        ``output_path`` as a string.
+
+    Example:
+        >>> import os, tempfile, numpy as np
+        >>> path = plot_confusion_matrix(np.array([[5, 1], [2, 7]]), os.path.join(tempfile.mkdtemp(), "cm.png"))
+        >>> os.path.getsize(path) > 0
+        True
+    """
+    import numpy as np
+
+    matrix = np.asarray(matrix)
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.shape[0] == 0:
+        raise ValueError(f"a confusion matrix is square (K, K), got shape {matrix.shape}")
+    k = matrix.shape[0]
+    names = [str(i) for i in range(k)] if class_names is None else [str(n) for n in class_names]
+    if len(names) != k:
+        raise ValueError(f"{len(names)} class names for a {k}x{k} confusion matrix")
+    output_path = os.fspath(output_path)
+    Figure, FigureCanvasAgg = _require_matplotlib()
+    fmt = os.path.splitext(output_path)[1].lstrip(".").lower() or "png"
+    size = max(4.0, 0.6 * k + 2)
+    fig = Figure(figsize=(size + 1, size), dpi=dpi, layout="constrained")
+    canvas = FigureCanvasAgg(fig)
+    if fmt not in canvas.get_supported_filetypes():
+        raise ValueError(f"cannot save a plot as .{fmt}")
+    ax = fig.subplots()
+    rows = matrix.sum(axis=1, keepdims=True)
+    shade = np.divide(matrix, rows, out=np.zeros(matrix.shape), where=rows > 0) if normalize else matrix
+    image = ax.imshow(shade, cmap="Blues", vmin=0, vmax=1 if normalize else None)
+    fig.colorbar(image, ax=ax, label="fraction of the true class" if normalize else "samples")
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, f"{int(matrix[i, j])}", ha="center", va="center", fontsize="small",
+                    color="white" if shade[i, j] > 0.5 * (shade.max() or 1) else "black")
+    ax.set_xticks(range(k), names, rotation=45 if max(map(len, names)) > 3 else 0, ha="right")
+    ax.set_yticks(range(k), names)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title or "Confusion matrix")
+
+    from .io.atomic import atomic_open
+
+    with atomic_open(output_path, "wb") as f:
+        fig.savefig(f, format=fmt)
+    return output_path
+
+
 def _values_of(series):
     return [math.nan if v is None else float(v) for v in (series or [])]
 

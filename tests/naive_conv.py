@@ -60,6 +60,81 @@ def conv2d_backward(x, kernel, strides, pads, dout):
     return dxp[:, t:t + h, l:l + w], dk, dout.sum(axis=(0, 1, 2))
 
 
+def conv2d_general(x, kernel, bias, strides, pads, dilation=(1, 1), groups=1):
+    """A dilated, grouped convolution, one output element at a time: kernel ``(kh, kw, C/groups, F)``,
+    ``out[n, a, b, f] = sum_{i, j, c} xp[n, a*sh + i*dh, b*sw + j*dw, g(f)*C/groups + c] * kernel[i, j, c, f]``."""
+    n, h, w, c = x.shape
+    kh, kw, cg, f = kernel.shape
+    (sh, sw), (dh, dw) = strides, dilation
+    xp = pad(x, pads)
+    ho = out_size(h, (kh - 1) * dh + 1, sh, *pads[0])
+    wo = out_size(w, (kw - 1) * dw + 1, sw, *pads[1])
+    fg = f // groups
+    out = np.zeros((n, ho, wo, f))
+    for s in range(n):
+        for a in range(ho):
+            for b in range(wo):
+                for o in range(f):
+                    first = (o // fg) * cg
+                    total = 0.0 if bias is None else float(bias[o])
+                    for i in range(kh):
+                        for j in range(kw):
+                            for ch in range(cg):
+                                total += xp[s, a * sh + i * dh, b * sw + j * dw, first + ch] * kernel[i, j, ch, o]
+                    out[s, a, b, o] = total
+    return out
+
+
+def conv2d_general_backward(x, kernel, strides, pads, dout, dilation=(1, 1), groups=1):
+    """``(dx, dkernel, dbias)`` of :func:`conv2d_general`, accumulated output element by output element."""
+    n, h, w, c = x.shape
+    kh, kw, cg, f = kernel.shape
+    (sh, sw), (dh, dw) = strides, dilation
+    xp = pad(x, pads)
+    dxp = np.zeros_like(xp)
+    dk = np.zeros(kernel.shape)
+    _, ho, wo, _ = dout.shape
+    fg = f // groups
+    for s in range(n):
+        for a in range(ho):
+            for b in range(wo):
+                for o in range(f):
+                    first = (o // fg) * cg
+                    g = dout[s, a, b, o]
+                    for i in range(kh):
+                        for j in range(kw):
+                            for ch in range(cg):
+                                r, q = a * sh + i * dh, b * sw + j * dw
+                                dxp[s, r, q, first + ch] += g * kernel[i, j, ch, o]
+                                dk[i, j, ch, o] += g * xp[s, r, q, first + ch]
+    (t, _), (l, _) = pads
+    return dxp[:, t:t + h, l:l + w], dk, dout.sum(axis=(0, 1, 2))
+
+
+def conv2d_transpose(x, kernel, bias, strides, out_hw, pads, dilation=(1, 1)):
+    """A transposed convolution by scattering: every input element adds ``x * kernel`` onto the output
+    window it maps to. ``kernel`` ``(kh, kw, F_out, C_in)``, ``pads``: the rows/columns cut from the top/left
+    of the full scatter (the padding of the convolution this one transposes), ``out_hw`` the output size."""
+    n, h, w, c = x.shape
+    kh, kw, f, _ = kernel.shape
+    (sh, sw), (dh, dw) = strides, dilation
+    (t, _), (l, _) = pads
+    ho, wo = out_hw
+    full_h = max(ho + t, (h - 1) * sh + (kh - 1) * dh + 1)
+    full_w = max(wo + l, (w - 1) * sw + (kw - 1) * dw + 1)
+    full = np.zeros((n, full_h, full_w, f))
+    for s in range(n):
+        for a in range(h):
+            for b in range(w):
+                for ch in range(c):
+                    for i in range(kh):
+                        for j in range(kw):
+                            for o in range(f):
+                                full[s, a * sh + i * dh, b * sw + j * dw, o] += x[s, a, b, ch] * kernel[i, j, o, ch]
+    out = full[:, t:t + ho, l:l + wo]
+    return out + (0.0 if bias is None else bias)
+
+
 def _windows(x, pool, strides, pads, value):
     """Yields ``(s, a, b, ch, [(row, col, value), ...])`` for every window, in row-major window order."""
     n, h, w, c = x.shape

@@ -4,6 +4,7 @@ import json
 import os
 import re
 import subprocess
+import warnings
 import sys
 from pathlib import Path
 
@@ -411,3 +412,38 @@ def test_train_resnet_builds_the_residual_network_and_saves_it(data_dir, tmp_pat
     assert model.is_graph and any(type(layer).__name__ == "BatchNormalization" for layer in model.layers)
     summary = run("summary", tmp_path / "runs" / "resnet8.h5")
     assert summary.returncode == 0 and "Connected to" in summary.stdout
+
+
+def test_plot_command(trained, tmp_path):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "curves.png"
+    assert main(["plot", str(trained.with_suffix(".history.json")), "-o", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_evaluate_prints_and_draws_the_confusion_matrix(trained, data_dir, capsys, tmp_path):
+    image = tmp_path / "confusion.png"
+    with warnings.catch_warnings():  # classes the data lacks may warn
+        warnings.simplefilter("ignore")
+        assert main(["evaluate", str(trained), "--data-dir", str(data_dir), "--confusion", "--plot", str(image)]) == 0
+    out = capsys.readouterr().out
+    table = out.split("confusion matrix (rows: true class, columns: predicted class)")[1]
+    rows = [line.split() for line in table.splitlines() if line[:1].isdigit()]
+    counts = np.array([[int(v.replace(",", "")) for v in r[1:11]] for r in rows[:10]])   # MNIST's 10 class names
+    assert counts.shape == (10, 10) and counts.sum() == 150 and np.trace(counts) > 140
+    assert [int(r[-1].replace(",", "")) for r in rows[:10]] == counts.sum(axis=1).tolist()
+    assert "precision" in out and "macro average" in out
+    assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with warnings.catch_warnings():  # classes the data lacks may warn
+        warnings.simplefilter("ignore")
+        assert main(["evaluate", str(trained), "--data-dir", str(data_dir), "--plot"]) == 0
+    beside = trained.with_name(trained.stem + "_confusion.png")
+    assert f"wrote {beside}" in capsys.readouterr().out and beside.exists()
+
+
+def test_summary_shows_multiply_adds_and_activations(trained, capsys):
+    assert main(["summary", str(trained)]) == 0
+    out = capsys.readouterr().out
+    assert "MACs" in out and "Multiply-adds per sample: 25,450" in out   # 784*32 + 32 + 32*10 + 10
+    assert main(["summary", str(trained), "--no-flops"]) == 0
+    assert "MACs" not in capsys.readouterr().out

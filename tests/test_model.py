@@ -118,8 +118,18 @@ def test_missing_channel_axis_gets_a_hint():
 
 def test_fit_before_finalize_and_finalize_without_pieces():
     model = nnscratch.Model([Dense(2, input_shape=(2,)), Softmax()])
-    with pytest.raises(ValueError, match="no loss set"):
-        model.finalize()
+    model.finalize()  # no loss, no optimizer: enough to summarize and predict (issue 14)
+    assert model.predict(np.zeros((3, 2))).shape == (3, 2) and "Total params: 6" in model.summary(print_fn=None)
+    for call in (lambda: model.fit(np.zeros((2, 2)), np.zeros(2, int)), lambda: model.evaluate(np.zeros((2, 2)),
+                                                                                             np.zeros(2, int))):
+        with pytest.raises(RuntimeError, match=r"needs a loss.*model.compile\(optimizer=..., loss=...\)"):
+            call()
+    model.set(loss="categorical_crossentropy")
+    with pytest.raises(RuntimeError, match=r"call model.finalize\(\) before model.fit"):
+        model.fit(np.zeros((2, 2)), np.zeros(2, int))
+    model.finalize()
+    with pytest.raises(RuntimeError, match=r"model.fit\(\) needs an optimizer"):
+        model.fit(np.zeros((2, 2)), np.zeros(2, int))
     model.set(loss="categorical_crossentropy", optimizer="sgd")
     with pytest.raises(RuntimeError, match=r"call model.finalize\(\) before model.fit"):
         model.fit(np.zeros((2, 2)), np.zeros(2, int))
@@ -415,9 +425,9 @@ def test_every_epoch_has_its_own_shuffled_order(monkeypatch):
     model = mlp()
     original = model._train_step
 
-    def spy(xs, ys, seed):
+    def spy(xs, ys, seed, *rest):
         orders.append(xs[0][:, 0].copy())
-        return original(xs, ys, seed)
+        return original(xs, ys, seed, *rest)
 
     monkeypatch.setattr(model, "_train_step", spy)
     x = np.arange(40, dtype=np.float32).repeat(2).reshape(40, 2)

@@ -128,3 +128,57 @@ def test_fixed_rbf_codes_are_non_trainable_params():
     model.finalize()
     assert summarize(model).endswith("Total params: 11,004 (42.98 KB)\nTrainable params: 10,164 (39.70 KB)\n"
                                      "Non-trainable params: 840 (3.28 KB)")
+
+
+# -- multiply-adds and activations per sample (issue 14) ------------------------------------------------
+def _macs_by_layer(model):
+    return {layer.name: layer.count_macs() for layer in model.layers}
+
+
+def test_lenet5_classic_counts_the_connections_of_the_1998_paper():
+    from nnscratch.models import lenet5
+    model = lenet5("classic", seed=0)
+    macs = _macs_by_layer(model)
+    # LeCun et al. 1998, section II.B: connections per layer
+    assert (macs["C1"], macs["S2"], macs["C3"], macs["S4"], macs["C5"], macs["F6"]) == (
+        122_304, 5_880, 151_600, 2_000, 48_120, 10_164)
+    text = model.summary(print_fn=None, flops=True)
+    total = 122_304 + 5_880 + 151_600 + 2_000 + 48_120 + 10_164 + 84 * 10   # + the RBF's squared differences
+    assert f"Multiply-adds per sample: {total:,}" in text
+    outputs = 2 * (28 * 28 * 6 + 14 * 14 * 6 + 10 * 10 * 16 + 5 * 5 * 16 + 120) + 120 + 2 * 84 + 10
+    assert f"Activations per sample: {readable_size(outputs * 4)}" in text
+
+
+def test_a_separable_network_counted_by_hand():
+    from nnscratch import Model
+    from nnscratch.layers import (Conv2D, Conv2DTranspose, Dense, DepthwiseConv2D, GlobalAvgPool2D, SeparableConv2D,
+                                  UpSampling2D)
+    model = Model([Conv2D(8, 3, padding="same", activation="relu", input_shape=(28, 28, 1)),
+                   DepthwiseConv2D(3, depth_multiplier=2, padding="same"),
+                   SeparableConv2D(16, 3, strides=2, padding="same"),
+                   Conv2DTranspose(4, 2, strides=2),
+                   UpSampling2D(2, interpolation="bilinear"),
+                   GlobalAvgPool2D(),
+                   Dense(10, activation="softmax")], seed=0)
+    model.compile()
+    expected = [28 * 28 * 8 * (3 * 3 * 1 + 1),                       # every output: 9 taps + a bias
+                28 * 28 * 16 * (3 * 3 + 1),                          # 8 channels x 2: one channel's 9 taps + bias
+                14 * 14 * 16 * 9 + 14 * 14 * 16 * 16 + 14 * 14 * 16,  # depthwise, pointwise, bias
+                14 * 14 * 16 * (2 * 2 * 4) + 28 * 28 * 4,              # each input value into a 2x2x4 window, bias
+                56 * 56 * 4 * 4,                                     # bilinear: 2 taps per axis
+                56 * 56 * 4,                                         # a mean of every value
+                4 * 10 + 10]
+    assert list(_macs_by_layer(model).values()) == expected
+    assert f"Multiply-adds per sample: {sum(expected):,}" in model.summary(print_fn=None, flops=True)
+    assert sum(expected) == 385_778
+
+
+def test_a_layer_called_twice_counts_twice():
+    from nnscratch import Input, Model
+    from nnscratch.layers import Add, Dense
+    x = Input((4,))
+    shared = Dense(4)
+    model = Model(x, Add()([shared(x), shared(x)]))
+    model.compile()
+    text = model.summary(print_fn=None, flops=True)
+    assert "Multiply-adds per sample: 40" in text   # two calls of 4*4 + 4

@@ -43,7 +43,9 @@ from contextlib import ExitStack
 import numpy as np
 
 from ..layers.context import BatchContext, installed
-from .parallel import DataParallel, Exchange, blas_single_thread, chunk_bounds, worthwhile
+from .data_source import ArrayBatches
+from .parallel import DataParallel, Exchange, blas_single_thread, chunk_bounds, combine_logs, worthwhile
+from .penalties import optimizer_step
 
 #: the tag of failure notices on the control communicator
 _FAIL_TAG = 77
@@ -463,9 +465,11 @@ class DistributedRunner:
         self._stack.close()
         return False
 
-    def train_step(self, xs, ys, index=None, seed=None) -> dict:
+    def train_step(self, xs, ys, index=None, seed=None, weights=None) -> dict:
         """One step on the global batch ``(xs[index], ys[index])``: this rank's rows, the gradients summed
         over the ranks with one Allreduce, one optimizer step; returns the global batch's logs."""
+        if weights is not None and any(w is not None for w in weights):
+            raise ValueError("sample weights are not split over ranks yet; fit(distributed=True) refuses them")
         model, s = self.model, self.session
         if index is None:
             index = slice(0, len(xs[0]))
@@ -495,20 +499,37 @@ class DistributedRunner:
             # terms from the whole batch's sums, so gradients still flow upstream: they are not this rank's
             for _, _, g in params:
                 g[...] = 0
-        keys = list(results[0])
-        buffer = self._flat(params, len(keys))
+        # this rank's logs: floats as means over its rows, metric states summed; both ride in the gradients'
+        # buffer (floats times the rows, states as they are), so one Allreduce per step carries everything
+        local = combine_logs(results, sizes) if any(sizes) else {  # a rank without rows adds nothing
+            k: 0.0 if k != "_states" else {sk: 0 * sv for sk, sv in v.items()} for k, v in results[0].items()}
+        rows = float(sum(sizes))
+        keys = [k for k in local if k != "_states"]
+        states = local.get("_states", {})
+        state_keys = sorted(states)
+        state_sizes = [int(np.size(states[k])) for k in state_keys]
+        buffer = self._flat(params, len(keys) + sum(state_sizes))
         edges = self._edges
         np.concatenate([g.reshape(-1) for _, _, g in params], out=buffer[:edges[-1]])
         tail = buffer[edges[-1]:]
         for j, k in enumerate(keys):
-            tail[j] = sum(m * res[k] for m, res in zip(sizes, results) if m)
-        tail[-1] = sum(sizes)
+            tail[j] = local[k] * rows
+        at = len(keys)
+        for k, size in zip(state_keys, state_sizes):
+            tail[at:at + size] = np.ravel(states[k])
+            at += size
+        tail[-1] = rows
         s.allreduce_sum(buffer)
         for (_, _, g), lo, hi in zip(params, edges[:-1], edges[1:]):
             np.copyto(g, buffer[lo:hi].reshape(g.shape))
-        model.optimizer.step(params)
         count = float(tail[-1])
-        return {k: float(tail[j]) / count for j, k in enumerate(keys)}
+        logs = {k: float(tail[j]) / count for j, k in enumerate(keys)}
+        if state_keys:
+            logs["_states"], at = {}, len(keys)
+            for k, size in zip(state_keys, state_sizes):
+                logs["_states"][k] = np.array(tail[at:at + size], np.float64).reshape(np.shape(states[k]))
+                at += size
+        return optimizer_step(model, logs)
 
     def _flat(self, params, n_logs):
         sizes = [g.size for _, _, g in params]
@@ -531,7 +552,8 @@ def evaluate(model, xs, ys, batch_size, s: Session, runner=None) -> dict:
     share = rank_share(n, s.size, s.rank)
     if share is not None:
         a, b = share
-        scores = model._evaluate([x[a:b] for x in xs], [y[a:b] for y in ys], batch_size, runner=runner)
+        scores = model._evaluate(ArrayBatches([x[a:b] for x in xs], [y[a:b] for y in ys], None, batch_size),
+                                 runner=runner)
         m = b - a
     else:
         scores, m = {}, 0

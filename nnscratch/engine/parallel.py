@@ -28,6 +28,7 @@ from contextlib import ExitStack
 import numpy as np
 
 from ..layers.context import BatchContext, installed
+from .penalties import optimizer_step
 from .plan import join
 
 #: below this many activations per chunk, handing work to threads costs more than it saves
@@ -93,6 +94,16 @@ def worthwhile(model, batch_size: int, threads: int) -> bool:
     return (batch_size // threads) * per_sample >= MIN_ACTIVATIONS_PER_CHUNK
 
 
+def combine_logs(results, sizes) -> dict:
+    """The logs of a batch from its chunks': floats as means weighted by the chunks' sizes, metric states
+    (``"_states"``) summed."""
+    n = sum(sizes) or 1
+    logs = {k: float(sum(m / n * res[k] for m, res in zip(sizes, results))) for k in results[0] if k != "_states"}
+    if "_states" in results[0]:  # metric statistics add up over the chunks
+        logs["_states"] = {k: sum(res["_states"][k] for res in results) for k in results[0]["_states"]}
+    return logs
+
+
 def blas_single_thread():
     """A context that holds BLAS to one thread (None without threadpoolctl, which is a dependency)."""
     try:
@@ -140,12 +151,15 @@ class DataParallel:
     Args:
         model: a finalized :class:`~nnscratch.Model`.
         threads: number of chunks and threads (>= 2).
+        adaptive: decide for every training batch whether it is worth splitting (:func:`worthwhile`), for data
+            sources whose batch size is known only batch by batch; default False (every batch is split).
     """
 
-    def __init__(self, model, threads: int):
+    def __init__(self, model, threads: int, adaptive: bool = False):
         self.model = model
         self.plan = model.plan
         self.threads = threads
+        self.adaptive = adaptive
         self.instance_sets = [self.plan.instances] + [self.plan.replicate_instances() for _ in range(threads - 1)]
         self._stack = ExitStack()
         self._pool = None
@@ -162,23 +176,22 @@ class DataParallel:
         self._pool = None
         return False
 
-    def train_step(self, xs, ys, index=None, seed=None) -> dict:
+    def train_step(self, xs, ys, index=None, seed=None, weights=None) -> dict:
         """Forward, backward and one optimizer step on the batch ``(xs[index], ys[index])`` (lists, one array
-        per model input and output; default index: all); returns the batch logs.
+        per model input and output; default index: all); returns the batch logs (metric states summed over the
+        chunks, see :meth:`Model.forward_backward`).
 
         Each thread gathers its own chunk of an index array, so the gathering runs in parallel and the
         pool thread is woken before it starts rather than after.
 
         Args:
             seed: names the batch's random streams (``(model seed, epoch, step)``), default None.
+            weights: per output, sample weights aligned with ``xs`` (or None), default None.
         """
-        results, sizes = self.compute_gradients(xs, ys, index, seed)
-        self.model.optimizer.step(self.model.trainable_params())
-        n = sum(sizes)
-        weights = [m / n for m in sizes]
-        return {k: float(sum(w * res[k] for w, res in zip(weights, results))) for k in results[0]}
+        results, sizes = self.compute_gradients(xs, ys, index, seed, weights=weights)
+        return optimizer_step(self.model, combine_logs(results, sizes))
 
-    def compute_gradients(self, xs, ys, index=None, seed=None, offset=0, total=None, exchange=None):
+    def compute_gradients(self, xs, ys, index=None, seed=None, offset=0, total=None, exchange=None, weights=None):
         """Forward and backward on the chunks of ``(xs[index], ys[index])``, their gradients summed into the
         layers' ``grads``; no optimizer step. Returns ``(logs of each chunk, samples of each chunk)``.
 
@@ -188,6 +201,7 @@ class DataParallel:
                 chunk's gradient scaled by its share ``m / total`` of the whole batch. Default: they are it.
             exchange: ``parties -> Exchange`` making the chunks' exchange (one that also reaches other
                 processes); default a thread :class:`Exchange` when there are several chunks.
+            weights: per output, sample weights aligned with ``xs`` (or None), default None.
         """
         model = self.model
         n_all = len(xs[0])
@@ -198,7 +212,7 @@ class DataParallel:
             index = slice(start, max(start, stop)) if step == 1 else np.arange(start, stop, step)
         n = index.stop - index.start if isinstance(index, slice) else len(index)
         total = n if total is None else total
-        bounds = chunk_bounds(n, self.threads)
+        bounds = chunk_bounds(n, self.threads if not self.adaptive or worthwhile(model, n, self.threads) else 1)
         if exchange is not None:
             exchange = exchange(len(bounds))
         elif len(bounds) > 1:
@@ -214,7 +228,9 @@ class DataParallel:
             # NumPy's error state is per thread: the pool's threads stay as quiet as fit keeps the caller
             with installed(context), np.errstate(**errors):
                 return model.forward_backward([x[part] for x in xs], [y[part] for y in ys],
-                                              instances=self.instance_sets[r], scale=(stop - start) / total)
+                                              instances=self.instance_sets[r], scale=(stop - start) / total,
+                                              weights=None if weights is None else
+                                              [None if w is None else w[part] for w in weights])
 
         results = self._run(work, len(bounds), exchange)
         self.plan.collect_grads(self.instance_sets[:len(bounds)])

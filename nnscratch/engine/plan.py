@@ -5,12 +5,13 @@ the forward pass and in reverse for the backward pass, gradients of a tensor rea
 up. The plan fixes that order once, at ``finalize``, and writes down the rewrites that give the same numbers
 faster:
 
-* **softmax + cross-entropy**: when an output comes from ``Softmax`` and its loss is
-  ``CategoricalCrossEntropy``, the gradient ``(p - y) / N`` goes straight to the logits and the loss is
-  computed from them (stable for any logits); the Softmax backward is skipped;
-* **ReLU after max pooling**: ``ReLU`` then ``MaxPool2D`` equals max pooling then ReLU, values and
-  gradients alike (ReLU keeps the order of positive values, and a window whose maximum is <= 0 passes no
-  gradient either way), and the second order applies ReLU to a quarter of the values;
+* **softmax + cross-entropy**: when an output comes from ``Softmax`` (or from a layer with
+  ``activation="softmax"``) and its loss is ``CategoricalCrossEntropy``, the gradient ``(p - y) / N`` goes
+  straight to the logits and the loss is computed from them (stable for any logits); the Softmax backward
+  is skipped (a layer's own softmax: its ``backward_from_logits`` takes the gradient);
+* **ReLU after max pooling**: ``ReLU`` (or ``Activation("relu")``) then ``MaxPool2D`` equals max pooling
+  then ReLU, values and gradients alike (ReLU keeps the order of positive values, and a window whose maximum
+  is <= 0 passes no gradient either way), and the second order applies ReLU to a quarter of the values;
 * **inference in pieces** of :data:`INFERENCE_PIECE` samples, which keep im2col's columns in cache;
 * **first calls skip dx**: a call whose inputs need no gradient (nothing trainable before it) is told so
   (``input_grad_needed``), which saves a whole col2im for a first convolution.
@@ -38,10 +39,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..layers.activations import ReLU, Softmax
+from ..layers.activations import Activation, ReLU, Softmax
 from ..layers.context import current as current_context
 from ..layers.pooling import MaxPool2D
-from ..losses import CategoricalCrossEntropy
+from ..losses import CategoricalCrossEntropy, weight_rows, weighted_mean
 
 #: inference runs through the layers this many samples at a time: a batch of 1000 LeNet-5 inputs unfolds
 #: into ~80 MB of im2col columns, far out of cache; pieces of 128 ran 1.7x faster here
@@ -97,6 +98,8 @@ class Plan:
         self.loss_weights = [float(w) for w in loss_weights]
         self.instances = self._primary_instances()
         self._mark_gradients(need_input_grad)
+        #: steps whose own activation is a fused softmax: the loss gradient enters by ``backward_from_logits``
+        self.fused_inside: set = set()
         self.fused = self._fuse_softmax()
         self._defer_relus()
         self._free_after = self._last_uses()
@@ -164,16 +167,21 @@ class Plan:
         for k, t in enumerate(self.output_ids):
             s = producer[t]
             step = self.steps[s]
-            ok = (not step.feed and type(step.layer) is Softmax and isinstance(self.losses[k], CategoricalCrossEntropy)
+            inside = not step.feed and getattr(step.layer, "fusable_softmax", False)
+            ok = (not step.feed and (type(step.layer) is Softmax or inside)
+                  and isinstance(self.losses[k], CategoricalCrossEntropy)
                   and not readers.get(t) and self.output_ids.count(t) == 1)
             fused.append(s if ok else None)
+            if ok and inside:
+                self.fused_inside.add(s)
         return fused
 
     def _defer_relus(self):
         readers = self._consumers()
         outputs = set(self.output_ids)
         for s, step in enumerate(self.steps):
-            if step.feed or type(step.layer) is not ReLU or step.output in outputs:
+            is_relu = type(step.layer) is ReLU or (type(step.layer) is Activation and step.layer.activation == "relu")
+            if step.feed or not is_relu or step.output in outputs:
                 continue
             users = readers.get(step.output, [])
             if len(users) != 1:
@@ -214,11 +222,13 @@ class Plan:
             if step.feed or step.skip_forward:
                 continue
             args = [values[t] for t in step.inputs]
-            if s in fused_at:
+            if s in fused_at and s not in self.fused_inside:
                 logits[fused_at[s]] = args[0]
             if context is not None:
                 context.at_node(s)
             out = instances[s].forward(args if step.takes_list else args[0], training=training)
+            if s in self.fused_inside:
+                logits[fused_at[s]] = instances[s].pre_activation
             if step.relu_after is not None:
                 out = instances[step.relu_after].apply(out)
             values[step.output] = out
@@ -234,15 +244,24 @@ class Plan:
         return join([self.forward([x[s:s + INFERENCE_PIECE] for x in xs], False, instances)
                      for s in range(0, n, INFERENCE_PIECE)])
 
-    def losses_of(self, outputs, logits, ys) -> list[float]:
-        """The loss of each output (before its weight)."""
-        return [CategoricalCrossEntropy.from_logits(z, y) if z is not None else loss.forward(out, y)
-                for loss, out, z, y in zip(self.losses, outputs, logits, ys)]
+    def losses_of(self, outputs, logits, ys, weights=None) -> list[float]:
+        """The loss of each output (before its loss weight); ``weights``: per output, sample weights ``(N,)`` or
+        None (the weighted mean is Keras': the sum of weighted losses over the batch size)."""
+        weights = weights or [None] * len(ys)
+        parts = []
+        for loss, out, z, y, w in zip(self.losses, outputs, logits, ys, weights):
+            if w is None:
+                parts.append(CategoricalCrossEntropy.from_logits(z, y) if z is not None else loss.forward(out, y))
+            else:
+                per = CategoricalCrossEntropy.sample_losses_from_logits(z, y) if z is not None else \
+                    loss.sample_losses(out, y)
+                parts.append(weighted_mean(per, w))
+        return parts
 
     def total_loss(self, parts) -> float:
         return float(sum(w * p for w, p in zip(self.loss_weights, parts)))
 
-    def backward(self, outputs, logits, ys, instances=None, scale=1.0):
+    def backward(self, outputs, logits, ys, instances=None, scale=1.0, weights=None):
         """Backpropagates the weighted losses of ``outputs`` for targets ``ys`` through the graph.
 
         Args:
@@ -251,19 +270,23 @@ class Plan:
             instances: default the calling thread's (:attr:`instances`).
             scale: factor on the loss gradient; a chunk of ``m`` of a batch's ``n`` samples uses ``m / n``
                 so that the chunks' gradients add up to the batch's. Default 1.
+            weights: per output, sample weights ``(N,)`` or None; default None.
 
         Returns:
             The gradient for each model input (None where not computed).
         """
         instances = self.instances if instances is None else instances
         grads = {}
+        weights = weights or [None] * len(ys)
         for k, (loss, out, y, t) in enumerate(zip(self.losses, outputs, ys, self.output_ids)):
             factor = scale * self.loss_weights[k]
             if self.fused[k] is not None:
                 g = loss.fused_gradient(out, y)
-                t = self.steps[self.fused[k]].inputs[0]
+                if self.fused[k] not in self.fused_inside:
+                    t = self.steps[self.fused[k]].inputs[0]
             else:
                 g = loss.backward(out, y)
+            g = weight_rows(g, weights[k])
             if factor != 1.0:
                 g *= g.dtype.type(factor)
             grads[t] = grads[t] + g if t in grads else g
@@ -277,7 +300,7 @@ class Plan:
                 continue
             if step.relu_after is not None:
                 g = instances[step.relu_after].backward(g)
-            dx = instances[s].backward(g)
+            dx = instances[s].backward_from_logits(g) if s in self.fused_inside else instances[s].backward(g)
             if dx is None:
                 continue
             for t, d in (zip(step.inputs, dx) if step.takes_list else ((step.inputs[0], dx),)):

@@ -341,11 +341,15 @@ def _check_specs(path, config, training) -> None:
                                        f"{', '.join(LAYERS.names())}. {_CUSTOM_LAYER_HINT}") from None
     if not isinstance(training, dict):
         raise ModelFileError(path, f"training_config must be an object, found {type(training).__name__}")
-    unknown = sorted(set(training) - {"loss", "optimizer", "accuracy"})
+    unknown = sorted(set(training) - {"loss", "optimizer", "accuracy", "loss_weights", "metrics"})
     if unknown:
-        raise ModelFileError(path, f"training_config has unknown keys {unknown}; expected loss, optimizer, accuracy")
+        raise ModelFileError(path, f"training_config has unknown keys {unknown}; expected loss, optimizer, accuracy, "
+                                   "loss_weights, metrics")
     for key in ("loss", "optimizer"):
-        if not isinstance(training.get(key), dict):
+        value = training.get(key)
+        # several outputs may have one loss each: a list of them
+        if not (isinstance(value, dict) or key == "loss" and isinstance(value, list) and value
+                and all(isinstance(v, dict) for v in value)):
             raise ModelFileError(path, f"training_config has no {key}; a saved model always has a loss and an "
                                        "optimizer")
 

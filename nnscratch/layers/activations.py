@@ -158,3 +158,91 @@ class Softmax(Layer):
         y = self._y
         # Jacobian-vector product without forming the K x K Jacobian per sample.
         return y * (dout - (dout * y).sum(axis=-1, keepdims=True))
+
+
+#: the activation names that ``activation=`` (on Dense and every convolution) and :class:`Activation` take,
+#: Keras' names: ``name -> (layer class, arguments)``; ``"linear"`` (or None) is the identity. Keras'
+#: ``"leaky_relu"`` has a negative slope of 0.2 (the LeakyReLU layer's own default is 0.01).
+ACTIVATIONS = {
+    "relu": (ReLU, {}),
+    "leaky_relu": (LeakyReLU, {"alpha": 0.2}),
+    "sigmoid": (Sigmoid, {}),
+    "tanh": (Tanh, {}),
+    "softmax": (Softmax, {}),
+    "swish": (Swish, {}),
+    "silu": (Swish, {}),
+    "scaled_tanh": (ScaledTanh, {}),
+    "linear": None,
+}
+
+#: activations after which He initialisation is the better default
+RELU_LIKE_ACTIVATIONS = {"relu", "leaky_relu", "swish", "silu"}
+
+
+def check_activation(argument: str, activation) -> str | None:
+    """The activation name, lower-cased (None for none), or a ValueError naming ``argument`` and listing the
+    known names.
+
+    Example:
+        >>> check_activation("activation", "ReLU")
+        'relu'
+        >>> check_activation("activation", "rleu")
+        Traceback (most recent call last):
+        ...
+        ValueError: activation: unknown activation 'rleu'; known: leaky_relu, linear, relu, scaled_tanh, sigmoid, silu, softmax, swish, tanh (or None)
+    """
+    if activation is None:
+        return None
+    if isinstance(activation, str) and activation.lower() in ACTIVATIONS:
+        return activation.lower()
+    raise ValueError(f"{argument}: unknown activation {activation!r}; known: {', '.join(sorted(ACTIVATIONS))} "
+                     "(or None)")
+
+
+def make_activation(name: str | None) -> Layer | None:
+    """A new activation layer for a name checked by :func:`check_activation` (None for the identity)."""
+    entry = ACTIVATIONS[name] if name is not None else None
+    if entry is None:
+        return None
+    cls, kwargs = entry
+    return cls(**kwargs)
+
+
+class Activation(Layer):
+    """Applies an activation function by name, as Keras' ``Activation("relu")``.
+
+    Args:
+        activation: one of :data:`ACTIVATIONS` (``"relu"``, ``"softmax"``, ``"tanh"``, ``"sigmoid"``,
+            ``"swish"``, ``"leaky_relu"``, ``"linear"``...).
+        **kwargs: ``input_shape``, ``name``.
+
+    Shapes: any ``(N, ...)`` -> same (softmax over the last axis).
+
+    Example:
+        >>> import numpy as np
+        >>> Activation("relu")(np.array([[-1.0, 2.0]])).tolist()
+        [[0.0, 2.0]]
+    """
+
+    def __init__(self, activation, **kwargs):
+        super().__init__(**kwargs)
+        if activation is None:
+            raise ValueError("activation: Activation needs a name, e.g. Activation('relu'); got None")
+        self.activation = check_activation("activation", activation)
+        self.function = make_activation(self.activation)
+
+    def forward(self, x, training=False):
+        return x if self.function is None else self.function.forward(x, training=training)
+
+    def apply(self, x):
+        """``forward`` of an element-wise activation, which the model uses to run a ReLU after the max pooling
+        that follows it."""
+        return self.function.apply(x)
+
+    def backward(self, dout):
+        return dout if self.function is None else self.function.backward(dout)
+
+    def gradcheck_input(self, shape, rng):
+        if self.function is None:
+            return super().gradcheck_input(shape, rng)
+        return self.function.gradcheck_input(shape, rng)

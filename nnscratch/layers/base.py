@@ -290,6 +290,16 @@ class Layer:
         """Total parameter count (trainable + non-trainable), like Keras' ``count_params``."""
         return self.count_trainable_params() + self.count_non_trainable_params()
 
+    def count_macs(self) -> int:
+        """Multiply-adds of one call on one sample, for the shapes the layer was built for (``model.summary(
+        flops=True)`` shows them).
+
+        A bias counts as one multiply-add (a weight on an input fixed at 1), so a layer's count is LeCun's
+        "connections". Default: the sum over the sublayers, 0 for a layer without any: element-wise layers
+        (activations, merges, dropout, reshapes) and comparisons (max pooling) count nothing.
+        """
+        return sum(sub.count_macs() for _, sub in self.sublayers())
+
     # -- layers inside layers -------------------------------------------------------------------
     def sublayers(self) -> list[tuple[str, "Layer"]]:
         """``[(attribute path, layer)]`` of the layers this one holds in its attributes (directly, or in a

@@ -9,9 +9,11 @@ import numpy as np
 
 from .. import _checks
 from ..initializers import check_name, get_initializer
-from ..ops.im2col import check_padding, conv2d_backward, conv2d_forward, output_hw, resolve_padding
+from ..ops.im2col import (check_padding, conv2d_backward, conv2d_forward, dilated_size, grouped_conv2d_backward,
+                          grouped_conv2d_forward, output_hw, resolve_padding)
 from ..ops.layout import from_chwn, is_chwn, stored_like, to_chwn
 from .base import LAYERS, Layer
+from .options import KerasOptions
 
 
 def _lenet5_c3_table() -> tuple[tuple[bool, ...], ...]:
@@ -62,7 +64,7 @@ def _check_connections(table, filters: int) -> np.ndarray:
     return mask
 
 
-class Conv2D(Layer):
+class Conv2D(KerasOptions, Layer):
     """2-D convolution (cross-correlation, as in Keras/PyTorch) over channels-last images.
 
     Args:
@@ -77,14 +79,21 @@ class Conv2D(Layer):
             weights stay exactly zero and are not counted as parameters. Default None (all linked).
         use_bias: add one bias per output map, default True.
         kernel_initializer: initialiser name; default None picks He uniform when a ReLU-like activation
-            follows (the model tells the layer at ``finalize``) and Glorot uniform otherwise. Fans are
-            ``kh * kw * (linked inputs)`` in and ``kh * kw * filters`` out.
+            follows or is the layer's own, and Glorot uniform otherwise. Fans are ``kh * kw * (linked
+            inputs)`` in and ``kh * kw * filters`` out.
         bias_initializer: default ``"zeros"``.
+        dilation_rate: ``d`` or ``(dh, dw)``, the distance between the kernel's taps (an atrous
+            convolution: a ``k``-tap kernel spans ``d * (k - 1) + 1`` positions), default 1. Any stride
+            works with it (as in PyTorch; Keras refuses strides > 1 with dilation).
+        groups: ``g`` dividing the channels and ``filters``, default 1: group ``i`` of ``filters / g`` maps
+            sees only group ``i`` of ``C / g`` input channels; the kernel is ``(kh, kw, C / g, filters)``.
+        activation: activation name applied to the output (``"relu"``...), default None.
+        kernel_regularizer, bias_regularizer, kernel_constraint, bias_constraint: see :class:`Dense`.
         **kwargs: ``input_shape``, ``name`` (see :class:`Layer`).
 
     Shapes:
-        x ``(N, H, W, C)`` -> y ``(N, Ho, Wo, filters)`` with ``Ho = (H + pad_h - kh) // sh + 1``;
-        kernel ``(kh, kw, C, filters)``, bias ``(filters,)``.
+        x ``(N, H, W, C)`` -> y ``(N, Ho, Wo, filters)`` with ``Ho = (H + pad_h - dh * (kh - 1) - 1) // sh + 1``;
+        kernel ``(kh, kw, C / groups, filters)``, bias ``(filters,)``.
 
     Example:
         >>> import numpy as np
@@ -95,10 +104,14 @@ class Conv2D(Layer):
         1516
         >>> c3.forward(np.ones((2, 14, 14, 6), np.float32)).shape
         (2, 10, 10, 16)
+        >>> Conv2D(8, 3, dilation_rate=2, groups=2, activation="relu").initialize((9, 9, 4))
+        (5, 5, 8)
     """
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", connections=None, use_bias=True,
-                 kernel_initializer=None, bias_initializer="zeros", **kwargs):
+                 kernel_initializer=None, bias_initializer="zeros", dilation_rate=1, groups=1, activation=None,
+                 kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None, bias_constraint=None,
+                 **kwargs):
         super().__init__(**kwargs)
         self.filters = _checks.positive_int("filters", filters)
         self._kernel_hw = _checks.int_pair("kernel_size", kernel_size)
@@ -106,13 +119,23 @@ class Conv2D(Layer):
         self._strides = _checks.int_pair("strides", strides)
         self.strides = strides if isinstance(strides, int) else list(self._strides)
         self.padding = check_padding("padding", padding)
+        self._dilation = _checks.int_pair("dilation_rate", dilation_rate)
+        self.dilation_rate = dilation_rate if isinstance(dilation_rate, int) else list(self._dilation)
+        self.groups = _checks.positive_int("groups", groups)
+        if self.filters % self.groups:
+            raise ValueError(f"groups={self.groups} must divide filters={self.filters}")
         self._mask = None if connections is None else _check_connections(connections, self.filters)
+        if self._mask is not None and self.groups > 1:
+            raise ValueError("give either connections (a table of which input maps feed which output maps) or "
+                             f"groups, not both; got groups={self.groups}")
         self.connections = None if self._mask is None else self._mask.tolist()
         self.use_bias = bool(use_bias)
         self.kernel_initializer = check_name("kernel_initializer", kernel_initializer)
         self.bias_initializer = check_name("bias_initializer", bias_initializer)
         #: set by Model.finalize from the activation that follows, used when kernel_initializer is None
         self.default_initializer = "glorot_uniform"
+        self._init_options(activation, kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
+                           kernel_constraint=kernel_constraint, bias_constraint=bias_constraint)
 
     # -- shapes -------------------------------------------------------------------------------
     def _geometry(self, input_shape):
@@ -122,8 +145,12 @@ class Conv2D(Layer):
                 f"{self.describe()} has a connection table for {self._mask.shape[0]} input maps but the input "
                 f"has {c} channels; give a ({c}, {self.filters}) table or feed {self._mask.shape[0]} channels"
             )
-        pads = resolve_padding(self.padding, (h, w), self._kernel_hw, self._strides)
-        return pads, output_hw((h, w), self._kernel_hw, self._strides, pads, what="kernel")
+        if c % self.groups:
+            raise ValueError(f"{self.describe()} has groups={self.groups}, which must divide the input's {c} channels")
+        extent = dilated_size(self._kernel_hw, self._dilation)
+        pads = resolve_padding(self.padding, (h, w), extent, self._strides)
+        what = "kernel" if self._dilation == (1, 1) else f"dilated kernel (dilation_rate={self.dilation_rate})"
+        return pads, output_hw((h, w), extent, self._strides, pads, what=what)
 
     def compute_output_shape(self, input_shape):
         _, (ho, wo) = self._geometry(input_shape)
@@ -132,8 +159,8 @@ class Conv2D(Layer):
     def build(self, input_shape):
         self._pads, _ = self._geometry(input_shape)
         kh, kw = self._kernel_hw
-        c, f, area = input_shape[2], self.filters, kh * kw
-        init = self.kernel_initializer or self.default_initializer
+        c, f, area = input_shape[2] // self.groups, self.filters, kh * kw
+        init = self.kernel_initializer or self._default_kernel_initializer()
         if self._mask is None:
             self.add_weight("kernel", (kh, kw, c, f), init, fan_in=area * c, fan_out=area * f)
         else:
@@ -147,6 +174,13 @@ class Conv2D(Layer):
         if self.use_bias:
             self.add_weight("bias", (f,), self.bias_initializer, fan_in=area * c, fan_out=area * f)
         self._kernel_mask = None if self._mask is None else np.broadcast_to(self._mask, (kh, kw, c, f))
+        self._drop_options_without_weight()
+
+    def count_macs(self):
+        ho, wo, f = self.output_shape
+        kh, kw = self._kernel_hw
+        links = int(self._mask.sum()) if self._mask is not None else self.built_input_shape[2] // self.groups * f
+        return ho * wo * (kh * kw * links + (f if self.use_bias else 0))
 
     def weight_count(self, name, array):
         if name == "kernel" and self._mask is not None:
@@ -154,7 +188,7 @@ class Conv2D(Layer):
         return int(array.size)
 
     # -- computation --------------------------------------------------------------------------
-    def forward(self, x, training=False):
+    def _forward_linear(self, x, training):
         if x.dtype != self.dtype:
             x = x.astype(self.dtype)
         kernel = self.params["kernel"]
@@ -162,18 +196,29 @@ class Conv2D(Layer):
             # unlinked weights are zero already; masking here too keeps the table's meaning even if a
             # user loads or sets weights that break it (the kernel is tiny, so this costs nothing)
             kernel = kernel * self._kernel_mask
-        out, self._cols = conv2d_forward(x, kernel, self.params.get("bias"), self._strides, self._pads,
-                                         self.workspace)
+        if self.groups > 1:
+            out, self._cols = grouped_conv2d_forward(x, kernel, self.params.get("bias"), self.groups, self._strides,
+                                                     self._pads, self._dilation, self.workspace)
+        else:
+            out, self._cols = conv2d_forward(x, kernel, self.params.get("bias"), self._strides, self._pads,
+                                             self.workspace, self._dilation)
         self._x_shape = x.shape
         self._kernel_used = kernel
         return out
 
-    def backward(self, dout):
+    def _backward_linear(self, dout):
         if dout.dtype != self.dtype:
             dout = dout.astype(self.dtype)
-        dx, dkernel, dbias = conv2d_backward(dout, self._cols, self._kernel_used, self._x_shape, self._strides,
-                                             self._pads, has_bias=self.use_bias,
-                                             need_dx=self.input_grad_needed, workspace=self.workspace)
+        if self.groups > 1:
+            dx, dkernel, dbias = grouped_conv2d_backward(dout, self._cols, self._kernel_used, self._x_shape,
+                                                         self.groups, self._strides, self._pads, self._dilation,
+                                                         has_bias=self.use_bias, need_dx=self.input_grad_needed,
+                                                         workspace=self.workspace)
+        else:
+            dx, dkernel, dbias = conv2d_backward(dout, self._cols, self._kernel_used, self._x_shape, self._strides,
+                                                 self._pads, has_bias=self.use_bias,
+                                                 need_dx=self.input_grad_needed, workspace=self.workspace,
+                                                 dilation=self._dilation)
         if self._kernel_mask is not None:
             np.multiply(dkernel, self._kernel_mask, out=self.grads["kernel"])
         else:

@@ -54,6 +54,10 @@ def _sample_axes(layer, axes, rank) -> tuple[int, ...]:
 class _Normalization(Layer, register=False):
     """Shared arguments: the normalised axes, epsilon, and the optional gamma (scale) and beta (center)."""
 
+    def count_macs(self):
+        """One per value: at inference a normalization is a scale and a shift of every value."""
+        return int(np.prod(self.built_input_shape))
+
     def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, beta_initializer="zeros",
                  gamma_initializer="ones", **kwargs):
         super().__init__(**kwargs)

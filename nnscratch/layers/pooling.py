@@ -1,4 +1,5 @@
-"""Pooling layers over channels-last images: max, average, LeNet's trainable subsampling, global average."""
+"""Pooling layers over channels-last images and sequences: max, average, LeNet's trainable subsampling,
+global average and maximum; 1-D max and average pooling over ``(N, L, C)`` sequences."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,7 +10,7 @@ from ..ops.im2col import check_padding, output_hw, resolve_padding
 from ..ops.pooling import (global_avg_pool_backward, global_avg_pool_forward, max_pool_2x2_backward,
                            max_pool_2x2_forward, max_pool_backward, max_pool_forward, sum_pool_backward,
                            sum_pool_forward, window_counts)
-from ..ops.layout import is_chwn, stored_like, to_chwn
+from ..ops.layout import is_chwn, restore, spatial_first, stored_like, to_chwn
 from .base import LAYERS, Layer
 from .conv import _spatial_shape
 
@@ -126,6 +127,10 @@ class AvgPool2D(_Pool2D):
         # a scalar keeps the common case a cheap scalar multiply
         self._scale = (1.0 / area) if (counts == area).all() else (1.0 / counts).astype(self.dtype)
 
+    def count_macs(self):
+        ho, wo, c = self.output_shape
+        return ho * wo * c * self._pool[0] * self._pool[1]
+
     def _scale_as(self, dtype):
         return dtype.type(self._scale) if np.isscalar(self._scale) else self._scale.astype(dtype, copy=False)
 
@@ -178,6 +183,10 @@ class Subsampling2D(_Pool2D):
         super().__init__(pool_size, strides, padding, **kwargs)
         self.coefficient_initializer = check_name("coefficient_initializer", coefficient_initializer)
         self.bias_initializer = check_name("bias_initializer", bias_initializer)
+
+    def count_macs(self):
+        ho, wo, c = self.output_shape
+        return ho * wo * c * (self._pool[0] * self._pool[1] + 1)   # LeCun's connections: the window and the bias
 
     def build(self, input_shape):
         super().build(input_shape)
@@ -234,6 +243,9 @@ class GlobalAvgPool2D(Layer):
     def compute_output_shape(self, input_shape):
         return (_spatial_shape(self, input_shape)[2],)
 
+    def count_macs(self):
+        return int(np.prod(self.built_input_shape))
+
     def forward(self, x, training=False):
         x = _as_dtype(self, x)
         self._x_shape = x.shape
@@ -246,6 +258,159 @@ class GlobalAvgPool2D(Layer):
         return global_avg_pool_backward(_as_dtype(self, dout), self._x_shape, chwn=self._chwn)
 
 
+class GlobalMaxPool2D(Layer):
+    """Maximum over height and width: ``(N, H, W, C)`` -> ``(N, C)`` (``(N, 1, 1, C)`` with ``keepdims``).
+
+    Backward sends each map's gradient to one position, its maximum (on ties the first in column-major
+    order, as :class:`MaxPool2D`).
+
+    Args:
+        keepdims: keep the image axes with size 1, default False (Keras' argument).
+        **kwargs: ``input_shape``, ``name``.
+
+    Example:
+        >>> import numpy as np
+        >>> gmp = GlobalMaxPool2D()
+        >>> gmp.initialize((2, 2, 1), "float64")
+        (1,)
+        >>> gmp.forward(np.array([[[[1.0], [4.0]], [[3.0], [2.0]]]]))
+        array([[4.]])
+    """
+
+    def __init__(self, keepdims=False, **kwargs):
+        super().__init__(**kwargs)
+        self.keepdims = bool(keepdims)
+
+    def compute_output_shape(self, input_shape):
+        c = _spatial_shape(self, input_shape)[2]
+        return (1, 1, c) if self.keepdims else (c,)
+
+    def forward(self, x, training=False):
+        x = _as_dtype(self, x)
+        a, flipped = spatial_first(x)                     # (B, H, W, D): B, D are N, C in either order
+        b, h, w, d = a.shape
+        # column-major winners: scan the positions column by column
+        columns = a.transpose(0, 2, 1, 3).reshape(b, w * h, d)
+        self._winner = columns.argmax(axis=1)             # (B, D), index w * H + h
+        self._shape, self._flipped = a.shape, flipped
+        out = np.take_along_axis(columns, self._winner[:, None], axis=1)[:, 0]   # (B, D)
+        out = out.T if flipped else out
+        return out.reshape(len(out), 1, 1, -1) if self.keepdims else out
+
+    def backward(self, dout):
+        if not self.input_grad_needed:
+            return None
+        dout = _as_dtype(self, dout).reshape(len(dout), -1)      # (N, C)
+        b, h, w, d = self._shape
+        g = dout.T if self._flipped else dout                    # (B, D)
+        dx = np.zeros((b, w * h, d), dtype=self.dtype)
+        np.put_along_axis(dx, self._winner[:, None], g[:, None], axis=1)
+        return restore(np.ascontiguousarray(dx.reshape(b, w, h, d).transpose(0, 2, 1, 3)), self._flipped)
+
+    def gradcheck_input(self, shape, rng):
+        return MaxPool2D.gradcheck_input(self, shape, rng)
+
+
+class _Pool1D(Layer, register=False):
+    """Shared arguments of the 1-D pools over sequences ``(N, L, C)``.
+
+    Args:
+        pool_size: ``k``, default 2.
+        strides: default None (= ``pool_size``).
+        padding: ``'valid'`` (default) or ``'same'``.
+        **kwargs: ``input_shape``, ``name``.
+    """
+
+    def __init__(self, pool_size=2, strides=None, padding="valid", **kwargs):
+        super().__init__(**kwargs)
+        self.pool_size = _checks.positive_int("pool_size", _single(pool_size))
+        self.strides = None if strides is None else _checks.positive_int("strides", _single(strides))
+        self.padding = check_padding("padding", padding, modes=("valid", "same"), explicit=False)
+        self._pool = (1, self.pool_size)
+        self._strides = (1, self.pool_size if strides is None else self.strides)
+
+    def _geometry(self, input_shape):
+        if len(input_shape) != 2:
+            raise ValueError(f"{self.describe()} expects sequences of shape (steps, channels), got input shape "
+                             f"{tuple(input_shape)}")
+        pads = resolve_padding(self.padding, (1, input_shape[0]), self._pool, self._strides)
+        return pads, output_hw((1, input_shape[0]), self._pool, self._strides, pads, what="pool")[1]
+
+    def compute_output_shape(self, input_shape):
+        _, lo = self._geometry(input_shape)
+        return (lo, input_shape[1])
+
+    def build(self, input_shape):
+        self._pads, _ = self._geometry(input_shape)
+
+
+def _single(value):
+    return value[0] if isinstance(value, (tuple, list)) and len(value) == 1 else value
+
+
+class MaxPool1D(_Pool1D):
+    """Maximum over each window of a sequence: ``(N, L, C)`` -> ``(N, Lo, C)``, ``Lo = (L - k) // s + 1`` for
+    ``'valid'``. Args: see :class:`_Pool1D` (``pool_size=2, strides=None, padding='valid'``).
+
+    Example:
+        >>> import numpy as np
+        >>> pool = MaxPool1D(2)
+        >>> pool.initialize((4, 1), "float64")
+        (2, 1)
+        >>> pool.forward(np.array([[[1.0], [3.0], [2.0], [0.0]]]))[0, :, 0]
+        array([3., 2.])
+    """
+
+    def forward(self, x, training=False):
+        x = _as_dtype(self, x)
+        self._x = x[:, None]
+        self._out = max_pool_forward(self._x, self._pool, self._strides, self._pads)
+        return self._out[:, 0]
+
+    def backward(self, dout):
+        if not self.input_grad_needed:
+            return None
+        dout = _as_dtype(self, dout)[:, None]
+        return max_pool_backward(dout, self._x, self._out, self._pool, self._strides, self._pads)[:, 0]
+
+    gradcheck_input = MaxPool2D.gradcheck_input
+
+
+class AvgPool1D(_Pool1D):
+    """Mean over each window of a sequence (with ``'same'`` padding, of its real elements only, as Keras):
+    ``(N, L, C)`` -> ``(N, Lo, C)``. Args: see :class:`_Pool1D`.
+
+    Example:
+        >>> import numpy as np
+        >>> pool = AvgPool1D(2, strides=1, padding="same")
+        >>> pool.initialize((4, 1), "float64")
+        (4, 1)
+        >>> pool.forward(np.array([[[1.0], [3.0], [2.0], [0.0]]]))[0, :, 0]
+        array([2. , 2.5, 1. , 0. ])
+    """
+
+    def count_macs(self):
+        lo, c = self.output_shape
+        return lo * c * self.pool_size
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        counts = window_counts((1, input_shape[0]), self._pool, self._strides, self._pads)
+        self._scale = (1.0 / counts).astype(self.dtype)        # (1, Lo, 1)
+
+    def forward(self, x, training=False):
+        x = _as_dtype(self, x)
+        self._x_shape = x[:, None].shape
+        out = sum_pool_forward(x[:, None], self._pool, self._strides, self._pads)
+        return (out * self._scale.astype(out.dtype, copy=False))[:, 0]
+
+    def backward(self, dout):
+        if not self.input_grad_needed:
+            return None
+        dout = _as_dtype(self, dout)[:, None] * self._scale.astype(self.dtype, copy=False)
+        return sum_pool_backward(dout, self._x_shape, self._pool, self._strides, self._pads)[:, 0]
+
+
 # Keras' names, accepted in code and in saved configs
 MaxPooling2D = MaxPool2D
 AveragePooling2D = AvgPool2D
@@ -253,3 +418,9 @@ GlobalAveragePooling2D = GlobalAvgPool2D
 LAYERS.register(MaxPool2D, aliases=("MaxPooling2D",))
 LAYERS.register(AvgPool2D, aliases=("AveragePooling2D",))
 LAYERS.register(GlobalAvgPool2D, aliases=("GlobalAveragePooling2D",))
+GlobalMaxPooling2D = GlobalMaxPool2D
+MaxPooling1D = MaxPool1D
+AveragePooling1D = AvgPool1D
+LAYERS.register(GlobalMaxPool2D, aliases=("GlobalMaxPooling2D",))
+LAYERS.register(MaxPool1D, aliases=("MaxPooling1D",))
+LAYERS.register(AvgPool1D, aliases=("AveragePooling1D",))

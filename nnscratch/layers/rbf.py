@@ -89,6 +89,9 @@ class RBFOutput(Layer):
             codes = np.random.default_rng(self.seed).choice([-1.0, 1.0], size=(input_shape[0], self.units))
         self.add_weight("codes", codes.shape, codes, trainable=False)
 
+    def count_macs(self):
+        return self.built_input_shape[0] * self.units     # a squared difference per input and unit
+
     def forward(self, x, training=False):
         self._x = x
         w = self.state["codes"]
@@ -136,6 +139,11 @@ class LeNetRBFLoss(Loss, aliases=("lenet_rbf", "rbf_map")):
         y_true = class_labels(y_true, y_pred, "LeNetRBFLoss.forward")
         lse, _ = self._log_terms(y_pred)
         return float(np.mean(y_pred[np.arange(len(y_true)), y_true] + lse))
+
+    def sample_losses(self, y_pred, y_true):
+        y_true = class_labels(y_true, y_pred, "LeNetRBFLoss.sample_losses")
+        lse, _ = self._log_terms(y_pred)
+        return y_pred[np.arange(len(y_true)), y_true] + lse
 
     def backward(self, y_pred, y_true):
         y_true = class_labels(y_true, y_pred, "LeNetRBFLoss.backward")

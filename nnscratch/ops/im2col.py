@@ -24,6 +24,11 @@ Layout notes (measured on a 2-core AMD EPYC with OpenBLAS; see ``benchmarks/benc
   batches instead of being allocated per batch (:mod:`nnscratch.ops.workspace`).
 * A bias is folded into the GEMM as a row of ones (:func:`im2col` with ``ones_row=True``), which saves a
   broadcast add over the whole output in forward and a separate sum in backward.
+* Dilation is im2col with offsets ``d`` apart: the same strided view with the offset strides multiplied
+  by ``d`` (a dilated kernel of size ``k`` spans ``d * (k - 1) + 1`` positions). Groups are im2col with
+  group-major rows ``(g, i, j, c)``, so each group's block of rows is contiguous and the convolution is
+  one batched GEMM ``(g, F/g, K/g) @ (g, K/g, M)`` (:func:`grouped_conv2d_forward`); a depthwise
+  convolution is the case ``g = C``.
 """
 from __future__ import annotations
 
@@ -135,6 +140,16 @@ def output_hw(input_hw, kernel_hw, strides, pads: Pads, what: str = "window") ->
     return tuple(out)
 
 
+def dilated_size(kernel_hw, dilation=(1, 1)) -> tuple[int, int]:
+    """The extent ``d * (k - 1) + 1`` of a kernel of size ``k`` whose taps are ``d`` apart, per axis.
+
+    Example:
+        >>> dilated_size((3, 5), (2, 1))
+        (5, 5)
+    """
+    return tuple((k - 1) * d + 1 for k, d in zip(kernel_hw, dilation))
+
+
 def pad_spatial(x: np.ndarray, pads: Pads, value: float = 0.0) -> np.ndarray:
     """``x`` with ``pads`` rows/columns of ``value`` around axes 1 and 2 (``x`` itself if there are none).
 
@@ -165,7 +180,7 @@ def _padded_chwn(x: np.ndarray, pads: Pads, workspace=None) -> np.ndarray:
 
 
 def im2col(x: np.ndarray, kernel_size, strides=(1, 1), pads: Pads = ((0, 0), (0, 0)), *,
-           ones_row: bool = False, workspace: dict | None = None) -> np.ndarray:
+           ones_row: bool = False, workspace: dict | None = None, dilation=(1, 1), groups: int = 1) -> np.ndarray:
     """Unfolds every ``kh x kw`` window of ``x`` into a column of a matrix.
 
     Args:
@@ -173,15 +188,19 @@ def im2col(x: np.ndarray, kernel_size, strides=(1, 1), pads: Pads = ((0, 0), (0,
         kernel_size: ``(kh, kw)``.
         strides: ``(sh, sw)``, default ``(1, 1)``.
         pads: ``((top, bottom), (left, right))`` zero padding, default none (see :func:`resolve_padding`).
-        ones_row: append a row of ones (so ``[kernel; bias].T @ cols`` adds the bias), default False.
+        ones_row: append a row of ones (so ``[kernel; bias].T @ cols`` adds the bias), default False; not
+            with ``groups > 1``.
         workspace: a dict to keep the padded copy and the result in between calls (see
             :mod:`nnscratch.ops.workspace`); the result is then overwritten by the next call.
             Default None: new arrays.
+        dilation: ``(dh, dw)``, the distance between a kernel's taps, default ``(1, 1)``.
+        groups: ``g``, default 1. With ``g > 1`` the rows are ordered ``(group, i, j, c)`` with ``c`` the
+            channel within its group of ``C / g``.
 
     Returns:
-        ``cols`` ``(kh * kw * C (+1), Ho * Wo * N)``, C-contiguous: row ``(i, j, c)`` and column
-        ``(ho, wo, n)`` in C order, so ``kernel.reshape(-1, F).T @ cols`` is the convolution stored
-        ``(F, Ho, Wo, N)``.
+        ``cols`` ``(kh * kw * C (+1), Ho * Wo * N)``, C-contiguous: row ``(i, j, c)`` (``(group, i, j, c)``
+        for groups) and column ``(ho, wo, n)`` in C order, so ``kernel.reshape(-1, F).T @ cols`` is the
+        convolution stored ``(F, Ho, Wo, N)``.
 
     Example:
         >>> x = np.arange(16.0).reshape(1, 4, 4, 1)
@@ -190,33 +209,45 @@ def im2col(x: np.ndarray, kernel_size, strides=(1, 1), pads: Pads = ((0, 0), (0,
                [ 1.,  3.,  9., 11.],
                [ 4.,  6., 12., 14.],
                [ 5.,  7., 13., 15.]])
+        >>> im2col(x, (2, 2), dilation=(2, 2))[:, 0]   # the taps of the first window are 2 apart
+        array([ 0.,  2.,  8., 10.])
     """
     n, h, w, c = x.shape
     kh, kw = kernel_hw = tuple(kernel_size)
     sh, sw = strides = tuple(strides)
-    ho, wo = output_hw((h, w), kernel_hw, strides, pads)
+    dh, dw = tuple(dilation)
+    if groups > 1 and ones_row:
+        raise ValueError("im2col: ones_row is not available with groups > 1")
+    ho, wo = output_hw((h, w), dilated_size(kernel_hw, (dh, dw)), strides, pads)
     k = kh * kw * c
     xp = _padded_chwn(x, pads, workspace)
     cols = scratch(workspace, "cols", (k + (1 if ones_row else 0), ho, wo, n), x.dtype)
     # all kh * kw offsets as one read-only view, so the unfolding is a single NumPy call: each call
     # releases and retakes the GIL, which costs more than the copy itself when two threads compete
     s_c, s_h, s_w, s_n = xp.strides
-    windows = as_strided(xp, (kh, kw, c, ho, wo, n), (s_h, s_w, s_c, s_h * sh, s_w * sw, s_n), writeable=False)
-    np.copyto(cols[:k].reshape(kh, kw, c, ho, wo, n), windows)
+    if groups == 1:
+        windows = as_strided(xp, (kh, kw, c, ho, wo, n), (s_h * dh, s_w * dw, s_c, s_h * sh, s_w * sw, s_n),
+                             writeable=False)
+        np.copyto(cols[:k].reshape(kh, kw, c, ho, wo, n), windows)
+    else:
+        cg = c // groups
+        windows = as_strided(xp, (groups, kh, kw, cg, ho, wo, n),
+                             (s_c * cg, s_h * dh, s_w * dw, s_c, s_h * sh, s_w * sw, s_n), writeable=False)
+        np.copyto(cols.reshape(groups, kh, kw, cg, ho, wo, n), windows)
     if ones_row:
         cols[k] = 1
     return cols.reshape(len(cols), -1)
 
 
 def col2im(cols: np.ndarray, input_shape, kernel_size, strides=(1, 1), pads: Pads = ((0, 0), (0, 0)),
-           workspace: dict | None = None) -> np.ndarray:
+           workspace: dict | None = None, dilation=(1, 1), groups: int = 1) -> np.ndarray:
     """The adjoint of :func:`im2col`: adds every column of ``cols`` back onto the window it came from.
 
     Args:
         cols: ``(kh * kw * C, Ho * Wo * N)`` in :func:`im2col`'s order (extra rows after the first
             ``kh * kw * C``, such as the ones row, are ignored).
         input_shape: ``(N, H, W, C)`` of the unpadded input.
-        kernel_size, strides, pads: as given to :func:`im2col`.
+        kernel_size, strides, pads, dilation, groups: as given to :func:`im2col`.
         workspace: keeps the padded accumulator between calls (the result is always a new array).
 
     Returns:
@@ -232,13 +263,18 @@ def col2im(cols: np.ndarray, input_shape, kernel_size, strides=(1, 1), pads: Pad
     n, h, w, c = input_shape
     kh, kw = kernel_size
     sh, sw = strides
+    dh, dw = dilation
     (t, b), (l, r) = pads
-    ho, wo = output_hw((h, w), (kh, kw), (sh, sw), pads)
-    d = cols[:kh * kw * c].reshape(kh, kw, c, ho, wo, n)
+    ho, wo = output_hw((h, w), dilated_size((kh, kw), (dh, dw)), (sh, sw), pads)
     acc = _zeroed_accumulator(workspace, pads, (c, h + t + b, w + l + r, n), cols.dtype)
+    if groups == 1:
+        d, target = cols[:kh * kw * c].reshape(kh, kw, c, ho, wo, n), acc
+    else:
+        d = cols[:kh * kw * c].reshape(groups, kh, kw, c // groups, ho, wo, n).transpose(1, 2, 0, 3, 4, 5, 6)
+        target = acc.reshape(groups, c // groups, *acc.shape[1:])
     for i in range(kh):
         for j in range(kw):
-            acc[:, i:i + (ho - 1) * sh + 1:sh, j:j + (wo - 1) * sw + 1:sw] += d[i, j]
+            target[..., i * dh:i * dh + (ho - 1) * sh + 1:sh, j * dw:j * dw + (wo - 1) * sw + 1:sw, :] += d[i, j]
     return _unpadded(acc, pads, h, w)
 
 
@@ -262,7 +298,8 @@ def _unpadded(acc: np.ndarray, pads: Pads, h: int, w: int) -> np.ndarray:
 
 
 def conv2d_forward(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None = None, strides=(1, 1),
-                   pads: Pads = ((0, 0), (0, 0)), workspace: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+                   pads: Pads = ((0, 0), (0, 0)), workspace: dict | None = None,
+                   dilation=(1, 1)) -> tuple[np.ndarray, np.ndarray]:
     """Cross-correlation of ``x`` with ``kernel`` plus ``bias`` (what deep-learning libraries call convolution).
 
     Args:
@@ -273,6 +310,7 @@ def conv2d_forward(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None = 
         pads: ``((top, bottom), (left, right))``.
         workspace: scratch arrays kept between calls (a layer's ``workspace``); ``cols`` then lives
             there until the next call. Default None.
+        dilation: ``(dh, dw)``, default ``(1, 1)``.
 
     Returns:
         ``(out, cols)``: ``out`` ``(N, Ho, Wo, F)`` (stored CHWN, always a new array) and the column
@@ -287,17 +325,17 @@ def conv2d_forward(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None = 
     """
     n, h, w, c = x.shape
     kh, kw, _, f = kernel.shape
-    ho, wo = output_hw((h, w), (kh, kw), strides, pads)
+    ho, wo = output_hw((h, w), dilated_size((kh, kw), dilation), strides, pads)
     w2 = kernel.reshape(kh * kw * c, f)
     if bias is not None:
         w2 = np.concatenate([w2, bias.reshape(1, f)])
-    cols = im2col(x, (kh, kw), strides, pads, ones_row=bias is not None, workspace=workspace)
+    cols = im2col(x, (kh, kw), strides, pads, ones_row=bias is not None, workspace=workspace, dilation=dilation)
     return from_chwn((w2.T @ cols).reshape(f, ho, wo, n)), cols
 
 
 def conv2d_backward(dout: np.ndarray, cols: np.ndarray, kernel: np.ndarray, input_shape, strides=(1, 1),
                     pads: Pads = ((0, 0), (0, 0)), has_bias: bool = True, need_dx: bool = True,
-                    workspace: dict | None = None):
+                    workspace: dict | None = None, dilation=(1, 1)):
     """Gradients of :func:`conv2d_forward`.
 
     Args:
@@ -305,7 +343,7 @@ def conv2d_backward(dout: np.ndarray, cols: np.ndarray, kernel: np.ndarray, inpu
         cols: the column matrix returned by :func:`conv2d_forward`.
         kernel: ``(kh, kw, C, F)``, as used in forward.
         input_shape: ``(N, H, W, C)``.
-        strides, pads: as in forward.
+        strides, pads, dilation: as in forward.
         has_bias: whether forward had a bias (``cols`` then ends with a row of ones).
         need_dx: compute ``dx``; False skips the col2im (a model's first layer), default True.
         workspace: scratch arrays kept between calls, default None.
@@ -322,14 +360,34 @@ def conv2d_backward(dout: np.ndarray, cols: np.ndarray, kernel: np.ndarray, inpu
     dbias = dw[k].copy() if has_bias else None
     if not need_dx:
         return None, dkernel, dbias
-    if strides[1] == 1:
-        return _input_gradient_by_rows(dm, kernel, input_shape, strides[0], pads, workspace), dkernel, dbias
+    return conv2d_input_gradient(dm, kernel, input_shape, strides, pads, workspace, dilation), dkernel, dbias
+
+
+def conv2d_input_gradient(dm: np.ndarray, kernel: np.ndarray, input_shape, strides=(1, 1),
+                          pads: Pads = ((0, 0), (0, 0)), workspace: dict | None = None, dilation=(1, 1)):
+    """``dx`` ``(N, H, W, C)`` (stored CHWN) of a convolution, given its output gradient.
+
+    This is also the forward pass of a transposed convolution (:class:`~nnscratch.layers.Conv2DTranspose`):
+    the GEMM ``kernel @ dout`` scattered back onto the windows by col2im.
+
+    Args:
+        dm: ``(F, Ho * Wo * N)``, the output gradient stored CHWN (``to_chwn(dout).reshape(F, -1)``).
+        kernel: ``(kh, kw, C, F)``.
+        input_shape: ``(N, H, W, C)`` of the convolution's input.
+        strides, pads, dilation: the convolution's.
+        workspace: scratch arrays kept between calls, default None.
+    """
+    kh, kw, c, f = kernel.shape
+    if strides[1] == 1 and dilation[1] == 1:
+        return _input_gradient_by_rows(dm, kernel, input_shape, strides[0], pads, workspace, dilation[0])
+    k = kh * kw * c
     dcols = np.matmul(kernel.reshape(k, f), dm, out=scratch(workspace, "dcols", (k, dm.shape[1]), dm.dtype))
-    return col2im(dcols, input_shape, (kh, kw), strides, pads, workspace), dkernel, dbias
+    return col2im(dcols, input_shape, (kh, kw), strides, pads, workspace, dilation)
 
 
-def _input_gradient_by_rows(dm, kernel, input_shape, sh, pads, workspace=None):
-    """``dx`` of a convolution with a horizontal stride of 1, in ``kh`` accumulations instead of col2im's ``kh * kw``.
+def _input_gradient_by_rows(dm, kernel, input_shape, sh, pads, workspace=None, dh=1):
+    """``dx`` of a convolution with a horizontal stride and dilation of 1, in ``kh`` accumulations instead of
+    col2im's ``kh * kw``.
 
     col2im adds ``kh * kw`` shifted slices, one NumPy call each; with two threads competing for the GIL
     those calls cost more than their arithmetic (C3's backward ran 0.65x as fast on 2 threads as on 1).
@@ -340,13 +398,14 @@ def _input_gradient_by_rows(dm, kernel, input_shape, sh, pads, workspace=None):
     Args:
         dm: ``(F, Ho * Wo * N)``, the output gradient stored CHWN.
         kernel: ``(kh, kw, C, F)``.
-        input_shape: ``(N, H, W, C)``; ``sh``: the vertical stride; ``pads`` as in forward.
+        input_shape: ``(N, H, W, C)``; ``sh``: the vertical stride; ``pads`` as in forward; ``dh``: the
+            vertical dilation.
     """
     n, h, w, c = input_shape
     kh, kw, _, f = kernel.shape
     (t, b), (l, r) = pads
     hp, wp = h + t + b, w + l + r
-    ho, wo = (hp - kh) // sh + 1, wp - kw + 1
+    ho, wo = (hp - (kh - 1) * dh - 1) // sh + 1, wp - kw + 1
     # dout with kw - 1 zero columns on each side; its width-wp windows at the kw offsets are the rows
     # that each reversed kernel column meets
     wide = zero_bordered(workspace, "dout_wide", (f, ho, wo + 2 * (kw - 1), n), dm.dtype)
@@ -358,5 +417,73 @@ def _input_gradient_by_rows(dm, kernel, input_shape, sh, pads, workspace=None):
                         out=scratch(workspace, "dx_rows", (kh * c, ho * wp * n), dm.dtype)).reshape(kh, c, ho, wp, n)
     acc = _zeroed_accumulator(workspace, pads, (c, hp, wp, n), dm.dtype)
     for i in range(kh):
-        acc[:, i:i + (ho - 1) * sh + 1:sh] += per_row[i]
+        acc[:, i * dh:i * dh + (ho - 1) * sh + 1:sh] += per_row[i]
     return _unpadded(acc, pads, h, w)
+
+
+def _group_kernel(kernel: np.ndarray, groups: int) -> np.ndarray:
+    """``(kh, kw, C/g, F)`` -> ``(g, F/g, kh * kw * C/g)``: each group's kernel as a matrix over its rows of
+    the grouped column matrix (output channel ``group * F/g + f``, as Keras and PyTorch number them)."""
+    kh, kw, cg, f = kernel.shape
+    return kernel.reshape(kh, kw, cg, groups, f // groups).transpose(3, 4, 0, 1, 2).reshape(groups, f // groups, -1)
+
+
+def grouped_conv2d_forward(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, groups: int, strides=(1, 1),
+                           pads: Pads = ((0, 0), (0, 0)), dilation=(1, 1), workspace: dict | None = None):
+    """A grouped convolution: the ``C`` input channels and ``F`` output maps are cut into ``g`` groups, and
+    group ``i``'s maps see group ``i``'s channels only. ``g = C`` is a depthwise convolution.
+
+    One im2col with group-major rows, then one batched GEMM ``(g, F/g, K/g) @ (g, K/g, M)``.
+
+    Args:
+        x: ``(N, H, W, C)``, any memory order.
+        kernel: ``(kh, kw, C/g, F)`` (Keras' layout for ``groups``).
+        bias: ``(F,)`` or None.
+        groups: ``g``, dividing ``C`` and ``F``.
+        strides, pads, dilation: as for :func:`conv2d_forward`.
+        workspace: scratch arrays kept between calls, default None.
+
+    Returns:
+        ``(out, cols)``: ``out`` ``(N, Ho, Wo, F)`` stored CHWN, and the ``(g, K/g, M)`` column matrix that
+        :func:`grouped_conv2d_backward` needs.
+
+    Example:
+        >>> x = np.arange(8.0).reshape(1, 2, 2, 2)          # two channels
+        >>> out, _ = grouped_conv2d_forward(x, np.ones((2, 2, 1, 2)), None, groups=2)
+        >>> out.reshape(-1).tolist()                       # each map sums its own channel
+        [12.0, 16.0]
+    """
+    n, h, w, c = x.shape
+    kh, kw, _, f = kernel.shape
+    ho, wo = output_hw((h, w), dilated_size((kh, kw), dilation), strides, pads)
+    cols = im2col(x, (kh, kw), strides, pads, workspace=workspace, dilation=dilation, groups=groups)
+    cols = cols.reshape(groups, -1, cols.shape[1])
+    kernel_g = _group_kernel(kernel, groups)
+    if f == groups:  # one map per group (depthwise): NumPy's stacked matmul of (1, K) rows is slow on big M
+        out = np.einsum("gk,gkm->gm", kernel_g[:, 0], cols)
+    else:
+        out = np.matmul(kernel_g, cols).reshape(f, ho * wo * n)
+    if bias is not None:
+        out += bias[:, None]
+    return from_chwn(out.reshape(f, ho, wo, n)), cols
+
+
+def grouped_conv2d_backward(dout: np.ndarray, cols: np.ndarray, kernel: np.ndarray, input_shape, groups: int,
+                            strides=(1, 1), pads: Pads = ((0, 0), (0, 0)), dilation=(1, 1), has_bias: bool = True,
+                            need_dx: bool = True, workspace: dict | None = None):
+    """Gradients of :func:`grouped_conv2d_forward`: ``(dx or None, dkernel (kh, kw, C/g, F), dbias or None)``."""
+    kh, kw, cg, f = kernel.shape
+    dm = to_chwn(dout).reshape(groups, f // groups, -1)                       # (g, F/g, M)
+    # (g, K/g, M) @ (g, M, F/g) streams the big column matrix row by row: 10x faster than dm @ cols^T here
+    dk = np.matmul(cols, dm.transpose(0, 2, 1)).transpose(0, 2, 1)          # (g, F/g, K/g)
+    dkernel = dk.reshape(groups, f // groups, kh, kw, cg).transpose(2, 3, 4, 0, 1).reshape(kernel.shape)
+    dbias = dm.sum(axis=2).reshape(f) if has_bias else None
+    if not need_dx:
+        return None, dkernel, dbias
+    kernel_t = np.ascontiguousarray(_group_kernel(kernel, groups).transpose(0, 2, 1))   # (g, K/g, F/g)
+    if f == groups:  # depthwise: an outer product per group, as a broadcast multiplication
+        dcols = kernel_t * dm
+    else:
+        dcols = np.matmul(kernel_t, dm)                                       # (g, K/g, M)
+    dx = col2im(dcols.reshape(-1, dcols.shape[2]), input_shape, (kh, kw), strides, pads, workspace, dilation, groups)
+    return dx, dkernel, dbias

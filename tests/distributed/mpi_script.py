@@ -14,7 +14,6 @@ the final weights, losses, evaluation and predictions (rank 0).
 import argparse
 import contextlib
 import os
-import sys
 import time
 
 import numpy as np
@@ -113,8 +112,8 @@ def check_several_inputs_and_outputs():
     else:
         raise AssertionError("ranks with different weights were not refused")
     model.fit(x, y, epochs=1, batch_size=8, verbose=0, distributed=True)  # makes the weights rank 0's
-    got, scores = model.predict(x, batch_size=5, distributed=True), model.evaluate(x, y, distributed=True)
-    local, local_scores = model.predict(x, batch_size=5), model.evaluate(x, y)
+    got, scores = model.predict(x, batch_size=5, distributed=True), model.evaluate(x, y, distributed=True, return_dict=True)
+    local, local_scores = model.predict(x, batch_size=5), model.evaluate(x, y, return_dict=True)
     if world_rank() == 0:
         assert all(np.allclose(g, w, rtol=1e-12, atol=0) for g, w in zip(got, local))
     else:
@@ -181,7 +180,7 @@ def main():
                                 callbacks=callbacks, validation_data=(x[:50], y[:50]), distributed=args.distributed)
         if args.save:
             model.save(args.save)
-        scores = model.evaluate(x, y, distributed=args.distributed)
+        scores = model.evaluate(x, y, distributed=args.distributed, return_dict=True)
         pred = model.predict(x, distributed=args.distributed)
         if args.dir:
             from nnscratch.io.history_json import write_history_json

@@ -206,7 +206,9 @@ def test_config_echoes_the_arguments():
     config = layer.get_config()
     assert config == {"filters": 6, "kernel_size": 5, "strides": [1, 2], "padding": [[1, 0], [2, 2]],
                       "connections": None, "use_bias": False, "kernel_initializer": None,
-                      "bias_initializer": "zeros", "input_shape": [28, 28, 1], "name": "c1"}
+                      "bias_initializer": "zeros", "input_shape": [28, 28, 1], "name": "c1", "dilation_rate": 1,
+                      "groups": 1, "activation": None, "kernel_regularizer": None, "bias_regularizer": None,
+                      "kernel_constraint": None, "bias_constraint": None}
     assert Conv2D(**config).get_config() == config
 
 

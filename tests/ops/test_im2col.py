@@ -5,8 +5,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import naive_conv
-from nnscratch.ops.im2col import (check_padding, col2im, conv2d_backward, conv2d_forward, im2col, output_hw,
-                                  pad_spatial, resolve_padding)
+from nnscratch.ops.im2col import (check_padding, col2im, conv2d_backward, conv2d_forward, grouped_conv2d_backward,
+                                  grouped_conv2d_forward, im2col, output_hw, pad_spatial, resolve_padding)
 from nnscratch.ops.layout import from_chwn, to_chwn
 
 NO_PAD = ((0, 0), (0, 0))
@@ -207,3 +207,59 @@ def test_conv2d_matches_loops_on_random_geometry(n, h, w, c, f, kh, kw, sh, sw, 
     np.testing.assert_allclose(dx, rdx, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(dk, rdk, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(db, rdb, rtol=1e-10, atol=1e-12)
+
+
+# -- dilation and groups (issue 14) ---------------------------------------------------------------
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 2), h=st.integers(1, 7), w=st.integers(1, 7), groups=st.integers(1, 3),
+       cg=st.integers(1, 2), fg=st.integers(1, 2), kh=st.integers(1, 3), kw=st.integers(1, 3),
+       sh=st.integers(1, 2), sw=st.integers(1, 2), dh=st.integers(1, 3), dw=st.integers(1, 3),
+       pads=st.tuples(st.tuples(st.integers(0, 2), st.integers(0, 2)), st.tuples(st.integers(0, 2), st.integers(0, 2))),
+       order=st.sampled_from(naive_conv.STORAGE_ORDERS), seed=st.integers(0, 2**16))
+def test_dilated_grouped_conv2d_matches_loops(n, h, w, groups, cg, fg, kh, kw, sh, sw, dh, dw, pads, order, seed):
+    c, f = groups * cg, groups * fg
+    if (kh - 1) * dh + 1 > h + sum(pads[0]) or (kw - 1) * dw + 1 > w + sum(pads[1]):
+        with pytest.raises(ValueError, match="larger than the padded input"):
+            im2col(np.zeros((n, h, w, c)), (kh, kw), (sh, sw), pads, dilation=(dh, dw), groups=groups)
+        return
+    rng, x, kernel, bias = _conv_case((n, h, w, c), (kh, kw, cg, f), np.float64, seed)
+    if groups == 1:
+        out, cols = conv2d_forward(naive_conv.stored(x, order), kernel, bias, (sh, sw), pads, dilation=(dh, dw))
+    else:
+        out, cols = grouped_conv2d_forward(naive_conv.stored(x, order), kernel, bias, groups, (sh, sw), pads, (dh, dw))
+    ref = naive_conv.conv2d_general(x, kernel, bias, (sh, sw), pads, (dh, dw), groups)
+    np.testing.assert_allclose(out, ref, rtol=1e-10, atol=1e-12)
+    dout = rng.standard_normal(out.shape)
+    if groups == 1:
+        dx, dk, db = conv2d_backward(naive_conv.stored(dout, order), cols, kernel, x.shape, (sh, sw), pads,
+                                     dilation=(dh, dw))
+    else:
+        dx, dk, db = grouped_conv2d_backward(naive_conv.stored(dout, order), cols, kernel, x.shape, groups, (sh, sw),
+                                             pads, (dh, dw))
+    rdx, rdk, rdb = naive_conv.conv2d_general_backward(x, kernel, (sh, sw), pads, dout, (dh, dw), groups)
+    np.testing.assert_allclose(dx, rdx, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(dk, rdk, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(db, rdb, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape, k, s, pads, d, g", [
+    ((2, 7, 8, 4), (3, 2), (1, 1), ((1, 1), (0, 2)), (2, 3), 2),
+    ((1, 9, 9, 3), (3, 3), (2, 2), ((1, 1), (1, 1)), (2, 2), 3),
+    ((2, 6, 6, 2), (2, 2), (1, 2), NO_PAD, (1, 2), 1),
+])
+def test_dilated_grouped_col2im_is_the_adjoint_of_im2col(shape, k, s, pads, d, g):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(shape)
+    cols = im2col(x, k, s, pads, dilation=d, groups=g)
+    y = rng.standard_normal(cols.shape)
+    dx = col2im(y, shape, k, s, pads, dilation=d, groups=g)
+    np.testing.assert_allclose(np.sum(cols * y), np.sum(x * dx), rtol=1e-10)
+
+
+def test_grouped_im2col_orders_rows_group_first():
+    x = np.arange(2 * 2 * 4.0).reshape(1, 2, 2, 4)        # channels 0..3, two groups of two
+    cols = im2col(x, (1, 2), groups=2)                       # rows (group, i, j, c)
+    assert cols[:, 0].tolist() == [x[0, 0, 0, 0], x[0, 0, 0, 1], x[0, 0, 1, 0], x[0, 0, 1, 1],
+                                   x[0, 0, 0, 2], x[0, 0, 0, 3], x[0, 0, 1, 2], x[0, 0, 1, 3]]
+    with pytest.raises(ValueError, match="ones_row is not available with groups"):
+        im2col(x, (1, 1), groups=2, ones_row=True)

@@ -1,0 +1,77 @@
+"""Weight regularizers and constraints at training time: what happens around each optimizer step.
+
+Layers declare them per weight (``layer.weight_regularizers`` and ``layer.weight_constraints``,
+``{weight name: object}``, see :mod:`nnscratch.layers.options`). Once per step, for the whole batch (never
+per chunk, so the thread count does not matter):
+
+1. every penalty is added to the batch's reported ``loss`` and its gradient to the weight's gradient
+   (trainable weights only: a frozen weight's penalty is a constant);
+2. the optimizer steps;
+3. every constraint projects its weight in place (trainable weights only).
+
+``evaluate``/``validate`` report the loss with the penalties too, as Keras does, and the whole-model
+gradient check (:func:`nnscratch.gradcheck.check_model`) checks their gradients with the rest.
+
+Example:
+    >>> import numpy as np, nnscratch
+    >>> from nnscratch.layers import Dense
+    >>> model = nnscratch.Model([Dense(1, kernel_regularizer="l2", use_bias=False, input_shape=(2,))], seed=0)
+    >>> model.compile(optimizer="sgd", loss="mse")
+    >>> model.layers[0].params["kernel"][...] = [[1.0], [2.0]]
+    >>> round(total_penalty(model), 6)          # 0.01 * (1 + 4)
+    0.05
+"""
+from __future__ import annotations
+
+
+def _regularized(model, trainable_only=False):
+    """``[(layer, weight name, regularizer, trainable)]`` over the model's layers and their sublayers."""
+    found = []
+    for layer in model.layers:
+        for _, sub, trainable in layer._walk_trainable():
+            for name, reg in getattr(sub, "weight_regularizers", {}).items():
+                if name in sub.params and (trainable or not trainable_only):
+                    found.append((sub, name, reg, trainable))
+    return found
+
+
+def total_penalty(model) -> float:
+    """The sum of every weight regularizer's penalty (0.0 without any)."""
+    return float(sum(reg.penalty(sub.params[name]) for sub, name, reg, _ in _regularized(model)))
+
+
+def add_penalty_gradients(model) -> float:
+    """Adds each penalty's gradient to its (trainable) weight's gradient in the layers' own ``grads``; returns
+    the total penalty."""
+    total = 0.0
+    for sub, name, reg, trainable in _regularized(model):
+        w = sub.params[name]
+        total += reg.penalty(w)
+        if trainable:
+            sub.grads[name] += reg.gradient(w)
+    return float(total)
+
+
+def apply_constraints(model) -> None:
+    """Projects every constrained trainable weight in place."""
+    for layer in model.layers:
+        for _, sub, trainable in layer._walk_trainable():
+            if not trainable:
+                continue
+            for name, constraint in getattr(sub, "weight_constraints", {}).items():
+                if name in sub.params:
+                    constraint(sub.params[name])
+
+
+def optimizer_step(model, logs: dict) -> dict:
+    """Penalties into the gradients and ``logs["loss"]``, one optimizer step, then the constraints.
+
+    Called once per training step by the model's train step (one thread or several) after the chunks'
+    gradients have been collected into the layers.
+    """
+    penalty = add_penalty_gradients(model)
+    if penalty and "loss" in logs:
+        logs["loss"] += penalty
+    model.optimizer.step(model.trainable_params())
+    apply_constraints(model)
+    return logs

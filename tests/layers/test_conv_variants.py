@@ -1,0 +1,346 @@
+"""Dilated and grouped Conv2D, DepthwiseConv2D, SeparableConv2D, Conv2DTranspose and Conv1D: shapes as Keras
+gives them, values and gradients against the loop references in tests/naive_conv.py and against PyTorch's
+torch.nn.functional (skipped without torch), and bad arguments named."""
+import numpy as np
+import pytest
+
+import naive_conv
+from nnscratch.layers import Conv1D, Conv2D, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D
+from nnscratch.layers.conv_variants import transpose_geometry
+
+
+def built(layer, shape, dtype="float64", seed=0):
+    layer.initialize(shape, dtype, np.random.default_rng(seed))
+    if "bias" in layer.params:  # zero biases would hide a bias bug
+        layer.params["bias"][...] = np.random.default_rng(seed + 1).standard_normal(layer.params["bias"].shape)
+    return layer
+
+
+def run(layer, shape, batch=2, seed=3):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch,) + tuple(shape))
+    out = layer.forward(x, training=True)
+    dout = rng.standard_normal(out.shape)
+    dx = layer.backward(dout)
+    return x, out, dout, dx
+
+
+# -- Conv2D with dilation and groups, against the loops -------------------------------------------
+@pytest.mark.parametrize("config, shape", [
+    ({"filters": 3, "kernel_size": 3, "dilation_rate": 2}, (7, 7, 2)),
+    ({"filters": 4, "kernel_size": (2, 3), "dilation_rate": (3, 1), "strides": 2, "padding": "same"}, (8, 7, 2)),
+    ({"filters": 6, "kernel_size": 3, "groups": 3, "padding": 1}, (5, 5, 6)),
+    ({"filters": 4, "kernel_size": 2, "groups": 2, "dilation_rate": 2, "strides": (1, 2), "use_bias": False},
+     (6, 7, 4)),
+])
+def test_dilated_and_grouped_conv2d_match_loops(config, shape):
+    layer = built(Conv2D(**config), shape)
+    x, out, dout, dx = run(layer, shape)
+    args = (layer._strides, layer._pads, layer._dilation, layer.groups)
+    np.testing.assert_allclose(out, naive_conv.conv2d_general(x, layer.params["kernel"], layer.params.get("bias"),
+                                                              *args), rtol=1e-10, atol=1e-12)
+    rdx, rdk, rdb = naive_conv.conv2d_general_backward(x, layer.params["kernel"], layer._strides, layer._pads, dout,
+                                                       layer._dilation, layer.groups)
+    np.testing.assert_allclose(dx, rdx, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(layer.grads["kernel"], rdk, rtol=1e-10, atol=1e-12)
+    if layer.use_bias:
+        np.testing.assert_allclose(layer.grads["bias"], rdb, rtol=1e-10, atol=1e-12)
+    assert layer.params["kernel"].shape == layer._kernel_hw + (shape[2] // layer.groups, layer.filters)
+
+
+# -- DepthwiseConv2D and SeparableConv2D ----------------------------------------------------------
+def depthwise_as_grouped(kernel):
+    """Keras' depthwise kernel (kh, kw, C, m) as a grouped Conv2D kernel (kh, kw, 1, C * m)."""
+    kh, kw, c, m = kernel.shape
+    return kernel.reshape(kh, kw, 1, c * m)
+
+
+@pytest.mark.parametrize("config, shape", [
+    ({"kernel_size": 3}, (5, 6, 2)),
+    ({"kernel_size": (3, 2), "depth_multiplier": 3, "strides": (2, 1), "padding": "same"}, (6, 5, 2)),
+    ({"kernel_size": 2, "dilation_rate": 2, "use_bias": False}, (5, 5, 3)),
+])
+def test_depthwise_matches_loops(config, shape):
+    layer = built(DepthwiseConv2D(**config), shape)
+    x, out, dout, dx = run(layer, shape)
+    c = shape[2]
+    kernel = depthwise_as_grouped(layer.params["depthwise_kernel"])
+    args = (layer._strides, layer._pads, layer._dilation, c)
+    np.testing.assert_allclose(out, naive_conv.conv2d_general(x, kernel, layer.params.get("bias"), *args),
+                               rtol=1e-10, atol=1e-12)
+    rdx, rdk, _ = naive_conv.conv2d_general_backward(x, kernel, layer._strides, layer._pads, dout, layer._dilation, c)
+    np.testing.assert_allclose(dx, rdx, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(layer.grads["depthwise_kernel"], rdk.reshape(layer.params["depthwise_kernel"].shape),
+                               rtol=1e-10, atol=1e-12)
+    # output channel c * m + j is input channel c through depthwise_kernel[..., c, j] (TensorFlow's order)
+    m = layer.depth_multiplier
+    one = built(DepthwiseConv2D(**config), shape)
+    x1 = np.zeros((1,) + shape)
+    x1[..., 1] = np.random.default_rng(0).standard_normal(shape[:2])
+    y1 = one.forward(x1) - (one.params["bias"] if one.use_bias else 0)
+    assert np.abs(y1[..., m:2 * m]).max() > 0
+    assert np.abs(np.delete(y1, np.s_[m:2 * m], axis=-1)).max() < 1e-12
+
+
+@pytest.mark.parametrize("config, shape", [
+    ({"filters": 3, "kernel_size": 3}, (5, 5, 2)),
+    ({"filters": 4, "kernel_size": 2, "depth_multiplier": 2, "strides": 2, "padding": "same"}, (5, 6, 3)),
+])
+def test_separable_is_depthwise_then_pointwise(config, shape):
+    layer = built(SeparableConv2D(**config), shape)
+    x, out, dout, dx = run(layer, shape)
+    dw = depthwise_as_grouped(layer.params["depthwise_kernel"])
+    args = (layer._strides, layer._pads, layer._dilation, shape[2])
+    h = naive_conv.conv2d_general(x, dw, None, *args)
+    pw = layer.params["pointwise_kernel"]
+    ref = naive_conv.conv2d_general(h, pw, layer.params["bias"], (1, 1), ((0, 0), (0, 0)))
+    np.testing.assert_allclose(out, ref, rtol=1e-10, atol=1e-12)
+    dh, dpw, db = naive_conv.conv2d_general_backward(h, pw, (1, 1), ((0, 0), (0, 0)), dout)
+    rdx, rdw, _ = naive_conv.conv2d_general_backward(x, dw, layer._strides, layer._pads, dh, layer._dilation, shape[2])
+    np.testing.assert_allclose(dx, rdx, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(layer.grads["pointwise_kernel"], dpw, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(layer.grads["depthwise_kernel"], rdw.reshape(layer.params["depthwise_kernel"].shape),
+                               rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(layer.grads["bias"], db, rtol=1e-10, atol=1e-12)
+
+
+def test_keras_weight_names_and_layouts():
+    sep = built(SeparableConv2D(8, 3, depth_multiplier=2), (6, 6, 3))
+    assert {k: v.shape for k, v in sep.params.items()} == {
+        "depthwise_kernel": (3, 3, 3, 2), "pointwise_kernel": (1, 1, 6, 8), "bias": (8,)}
+    dw = built(DepthwiseConv2D(3, depth_multiplier=2), (6, 6, 3))
+    assert {k: v.shape for k, v in dw.params.items()} == {"depthwise_kernel": (3, 3, 3, 2), "bias": (6,)}
+    tr = built(Conv2DTranspose(5, (2, 3)), (4, 4, 3))
+    assert {k: v.shape for k, v in tr.params.items()} == {"kernel": (2, 3, 5, 3), "bias": (5,)}
+    c1 = built(Conv1D(6, 3, groups=2), (9, 4))
+    assert {k: v.shape for k, v in c1.params.items()} == {"kernel": (3, 2, 6), "bias": (6,)}
+
+
+# -- Conv2DTranspose ------------------------------------------------------------------------------
+@pytest.mark.parametrize("size, k, s, padding, op, keras", [
+    # Keras' deconv_output_length
+    (7, 3, 2, "same", None, 14), (7, 3, 2, "valid", None, 15), (7, 2, 2, "valid", None, 14),
+    (2, 1, 3, "valid", None, 6), (7, 3, 2, "same", 1, 14), (7, 3, 2, "valid", 1, 16), (5, 4, 2, "same", 0, 8),
+    (5, 5, 1, "same", None, 5), (4, 3, 1, "valid", None, 6),
+])
+def test_transpose_output_sizes_are_keras(size, k, s, padding, op, keras):
+    assert transpose_geometry(size, k, s, 1, padding, op)[0] == keras
+    layer = Conv2DTranspose(2, k, strides=s, padding=padding, output_padding=op)
+    assert layer.compute_output_shape((size, size, 3)) == (keras, keras, 2)
+
+
+@pytest.mark.parametrize("config, shape", [
+    ({"filters": 3, "kernel_size": 3}, (3, 4, 2)),
+    ({"filters": 2, "kernel_size": 3, "strides": 2, "padding": "same"}, (3, 3, 2)),
+    ({"filters": 2, "kernel_size": 4, "strides": 2, "padding": "same"}, (3, 2, 1)),
+    ({"filters": 2, "kernel_size": (2, 3), "strides": (2, 3), "output_padding": (1, 2)}, (2, 3, 2)),
+    ({"filters": 1, "kernel_size": 1, "strides": 3}, (2, 2, 2)),
+    ({"filters": 2, "kernel_size": 2, "dilation_rate": 2, "output_padding": 1, "padding": "same"}, (3, 3, 1)),
+])
+def test_transpose_matches_the_scatter_loops_and_is_the_adjoint_of_conv2d(config, shape):
+    layer = built(Conv2DTranspose(**config), shape)
+    x, out, dout, dx = run(layer, shape)
+    kernel, bias = layer.params["kernel"], layer.params.get("bias")
+    (top, _), (left, _) = layer._pads
+    ref = naive_conv.conv2d_transpose(x, kernel, bias, layer._strides, out.shape[1:3], ((top, 0), (left, 0)),
+                                      layer._dilation)
+    np.testing.assert_allclose(out, ref, rtol=1e-10, atol=1e-12)
+    # <T x, g> = <x, T* g>: the input gradient is the adjoint, which is the kernel gradient's partner too
+    lin = out - (0 if bias is None else bias)
+    np.testing.assert_allclose(np.sum(lin * dout), np.sum(x * dx), rtol=1e-10)
+    eps = 1e-6
+    probe = np.random.default_rng(9).standard_normal(kernel.shape)
+    saved = kernel.copy()
+    kernel += eps * probe
+    plus = np.sum(layer.forward(x) * dout)
+    kernel[...] = saved - eps * probe
+    minus = np.sum(layer.forward(x) * dout)
+    kernel[...] = saved
+    np.testing.assert_allclose(np.sum(layer.grads["kernel"] * probe), (plus - minus) / (2 * eps), rtol=1e-6)
+
+
+@pytest.mark.parametrize("config, shape", [
+    ({"filters": 2, "kernel_size": 3, "strides": 2, "padding": "same"}, (4, 3, 2)),
+    ({"filters": 2, "kernel_size": 4, "strides": 2, "padding": "same"}, (3, 3, 1)),
+    ({"filters": 3, "kernel_size": (3, 2), "strides": (2, 3), "padding": "same", "output_padding": (1, 2)}, (3, 2, 2)),
+    ({"filters": 2, "kernel_size": 5, "strides": 3, "padding": "same", "output_padding": 2}, (2, 3, 1)),
+    ({"filters": 2, "kernel_size": 3, "strides": 2, "padding": "valid", "output_padding": 1}, (3, 3, 2)),
+    ({"filters": 1, "kernel_size": 2, "strides": 3}, (2, 2, 2)),
+])
+def test_transpose_is_the_adjoint_of_the_keras_convolution_on_its_output_size(config, shape):
+    # TensorFlow defines conv2d_transpose as the gradient of conv2d with the same padding mode, on the output size
+    layer = built(Conv2DTranspose(**{**config, "use_bias": False}), shape)
+    out_shape = layer.output_shape
+    conv = built(Conv2D(shape[2], config["kernel_size"], strides=config["strides"],
+                        padding=config.get("padding", "valid"),
+                        use_bias=False), out_shape)
+    assert conv.output_shape == shape
+    conv.params["kernel"][...] = layer.params["kernel"]
+    rng = np.random.default_rng(5)
+    x, y = rng.standard_normal((2,) + shape), rng.standard_normal((2,) + out_shape)
+    np.testing.assert_allclose(np.sum(layer.forward(x) * y), np.sum(x * conv.forward(y)), rtol=1e-10)
+
+
+# -- Conv1D ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("config, shape, pads", [
+    ({"filters": 3, "kernel_size": 3}, (8, 2), (0, 0)),
+    ({"filters": 2, "kernel_size": 3, "padding": "causal", "dilation_rate": 2}, (7, 2), (4, 0)),
+    ({"filters": 4, "kernel_size": 2, "strides": 2, "padding": "same", "groups": 2}, (7, 4), (0, 1)),
+    ({"filters": 2, "kernel_size": 2, "padding": [1, 2]}, (4, 1), (1, 2)),
+])
+def test_conv1d_is_conv2d_on_a_row(config, shape, pads):
+    layer = built(Conv1D(**config), shape)
+    x, out, dout, dx = run(layer, shape)
+    assert out.shape == (2,) + layer.compute_output_shape(shape)
+    if config.get("padding") == "causal":  # output t depends on inputs up to t only
+        x2 = x.copy()
+        x2[:, 4:] += 1.0
+        np.testing.assert_allclose(layer.forward(x2)[:, :4], out[:, :4], rtol=1e-12)
+        layer.forward(x, training=True)
+        layer.backward(dout)
+    kernel = layer.params["kernel"][None]
+    args = ((1, layer.strides), ((0, 0), pads), (1, layer.dilation_rate), layer.groups)
+    ref = naive_conv.conv2d_general(x[:, None], kernel, layer.params.get("bias"), *args)[:, 0]
+    np.testing.assert_allclose(out, ref, rtol=1e-10, atol=1e-12)
+    rdx, rdk, _ = naive_conv.conv2d_general_backward(x[:, None], kernel, args[0], args[1], dout[:, None], args[2],
+                                                     args[3])
+    np.testing.assert_allclose(dx, rdx[:, 0], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(layer.grads["kernel"], rdk[0], rtol=1e-10, atol=1e-12)
+
+
+# -- against PyTorch ------------------------------------------------------------------------------
+def _torch_check(torch, out, tout, tin, dx, dout_t, grads):
+    """Backpropagates ``dout_t`` through torch's output and compares every pair (ours, torch tensor)."""
+    np.testing.assert_allclose(out, tout.detach().numpy(), rtol=1e-10, atol=1e-10)
+    tout.backward(dout_t)
+    np.testing.assert_allclose(dx, tin.grad.numpy(), rtol=1e-10, atol=1e-10)
+    for ours, theirs in grads:
+        np.testing.assert_allclose(ours, theirs(), rtol=1e-10, atol=1e-10)
+
+
+def _nchw(torch, a, grad=True):
+    return torch.tensor(np.ascontiguousarray(a.transpose(0, 3, 1, 2)), requires_grad=grad)
+
+
+def _torch_pad(F, t, pads):
+    (top, bottom), (left, right) = pads
+    return F.pad(t, (left, right, top, bottom))
+
+
+@pytest.mark.parametrize("config, shape", [
+    ({"filters": 4, "kernel_size": 3, "dilation_rate": 2, "strides": 2, "padding": "same"}, (9, 8, 2)),
+    ({"filters": 6, "kernel_size": (3, 2), "groups": 3, "dilation_rate": (1, 2)}, (6, 7, 3)),
+])
+def test_conv2d_dilation_and_groups_agree_with_pytorch(config, shape):
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    layer = built(Conv2D(**config), shape)
+    x, out, dout, dx = run(layer, shape)
+    tx = _nchw(torch, x)
+    tk = torch.tensor(layer.params["kernel"].transpose(3, 2, 0, 1).copy(), requires_grad=True)
+    tb = torch.tensor(layer.params["bias"], requires_grad=True)
+    ty = F.conv2d(_torch_pad(F, tx, layer._pads), tk, tb, stride=layer._strides, dilation=layer._dilation,
+                  groups=layer.groups)
+    _torch_check(torch, out, ty.permute(0, 2, 3, 1), tx, dx.transpose(0, 3, 1, 2), torch.tensor(dout),
+                 [(layer.grads["kernel"], lambda: tk.grad.numpy().transpose(2, 3, 1, 0)),
+                  (layer.grads["bias"], lambda: tb.grad.numpy())])
+
+
+def test_depthwise_and_separable_agree_with_pytorch():
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    shape = (7, 6, 3)
+    layer = built(SeparableConv2D(5, 3, depth_multiplier=2, strides=(2, 1), padding="same", dilation_rate=(1, 2)),
+                  shape)
+    x, out, dout, dx = run(layer, shape)
+    dk = layer.params["depthwise_kernel"]
+    kh, kw, c, m = dk.shape
+    tx = _nchw(torch, x)
+    tdk = torch.tensor(dk.reshape(kh, kw, c * m).transpose(2, 0, 1)[:, None].copy(), requires_grad=True)
+    tpk = torch.tensor(layer.params["pointwise_kernel"].transpose(3, 2, 0, 1).copy(), requires_grad=True)
+    tb = torch.tensor(layer.params["bias"], requires_grad=True)
+    h = F.conv2d(_torch_pad(F, tx, layer._pads), tdk, None, stride=layer._strides, dilation=layer._dilation, groups=c)
+    ty = F.conv2d(h, tpk, tb)
+    _torch_check(torch, out, ty.permute(0, 2, 3, 1), tx, dx.transpose(0, 3, 1, 2), torch.tensor(dout),
+                 [(layer.grads["depthwise_kernel"],
+                   lambda: tdk.grad.numpy()[:, 0].transpose(1, 2, 0).reshape(dk.shape)),
+                  (layer.grads["pointwise_kernel"], lambda: tpk.grad.numpy().transpose(2, 3, 1, 0)),
+                  (layer.grads["bias"], lambda: tb.grad.numpy())])
+
+
+@pytest.mark.parametrize("config, shape", [
+    ({"filters": 3, "kernel_size": 3, "strides": 2, "padding": "same"}, (4, 3, 2)),
+    ({"filters": 2, "kernel_size": (3, 2), "strides": (2, 3), "output_padding": (1, 2), "dilation_rate": 1}, (3, 2, 2)),
+    ({"filters": 2, "kernel_size": 3, "strides": 1, "dilation_rate": 2, "output_padding": 1}, (3, 4, 1)),
+    ({"filters": 2, "kernel_size": 4, "strides": 2, "padding": "same", "output_padding": 1}, (3, 3, 2)),
+])
+def test_transpose_agrees_with_pytorch(config, shape):
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    layer = built(Conv2DTranspose(**config), shape)
+    x, out, dout, dx = run(layer, shape)
+    tx = _nchw(torch, x)
+    tk = torch.tensor(layer.params["kernel"].transpose(3, 2, 0, 1).copy(), requires_grad=True)   # (c_in, F, kh, kw)
+    tb = torch.tensor(layer.params["bias"], requires_grad=True)
+    full = F.conv_transpose2d(tx, tk, tb, stride=layer._strides, dilation=layer._dilation)     # the whole scatter
+    (top, _), (left, _) = layer._pads
+    ho, wo = out.shape[1:3]
+    extra = (max(0, left + wo - full.shape[3]), max(0, top + ho - full.shape[2]))
+    if any(extra):  # output padding beyond the scatter holds only the bias
+        full = F.pad(full - tb[None, :, None, None], (0, extra[0], 0, extra[1])) + tb[None, :, None, None]
+    # Keras (TensorFlow, JAX) keeps the scatter from `top` = TensorFlow's 'same' split; PyTorch's symmetric
+    # `padding` argument would shift a k=3, s=2 'same' output by one pixel (Keras 3 warns about it)
+    ty = full[:, :, top:top + ho, left:left + wo]
+    _torch_check(torch, out, ty.permute(0, 2, 3, 1), tx, dx.transpose(0, 3, 1, 2), torch.tensor(dout),
+                 [(layer.grads["kernel"], lambda: tk.grad.numpy().transpose(2, 3, 1, 0)),
+                  (layer.grads["bias"], lambda: tb.grad.numpy())])
+
+
+def test_conv1d_agrees_with_pytorch():
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    shape = (11, 4)
+    layer = built(Conv1D(6, 3, strides=2, padding="causal", dilation_rate=2, groups=2), shape)
+    x, out, dout, dx = run(layer, shape)
+    tx = torch.tensor(x.transpose(0, 2, 1).copy(), requires_grad=True)
+    tk = torch.tensor(layer.params["kernel"].transpose(2, 1, 0).copy(), requires_grad=True)
+    tb = torch.tensor(layer.params["bias"], requires_grad=True)
+    ty = F.conv1d(F.pad(tx, (4, 0)), tk, tb, stride=2, dilation=2, groups=2)
+    _torch_check(torch, out, ty.permute(0, 2, 1), tx, dx.transpose(0, 2, 1), torch.tensor(dout),
+                 [(layer.grads["kernel"], lambda: tk.grad.numpy().transpose(2, 1, 0)),
+                  (layer.grads["bias"], lambda: tb.grad.numpy())])
+
+
+# -- errors ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("make, message", [
+    (lambda: Conv2D(2, 3, dilation_rate=0), r"dilation_rate\[0\] must be a positive integer, got 0"),
+    (lambda: Conv2D(2, 3, dilation_rate=(1, -2)), r"dilation_rate\[1\] must be a positive integer, got -2"),
+    (lambda: Conv2D(3, 3, groups=2), r"groups=2 must divide filters=3"),
+    (lambda: Conv2D(4, 3, groups=2, connections=[[1, 1, 1, 1]] * 4), r"either connections .* or groups"),
+    (lambda: Conv2D(2, 3, activation="rleu"), r"activation: unknown activation 'rleu'; known: .*relu"),
+    (lambda: Conv2D(2, 3, kernel_regularizer="l3"), r"kernel_regularizer: unknown regularizer 'l3'"),
+    (lambda: DepthwiseConv2D(3, depth_multiplier=0), r"depth_multiplier must be a positive integer, got 0"),
+    (lambda: SeparableConv2D(4, 3, pointwise_constraint="max"), r"pointwise_constraint: unknown constraint 'max'"),
+    (lambda: Conv2DTranspose(2, 3, strides=2, output_padding=-1), r"output_padding must be non-negative, got -1"),
+    (lambda: Conv2DTranspose(2, 3, strides=2, output_padding=(0, -1)), r"output_padding must be non-negative"),
+    (lambda: Conv2DTranspose(2, 3, strides=2, output_padding=2),
+     r"output_padding 2 along the height must be smaller than the stride \(2\) or the dilation \(1\)"),
+    (lambda: Conv2DTranspose(2, 3, padding="full"), r"padding must be one of 'valid', 'same'"),
+    (lambda: Conv1D(2, 3, padding="causl"), r"padding must be one of 'valid', 'same', 'causal'"),
+    (lambda: Conv1D(3, 3, groups=2), r"groups=2 must divide filters=3"),
+])
+def test_bad_arguments_are_named(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+@pytest.mark.parametrize("layer, shape, message", [
+    (Conv2D(2, 3, dilation_rate=3), (6, 6, 1),
+     r"dilated kernel \(dilation_rate=3\) height 7 is larger than the padded input height 6"),
+    (Conv2D(4, 3, groups=2), (6, 6, 3), r"groups=2, which must divide the input's 3 channels"),
+    (Conv1D(2, 3), (6, 6, 1), r"expects sequences of shape \(steps, channels\)"),
+    (DepthwiseConv2D(3), (6, 6), r"expects images of shape \(height, width, channels\)"),
+])
+def test_bad_input_shapes_are_named(layer, shape, message):
+    with pytest.raises(ValueError, match=message):
+        layer.initialize(shape)
