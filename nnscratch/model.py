@@ -850,7 +850,8 @@ class Model:
         xs, ys = self._check_xy(x, y, what=label)
         if len(xs[0]) == 0:
             raise ValueError(f"{label} has no samples")
-        return ArrayBatches(xs, ys, array_weights(self, sample_weight, None, ys, len(xs[0])), batch_size)
+        weight_name = "the sample_weight of validation_data" if what == "validation_data" else "sample_weight"
+        return ArrayBatches(xs, ys, array_weights(self, sample_weight, None, ys, len(xs[0]), weight_name), batch_size)
 
     def _evaluate(self, batches, runner=None) -> dict:
         """Loss (with the regularizers' penalties) and metrics over every batch, without dropout."""

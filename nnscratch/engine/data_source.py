@@ -264,10 +264,10 @@ def _located(error: BaseException, index: int, what: str) -> BaseException:
     return located
 
 
-def array_weights(model, sample_weight, class_weight, ys, n):
+def array_weights(model, sample_weight, class_weight, ys, n, what="sample_weight"):
     """Per output, the sample weights ``(N,)`` of array data (or None): ``sample_weight`` times the class
-    weights of the targets."""
-    weights = None if sample_weight is None else split_per_output(model, sample_weight, n, "sample_weight")
+    weights of the targets; ``what`` names ``sample_weight`` in messages."""
+    weights = None if sample_weight is None else split_per_output(model, sample_weight, n, what)
     if class_weight is not None:
         cw = class_sample_weights(model, class_weight, ys[0], "y")
         weights = [cw if w is None else w * cw for w in (weights or [None])]
