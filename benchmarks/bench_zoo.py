@@ -1,0 +1,299 @@
+"""The CNNs people build, nnscratch vs PyTorch CPU, side by side: training steps and inference, interleaved.
+
+Rows (synthetic data of the right shape: only the time is measured, so random images and labels do):
+
+* ``lenet5``: the modern LeNet-5 on 28x28x1;
+* ``vgg``: a CIFAR-shaped VGG-style CNN: 3x3 conv 32-32, max pool, 3x3 conv 64-64, max pool, Dense 256, 10;
+* ``resnet20``: He et al.'s ResNet-20 with BatchNormalization on 32x32x3 (``nnscratch.models.resnet``);
+* ``separable``: a depthwise-separable CNN on 32x32x3 (conv 32, separable 64, pool, separable 128, pool, GAP);
+* ``mlp``: 784-512-512-10.
+
+Each framework runs in its own worker process per row (so each has its own peak memory), with the same
+thread count, batch size, optimizer (Adam 1e-3) and float32. The parent asks the workers for timed runs in
+turn, A B A B ..., so both see the same machine state; medians are reported. A worker first measures this
+machine's float32 GEMM rate (one thread, 1024x1024) so each row can say what fraction of the machine's
+peak (that rate times the thread count) it reaches.
+
+    python benchmarks/bench_zoo.py                    # every row, 30 training steps x 3 repeats each
+    python benchmarks/bench_zoo.py --quick            # a quick run (about a minute): fewer steps, two rows
+    python benchmarks/bench_zoo.py --rows vgg resnet20 --steps 50 --repeats 5
+
+GFLOP/s counts 2 FLOPs per multiply-add; a training step is taken as 3 forward passes' work (forward, the
+input gradient and the weight gradient), the usual rule for convolutions and dense layers.
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import resource
+import statistics
+import sys
+import time
+
+ROWS = ("lenet5", "vgg", "resnet20", "separable", "mlp")
+SHAPES = {"lenet5": (28, 28, 1), "vgg": (32, 32, 3), "resnet20": (32, 32, 3), "separable": (32, 32, 3),
+          "mlp": (784,)}
+
+
+def _limit_threads(threads: int) -> None:
+    # before numpy/torch load their thread pools
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(threads)
+
+
+def gemm_gflops(seconds=1.0) -> float:
+    """One thread's float32 GEMM rate on 1024x1024 matrices, GFLOP/s (best of a few)."""
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    a = np.random.default_rng(0).standard_normal((1024, 1024)).astype(np.float32)
+    best = 0.0
+    with threadpool_limits(1, user_api="blas"):
+        a @ a
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            t = time.perf_counter()
+            a @ a
+            best = max(best, 2 * 1024**3 / (time.perf_counter() - t) / 1e9)
+    return best
+
+
+def nnscratch_model(row, seed, threads):
+    import nnscratch
+    from nnscratch.layers import (Conv2D, Dense, Flatten, GlobalAvgPool2D, MaxPool2D, ReLU, SeparableConv2D,
+                                  Softmax)
+    from nnscratch.models import lenet5, resnet
+    from nnscratch.optimizers import Adam
+
+    if row == "lenet5":
+        model = lenet5("modern", seed=seed)
+        model.threads = threads
+        return model
+    if row == "resnet20":
+        return resnet(input_shape=(32, 32, 3), blocks_per_stage=3, optimizer=Adam(1e-3), seed=seed, threads=threads)
+    if row == "vgg":
+        layers = [Conv2D(32, 3, padding="same", input_shape=(32, 32, 3)), ReLU(), Conv2D(32, 3, padding="same"),
+                  ReLU(), MaxPool2D(2), Conv2D(64, 3, padding="same"), ReLU(), Conv2D(64, 3, padding="same"), ReLU(),
+                  MaxPool2D(2), Flatten(), Dense(256), ReLU(), Dense(10), Softmax()]
+    elif row == "separable":
+        layers = [Conv2D(32, 3, padding="same", input_shape=(32, 32, 3)), ReLU(),
+                  SeparableConv2D(64, 3, padding="same"), ReLU(), MaxPool2D(2),
+                  SeparableConv2D(128, 3, padding="same"), ReLU(), MaxPool2D(2), GlobalAvgPool2D(), Dense(10),
+                  Softmax()]
+    else:
+        layers = [Dense(512, input_shape=(784,)), ReLU(), Dense(512), ReLU(), Dense(10), Softmax()]
+    model = nnscratch.Model(layers, seed=seed, threads=threads)
+    model.set(loss="categorical_crossentropy", optimizer=Adam(1e-3))
+    model.finalize()
+    return model
+
+
+def torch_model(row):
+    from torch import nn
+
+    if row == "lenet5":
+        return nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5), nn.ReLU(),
+                             nn.MaxPool2d(2), nn.Flatten(), nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84),
+                             nn.ReLU(), nn.Linear(84, 10))
+    if row == "vgg":
+        return nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(),
+                             nn.MaxPool2d(2), nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(),
+                             nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                             nn.Linear(64 * 8 * 8, 256), nn.ReLU(), nn.Linear(256, 10))
+    if row == "separable":
+        def sep(c_in, c_out):
+            return [nn.Conv2d(c_in, c_in, 3, padding=1, groups=c_in, bias=False), nn.Conv2d(c_in, c_out, 1)]
+        return nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), *sep(32, 64), nn.ReLU(), nn.MaxPool2d(2),
+                             *sep(64, 128), nn.ReLU(), nn.MaxPool2d(2), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                             nn.Linear(128, 10))
+    if row == "mlp":
+        return nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 10))
+
+    class Block(nn.Module):
+        def __init__(self, c_in, c_out, stride):
+            super().__init__()
+            self.body = nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(c_out),
+                                      nn.ReLU(), nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False), nn.BatchNorm2d(c_out))
+            self.short = (nn.Identity() if stride == 1 and c_in == c_out else
+                          nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out)))
+
+        def forward(self, x):
+            return (self.body(x) + self.short(x)).relu()
+
+    blocks, c = [], 16
+    for stage, width in enumerate((16, 32, 64)):
+        for b in range(3):
+            blocks.append(Block(c, width, 2 if stage and not b else 1))
+            c = width
+    return nn.Sequential(nn.Conv2d(3, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(), *blocks,
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10))
+
+
+class Worker:
+    """One framework, one row: ``train(steps)`` and ``infer(samples)`` return seconds."""
+
+    def __init__(self, kind, row, batch_size, threads, seed, samples):
+        import numpy as np
+
+        self.kind, self.row, self.batch_size = kind, row, batch_size
+        rng = np.random.default_rng(seed)
+        shape = SHAPES[row]
+        self.x = rng.random((samples,) + shape, dtype=np.float32)
+        self.y = rng.integers(0, 10, samples)
+        if kind == "nnscratch":
+            self.model = nnscratch_model(row, seed, threads)
+            self.macs = sum(layer.count_macs() for layer in self.model.layers)
+        else:
+            import torch
+            torch.set_num_threads(threads)
+            torch.manual_seed(seed)
+            self.torch = torch
+            self.model = torch_model(row)
+            x = self.x if len(shape) == 1 else np.ascontiguousarray(self.x.transpose(0, 3, 1, 2))
+            self.tx, self.ty = torch.from_numpy(x), torch.from_numpy(self.y)
+            self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+            self.loss = torch.nn.CrossEntropyLoss()
+            self.macs = None
+
+    def train(self, steps):
+        n = self.batch_size * steps
+        if self.kind == "nnscratch":
+            t = time.perf_counter()
+            self.model.fit(self.x[:n], self.y[:n], epochs=1, batch_size=self.batch_size, verbose=0)
+            return time.perf_counter() - t
+        torch = self.torch
+        self.model.train()
+        t = time.perf_counter()
+        for s in range(0, n, self.batch_size):
+            self.opt.zero_grad(set_to_none=True)
+            loss = self.loss(self.model(self.tx[s:s + self.batch_size]), self.ty[s:s + self.batch_size])
+            loss.backward()
+            self.opt.step()
+        return time.perf_counter() - t
+
+    def infer(self, samples, batch_size=1000):
+        if self.kind == "nnscratch":
+            t = time.perf_counter()
+            self.model.predict(self.x[:samples], batch_size=batch_size)
+            return time.perf_counter() - t
+        torch = self.torch
+        self.model.eval()
+        t = time.perf_counter()
+        with torch.inference_mode():
+            for s in range(0, samples, batch_size):
+                self.model(self.tx[s:min(samples, s + batch_size)])
+        return time.perf_counter() - t
+
+
+def _serve(kind, row, conn, batch_size, threads, seed, samples):
+    _limit_threads(threads)
+    try:
+        worker = Worker(kind, row, batch_size, threads, seed, samples)
+        conn.send(("ready", {"macs": worker.macs, "gemm": gemm_gflops()}))
+    except Exception as e:  # reported by the parent
+        conn.send(("error", f"{type(e).__name__}: {e}"))
+        return
+    while True:
+        cmd, arg = conn.recv()
+        if cmd == "train":
+            conn.send(("ok", worker.train(arg)))
+        elif cmd == "infer":
+            conn.send(("ok", worker.infer(arg)))
+        elif cmd == "memory":
+            conn.send(("ok", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+        else:
+            conn.send(("ok", None))
+            return
+
+
+def run_row(row, kinds, args):
+    ctx = mp.get_context("spawn")
+    samples = max(args.batch_size * args.steps, args.infer_samples)
+    workers, facts = {}, {}
+    for kind in kinds:
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=_serve, args=(kind, row, child, args.batch_size, args.threads, args.seed, samples))
+        proc.start()
+        status, info = parent.recv()
+        if status != "ready":
+            sys.exit(f"{kind} worker for {row} failed: {info}")
+        workers[kind], facts[kind] = (proc, parent), info
+
+    def ask(kind, cmd, arg=None):
+        workers[kind][1].send((cmd, arg))
+        return workers[kind][1].recv()[1]
+
+    for kind in kinds:  # untimed warm-up: thread pools, first-touch memory, workspaces
+        ask(kind, "train", 2)
+        ask(kind, "infer", min(args.infer_samples, 1000))
+    train = {k: [] for k in kinds}
+    infer = {k: [] for k in kinds}
+    for r in range(args.repeats):
+        order = kinds if r % 2 == 0 else kinds[::-1]
+        for kind in order:
+            train[kind].append(ask(kind, "train", args.steps))
+        for kind in order:
+            infer[kind].append(ask(kind, "infer", args.infer_samples))
+    memory = {k: ask(k, "memory") for k in kinds}
+    for kind in kinds:
+        ask(kind, "stop")
+        workers[kind][0].join()
+    return train, infer, memory, facts
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", nargs="+", choices=ROWS, default=list(ROWS))
+    parser.add_argument("--steps", type=int, default=30, help="training steps per timed run (default 30)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per framework and row (default 3)")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--infer-samples", type=int, default=2000, help="images per timed inference run")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="lenet5 and vgg, 8 steps, 2 repeats")
+    parser.add_argument("--no-torch", action="store_true", help="time nnscratch alone")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rows, args.steps, args.repeats, args.infer_samples = ["lenet5", "vgg"], 8, 2, 1000
+
+    import importlib.util
+
+    kinds = ["nnscratch"]
+    if not args.no_torch:
+        if importlib.util.find_spec("torch") is None:
+            print("PyTorch is not installed (pip install torch==2.13.0): timing nnscratch alone")
+        else:
+            kinds.append("pytorch")
+    from tabulate import tabulate
+
+    table = []
+    for row in args.rows:
+        train, infer, memory, facts = run_row(row, kinds, args)
+        macs = facts["nnscratch"]["macs"]
+        peak = facts["nnscratch"]["gemm"] * args.threads
+        ms = {k: 1000 * statistics.median(train[k]) / args.steps for k in kinds}
+        ips = {k: args.infer_samples / statistics.median(infer[k]) for k in kinds}
+        for kind in kinds:
+            gflops = 3 * 2 * macs * args.batch_size / (ms[kind] / 1000) / 1e9
+            table.append([row, kind, f"{ms[kind]:.1f}", f"{args.batch_size / ms[kind] * 1000:,.0f}", f"{ips[kind]:,.0f}",
+                          f"{ms[kind] / ms['nnscratch']:.2f}" if kind != "nnscratch" else "",
+                          f"{gflops:.1f}", f"{gflops / peak:.0%}", f"{memory[kind]:,.0f}"])
+        if "pytorch" in kinds:
+            table[-2][5] = f"{ms['nnscratch'] / ms['pytorch']:.2f} / {ips['nnscratch'] / ips['pytorch']:.2f}"
+            table[-1][5] = ""
+        print(f"{row}: train ms/step " + ", ".join(f"{k} {[round(1000 * t / args.steps, 1) for t in train[k]]}"
+                                                   for k in kinds), flush=True)
+    print()
+    print(f"batch {args.batch_size}, Adam, float32, {args.threads} thread(s) each, {args.steps} steps x {args.repeats} "
+          f"interleaved runs per row (medians); GEMM peak {facts['nnscratch']['gemm']:.1f} GFLOP/s per thread")
+    print(tabulate(table, headers=["row", "framework", "ms/step", "train img/s", "infer img/s",
+                                   "ratio train / infer (ours vs torch)", "GFLOP/s", "of peak", "peak RSS (MB)"],
+                   disable_numparse=True))
+    if "pytorch" in kinds:
+        print("\nratio: nnscratch's time per training step over PyTorch's (<= 1 is as fast or faster) / nnscratch's "
+              "inference throughput over PyTorch's (>= 1 is as fast or faster)")
+
+
+if __name__ == "__main__":
+    main()
