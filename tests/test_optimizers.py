@@ -1,3 +1,5 @@
+import copy
+
 import numpy as np
 import pytest
 
@@ -21,6 +23,7 @@ def quadratic_descent(opt, steps=300):
                                  Nadam(0.1, convention="keras"), Adamax(0.1), Adamax(0.1, convention="keras")],
                          ids=repr)
 def test_every_optimizer_minimises_a_quadratic(opt):
+    opt = copy.deepcopy(opt)  # the parametrized instance is shared: a second run in one process starts afresh
     np.testing.assert_allclose(quadratic_descent(opt), 3, atol=0.05)
     assert opt.iterations == 300
 
