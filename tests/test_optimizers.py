@@ -1,7 +1,9 @@
+import copy
+
 import numpy as np
 import pytest
 
-from nnscratch.optimizers import OPTIMIZERS, SGD, Adagrad, Adam, Adamax, AdamW, Nadam, RMSprop
+from nnscratch.optimizers import OPTIMIZERS, SGD, Adagrad, Adam, Adamax, AdamW, Nadam, Optimizer, RMSprop
 from nnscratch.schedules import StepDecay
 
 
@@ -21,6 +23,7 @@ def quadratic_descent(opt, steps=300):
                                  Nadam(0.1, convention="keras"), Adamax(0.1), Adamax(0.1, convention="keras")],
                          ids=repr)
 def test_every_optimizer_minimises_a_quadratic(opt):
+    opt = copy.deepcopy(opt)  # the parametrized instance is shared: a second run in one process starts afresh
     np.testing.assert_allclose(quadratic_descent(opt), 3, atol=0.05)
     assert opt.iterations == 300
 
@@ -529,3 +532,151 @@ def test_a_gradient_shaped_unlike_its_parameter_is_refused(make, grad_shape):
         with pytest.raises(ValueError, match=r"gradient of 'w' has shape .* but the parameter has \(3, 3\)"):
             make().step(items)
     np.testing.assert_array_equal(w, 1)
+
+
+# --- found by mutation testing (docs/mutation-testing.md): each test below kills mutants that survived ---
+
+@pytest.mark.parametrize("cls, config", [
+    (SGD, {"learning_rate": 0.01, "weight_decay": 0.0, "momentum": 0.0, "nesterov": False}),
+    (Adagrad, {"learning_rate": 0.01, "weight_decay": 0.0, "epsilon": 1e-07, "initial_accumulator_value": 0.0}),
+    (RMSprop, {"learning_rate": 0.001, "weight_decay": 0.0, "rho": 0.9, "epsilon": 1e-07}),
+    (Adam, {"learning_rate": 0.001, "weight_decay": 0.0, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-08}),
+    (AdamW, {"learning_rate": 0.001, "weight_decay": 0.01, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-08}),
+    (Nadam, {"learning_rate": 0.002, "weight_decay": 0.0, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-08,
+             "momentum_decay": 0.004}),
+    (Adamax, {"learning_rate": 0.002, "weight_decay": 0.0, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-08}),
+])
+def test_the_documented_defaults(cls, config):
+    opt = cls()
+    assert opt.get_config() == config
+    assert opt.convention == cls.conventions[0] and cls(convention=None).convention == cls.conventions[0]
+
+
+def test_the_base_class_defaults():
+    opt = Optimizer()
+    assert (opt.learning_rate, opt.weight_decay, opt.lr_multiplier, opt.iterations) == (0.01, 0.0, 1.0, 0)
+
+
+BETAS = [(cls, name) for cls in (Adam, AdamW, Nadam, Adamax) for name in ("beta_1", "beta_2")]
+
+
+@pytest.mark.parametrize("cls, kwargs, pattern", [
+    *[(cls, {name: value}, rf"^{name} must be {op} {bound}, got {value!r}$") for cls, name in BETAS
+      for value, op, bound in [(-0.1, ">=", 0), (1.0, "<", 1), (1.5, "<", 1)]],
+    *[(cls, {"epsilon": value}, rf"^epsilon must be > 0, got {value!r}$")
+      for cls in (Adagrad, RMSprop, Adam, AdamW, Nadam, Adamax) for value in (0.0, -1.0)],
+    *[(RMSprop, {"rho": value}, rf"^rho must be {op} {bound}, got {value!r}$")
+      for value, op, bound in [(-0.1, ">=", 0), (1.0, "<", 1), (1.5, "<", 1)]],
+    *[(cls, {"momentum": -0.1}, r"^momentum must be >= 0, got -0\.1$") for cls in (SGD, RMSprop)],
+    (Adagrad, {"initial_accumulator_value": -1}, r"^initial_accumulator_value must be >= 0, got -1\.0$"),
+    *[(cls, {"weight_decay": -1}, r"^weight_decay must be >= 0, got -1\.0$") for cls in (SGD, Adam, AdamW)],
+    (SGD, {"nesterov": True}, r"^nesterov=True needs momentum > 0, got momentum=0$"),
+    (Adam, {"convention": "caffe"}, r"^Adam: convention must be one of 'torch', 'keras', got 'caffe'$"),
+], ids=str)
+def test_every_hyperparameter_is_checked_at_its_bounds(cls, kwargs, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        cls(**kwargs)
+
+
+@pytest.mark.parametrize("cls, kwargs", [(cls, {name: 0.0}) for cls, name in BETAS]
+                         + [(RMSprop, {"rho": 0.0}), (SGD, {"momentum": 0.0}), (RMSprop, {"momentum": 0.0}),
+                            (Adagrad, {"initial_accumulator_value": 0.0})], ids=str)
+def test_the_closed_lower_bounds_are_allowed(cls, kwargs):
+    name = next(iter(kwargs))
+    assert getattr(cls(**kwargs), name) == 0.0
+
+
+@pytest.mark.parametrize("cls", [Adagrad, RMSprop, Adamax, Nadam, Adam, SGD])
+def test_decoupled_weight_decay_reaches_the_base_class(cls):
+    assert cls(decoupled_weight_decay=True).decoupled_weight_decay is True
+    assert cls(convention="keras", decoupled_weight_decay=False).decoupled_weight_decay is False
+
+
+def test_a_gradient_of_the_wrong_shape_is_refused_with_its_name():
+    with pytest.raises(ValueError, match=r"^Adam\.step: the gradient of 'w' has shape \(3, 1\) but the parameter "
+                                         r"has \(3,\); pass one gradient per parameter, shaped like it$"):
+        Adam().step([("w", np.zeros(3), np.zeros((3, 1)))])
+
+
+@pytest.mark.parametrize("make", [lambda: SGD(0.1, weight_decay=0.1), lambda: Adam(0.1, weight_decay=0.1),
+                                  lambda: RMSprop(0.1, weight_decay=0.1)])
+def test_coupled_weight_decay_leaves_the_callers_gradient_alone(make):
+    w, g = np.ones(3), np.full(3, 0.5)
+    make().step([("w", w, g)])
+    np.testing.assert_array_equal(g, 0.5)
+
+
+def test_elementwise_optimizers_step_several_parameters_through_one_reused_flat_buffer():
+    opt = Adam(0.1)
+    w, b = np.ones((2, 2)), np.ones(3)
+    opt.step([("w", w, np.ones((2, 2))), ("b", b, np.ones(3))])
+    flat = opt._flat
+    assert flat is not None and flat["params"].size == 7
+    opt.step([("w", w, np.ones((2, 2))), ("b", b, np.ones(3))])
+    assert opt._flat is flat  # built once, used by every later step with the same parameters
+    assert np.shares_memory(opt.slots["w"]["m"], flat["slot_arrays"]["m"])
+
+
+def test_a_schedule_is_saved_as_its_config():
+    assert SGD(StepDecay(0.1, step_size=10)).get_config()["learning_rate"]["class_name"] == "StepDecay"
+
+
+def test_set_state_restores_the_multiplier_and_defaults_it_to_one_for_old_files():
+    opt = Adam(0.1)
+    opt.lr_multiplier = 0.25
+    again = Adam(0.1)
+    again.set_state(opt.get_state())
+    assert again.lr_multiplier == 0.25
+    again.set_state({"iterations": 3, "slots": {}})  # written before the multiplier existed
+    assert again.lr_multiplier == 1.0 and again.iterations == 3
+
+
+def test_torch_nesterov_sgd_by_hand():
+    w = np.array([1.0])
+    opt = SGD(0.1, momentum=0.5, nesterov=True, convention="torch")
+    opt.step([("w", w, np.array([1.0]))])  # b = 1, w -= 0.1 * (1 + 0.5 * 1)
+    np.testing.assert_allclose(w, [0.85])
+    opt.step([("w", w, np.array([1.0]))])  # b = 1.5, w -= 0.1 * (1 + 0.5 * 1.5)
+    np.testing.assert_allclose(w, [0.675])
+
+
+def test_torch_adagrad_adds_epsilon_outside_the_root():
+    w = np.array([1.0])
+    Adagrad(0.1, epsilon=1.0).step([("w", w, np.array([4.0]))])
+    np.testing.assert_allclose(w, [1.0 - 0.1 * 4 / (4 + 1)])
+
+
+def test_torch_rmsprop_with_momentum_and_a_large_epsilon_by_hand():
+    w = np.array([1.0])
+    opt = RMSprop(0.1, rho=0.5, epsilon=1.0, momentum=0.5)
+    opt.step([("w", w, np.array([2.0]))])   # c = 2, denom = sqrt(2) + 1, b = 2 / denom
+    b1 = 2.0 / (np.sqrt(2.0) + 1.0)
+    np.testing.assert_allclose(w, [1.0 - 0.1 * b1])
+    opt.step([("w", w, np.array([2.0]))])   # c = 3, b = 0.5 b1 + 2 / (sqrt(3) + 1)
+    np.testing.assert_allclose(w, [1.0 - 0.1 * b1 - 0.1 * (0.5 * b1 + 2.0 / (np.sqrt(3.0) + 1.0))])
+
+
+def test_torch_adamax_by_hand():
+    w = np.array([1.0])
+    opt = Adamax(0.1, beta_1=0.5, beta_2=0.5, epsilon=0.5)
+    opt.step([("w", w, np.array([-2.0]))])  # m = -1, u = 2.5, bc1 = 0.5: w -= 0.2 * -1 / 2.5
+    np.testing.assert_allclose(w, [1.0 + 0.08])
+    opt.step([("w", w, np.array([1.0]))])   # m = 0, u = max(1.25, 1.5): no move
+    np.testing.assert_allclose(w, [1.08])
+
+
+def test_nadam_momentum_schedule_and_its_product_after_a_roll_back():
+    opt = Nadam()
+    mu = [0.9 * (1 - 0.5 * 0.96 ** (t * 0.004)) for t in (1, 2, 3)]
+    assert opt.momentum_schedule(1) == pytest.approx(mu[0], rel=1e-15)
+    assert opt.momentum_product(3) == pytest.approx(mu[0] * mu[1] * mu[2], rel=1e-15)
+    assert opt.momentum_product(1) == pytest.approx(mu[0], rel=1e-15)  # rolled back: multiplied afresh
+    assert opt.momentum_product(2) == pytest.approx(mu[0] * mu[1], rel=1e-15)
+
+
+def test_float32_parameters_take_the_flat_path_whatever_their_gradients_dtype():
+    opt = Adam(0.1)
+    w, b = np.ones((2, 2), np.float32), np.ones(3, np.float32)
+    opt.step([("w", w, np.ones((2, 2))), ("b", b, np.ones(3))])  # float64 gradients
+    assert opt._flat is not None and opt._flat["params"].dtype == np.float32
+    assert w.dtype == np.float32 and opt.slots["w"]["m"].dtype == np.float32

@@ -263,3 +263,20 @@ def test_grouped_im2col_orders_rows_group_first():
                                    x[0, 0, 0, 2], x[0, 0, 0, 3], x[0, 0, 1, 2], x[0, 0, 1, 3]]
     with pytest.raises(ValueError, match="ones_row is not available with groups"):
         im2col(x, (1, 1), groups=2, ones_row=True)
+
+
+# --- found by mutation testing (docs/mutation-testing.md) ---
+
+@pytest.mark.parametrize("pads", [((0, 0), (1, 0)), ((0, 0), (0, 1)), ((1, 0), (0, 0)), ((0, 1), (0, 0)),
+                                  ((0, 0), (2, 1)), ((1, 2), (0, 0))])
+@pytest.mark.parametrize("s", [(1, 1), (2, 2)])
+def test_padding_on_one_side_only_is_not_mistaken_for_none(pads, s):
+    rng, x, kernel, bias = _conv_case((2, 5, 6, 3), (3, 2, 3, 4), np.float64)
+    assert pad_spatial(x, pads).shape == (2, 5 + sum(pads[0]), 6 + sum(pads[1]), 3)
+    out, cols = conv2d_forward(x, kernel, bias, s, pads)
+    np.testing.assert_allclose(out, naive_conv.conv2d(x, kernel, bias, s, pads), rtol=1e-12, atol=1e-12)
+    dout = rng.standard_normal(out.shape)
+    dx, dk, _ = conv2d_backward(dout, cols, kernel, x.shape, s, pads)
+    rdx, rdk, _ = naive_conv.conv2d_backward(x, kernel, s, pads, dout)
+    np.testing.assert_allclose(dx, rdx, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dk, rdk, rtol=1e-12, atol=1e-12)

@@ -175,3 +175,34 @@ def test_pools_keep_a_batch_innermost_input_stored_that_way():
 def test_global_avg_pool_in_every_storage_order(order):
     x = np.random.default_rng(6).standard_normal((3, 4, 5, 2))
     np.testing.assert_allclose(global_avg_pool_forward(naive_conv.stored(x, order)), x.mean(axis=(1, 2)), rtol=1e-12)
+
+
+# --- found by mutation testing (docs/mutation-testing.md) ---
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_global_avg_pool_backward_spreads_the_gradient_in_either_storage(dtype):
+    from nnscratch.ops.layout import is_chwn
+    dout = np.arange(6, dtype=dtype).reshape(2, 3)
+    expected = np.broadcast_to(dout[:, None, None, :] / dtype(20), (2, 4, 5, 3))
+    default = global_avg_pool_backward(dout, (2, 4, 5, 3))
+    assert default.dtype == dtype and default.flags.c_contiguous
+    np.testing.assert_allclose(default, expected, rtol=1e-6)
+    stored = global_avg_pool_backward(dout, (2, 4, 5, 3), chwn=True)
+    assert stored.dtype == dtype and stored.shape == (2, 4, 5, 3) and is_chwn(stored)
+    np.testing.assert_allclose(stored, expected, rtol=1e-6)
+
+
+def test_a_window_of_zeros_sends_its_gradient_to_an_input_not_to_the_padding():
+    # padding (-inf) comes first in column-major window order here; zero padding would tie with the zeros
+    x = np.zeros((1, 3, 3, 1))
+    pads = ((1, 1), (1, 1))
+    out = max_pool_forward(x, (3, 3), (1, 1), pads)
+    dx = max_pool_backward(np.ones_like(out), x, out, (3, 3), (1, 1), pads)
+    assert dx.sum() == 9
+
+
+def test_max_pool_2x2_backward_keeps_float32():
+    x = np.random.default_rng(0).standard_normal((2, 4, 4, 3)).astype(np.float32)
+    out, winners = max_pool_2x2_forward(x)
+    dx = max_pool_2x2_backward(np.ones_like(out), winners)
+    assert dx.dtype == np.float32 and dx.sum() == out.size

@@ -46,3 +46,38 @@ def test_zero_bordered_keeps_one_array_per_shape_so_alternating_shapes_are_not_z
         zero_bordered(ws, "padded", (1, 1, 1, 10 + extra), np.float32)
     fresh = zero_bordered(ws, "padded", (2, 4, 4, 3), np.float32)  # evicted as the oldest, so new zeros
     assert fresh is not a and not fresh.any()
+
+
+# --- found by mutation testing (docs/mutation-testing.md) ---
+
+def test_arrays_have_the_dtype_asked_for_with_or_without_a_workspace():
+    for ws in (None, {}):
+        assert scratch(ws, "cols", (2, 3), np.float32).dtype == np.float32
+        assert scratch(ws, "cols", (2, 3), "int32").dtype == np.int32
+        assert zero_bordered(ws, "padded", (2, 3), np.float32).dtype == np.float32
+        assert zero_bordered(ws, "padded", (2, 3), "int32").dtype == np.int32
+
+
+def test_a_block_of_exactly_the_size_asked_for_is_reused():
+    ws = {}
+    a = scratch(ws, "cols", (4, 5), np.float32)
+    b = scratch(ws, "cols", (5, 4), np.float32)
+    assert b.shape == (5, 4) and np.shares_memory(a, b)
+
+
+def test_zero_bordered_arrays_of_two_names_are_never_shared():
+    ws = {}
+    a = zero_bordered(ws, "padded", (2, 3), np.float32)
+    a[:] = 1
+    b = zero_bordered(ws, "other", (2, 3), np.float32)
+    assert not np.shares_memory(a, b) and not b.any()
+
+
+def test_zero_bordered_keeps_exactly_kept_shapes_arrays_per_name():
+    ws = {}
+    first = zero_bordered(ws, "padded", (1, 1), np.float32)
+    for extra in range(KEPT_SHAPES - 1):
+        zero_bordered(ws, "padded", (1, 2 + extra), np.float32)
+    assert zero_bordered(ws, "padded", (1, 1), np.float32) is first  # still one of the newest KEPT_SHAPES
+    zero_bordered(ws, "padded", (1, 100), np.float32)                 # one more: the oldest goes
+    assert zero_bordered(ws, "padded", (1, 1), np.float32) is not first
