@@ -24,7 +24,7 @@ import itertools
 import warnings
 
 from . import _checks
-from .layers.base import LAYERS, Layer
+from .layers.base import Layer
 
 _serials = itertools.count()
 
@@ -381,5 +381,4 @@ def graph_from_config(specs: list[dict], input_refs, output_refs, make_layer):
     return [tensor(r) for r in input_refs], [tensor(r) for r in output_refs]
 
 
-__all__ = ["Input", "InputLayer", "Node", "SymbolicTensor", "topological_order", "graph_config", "graph_from_config",
-           "LAYERS"]
+__all__ = ["Input", "InputLayer", "Node", "SymbolicTensor", "topological_order", "graph_config", "graph_from_config"]

@@ -742,9 +742,8 @@ class Model:
             if runner is not None:
                 stack.enter_context(runner)
             else:
-                limit = blas_single_thread()  # one thread means one: the bits then do not depend on BLAS' threads
-                if limit is not None:
-                    stack.enter_context(limit)
+                # one thread means one: the bits then do not depend on BLAS' threads
+                stack.enter_context(blas_single_thread())
             if hasattr(logger, "close"):
                 stack.callback(logger.close)  # a run stopped by an exception must not leave a live bar behind
             # a diverging run overflows; the divergence guard or TerminateOnNaN says so once, NumPy need not
@@ -823,9 +822,7 @@ class Model:
             runner = stack.enter_context(DataParallel(self, self.threads))
         if runner is not None:
             return runner.forward
-        limit = blas_single_thread()
-        if limit is not None:
-            stack.enter_context(limit)
+        stack.enter_context(blas_single_thread())
         return self.plan.infer
 
     def _batches_for_evaluation(self, data, batch_size, steps, what, max_queue_size=10, sample_weight=None):

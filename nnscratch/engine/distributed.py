@@ -456,9 +456,7 @@ class DistributedRunner:
         if self.threads is not None:
             self._stack.enter_context(self.threads)
         else:
-            limit = blas_single_thread()
-            if limit is not None:
-                self._stack.enter_context(limit)
+            self._stack.enter_context(blas_single_thread())
         return self
 
     def __exit__(self, *exc):

@@ -105,11 +105,8 @@ def combine_logs(results, sizes) -> dict:
 
 
 def blas_single_thread():
-    """A context that holds BLAS to one thread (None without threadpoolctl, which is a dependency)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # a soft dependency: without it BLAS keeps its threads (slower, still correct)
-        return None
+    """A context that holds BLAS to one thread (threadpoolctl is a dependency: no fallback needed)."""
+    from threadpoolctl import threadpool_limits  # loaded when a model first runs, not at import
     return threadpool_limits(limits=1, user_api="blas")
 
 
@@ -166,9 +163,7 @@ class DataParallel:
 
     def __enter__(self):
         self._pool = self._stack.enter_context(ThreadPoolExecutor(self.threads - 1, thread_name_prefix="nnscratch"))
-        limit = blas_single_thread()
-        if limit is not None:
-            self._stack.enter_context(limit)
+        self._stack.enter_context(blas_single_thread())
         return self
 
     def __exit__(self, *exc):
