@@ -1,7 +1,7 @@
-"""The nnscratch command: train, evaluate, predict, summary, gradcheck, plot and show.
+"""The nnscratch command: train, evaluate, predict, summary, gradcheck, plot, show, export and verify.
 
 Run ``nnscratch COMMAND --help`` for each command's options. Exit status: 0 on success, 1 when a check
-fails (gradcheck), 2 on bad usage or input (argparse's convention), 130 when interrupted with Ctrl-C.
+fails (gradcheck, verify, export --verify), 2 on bad usage or input (argparse's convention), 130 when interrupted with Ctrl-C.
 The command line only parses and prints: images are read by :mod:`nnscratch.images`, data by
 :mod:`nnscratch.datasets`, models trained, saved and loaded by the library.
 """
@@ -715,6 +715,52 @@ def cmd_show(args):
     return 0
 
 
+# -- export / verify ---------------------------------------------------------------------------------
+def _print_report(report, layers=True):
+    if layers:
+        print(report.table())
+    print(report.verdict())
+    return 0 if report.agree else 1
+
+
+def cmd_export(args):
+    """Writes MODEL as ONNX; with --verify runs the file with onnxruntime against the model."""
+    from .io.onnx_export import OPSET
+    from .verify import NnscratchRunner, OnnxRunner, compare
+
+    if not args.output.lower().endswith(".onnx"):
+        raise UsageError(f"the output file must end in .onnx (ONNX is the export format), got {args.output!r}")
+    model = _load(args.model)
+    path = model.export(args.output, format="onnx")
+    print(f"wrote {path} (ONNX opset {OPSET}, inputs {', '.join(f'{n} (N, {s})' for n, s in _input_shapes(model))})")
+    if not args.verify:
+        return 0
+    report = compare(NnscratchRunner(model, args.model), OnnxRunner(path), tolerance=args.tolerance,
+                     samples=args.samples, layers=False)
+    print(f"onnxruntime vs nnscratch on {report.samples} random sample(s): largest absolute difference "
+          f"{report.max_abs:.3g}, largest relative difference {report.max_rel:.3g} "
+          f"({'within' if report.agree else 'BEYOND'} tolerance {report.tolerance:g})")
+    return 0 if report.agree else 1
+
+
+def _input_shapes(model):
+    from .io.onnx_export import call_names
+
+    names = call_names(model)
+    return [(names[s], ", ".join(map(str, model.plan.steps[s].node.output.sample_shape)))
+            for s in model.plan.input_ids]
+
+
+def cmd_verify(args):
+    """Runs two files of one network side by side and names the first layer that differs."""
+    from .verify import compare, open_runner, read_inputs
+
+    a, b = open_runner(args.a), open_runner(args.b)
+    inputs = read_inputs(args.input, a.inputs) if args.input else None
+    report = compare(a, b, tolerance=args.tolerance, samples=args.samples, inputs=inputs)
+    return _print_report(report)
+
+
 # -- parser --------------------------------------------------------------------------------------------
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """Shows each option's default after its help, unless the help already says it or there is none."""
@@ -732,6 +778,7 @@ EXAMPLES = """examples:
   nnscratch train --resume runs/lenet5-modern.h5   continue a run stopped with Ctrl-C
   nnscratch predict runs/lenet5-modern.h5 digit.jpg --save-prepared prepared/
   nnscratch plot runs/lenet5-modern.history.json -o curves.png
+  nnscratch export runs/lenet5-modern.h5 lenet5.onnx --verify   write ONNX and check it with onnxruntime
 """
 
 
@@ -886,6 +933,33 @@ def build_parser():
     p.add_argument("-o", "--output", default=None, metavar="FILE",
                    help="image to write, .png, .svg or .pdf (default: MODEL.VIEW.png beside the model)")
     p.set_defaults(func=cmd_show)
+
+    from .verify import DEFAULT_SAMPLES, DEFAULT_TOLERANCE
+    p = command("export", "write a saved model as an ONNX file (opset 17, the same channels-last inputs), for "
+                          "runtimes that serve models; needs pip install \"nnscratch[onnx]\"")
+    p.add_argument("model", metavar="MODEL.h5", help="a model saved by `nnscratch train` or model.save")
+    p.add_argument("output", metavar="OUT.onnx", help="the ONNX file to write")
+    p.add_argument("--verify", action="store_true",
+                   help="then run the file with onnxruntime on seeded random inputs and print the largest absolute "
+                        "and relative difference from nnscratch; exit status 1 beyond --tolerance")
+    p.add_argument("--tolerance", type=_real(0, low_open=True), default=DEFAULT_TOLERANCE,
+                   help="largest difference --verify accepts: absolute for values up to 1, relative beyond")
+    p.add_argument("--samples", type=_whole(1), default=DEFAULT_SAMPLES, metavar="N",
+                   help="random inputs --verify runs")
+    p.set_defaults(func=cmd_export)
+
+    p = command("verify", "run two files of one network (nnscratch .h5, Keras, ONNX) on the same inputs, layer by "
+                          "layer where both expose values, and name the first layer whose outputs differ")
+    p.add_argument("a", metavar="A", help="the reference: a model file (.h5, or .onnx)")
+    p.add_argument("b", metavar="B", help="the model file to check against it")
+    p.add_argument("--tolerance", type=_real(0, low_open=True), default=DEFAULT_TOLERANCE,
+                   help="largest difference accepted: absolute for values up to 1, relative beyond")
+    p.add_argument("--samples", type=_whole(1), default=DEFAULT_SAMPLES, metavar="N",
+                   help="seeded random inputs (standard normal) to run, when no --input is given")
+    p.add_argument("--input", default=None, metavar="FILE",
+                   help="run these inputs instead: a .npy array (N, ...) for one input, or an .npz with one array "
+                        "per input name")
+    p.set_defaults(func=cmd_verify)
     return parser
 
 

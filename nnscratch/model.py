@@ -1065,6 +1065,19 @@ class Model:
         from .io.hdf5 import save_model
         save_model(self, path)
 
+    def export(self, path, format="onnx") -> str:
+        """Writes the finalized model for another runtime; ``format="onnx"`` (the only one) writes an ONNX
+        file (opset 17, channels-last inputs as here; see :mod:`nnscratch.io.onnx_export`). Returns the path.
+
+        Needs the onnx package: ``pip install "nnscratch[onnx]"``.
+        """
+        if format != "onnx":
+            raise ValueError(f"format must be 'onnx' (the only export format), got {format!r}; to save the model "
+                             "for nnscratch use model.save(path)")
+        self._require_finalized("export")
+        from .io.onnx_export import export_onnx
+        return export_onnx(self, path)
+
     def save_weights(self, path) -> None:
         """Saves the weights and state only (HDF5)."""
         from .io.hdf5 import save_weights

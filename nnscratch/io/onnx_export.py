@@ -1,0 +1,519 @@
+"""ONNX export of a finalized model (``model.export("m.onnx", format="onnx")``), built with the ``onnx``
+package (``pip install "nnscratch[onnx]"``).
+
+* **Opset** :data:`OPSET` (17), stated in the file's ``opset_import``; float32 throughout (a float64 model's
+  weights are rounded to float32).
+* **Layout**: the exported graph takes the same channels-last ``(N, H, W, C)`` inputs as the model and gives
+  the same outputs. Every layer's output is kept channels-last, exactly the array nnscratch computes; the
+  layers that ONNX defines on ``(N, C, H, W)`` (Conv, MaxPool, AveragePool, Resize) are wrapped in a
+  ``Transpose`` to NCHW and one back, which onnxruntime's graph optimizer cancels between neighbours. So
+  ``Flatten`` flattens in NHWC order as nnscratch does and Dense kernels keep their row order.
+* **Names**: a layer's output tensor is named after the layer (a shared layer's later calls get
+  ``name_call2``, ...), graph inputs after the model's ``Input`` names (``"input"`` for a sequential
+  model), initializers ``layer/weight``; so any layer's value can be asked for by its name
+  (:mod:`nnscratch.verify` does).
+* **Exporters**: one function per layer class in :data:`EXPORTERS`, keyed by class name.
+  :func:`register_exporter` adds one for a user's own layer. A layer without one is refused with
+  :class:`UnsupportedLayerError`, which names it.
+
+Example (needs the onnx package)::
+
+    from nnscratch.models import lenet5
+    lenet5("modern", seed=0).export("lenet.onnx", format="onnx")
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .atomic import atomic_write
+
+#: the ONNX operator set the files are written for (onnxruntime runs it; its ops used here are stable)
+OPSET = 17
+INSTALL_HINT = 'pip install "nnscratch[onnx]"'
+_TO_NCHW = [0, 3, 1, 2]
+_TO_NHWC = [0, 2, 3, 1]
+
+
+class MissingONNXError(ImportError):
+    """The optional ``onnx`` (or ``onnxruntime``) package is not installed; the message says how to get it."""
+
+
+class UnsupportedLayerError(ValueError):
+    """A layer of the model has no ONNX exporter."""
+
+
+def require_onnx():
+    """The ``onnx`` module, or :class:`MissingONNXError` with the install command."""
+    try:
+        import onnx
+        import onnx.helper  # noqa: F401
+        import onnx.numpy_helper  # noqa: F401
+    except ImportError as e:
+        raise MissingONNXError(f"ONNX export needs the onnx package, which is not installed; install it with: "
+                               f"{INSTALL_HINT}") from e
+    return onnx
+
+
+#: ``{layer class name: exporter}``; an exporter is ``fn(layer, inputs, output, graph)`` that adds to
+#: ``graph`` (a :class:`GraphBuilder`) the nodes computing ``output`` (a tensor name) from ``inputs`` (a list
+#: of tensor names, channels-last like nnscratch's arrays)
+EXPORTERS: dict = {}
+
+
+def register_exporter(class_name: str):
+    """Decorator registering ``fn(layer, inputs, output, graph)`` as the exporter of layers of ``class_name``.
+
+    Example:
+        >>> @register_exporter("Double")
+        ... def _double(layer, inputs, output, graph):
+        ...     graph.node("Mul", [inputs[0], graph.constant(f"{layer.name}/two", np.float32(2))], output)
+        >>> "Double" in EXPORTERS
+        True
+        >>> del EXPORTERS["Double"]
+    """
+    if not isinstance(class_name, str) or not class_name:
+        raise TypeError(f"register_exporter takes a layer class name (a string), got {class_name!r}")
+
+    def decorate(fn):
+        EXPORTERS[class_name] = fn
+        return fn
+    return decorate
+
+
+class GraphBuilder:
+    """The nodes and initializers of the ONNX graph being written; what an exporter adds to.
+
+    Tensor names are unique: :meth:`fresh` makes one from a readable base.
+    """
+
+    def __init__(self):
+        onnx = require_onnx()
+        self._helper, self._numpy_helper = onnx.helper, onnx.numpy_helper
+        self.nodes = []
+        self.initializers = {}
+        self._taken = set()
+
+    def fresh(self, base: str) -> str:
+        """A tensor name not used yet: ``base``, else ``base_2``, ``base_3``..."""
+        name, k = base, 1
+        while name in self._taken:
+            k += 1
+            name = f"{base}_{k}"
+        self._taken.add(name)
+        return name
+
+    def claim(self, name: str) -> str:
+        """Reserves ``name`` (a layer's output) exactly; a clash is a programming error of an exporter."""
+        if name in self._taken:
+            raise ValueError(f"the tensor name {name!r} is used twice in the ONNX graph; layer names must be "
+                             "unique and distinct from input names")
+        self._taken.add(name)
+        return name
+
+    def constant(self, name: str, array, dtype=np.float32) -> str:
+        """An initializer holding ``array`` (cast to ``dtype``), added once per name; returns its name."""
+        if name not in self.initializers:
+            self.claim(name)
+            value = np.ascontiguousarray(np.asarray(array, dtype=dtype))
+            self.initializers[name] = self._numpy_helper.from_array(value, name)
+        return name
+
+    def node(self, op: str, inputs, output: str | None = None, **attributes) -> str:
+        """Adds ``op(inputs)``; returns its output's name (``output``, or a fresh one from the op's name)."""
+        output = output if output is not None else self.fresh(f"{inputs[0]}/{op}")
+        self.nodes.append(self._helper.make_node(op, list(inputs), [output], name=f"{output}/{op}", **attributes))
+        return output
+
+    def to_nchw(self, x: str) -> str:
+        return self.node("Transpose", [x], self.fresh(f"{x}/nchw"), perm=_TO_NCHW)
+
+    def to_nhwc(self, x: str, output: str | None = None) -> str:
+        return self.node("Transpose", [x], output, perm=_TO_NHWC)
+
+    def scalar(self, name: str, value) -> str:
+        return self.constant(name, np.float32(value))
+
+
+# -- naming ---------------------------------------------------------------------------------------------
+def call_names(model) -> list:
+    """Per step of ``model.plan`` the name of its output tensor: the Input's name for a model input, the
+    layer's name for its first call, ``name_call2``... for later calls of a shared layer.
+
+    Example:
+        >>> from nnscratch.models import lenet5
+        >>> call_names(lenet5("modern", seed=0))[:3]
+        ['input', 'conv2d_1', 're_lu_1']
+    """
+    if not getattr(model, "finalized", False):
+        raise ValueError("the model is not finalized; call model.finalize() first (load_model returns finalized "
+                         "models)")
+    names, calls = [], {}
+    for step in model.plan.steps:
+        layer = step.node.layer
+        calls[id(layer)] = calls.get(id(layer), 0) + 1
+        names.append(layer.name if calls[id(layer)] == 1 else f"{layer.name}_call{calls[id(layer)]}")
+    return names
+
+
+# -- the model -----------------------------------------------------------------------------------------
+def to_onnx(model, producer_version: str | None = None):
+    """The ``onnx.ModelProto`` of a finalized model (checked with ``onnx.checker``).
+
+    Args:
+        model: a finalized :class:`~nnscratch.Model`.
+        producer_version: recorded in the file, default nnscratch's version.
+
+    Returns:
+        ``onnx.ModelProto`` with opset :data:`OPSET`; inputs ``(N, *sample_shape)`` float32 named after the
+        model's inputs, outputs named after the layers that produce them.
+
+    Raises:
+        UnsupportedLayerError: a layer has no exporter (the message names it and its class).
+        MissingONNXError: the onnx package is not installed.
+    """
+    onnx = require_onnx()
+    helper = onnx.helper
+    names = call_names(model)
+    plan = model.plan
+    unsupported = [step.node.layer for step in plan.steps
+                   if not step.feed and type(step.node.layer).__name__ not in EXPORTERS]
+    if unsupported:
+        layer = unsupported[0]
+        raise UnsupportedLayerError(
+            f"cannot export layer {layer.name!r} ({type(layer).__name__}) to ONNX: there is no exporter for "
+            f"{type(layer).__name__}" + (f" (nor for {', '.join(sorted({type(l).__name__ for l in unsupported[1:]}))})"
+                                         if len(unsupported) > 1 else "")
+            + f"; supported layers: {', '.join(sorted(EXPORTERS))}. Register one with "
+            f"nnscratch.io.onnx_export.register_exporter({type(layer).__name__!r})")
+    graph = GraphBuilder()
+    tensor_name = {}
+    inputs = []
+    for s, step in enumerate(plan.steps):
+        name = graph.claim(names[s])
+        tensor_name[id(step.node.output)] = name
+        if step.feed:
+            inputs.append(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT,
+                                                        ["N"] + list(step.node.output.sample_shape)))
+            continue
+        layer = step.node.layer
+        args = [tensor_name[id(t)] for t in step.node.inbound]
+        EXPORTERS[type(layer).__name__](layer, args, name, graph)
+    outputs = []
+    for t in model._graph_outputs:
+        outputs.append(helper.make_tensor_value_info(tensor_name[id(t)], onnx.TensorProto.FLOAT,
+                                                     ["N"] + list(t.sample_shape)))
+    if producer_version is None:
+        from .._version import __version__ as producer_version
+    proto = helper.make_model(
+        helper.make_graph(graph.nodes, model.name, inputs, outputs, list(graph.initializers.values())),
+        producer_name="nnscratch", producer_version=producer_version,
+        opset_imports=[helper.make_opsetid("", OPSET)])
+    # onnxruntime reads files of this IR version and later; make_model's default may be newer than it knows
+    proto.ir_version = min(proto.ir_version, 8)
+    onnx.checker.check_model(proto, full_check=True)
+    return proto
+
+
+def export_onnx(model, path) -> str:
+    """Writes ``model`` as an ONNX file at ``path`` (atomically); returns the path.
+
+    See :func:`to_onnx` for what the file holds and what is refused.
+    """
+    proto = to_onnx(model)
+    with atomic_write(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(proto.SerializeToString())
+    return str(path)
+
+
+# -- exporters: shared pieces ------------------------------------------------------------------------------
+def _pads(pads) -> list:
+    """nnscratch's ``((top, bottom), (left, right))`` as ONNX's ``[top, left, bottom, right]``."""
+    (t, b), (l, r) = pads
+    return [int(t), int(l), int(b), int(r)]
+
+
+def _weight(layer, name):
+    return layer.params[name] if name in layer.params else layer.state[name]
+
+
+def _activation_output(layer, output, graph) -> str:
+    """Where a layer with ``activation=`` writes its linear part: ``output`` itself when it has none."""
+    return output if getattr(layer, "activation_function", None) is None else graph.fresh(f"{output}/linear")
+
+
+def _finish_activation(layer, linear, output, graph):
+    function = getattr(layer, "activation_function", None)
+    if function is not None:
+        EXPORTERS[type(function).__name__](function, [linear], output, graph, prefix=f"{layer.name}/activation")
+
+
+def _conv(graph, x_nhwc, kernel_hwio, bias, output, prefix, strides, pads, dilation, groups):
+    """An ONNX Conv on a channels-last tensor; ``kernel_hwio`` in nnscratch's ``(kh, kw, c_in/g, c_out)``."""
+    kh, kw = kernel_hwio.shape[:2]
+    args = [graph.to_nchw(x_nhwc), graph.constant(f"{prefix}/kernel", kernel_hwio.transpose(3, 2, 0, 1))]
+    if bias is not None:
+        args.append(graph.constant(f"{prefix}/bias", bias))
+    y = graph.node("Conv", args, graph.fresh(f"{output}/conv"), kernel_shape=[int(kh), int(kw)],
+                   strides=list(map(int, strides)), pads=_pads(pads), dilations=list(map(int, dilation)),
+                   group=int(groups))
+    return graph.to_nhwc(y, output)
+
+
+# -- exporters: weight layers ---------------------------------------------------------------------------------
+@register_exporter("Conv2D")
+def _conv2d(layer, inputs, output, graph):
+    kernel = layer.params["kernel"]
+    if layer._mask is not None:  # a connection table (LeNet-5's C3) is a convolution with masked weights
+        kernel = kernel * layer._mask[None, None]
+    linear = _activation_output(layer, output, graph)
+    _conv(graph, inputs[0], kernel, layer.params.get("bias"), linear, layer.name, layer._strides, layer._pads,
+          layer._dilation, layer.groups)
+    _finish_activation(layer, linear, output, graph)
+
+
+@register_exporter("DepthwiseConv2D")
+def _depthwise(layer, inputs, output, graph):
+    kh, kw, c, m = layer.params["depthwise_kernel"].shape
+    # output channel c * m + j filters input channel c: a convolution with one group per input channel
+    kernel = layer.params["depthwise_kernel"].reshape(kh, kw, 1, c * m)
+    linear = _activation_output(layer, output, graph)
+    _conv(graph, inputs[0], kernel, layer.params.get("bias"), linear, layer.name, layer._strides, layer._pads,
+          layer._dilation, c)
+    _finish_activation(layer, linear, output, graph)
+
+
+@register_exporter("SeparableConv2D")
+def _separable(layer, inputs, output, graph):
+    kh, kw, c, m = layer.params["depthwise_kernel"].shape
+    depthwise = _conv(graph, inputs[0], layer.params["depthwise_kernel"].reshape(kh, kw, 1, c * m), None,
+                      graph.fresh(f"{output}/depthwise"), f"{layer.name}/depthwise", layer._strides, layer._pads,
+                      layer._dilation, c)
+    linear = _activation_output(layer, output, graph)
+    _conv(graph, depthwise, layer.params["pointwise_kernel"], layer.params.get("bias"), linear,
+          f"{layer.name}/pointwise", (1, 1), ((0, 0), (0, 0)), (1, 1), 1)
+    _finish_activation(layer, linear, output, graph)
+
+
+@register_exporter("Dense")
+def _dense(layer, inputs, output, graph):
+    linear = _activation_output(layer, output, graph)
+    kernel = graph.constant(f"{layer.name}/kernel", layer.params["kernel"])
+    if layer.use_bias:  # x @ W, then + b: nnscratch's order of rounding
+        product = graph.node("MatMul", [inputs[0], kernel], graph.fresh(f"{output}/matmul"))
+        graph.node("Add", [product, graph.constant(f"{layer.name}/bias", layer.params["bias"])], linear)
+    else:
+        graph.node("MatMul", [inputs[0], kernel], linear)
+    _finish_activation(layer, linear, output, graph)
+
+
+@register_exporter("RBFOutput")
+def _rbf(layer, inputs, output, graph):
+    # |x - w|^2 = |x|^2 - 2 x.w + |w|^2, as the layer computes it
+    codes = np.asarray(_weight(layer, "codes"), np.float32)
+    x = inputs[0]
+    squares = graph.node("ReduceSumSquare", [x], graph.fresh(f"{output}/x2"), axes=[1], keepdims=1)
+    product = graph.node("MatMul", [x, graph.constant(f"{layer.name}/codes", codes)], graph.fresh(f"{output}/xw"))
+    twice = graph.node("Mul", [product, graph.scalar(f"{layer.name}/two", 2.0)], graph.fresh(f"{output}/2xw"))
+    diff = graph.node("Sub", [squares, twice], graph.fresh(f"{output}/x2-2xw"))
+    graph.node("Add", [diff, graph.constant(f"{layer.name}/w2", (codes * codes).sum(axis=0))], output)
+
+
+# -- exporters: pooling and shapes ---------------------------------------------------------------------------
+@register_exporter("MaxPool2D")
+def _max_pool(layer, inputs, output, graph):
+    # padding positions never win a maximum (ONNX pads MaxPool with -inf), as nnscratch's windows ignore them
+    y = graph.node("MaxPool", [graph.to_nchw(inputs[0])], graph.fresh(f"{output}/pool"),
+                   kernel_shape=list(layer._pool), strides=list(layer._strides), pads=_pads(layer._pads))
+    graph.to_nhwc(y, output)
+
+
+@register_exporter("AvgPool2D")
+def _avg_pool(layer, inputs, output, graph):
+    # with 'same' padding only the real elements are averaged (Keras): count_include_pad=0
+    y = graph.node("AveragePool", [graph.to_nchw(inputs[0])], graph.fresh(f"{output}/pool"),
+                   kernel_shape=list(layer._pool), strides=list(layer._strides), pads=_pads(layer._pads),
+                   count_include_pad=0)
+    graph.to_nhwc(y, output)
+
+
+@register_exporter("Subsampling2D")
+def _subsampling(layer, inputs, output, graph):
+    # coefficient[c] * sum(window) + bias[c]: a depthwise convolution whose kernel is the coefficient
+    kh, kw = layer._pool
+    coefficient = np.asarray(layer.params["coefficient"], np.float64)
+    kernel = np.broadcast_to(coefficient, (kh, kw, 1, coefficient.size))
+    _conv(graph, inputs[0], kernel, layer.params["bias"], output, layer.name, layer._strides, layer._pads, (1, 1),
+          coefficient.size)
+
+
+@register_exporter("GlobalAvgPool2D")
+def _global_avg(layer, inputs, output, graph):
+    graph.node("ReduceMean", inputs, output, axes=[1, 2], keepdims=0)
+
+
+@register_exporter("GlobalMaxPool2D")
+def _global_max(layer, inputs, output, graph):
+    graph.node("ReduceMax", inputs, output, axes=[1, 2], keepdims=int(layer.keepdims))
+
+
+@register_exporter("Flatten")
+def _flatten(layer, inputs, output, graph):
+    graph.node("Flatten", inputs, output, axis=1)  # of the channels-last array: nnscratch's order
+
+
+@register_exporter("Reshape")
+def _reshape(layer, inputs, output, graph):
+    shape = graph.constant(f"{layer.name}/shape", [0, *layer.target_shape], dtype=np.int64)  # 0: keep N
+    graph.node("Reshape", [inputs[0], shape], output)
+
+
+@register_exporter("ZeroPad2D")
+def _zero_pad(layer, inputs, output, graph):
+    (t, b), (l, r) = layer._pads
+    pads = graph.constant(f"{layer.name}/pads", [0, t, l, 0, 0, b, r, 0], dtype=np.int64)
+    graph.node("Pad", [inputs[0], pads], output, mode="constant")
+
+
+@register_exporter("Cropping2D")
+def _cropping(layer, inputs, output, graph):
+    (t, b), (l, r) = layer._crops
+    h, w, _ = layer.built_input_shape
+    starts = graph.constant(f"{layer.name}/starts", [t, l], dtype=np.int64)
+    ends = graph.constant(f"{layer.name}/ends", [h - b, w - r], dtype=np.int64)
+    axes = graph.constant(f"{layer.name}/axes", [1, 2], dtype=np.int64)
+    graph.node("Slice", [inputs[0], starts, ends, axes], output)
+
+
+@register_exporter("UpSampling2D")
+def _upsampling(layer, inputs, output, graph):
+    sh, sw = layer._size
+    scales = graph.constant(f"{layer.name}/scales", [1.0, 1.0, sh, sw])
+    if layer.interpolation == "nearest":  # output i repeats input floor(i / s)
+        options = {"mode": "nearest", "coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"}
+    else:  # half-pixel centres, clamped at the borders
+        options = {"mode": "linear", "coordinate_transformation_mode": "half_pixel"}
+    y = graph.node("Resize", [graph.to_nchw(inputs[0]), "", scales], graph.fresh(f"{output}/resize"), **options)
+    graph.to_nhwc(y, output)
+
+
+def _identity(layer, inputs, output, graph):
+    graph.node("Identity", inputs, output)
+
+
+# inference is the identity for dropout and the augmentation layers
+for _name in ("Dropout", "RandomFlip", "RandomContrast", "RandomRotation", "RandomTranslation", "RandomZoom",
+              "ElasticDistortion"):
+    register_exporter(_name)(_identity)
+
+
+# -- exporters: normalization ------------------------------------------------------------------------------
+def _affine(layer, xhat, output, graph, rank):
+    steps = [(op, key) for op, key, on in (("Mul", "gamma", layer.scale), ("Add", "beta", layer.center)) if on]
+    if not steps:
+        graph.node("Identity", [xhat], output)
+    for i, (op, key) in enumerate(steps):
+        value = layer._broadcast(layer.params[key], rank)
+        target = output if i == len(steps) - 1 else graph.fresh(f"{output}/scaled")
+        xhat = graph.node(op, [xhat, graph.constant(f"{layer.name}/{key}", value)], target)
+
+
+@register_exporter("BatchNormalization")
+def _batch_norm(layer, inputs, output, graph):
+    # inference: the moving statistics, computed in nnscratch's order: (x - mean) * inv_std * gamma + beta
+    rank = len(layer.built_input_shape)
+    mean = layer._broadcast(layer.state["moving_mean"], rank)
+    variance = layer.state["moving_variance"]
+    inv_std = layer._broadcast(1.0 / np.sqrt(variance + variance.dtype.type(layer.epsilon)), rank)
+    centred = graph.node("Sub", [inputs[0], graph.constant(f"{layer.name}/moving_mean", mean)],
+                         graph.fresh(f"{output}/centred"))
+    xhat = graph.node("Mul", [centred, graph.constant(f"{layer.name}/inv_std", inv_std)],
+                      graph.fresh(f"{output}/normalized"))
+    _affine(layer, xhat, output, graph, rank)
+
+
+@register_exporter("LayerNormalization")
+def _layer_norm(layer, inputs, output, graph):
+    rank = len(layer.built_input_shape)
+    axes = [a + 1 for a in layer._feature]
+    x = inputs[0]
+    mean = graph.node("ReduceMean", [x], graph.fresh(f"{output}/mean"), axes=axes, keepdims=1)
+    centred = graph.node("Sub", [x, mean], graph.fresh(f"{output}/centred"))
+    square = graph.node("Mul", [centred, centred], graph.fresh(f"{output}/square"))
+    variance = graph.node("ReduceMean", [square], graph.fresh(f"{output}/variance"), axes=axes, keepdims=1)
+    shifted = graph.node("Add", [variance, graph.scalar(f"{layer.name}/epsilon", layer.epsilon)],
+                         graph.fresh(f"{output}/variance+eps"))
+    root = graph.node("Sqrt", [shifted], graph.fresh(f"{output}/std"))
+    inv_std = graph.node("Reciprocal", [root], graph.fresh(f"{output}/inv_std"))
+    xhat = graph.node("Mul", [centred, inv_std], graph.fresh(f"{output}/normalized"))
+    _affine(layer, xhat, output, graph, rank)
+
+
+# -- exporters: merges -------------------------------------------------------------------------------------
+def _chain(op):
+    def export(layer, inputs, output, graph):
+        value = inputs[0]
+        for i, other in enumerate(inputs[1:], start=2):
+            value = graph.node(op, [value, other], output if i == len(inputs) else graph.fresh(f"{output}/{op}{i}"))
+    return export
+
+
+# left to right, as the layers compute (Sum would leave the order of the additions to the runtime)
+register_exporter("Add")(_chain("Add"))
+register_exporter("Multiply")(_chain("Mul"))
+register_exporter("Subtract")(_chain("Sub"))
+register_exporter("Maximum")(_chain("Max"))
+register_exporter("Minimum")(_chain("Min"))
+
+
+@register_exporter("Average")
+def _average(layer, inputs, output, graph):
+    total = graph.fresh(f"{output}/sum")
+    _chain("Add")(layer, inputs, total, graph)
+    graph.node("Mul", [total, graph.scalar(f"{layer.name}/inverse_count", 1.0 / len(inputs))], output)
+
+
+@register_exporter("Concatenate")
+def _concatenate(layer, inputs, output, graph):
+    # the axis counts the batch axis, as in Keras; channels-last tensors, so -1 is the channels here too
+    graph.node("Concat", inputs, output, axis=layer._sample_axis(len(layer.built_input_shape[0])) + 1)
+
+
+# -- exporters: activations ----------------------------------------------------------------------------------
+def _activation(op, **fixed):
+    def export(layer, inputs, output, graph, prefix=None):
+        graph.node(op, inputs, output, **{k: (v(layer) if callable(v) else v) for k, v in fixed.items()})
+    return export
+
+
+register_exporter("ReLU")(_activation("Relu"))
+register_exporter("Tanh")(_activation("Tanh"))
+register_exporter("Sigmoid")(_activation("Sigmoid"))
+register_exporter("LeakyReLU")(_activation("LeakyRelu", alpha=lambda layer: float(layer.alpha)))
+register_exporter("Softmax")(_activation("Softmax", axis=-1))
+
+
+@register_exporter("ScaledTanh")
+def _scaled_tanh(layer, inputs, output, graph, prefix=None):
+    prefix = prefix or layer.name
+    scaled = graph.node("Mul", [inputs[0], graph.scalar(f"{prefix}/slope", layer.slope)], graph.fresh(f"{output}/sx"))
+    t = graph.node("Tanh", [scaled], graph.fresh(f"{output}/tanh"))
+    graph.node("Mul", [t, graph.scalar(f"{prefix}/amplitude", layer.amplitude)], output)
+
+
+@register_exporter("Swish")
+def _swish(layer, inputs, output, graph, prefix=None):
+    prefix = prefix or layer.name
+    x = inputs[0]
+    z = x if layer.beta == 1 else graph.node("Mul", [x, graph.scalar(f"{prefix}/beta", layer.beta)],
+                                             graph.fresh(f"{output}/bx"))
+    s = graph.node("Sigmoid", [z], graph.fresh(f"{output}/sigmoid"))
+    graph.node("Mul", [x, s], output)
+
+
+@register_exporter("Activation")
+def _named_activation(layer, inputs, output, graph, prefix=None):
+    if layer.function is None:  # "linear"
+        graph.node("Identity", inputs, output)
+    else:
+        EXPORTERS[type(layer.function).__name__](layer.function, inputs, output, graph, prefix=prefix or layer.name)
