@@ -1,7 +1,8 @@
 """The nnscratch command: train, evaluate, predict, summary, gradcheck, plot, show, export and verify.
 
 Run ``nnscratch COMMAND --help`` for each command's options. Exit status: 0 on success, 1 when a check
-fails (gradcheck, verify, export --verify), 2 on bad usage or input (argparse's convention), 130 when interrupted with Ctrl-C.
+fails (gradcheck, verify, export --verify), 2 on bad usage or input (argparse's convention), 130 when
+interrupted with Ctrl-C.
 The command line only parses and prints: images are read by :mod:`nnscratch.images`, data by
 :mod:`nnscratch.datasets`, models trained, saved and loaded by the library.
 """

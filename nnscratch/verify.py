@@ -248,10 +248,11 @@ def sample_inputs(specs, samples=DEFAULT_SAMPLES, seed=DEFAULT_SEED) -> list:
 def read_inputs(path, specs) -> list:
     """Inputs from a ``.npy`` file (one input) or an ``.npz`` file (one array per input name, or ``arr_0``...),
     checked against ``specs``."""
-    with np.load(path, allow_pickle=False) as data:
-        if isinstance(data, np.ndarray):
-            arrays = [data]
-        else:
+    data = np.load(path, allow_pickle=False)
+    if isinstance(data, np.ndarray):
+        arrays = [data]
+    else:
+        with data:
             keys = list(data.keys())
             names = [s.name for s in specs]
             if set(names) <= set(keys):
@@ -269,8 +270,9 @@ def read_inputs(path, specs) -> list:
         if array.shape[1:] != tuple(spec.shape) and array.shape == tuple(spec.shape):
             array = array[None]  # one sample without its batch axis
         if array.shape[1:] != tuple(spec.shape) or array.dtype.kind not in "biuf":
-            raise ValueError(f"{path}: input {spec.name!r} must be numbers of shape (N, {', '.join(map(str, spec.shape))}), "
-                             f"got {array.dtype} of shape {array.shape}")
+            wanted = ", ".join(map(str, spec.shape))
+            raise ValueError(f"{path}: input {spec.name!r} must be numbers of shape (N, {wanted}), got {array.dtype} "
+                             f"of shape {array.shape}")
         out.append(array.astype(spec.dtype))
     return out
 
