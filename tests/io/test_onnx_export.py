@@ -193,7 +193,7 @@ def test_an_unsupported_layer_is_refused_naming_the_layer_and_its_class(tmp_path
     assert not (tmp_path / "m.onnx").exists()
 
 
-class Doubling(Layer):
+class Doubling(Layer, register=False):
     def forward(self, x, training=False):
         return 2 * x
 
