@@ -10,7 +10,7 @@ import pytest
 from nnscratch import load_model
 from nnscratch.cli import main
 from nnscratch.io.onnx_export import EXPORTERS, register_exporter
-from nnscratch.layers import LAYERS, Conv2D, Conv2DTranspose, Dense, Flatten, Layer, Softmax
+from nnscratch.layers import LAYERS, Conv2D, Dense, Flatten, Layer, Softmax
 from nnscratch.models import lenet5
 from nnscratch.model import Model
 
@@ -91,15 +91,16 @@ def test_verify_runs_given_inputs(files, capsys):
     assert f"differ first at layer {perturbed!r}" in out and "on 2 sample(s)" not in out
 
 
-def test_an_unsupported_layer_is_one_line_naming_it(tmp_path, capsys):
-    model = Model([Conv2DTranspose(2, 3, input_shape=(4, 4, 1), name="upconv"), Flatten(), Softmax()], seed=0)
+def test_an_unsupported_layer_is_one_line_naming_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(LAYERS._classes, "Halving", Halving)      # a user's layer without an exporter
+    model = Model([Conv2D(2, 3, input_shape=(4, 4, 1)), Halving(name="half"), Flatten(), Softmax()], seed=0)
     model.compile(optimizer="sgd", loss="categorical_crossentropy")
     model.finalize()
     model.save(str(tmp_path / "m.h5"))
     assert main(["export", str(tmp_path / "m.h5"), str(tmp_path / "m.onnx")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
-    assert err.startswith("nnscratch export: error: cannot export layer 'upconv' (Conv2DTranspose)")
+    assert err.startswith("nnscratch export: error: cannot export layer 'half' (Halving)")
     assert not (tmp_path / "m.onnx").exists()
 
 

@@ -5,9 +5,11 @@ package (``pip install "nnscratch[onnx]"``).
   weights are rounded to float32).
 * **Layout**: the exported graph takes the same channels-last ``(N, H, W, C)`` inputs as the model and gives
   the same outputs. Every layer's output is kept channels-last, exactly the array nnscratch computes; the
-  layers that ONNX defines on ``(N, C, H, W)`` (Conv, MaxPool, AveragePool, Resize) are wrapped in a
-  ``Transpose`` to NCHW and one back, which onnxruntime's graph optimizer cancels between neighbours. So
-  ``Flatten`` flattens in NHWC order as nnscratch does and Dense kernels keep their row order.
+  layers that ONNX defines on ``(N, C, H, W)`` (Conv, ConvTranspose, MaxPool, AveragePool, Resize,
+  BatchNormalization) are wrapped in a ``Transpose`` to NCHW and one back, which onnxruntime's graph
+  optimizer cancels between neighbours (LeNet-5's 8 transposes become 2: after the input and before
+  Flatten). So ``Flatten`` flattens in NHWC order as nnscratch does and Dense kernels keep their row order.
+  The 1-D layers run as the 2-D ones on ``(N, 1, L, C)``, as in nnscratch.
 * **Names**: a layer's output tensor is named after the layer (a shared layer's later calls get
   ``name_call2``, ...), graph inputs after the model's ``Input`` names (``"input"`` for a sequential
   model), initializers ``layer/weight``; so any layer's value can be asked for by its name
@@ -320,21 +322,66 @@ def _rbf(layer, inputs, output, graph):
 
 
 # -- exporters: pooling and shapes ---------------------------------------------------------------------------
+def _pool(graph, op, x_nhwc, layer, output, **options):
+    y = graph.node(op, [graph.to_nchw(x_nhwc)], graph.fresh(f"{output}/pool"), kernel_shape=list(layer._pool),
+                   strides=list(layer._strides), pads=_pads(layer._pads), **options)
+    return graph.to_nhwc(y, output)
+
+
 @register_exporter("MaxPool2D")
 def _max_pool(layer, inputs, output, graph):
     # padding positions never win a maximum (ONNX pads MaxPool with -inf), as nnscratch's windows ignore them
-    y = graph.node("MaxPool", [graph.to_nchw(inputs[0])], graph.fresh(f"{output}/pool"),
-                   kernel_shape=list(layer._pool), strides=list(layer._strides), pads=_pads(layer._pads))
-    graph.to_nhwc(y, output)
+    _pool(graph, "MaxPool", inputs[0], layer, output)
 
 
 @register_exporter("AvgPool2D")
 def _avg_pool(layer, inputs, output, graph):
     # with 'same' padding only the real elements are averaged (Keras): count_include_pad=0
-    y = graph.node("AveragePool", [graph.to_nchw(inputs[0])], graph.fresh(f"{output}/pool"),
-                   kernel_shape=list(layer._pool), strides=list(layer._strides), pads=_pads(layer._pads),
-                   count_include_pad=0)
-    graph.to_nhwc(y, output)
+    _pool(graph, "AveragePool", inputs[0], layer, output, count_include_pad=0)
+
+
+# -- the 1-D layers: the 2-D ones on (N, 1, L, C), as nnscratch computes them ---------------------------------
+def _one_d(export_2d):
+    def export(layer, inputs, output, graph):
+        axis = graph.constant("nnscratch/axis_1", [1], dtype=np.int64)
+        image = graph.node("Unsqueeze", [inputs[0], axis], graph.fresh(f"{output}/as_image"))
+        result = graph.fresh(f"{output}/image")
+        export_2d(layer, [image], result, graph)
+        graph.node("Squeeze", [result, axis], output)
+    return export
+
+
+register_exporter("MaxPool1D")(_one_d(_max_pool))
+register_exporter("AvgPool1D")(_one_d(_avg_pool))
+
+
+@register_exporter("Conv1D")
+def _conv1d(layer, inputs, output, graph):
+    def conv_2d(layer, inputs, output, graph):
+        linear = _activation_output(layer, output, graph)
+        _conv(graph, inputs[0], layer.params["kernel"][None], layer.params.get("bias"), linear, layer.name,
+              (1, layer.strides), layer._pads, (1, layer.dilation_rate), layer.groups)
+        _finish_activation(layer, linear, output, graph)
+    _one_d(conv_2d)(layer, inputs, output, graph)
+
+
+@register_exporter("Conv2DTranspose")
+def _conv_transpose(layer, inputs, output, graph):
+    # ONNX's ConvTranspose is the same scatter: its pads cut the full scatter as nnscratch's top/bottom do and
+    # its output_padding appends the rows and columns beyond the scatter (zeros, then the bias)
+    kh, kw = layer._kernel_hw
+    (top, bottom), (left, right) = layer._pads
+    extra = [layer.output_shape[0] - layer._used[0], layer.output_shape[1] - layer._used[1]]
+    args = [graph.to_nchw(inputs[0]), graph.constant(f"{layer.name}/kernel",
+                                                     layer.params["kernel"].transpose(3, 2, 0, 1))]
+    if layer.use_bias:
+        args.append(graph.constant(f"{layer.name}/bias", layer.params["bias"]))
+    linear = _activation_output(layer, output, graph)
+    y = graph.node("ConvTranspose", args, graph.fresh(f"{output}/conv_transpose"), kernel_shape=[kh, kw],
+                   strides=list(layer._strides), dilations=list(layer._dilation), pads=[top, left, bottom, right],
+                   output_padding=extra)
+    graph.to_nhwc(y, linear)
+    _finish_activation(layer, linear, output, graph)
 
 
 @register_exporter("Subsampling2D")
@@ -420,12 +467,27 @@ def _affine(layer, xhat, output, graph, rank):
 
 @register_exporter("BatchNormalization")
 def _batch_norm(layer, inputs, output, graph):
-    # inference: the moving statistics, computed in nnscratch's order: (x - mean) * inv_std * gamma + beta
+    """Inference with the moving statistics. Channels-last images and (N, C) batches use ONNX's own
+    BatchNormalization (runtimes fold it into the convolution before it); other axes are computed in
+    nnscratch's order, ``(x - mean) * inv_std * gamma + beta``."""
     rank = len(layer.built_input_shape)
-    mean = layer._broadcast(layer.state["moving_mean"], rank)
-    variance = layer.state["moving_variance"]
+    mean, variance = layer.state["moving_mean"], layer.state["moving_variance"]
+    if layer._feature == (rank - 1,) and rank in (1, 3):
+        c = mean.shape[0]
+        args = [inputs[0] if rank == 1 else graph.to_nchw(inputs[0]),
+                graph.constant(f"{layer.name}/gamma", layer.params["gamma"] if layer.scale else np.ones(c)),
+                graph.constant(f"{layer.name}/beta", layer.params["beta"] if layer.center else np.zeros(c)),
+                graph.constant(f"{layer.name}/moving_mean", mean),
+                graph.constant(f"{layer.name}/moving_variance", variance)]
+        if rank == 1:
+            graph.node("BatchNormalization", args, output, epsilon=float(layer.epsilon))
+        else:
+            y = graph.node("BatchNormalization", args, graph.fresh(f"{output}/nchw"), epsilon=float(layer.epsilon))
+            graph.to_nhwc(y, output)
+        return
     inv_std = layer._broadcast(1.0 / np.sqrt(variance + variance.dtype.type(layer.epsilon)), rank)
-    centred = graph.node("Sub", [inputs[0], graph.constant(f"{layer.name}/moving_mean", mean)],
+    centred = graph.node("Sub", [inputs[0], graph.constant(f"{layer.name}/moving_mean",
+                                                           layer._broadcast(mean, rank))],
                          graph.fresh(f"{output}/centred"))
     xhat = graph.node("Mul", [centred, graph.constant(f"{layer.name}/inv_std", inv_std)],
                       graph.fresh(f"{output}/normalized"))

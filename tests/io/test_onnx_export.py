@@ -9,11 +9,12 @@ import nnscratch
 from nnscratch import Input, Model
 from nnscratch.io.onnx_export import (EXPORTERS, OPSET, MissingONNXError, UnsupportedLayerError, call_names,
                                       register_exporter, require_onnx, to_onnx)
-from nnscratch.layers import (Activation, Add, Average, AvgPool2D, BatchNormalization, Concatenate, Conv2D,
-                              Conv2DTranspose, Cropping2D, Dense, DepthwiseConv2D, Dropout, Flatten,
-                              GlobalAvgPool2D, GlobalMaxPool2D, Layer, LayerNormalization, LeakyReLU, MaxPool2D,
-                              Maximum, Minimum, Multiply, RandomFlip, ReLU, Reshape, ScaledTanh, SeparableConv2D,
-                              Sigmoid, Softmax, Subsampling2D, Subtract, Swish, Tanh, UpSampling2D, ZeroPad2D)
+from nnscratch.layers import (Activation, Add, Average, AvgPool1D, AvgPool2D, BatchNormalization, Concatenate,
+                              Conv1D, Conv2D, Conv2DTranspose, Cropping2D, Dense, DepthwiseConv2D, Dropout, Flatten,
+                              GlobalAvgPool2D, GlobalMaxPool2D, Layer, LayerNormalization, LeakyReLU, MaxPool1D,
+                              MaxPool2D, Maximum, Minimum, Multiply, RandomFlip, ReLU, Reshape, ScaledTanh,
+                              SeparableConv2D, Sigmoid, Softmax, Subsampling2D, Subtract, Swish, Tanh, UpSampling2D,
+                              ZeroPad2D)
 from nnscratch.models import lenet5, resnet
 
 onnx = pytest.importorskip("onnx", reason="ONNX export needs the onnx package (pip install 'nnscratch[onnx]')")
@@ -154,6 +155,14 @@ LAYER_CASES = {
                              Tanh(),
                      Activation("scaled_tanh"), Activation("linear"), Activation("relu"), Dense(4),
                      Activation("softmax")], (6,)),
+    "transposed_convolutions": (lambda: [Conv2DTranspose(3, 3, strides=2, padding="same", activation="relu"),
+                                         Conv2DTranspose(2, (3, 2), strides=(2, 3), output_padding=(1, 2)),
+                                         Conv2DTranspose(2, 3, dilation_rate=2, padding="same"),
+                                         Conv2DTranspose(2, 4, strides=2)], (3, 4, 2)),
+    "one_d": (lambda: [Conv1D(4, 3, padding="causal", dilation_rate=2, activation="tanh"),
+                       Conv1D(4, 3, strides=2, padding="same", groups=2), MaxPool1D(2, padding="same"),
+                       AvgPool1D(3, strides=1, padding="same"), Conv1D(3, 2, padding=(1, 0)), AvgPool1D(2)],
+              (11, 2)),
     "normalization_other_axes": (lambda: [BatchNormalization(axis=1), LayerNormalization(axis=[1, 2]), Flatten(),
                                   BatchNormalization(), Softmax()], (4, 3)),
 }
@@ -186,19 +195,25 @@ def test_a_shared_layer_is_exported_once_and_named_per_call(tmp_path):
     assert_exports_agree(model, tmp_path)
 
 
-def test_an_unsupported_layer_is_refused_naming_the_layer_and_its_class(tmp_path):
-    model = sequential([Conv2D(2, 3), Conv2DTranspose(2, 3, name="upconv"), Flatten()], (6, 6, 1), "unsupported")
-    with pytest.raises(UnsupportedLayerError, match=r"layer 'upconv' \(Conv2DTranspose\).*register_exporter"):
-        model.export(str(tmp_path / "m.onnx"))
-    assert not (tmp_path / "m.onnx").exists()
-
-
 class Doubling(Layer, register=False):
     def forward(self, x, training=False):
         return 2 * x
 
     def backward(self, dout):
         return 2 * dout
+
+
+class Tripling(Doubling, register=False):
+    def forward(self, x, training=False):
+        return 3 * x
+
+
+def test_an_unsupported_layer_is_refused_naming_the_layer_and_its_class(tmp_path):
+    model = sequential([Conv2D(2, 3), Doubling(name="twice"), Tripling(), Flatten()], (6, 6, 1), "unsupported")
+    with pytest.raises(UnsupportedLayerError, match=r"layer 'twice' \(Doubling\) to ONNX.*\(nor for Tripling\)"
+                                                    r".*register_exporter\('Doubling'\)"):
+        model.export(str(tmp_path / "m.onnx"))
+    assert not (tmp_path / "m.onnx").exists()
 
 
 def test_a_users_layer_exports_through_its_registered_exporter(tmp_path):
