@@ -158,3 +158,22 @@ def test_a_file_that_is_not_onnx_is_a_clear_error(tmp_path, onnx_tools):
     (tmp_path / "junk.onnx").write_bytes(b"not a protobuf at all \x00\xff")
     with pytest.raises(ValueError, match="not a readable ONNX file"):
         open_runner(tmp_path / "junk.onnx")
+
+
+def test_several_inputs_and_outputs_compare_by_name_and_position(tmp_path, onnx_tools):
+    image, side = Input((6, 6, 1), name="image"), Input((3,), name="side")
+    h = GlobalAvgPool2D(name="gap")(Conv2D(4, 3, name="conv")(image))
+    joined = Concatenate(name="joined")([h, Dense(2, name="side_dense")(side)])
+    model = Model(inputs=[image, side], outputs=[Softmax(name="probs")(Dense(3, name="logits")(joined)),
+                                                  Dense(1, name="score")(joined)], name="two_by_two", seed=0)
+    model.finalize()
+    randomize(model)
+    model.export(str(tmp_path / "m.onnx"))
+    onnx_runner = open_runner(tmp_path / "m.onnx")
+    assert [s.name for s in onnx_runner.inputs] == ["image", "side"]
+    np.savez(tmp_path / "x.npz", side=np.ones((2, 3)), image=np.zeros((2, 6, 6, 1)))
+    inputs = read_inputs(tmp_path / "x.npz", onnx_runner.inputs)
+    report = compare(NnscratchRunner(model), onnx_runner, inputs=inputs)
+    assert report.agree, report.table()
+    assert [r.name for r in report.outputs] == ["probs (output 0)", "score (output 1)"]
+    assert {r.name for r in report.layers} == {"conv", "gap", "side_dense", "joined", "logits"}
