@@ -206,7 +206,10 @@ class Report:
         """Every compared value with its largest absolute and relative difference (tabulate)."""
         from tabulate import tabulate
 
-        rows = [[r.name, "x".join(map(str, r.shape)), f"{r.max_abs:.3g}", f"{r.max_rel:.3g}",
+        def number(v):  # not comparable (shapes, NaN in one model only): the status says why
+            return f"{v:.3g}" if np.isfinite(v) else "-"
+
+        rows = [[r.name, "x".join(map(str, r.shape)), number(r.max_abs), number(r.max_rel),
                  ("DIFFERS" if r.differs else "ok") + (f" ({r.note})" if r.note else "")]
                 for r in self.layers + self.outputs]
         return tabulate(rows, headers=["layer", "shape", "max abs diff", "max rel diff", "status"],

@@ -177,3 +177,13 @@ def test_several_inputs_and_outputs_compare_by_name_and_position(tmp_path, onnx_
     assert report.agree, report.table()
     assert [r.name for r in report.outputs] == ["probs (output 0)", "score (output 1)"]
     assert {r.name for r in report.layers} == {"conv", "gap", "side_dense", "joined", "logits"}
+
+
+def test_layers_of_different_shapes_differ_and_say_so():
+    from nnscratch.models import mlp
+
+    report = compare(NnscratchRunner(lenet5("modern", seed=0)), NnscratchRunner(mlp(seed=0)), samples=2)
+    assert report.first_difference == "re_lu_1"
+    assert "shapes differ: (28, 28, 6) vs (300,) per sample" in report.verdict()
+    row = next(line for line in report.table().splitlines() if line.startswith("re_lu_1"))
+    assert row.split()[:4] == ["re_lu_1", "28x28x6", "-", "-"] and "DIFFERS (shapes differ" in row
