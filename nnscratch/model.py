@@ -1069,7 +1069,15 @@ class Model:
         """Writes the finalized model for another runtime; ``format="onnx"`` (the only one) writes an ONNX
         file (opset 17, channels-last inputs as here; see :mod:`nnscratch.io.onnx_export`). Returns the path.
 
-        Needs the onnx package: ``pip install "nnscratch[onnx]"``.
+        Needs the onnx package: ``pip install "nnscratch[onnx]"``. ``nnscratch verify MODEL.h5 OUT.onnx``
+        then compares the two layer by layer.
+
+        Example:
+            >>> from nnscratch.layers import Dense
+            >>> Model([Dense(2, input_shape=(3,))]).export("m.keras", format="keras")
+            Traceback (most recent call last):
+            ...
+            ValueError: format must be 'onnx' (the only export format), got 'keras'; to save the model for nnscratch use model.save(path)
         """
         if format != "onnx":
             raise ValueError(f"format must be 'onnx' (the only export format), got {format!r}; to save the model "

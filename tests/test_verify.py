@@ -187,3 +187,14 @@ def test_layers_of_different_shapes_differ_and_say_so():
     assert "shapes differ: (28, 28, 6) vs (300,) per sample" in report.verdict()
     row = next(line for line in report.table().splitlines() if line.startswith("re_lu_1"))
     assert row.split()[:4] == ["re_lu_1", "28x28x6", "-", "-"] and "DIFFERS (shapes differ" in row
+
+
+def test_missing_onnxruntime_says_how_to_install_it(tmp_path, onnx_tools, monkeypatch):
+    import sys
+
+    from nnscratch.io.onnx_export import MissingONNXError
+
+    lenet5("modern", seed=0).export(str(tmp_path / "m.onnx"))
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.raises(MissingONNXError, match=r'needs onnxruntime.*pip install "nnscratch\[onnx\]"'):
+        open_runner(tmp_path / "m.onnx")
