@@ -7,16 +7,7 @@ from nnscratch import Input, Model
 from nnscratch.layers import Add, BatchNormalization, Concatenate, Conv2D, Dense, GlobalAvgPool2D, ReLU, Softmax
 from nnscratch.models import lenet5, resnet
 from nnscratch.verify import InputSpec, NnscratchRunner, compare, open_runner, read_inputs, sample_inputs
-
-
-def randomize(model, seed=0):
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        for key, value in list(layer.params.items()) + list(layer.state.items()):
-            if key == "codes":
-                continue
-            value[...] = rng.uniform(0.5, 1.5, value.shape) if "variance" in key else rng.normal(0, 0.5, value.shape)
-    return model
+from onnx_checks import randomize
 
 
 def saved(model, path):

@@ -1,67 +1,22 @@
-"""ONNX export checked against the real tools: every exported file passes onnx.checker and onnxruntime's
-outputs equal nnscratch's predict within 1e-5 (float32), with random weights and statistics in every layer."""
+"""ONNX export of whole models checked against the real tools: LeNet-5 in its three forms, ResNet, a functional
+net with several named inputs and outputs; every file passes onnx.checker and onnxruntime's outputs equal
+nnscratch's predict within 1e-5 (float32) with random weights and statistics; names, refusals, user exporters.
+The layer families one by one are in test_onnx_layers.py."""
 import sys
 
-import numpy as np
 import pytest
 
 import nnscratch
 from nnscratch import Input, Model
 from nnscratch.io.onnx_export import (EXPORTERS, OPSET, MissingONNXError, UnsupportedLayerError, call_names,
                                       register_exporter, require_onnx, to_onnx)
-from nnscratch.layers import (Activation, Add, Average, AvgPool1D, AvgPool2D, BatchNormalization, Concatenate,
-                              Conv1D, Conv2D, Conv2DTranspose, Cropping2D, Dense, DepthwiseConv2D, Dropout, Flatten,
-                              GlobalAvgPool2D, GlobalMaxPool2D, Layer, LayerNormalization, LeakyReLU, MaxPool1D,
-                              MaxPool2D, Maximum, Minimum, Multiply, RandomFlip, ReLU, Reshape, ScaledTanh,
-                              SeparableConv2D, Sigmoid, Softmax, Subsampling2D, Subtract, Swish, Tanh, UpSampling2D,
-                              ZeroPad2D)
+from nnscratch.layers import (Add, BatchNormalization, Concatenate, Conv2D, Dense, DepthwiseConv2D, Flatten,
+                              GlobalAvgPool2D, Layer, LayerNormalization, ReLU, SeparableConv2D, Softmax)
 from nnscratch.models import lenet5, resnet
 
 onnx = pytest.importorskip("onnx", reason="ONNX export needs the onnx package (pip install 'nnscratch[onnx]')")
-ort = pytest.importorskip("onnxruntime", reason="running the exports needs onnxruntime (pip install "
-                                                "'nnscratch[onnx]')")
-
-TOLERANCE = 1e-5
-
-
-def randomize(model, seed=0):
-    """Every weight and statistic random (variances positive), so no exporter passes by zeros and ones."""
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        for key, value in list(layer.params.items()) + list(layer.state.items()):
-            if key == "codes":  # RBF codes are fixed +-1 pictures
-                continue
-            new = rng.uniform(0.5, 1.5, value.shape) if "variance" in key else rng.normal(0, 0.5, value.shape)
-            value[...] = new
-    return model
-
-
-def run_onnx(path_or_proto, xs):
-    data = path_or_proto if isinstance(path_or_proto, str) else path_or_proto.SerializeToString()
-    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-    return session.run(None, {i.name: x for i, x in zip(session.get_inputs(), xs)})
-
-
-def inputs_for(model, n=4, seed=1):
-    shapes = model.input_shape if isinstance(model.input_shape, list) else [model.input_shape]
-    rng = np.random.default_rng(seed)
-    return [rng.standard_normal((n,) + tuple(s)).astype(np.float32) for s in shapes]
-
-
-def assert_exports_agree(model, tmp_path, n=4):
-    path = str(tmp_path / f"{model.name}.onnx")
-    assert model.export(path, format="onnx") == path
-    onnx.checker.check_model(onnx.load(path), full_check=True)
-    xs = inputs_for(model, n)
-    expected = model.predict(xs if len(xs) > 1 else xs[0])
-    expected = expected if isinstance(expected, list) else [expected]
-    got = run_onnx(path, xs)
-    assert len(got) == len(expected)
-    for e, g in zip(expected, got):
-        assert g.shape == e.shape and g.dtype == np.float32
-        scale = max(1.0, float(np.abs(e).max()))
-        assert np.abs(g - e).max() <= TOLERANCE * scale, (model.name, np.abs(g - e).max(), scale)
-    return path
+pytest.importorskip("onnxruntime", reason="running the exports needs onnxruntime (pip install 'nnscratch[onnx]')")
+from onnx_checks import assert_exports_agree, randomize, sequential  # noqa: E402  (needs onnx)
 
 
 @pytest.mark.parametrize("variant", ["modern", "keras", "classic"])
@@ -74,13 +29,6 @@ def test_lenet5_exports_agree_with_predict(variant, tmp_path):
     assert proto.graph.output[0].name == model.layers[-1].name
     dims = proto.graph.input[0].type.tensor_type.shape.dim
     assert [d.dim_param or d.dim_value for d in dims] == ["N", *model.input_shape]   # channels-last input
-
-
-def test_classic_c3_exports_its_connection_table_even_when_unlinked_weights_are_not_zero(tmp_path):
-    model = randomize(lenet5("classic", seed=0))     # randomize fills the unlinked C3 weights too
-    c3 = model.get_layer("C3")
-    assert np.count_nonzero(c3.params["kernel"]) == c3.params["kernel"].size
-    assert_exports_agree(model, tmp_path)
 
 
 def test_resnet_with_batch_normalization_exports_agree(tmp_path):
@@ -126,61 +74,6 @@ def test_functional_model_with_several_named_inputs_and_outputs(tmp_path):
     assert [o.name for o in graph.output] == ["probabilities", "extra"]
     produced = {out for node in graph.node for out in node.output}
     assert {layer.name for layer in model.layers} - {"image", "side"} <= produced   # a tensor per layer
-
-
-def sequential(layers, input_shape, name):
-    model = Model(name=name, seed=0)
-    layers[0].input_shape = input_shape
-    for layer in layers:
-        model.add(layer)
-    model.finalize()
-    return model
-
-
-#: name -> (a function making the layers, input shape): fresh layers for every run
-LAYER_CASES = {
-    "conv_strides_dilation_groups": (lambda: [Conv2D(6, 3, strides=2, padding="same", dilation_rate=1, groups=3,
-                                             activation="leaky_relu"),
-                                      Conv2D(4, (3, 2), dilation_rate=2, padding="same", activation="sigmoid"),
-                                      Conv2D(4, 2, strides=(2, 1), padding=((1, 0), (2, 1)))], (9, 10, 3)),
-    "pools_same_and_valid": (lambda: [MaxPool2D(3, strides=2, padding="same"),
-                                      AvgPool2D(2, strides=1, padding="same"),
-                              AvgPool2D((2, 3)), GlobalMaxPool2D(keepdims=True), Flatten()], (7, 9, 2)),
-    "subsampling_same": (lambda: [Subsampling2D(3, strides=2, padding="same"), ScaledTanh(), GlobalMaxPool2D()],
-                         (7, 7, 2)),
-    "shapes": (lambda: [RandomFlip(), ZeroPad2D(((1, 0), (2, 1))), Cropping2D(((0, 1), (1, 0))), UpSampling2D((2, 1)),
-                UpSampling2D(2, interpolation="bilinear"), Reshape((16, 24, 2)), Flatten(), Dropout(0.5),
-                Dense(5)], (6, 6, 2)),
-    "activations": (lambda: [Dense(8), LeakyReLU(0.3), Dense(8), Sigmoid(), Dense(8), Swish(beta=1.5), Dense(8),
-                             Tanh(),
-                     Activation("scaled_tanh"), Activation("linear"), Activation("relu"), Dense(4),
-                     Activation("softmax")], (6,)),
-    "transposed_convolutions": (lambda: [Conv2DTranspose(3, 3, strides=2, padding="same", activation="relu"),
-                                         Conv2DTranspose(2, (3, 2), strides=(2, 3), output_padding=(1, 2)),
-                                         Conv2DTranspose(2, 3, dilation_rate=2, padding="same"),
-                                         Conv2DTranspose(2, 4, strides=2)], (3, 4, 2)),
-    "one_d": (lambda: [Conv1D(4, 3, padding="causal", dilation_rate=2, activation="tanh"),
-                       Conv1D(4, 3, strides=2, padding="same", groups=2), MaxPool1D(2, padding="same"),
-                       AvgPool1D(3, strides=1, padding="same"), Conv1D(3, 2, padding=(1, 0)), AvgPool1D(2)],
-              (11, 2)),
-    "normalization_other_axes": (lambda: [BatchNormalization(axis=1), LayerNormalization(axis=[1, 2]), Flatten(),
-                                  BatchNormalization(), Softmax()], (4, 3)),
-}
-
-
-@pytest.mark.parametrize("case", sorted(LAYER_CASES))
-def test_layer_families_export_agree(case, tmp_path):
-    layers, shape = LAYER_CASES[case]
-    assert_exports_agree(randomize(sequential(layers(), shape, case)), tmp_path)
-
-
-def test_merges_export_agree_with_broadcasting(tmp_path):
-    a, b, c = Input((4, 3), name="a"), Input((4, 3), name="b"), Input((1, 3), name="c")   # c broadcasts
-    outs = [Subtract(name="sub")([a, b]), Multiply(name="mul")([a, b, c]), Average(name="avg")([a, b, c]),
-            Maximum(name="max")([a, b, c]), Minimum(name="min")([a, c]), Add(name="add3")([a, b, c])]
-    model = Model(inputs=[a, b, c], outputs=outs, name="merges", seed=0)
-    model.finalize()
-    assert_exports_agree(model, tmp_path)
 
 
 def test_a_shared_layer_is_exported_once_and_named_per_call(tmp_path):
