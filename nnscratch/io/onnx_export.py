@@ -7,8 +7,9 @@ package (``pip install "nnscratch[onnx]"``).
   the same outputs. Every layer's output is kept channels-last, exactly the array nnscratch computes; the
   layers that ONNX defines on ``(N, C, H, W)`` (Conv, ConvTranspose, MaxPool, AveragePool, Resize,
   BatchNormalization) are wrapped in a ``Transpose`` to NCHW and one back, which onnxruntime's graph
-  optimizer cancels between neighbours (LeNet-5's 8 transposes become 1, after the input). So ``Flatten`` flattens in NHWC order as nnscratch does and Dense kernels keep their row order.
-  The 1-D layers run as the 2-D ones on ``(N, 1, L, C)``, as in nnscratch.
+  optimizer cancels between neighbours (LeNet-5's 8 transposes become 1, after the input). So ``Flatten``
+  flattens in NHWC order as nnscratch does and Dense kernels keep their row order. The 1-D layers run as
+  the 2-D ones on ``(N, 1, L, C)``, as in nnscratch.
 * **Names**: a layer's output tensor is named after the layer (a shared layer's later calls get
   ``name_call2``, ...), graph inputs after the model's ``Input`` names (``"input"`` for a sequential
   model), initializers ``layer/weight``; so any layer's value can be asked for by its name
