@@ -77,6 +77,7 @@ def test_export_verify_catches_a_wrong_exporter(tmp_path, capsys, monkeypatch):
         status = main(["export", str(tmp_path / "m.h5"), str(tmp_path / "m.onnx"), "--verify"])
         out = capsys.readouterr().out
         assert status == 1 and "BEYOND tolerance 1e-05" in out
+        assert out.strip().splitlines()[-1].startswith("the models differ first at layer 'half'")
         assert main(["verify", str(tmp_path / "m.h5"), str(tmp_path / "m.onnx")]) == 1
         assert "differ first at layer 'half'" in capsys.readouterr().out
     finally:
