@@ -28,10 +28,10 @@ from __future__ import annotations
 from . import onnx_layers  # noqa: F401  (registers the built-in exporters)
 from .atomic import atomic_write
 from .onnx_graph import (EXPORTERS, INSTALL_HINT, OPSET, GraphBuilder, MissingONNXError, UnsupportedLayerError,
-                         register_exporter, require_onnx)
+                         exporter_for, register_exporter, require_onnx)
 
 __all__ = ["EXPORTERS", "INSTALL_HINT", "OPSET", "GraphBuilder", "MissingONNXError", "UnsupportedLayerError",
-           "call_names", "export_onnx", "register_exporter", "require_onnx", "to_onnx"]
+           "call_names", "export_onnx", "exporter_for", "register_exporter", "require_onnx", "to_onnx"]
 
 
 # -- naming ---------------------------------------------------------------------------------------------
@@ -75,15 +75,15 @@ def to_onnx(model, producer_version: str | None = None):
     helper = onnx.helper
     names = call_names(model)
     plan = model.plan
-    unsupported = [step.node.layer for step in plan.steps
-                   if not step.feed and type(step.node.layer).__name__ not in EXPORTERS]
+    unsupported = [step.node.layer for step in plan.steps if not step.feed and exporter_for(step.node.layer) is None]
     if unsupported:
         layer = unsupported[0]
         raise UnsupportedLayerError(
             f"cannot export layer {layer.name!r} ({type(layer).__name__}) to ONNX: there is no exporter for "
             f"{type(layer).__name__}" + (f" (nor for {', '.join(sorted({type(l).__name__ for l in unsupported[1:]}))})"
                                          if len(unsupported) > 1 else "")
-            + f"; supported layers: {', '.join(sorted(EXPORTERS))}. Register one with "
+            + f"; supported layers: {', '.join(sorted(n for n in EXPORTERS if not n.startswith('_')))} and every "
+            "augmentation layer. Register one with "
             f"nnscratch.io.onnx_export.register_exporter({type(layer).__name__!r})")
     graph = GraphBuilder()
     tensor_name = {}
@@ -97,7 +97,7 @@ def to_onnx(model, producer_version: str | None = None):
             continue
         layer = step.node.layer
         args = [tensor_name[id(t)] for t in step.node.inbound]
-        EXPORTERS[type(layer).__name__](layer, args, name, graph)
+        exporter_for(layer)(layer, args, name, graph)
     outputs = []
     for t in model._graph_outputs:
         outputs.append(helper.make_tensor_value_info(tensor_name[id(t)], onnx.TensorProto.FLOAT,

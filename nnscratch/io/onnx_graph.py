@@ -41,8 +41,17 @@ def require_onnx():
 EXPORTERS: dict = {}
 
 
-def register_exporter(class_name: str):
+#: the class names in :data:`EXPORTERS` whose exporter also serves subclasses that have none of their own
+FOR_SUBCLASSES: set = set()
+
+
+def register_exporter(class_name: str, subclasses: bool = False):
     """Decorator registering ``fn(layer, inputs, output, graph)`` as the exporter of layers of ``class_name``.
+
+    Args:
+        class_name: the layer's class name (``type(layer).__name__``).
+        subclasses: also export subclasses without an exporter of their own this way; default False, because
+            a subclass that changes ``forward`` would otherwise be exported with its parent's arithmetic.
 
     Example:
         >>> @register_exporter("Double")
@@ -57,8 +66,24 @@ def register_exporter(class_name: str):
 
     def decorate(fn):
         EXPORTERS[class_name] = fn
+        if subclasses:
+            FOR_SUBCLASSES.add(class_name)
+        else:
+            FOR_SUBCLASSES.discard(class_name)
         return fn
     return decorate
+
+
+def exporter_for(layer):
+    """The exporter of ``layer``'s class, else of its nearest base class registered with ``subclasses=True``;
+    None when there is neither."""
+    name = type(layer).__name__
+    if name in EXPORTERS:
+        return EXPORTERS[name]
+    for cls in type(layer).__mro__[1:]:
+        if cls.__name__ in FOR_SUBCLASSES and cls.__name__ in EXPORTERS:
+            return EXPORTERS[cls.__name__]
+    return None
 
 
 class GraphBuilder:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .onnx_graph import EXPORTERS, register_exporter
+from .onnx_graph import exporter_for, register_exporter
 
 
 # -- shared pieces ------------------------------------------------------------------------------
@@ -34,7 +34,7 @@ def _activation_output(layer, output, graph) -> str:
 def _finish_activation(layer, linear, output, graph):
     function = getattr(layer, "activation_function", None)
     if function is not None:
-        EXPORTERS[type(function).__name__](function, [linear], output, graph, prefix=f"{layer.name}/activation")
+        exporter_for(function)(function, [linear], output, graph, prefix=f"{layer.name}/activation")
 
 
 def _conv(graph, x_nhwc, kernel_hwio, bias, output, prefix, strides, pads, dilation, groups):
@@ -235,10 +235,12 @@ def _identity(layer, inputs, output, graph):
     graph.node("Identity", inputs, output)
 
 
-# inference is the identity for dropout and the augmentation layers
-for _name in ("Dropout", "RandomFlip", "RandomContrast", "RandomRotation", "RandomTranslation", "RandomZoom",
-              "ElasticDistortion"):
-    register_exporter(_name)(_identity)
+# inference is the identity for dropout and for every augmentation layer (their base class's contract), the
+# built-in ones and those to come, a user's too
+register_exporter("Dropout")(_identity)
+register_exporter("_Augmentation", subclasses=True)(_identity)
+for _name in ("RandomFlip", "RandomContrast", "RandomRotation", "RandomTranslation", "RandomZoom", "ElasticDistortion"):
+    register_exporter(_name)(_identity)   # by name too, so the list of supported layers shows them
 
 
 # -- exporters: normalization ------------------------------------------------------------------------------
@@ -365,4 +367,4 @@ def _named_activation(layer, inputs, output, graph, prefix=None):
     if layer.function is None:  # "linear"
         graph.node("Identity", inputs, output)
     else:
-        EXPORTERS[type(layer.function).__name__](layer.function, inputs, output, graph, prefix=prefix or layer.name)
+        exporter_for(layer.function)(layer.function, inputs, output, graph, prefix=prefix or layer.name)

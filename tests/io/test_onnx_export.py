@@ -148,3 +148,22 @@ def test_exported_file_loads_back_through_nnscratch_verify_names(tmp_path):
     layer_names = call_names(model)[1:]
     assert [n for n in produced if n in set(layer_names)] == layer_names
     assert nnscratch.Model.export.__doc__ and "opset 17" in nnscratch.Model.export.__doc__
+
+
+class ShiftedDense(Dense, register=False):
+    """A subclass that changes the arithmetic: Dense's exporter must not pass for it."""
+
+    def _forward_linear(self, x, training):
+        return super()._forward_linear(x, training) + 1
+
+
+def test_a_subclass_is_refused_unless_its_base_exports_subclasses(tmp_path):
+    from nnscratch.layers.augmentation import RandomFlip
+
+    class MyJitter(RandomFlip, register=False):        # an augmentation layer: the identity in inference
+        pass
+
+    with pytest.raises(UnsupportedLayerError, match=r"'shifted' \(ShiftedDense\).*and every augmentation layer"):
+        to_onnx(sequential([Dense(3), ShiftedDense(2, name="shifted")], (4,), "subclass"))
+    assert_exports_agree(randomize(sequential([MyJitter(), Conv2D(2, 3), Flatten()], (5, 5, 1), "jitter")),
+                         tmp_path)

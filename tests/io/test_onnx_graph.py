@@ -5,7 +5,8 @@ import sys
 import numpy as np
 import pytest
 
-from nnscratch.io.onnx_graph import EXPORTERS, OPSET, GraphBuilder, MissingONNXError, register_exporter, require_onnx
+from nnscratch.io.onnx_graph import (EXPORTERS, OPSET, GraphBuilder, MissingONNXError, exporter_for, register_exporter,
+                                     require_onnx)
 
 onnx = pytest.importorskip("onnx", reason="the graph is built with the onnx package (pip install 'nnscratch[onnx]')")
 
@@ -64,3 +65,21 @@ def test_without_onnx_the_error_names_the_extra(monkeypatch):
         require_onnx()
     with pytest.raises(ImportError):
         GraphBuilder()
+
+
+def test_exporter_for_follows_base_classes_only_where_asked():
+    class Base:
+        pass
+
+    class Child(Base):
+        pass
+
+    register_exporter("Base")(len)
+    try:
+        assert exporter_for(Base()) is len and exporter_for(Child()) is None
+        register_exporter("Base", subclasses=True)(len)
+        assert exporter_for(Child()) is len
+        register_exporter("Base")(len)                    # re-registered without: the rule is withdrawn
+        assert exporter_for(Child()) is None
+    finally:
+        del EXPORTERS["Base"]
