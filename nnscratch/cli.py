@@ -731,7 +731,10 @@ def cmd_export(args):
 
     if not args.output.lower().endswith(".onnx"):
         raise UsageError(f"the output file must end in .onnx (ONNX is the export format), got {args.output!r}")
-    model = _load(args.model)
+    if not os.path.exists(args.model):
+        raise UsageError(f"no such model file: {args.model}")
+    from . import load_model  # the public loader: every model file it reads can be exported (Keras' too)
+    model = load_model(args.model)
     path = model.export(args.output, format="onnx")
     print(f"wrote {path} (ONNX opset {OPSET}, inputs {', '.join(f'{n} (N, {s})' for n, s in _input_shapes(model))})")
     if not args.verify:

@@ -1077,11 +1077,11 @@ class Model:
             >>> Model([Dense(2, input_shape=(3,))]).export("m.keras", format="keras")
             Traceback (most recent call last):
             ...
-            ValueError: format must be 'onnx' (the only export format), got 'keras'; to save the model for nnscratch use model.save(path)
+            ValueError: format must be 'onnx' (the only export format), got 'keras'; model files are written by model.save(path)
         """
         if format != "onnx":
-            raise ValueError(f"format must be 'onnx' (the only export format), got {format!r}; to save the model "
-                             "for nnscratch use model.save(path)")
+            raise ValueError(f"format must be 'onnx' (the only export format), got {format!r}; model files "
+                             "are written by model.save(path)")
         self._require_finalized("export")
         from .io.onnx_export import export_onnx
         return export_onnx(self, path)
