@@ -227,19 +227,35 @@ class Report:
         return f"the models differ first at layer {first!r} ({what})"
 
 
-def _difference(name, a, b, tolerance) -> LayerDifference:
-    if a.shape != b.shape:
-        return LayerDifference(name, a.shape[1:], np.inf, np.inf, True,
-                               f"shapes differ: {a.shape[1:]} vs {b.shape[1:]} per sample")
-    a64, b64 = a.astype(np.float64), b.astype(np.float64)
-    finite = np.isfinite(a64) & np.isfinite(b64)
-    if not (finite | (a64 == b64)).all():
-        return LayerDifference(name, a.shape[1:], np.inf, np.inf, True, "NaN or infinite values in one model only")
-    diff = np.abs(a64 - b64)[finite]
-    scale = float(np.abs(a64[finite]).max()) if diff.size else 0.0
-    max_abs = float(diff.max()) if diff.size else 0.0
-    max_rel = max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else np.inf)
-    return LayerDifference(name, a.shape[1:], max_abs, max_rel, max_abs > tolerance * max(1.0, scale))
+class _Tally:
+    """The running comparison of one value over the chunks of a batch: the largest difference and magnitude,
+    or why the value cannot be compared."""
+
+    def __init__(self, name):
+        self.name, self.shape, self.max_abs, self.scale, self.note = name, None, 0.0, 0.0, ""
+
+    def add(self, a, b):
+        if self.note:
+            return
+        self.shape = a.shape[1:]
+        if a.shape[1:] != b.shape[1:]:
+            self.note = f"shapes differ: {a.shape[1:]} vs {b.shape[1:]} per sample"
+            return
+        a64, b64 = a.astype(np.float64), b.astype(np.float64)
+        finite = np.isfinite(a64) & np.isfinite(b64)
+        if not (finite | (a64 == b64)).all():
+            self.note = "NaN or infinite values in one model only"
+            return
+        if finite.any():
+            self.max_abs = max(self.max_abs, float(np.abs(a64 - b64)[finite].max()))
+            self.scale = max(self.scale, float(np.abs(a64[finite]).max()))
+
+    def result(self, tolerance) -> LayerDifference:
+        if self.note:
+            return LayerDifference(self.name, self.shape, np.inf, np.inf, True, self.note)
+        max_rel = self.max_abs / self.scale if self.scale > 0 else (0.0 if self.max_abs == 0 else np.inf)
+        return LayerDifference(self.name, self.shape, self.max_abs, max_rel,
+                               self.max_abs > tolerance * max(1.0, self.scale))
 
 
 def sample_inputs(specs, samples=DEFAULT_SAMPLES, seed=DEFAULT_SEED) -> list:
@@ -281,7 +297,7 @@ def read_inputs(path, specs) -> list:
 
 
 def compare(a, b, tolerance=DEFAULT_TOLERANCE, samples=DEFAULT_SAMPLES, inputs=None, seed=DEFAULT_SEED,
-            layers=True) -> Report:
+            layers=True, chunk=256) -> Report:
     """Runs the runners ``a`` (the reference) and ``b`` on the same inputs and compares them.
 
     Args:
@@ -291,6 +307,7 @@ def compare(a, b, tolerance=DEFAULT_TOLERANCE, samples=DEFAULT_SAMPLES, inputs=N
         inputs: a list of arrays, one per model input (batch first), default None (random ones).
         seed: of the random inputs, default 0.
         layers: compare the layer values both expose too, default True (else the outputs only).
+        chunk: samples run at a time (the largest differences are kept over the chunks), default 256.
 
     Returns:
         A :class:`Report`.
@@ -301,16 +318,23 @@ def compare(a, b, tolerance=DEFAULT_TOLERANCE, samples=DEFAULT_SAMPLES, inputs=N
                          f"takes {show(a)}; {b.label} takes {show(b)}")
     if len(a.output_names) != len(b.output_names):
         raise ValueError(f"{a.label} has {len(a.output_names)} output(s) but {b.label} has {len(b.output_names)}")
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+        raise ValueError(f"chunk must be a positive number of samples, got {chunk!r}")
     if inputs is None:
         inputs = sample_inputs(a.inputs, samples, seed)
-    va, vb = a.run(inputs), b.run(inputs)
-    report = Report(a.label, b.label, float(tolerance), len(inputs[0]))
     outputs = set(a.output_names)
-    if layers:
-        report.layers = [_difference(n, va[n], vb[n], tolerance) for n in a.names
-                         if n not in outputs and n in va and n in vb]
-    for k, (na, nb) in enumerate(zip(a.output_names, b.output_names)):
-        name = na if na == nb else f"{na} / {nb}"
-        report.outputs.append(_difference(f"{name} (output {k})" if len(a.output_names) > 1 else name,
-                                          va[na], vb[nb], tolerance))
+    layer_pairs = [(n, n, n) for n in a.names if n not in outputs] if layers else []
+    output_pairs = [(f"{na if na == nb else f'{na} / {nb}'}" + (f" (output {k})" if len(a.output_names) > 1 else ""),
+                     na, nb) for k, (na, nb) in enumerate(zip(a.output_names, b.output_names))]
+    tallies = {}
+    # a chunk at a time: every layer's value for a whole test set at once may not fit in memory
+    for start in range(0, len(inputs[0]), chunk):
+        part = [x[start:start + chunk] for x in inputs]
+        va, vb = a.run(part), b.run(part)
+        for shown, na, nb in layer_pairs + output_pairs:
+            if na in va and nb in vb:
+                tallies.setdefault(shown, _Tally(shown)).add(va[na], vb[nb])
+    report = Report(a.label, b.label, float(tolerance), len(inputs[0]))
+    report.layers = [tallies[shown].result(tolerance) for shown, _, _ in layer_pairs if shown in tallies]
+    report.outputs = [tallies[shown].result(tolerance) for shown, _, _ in output_pairs if shown in tallies]
     return report

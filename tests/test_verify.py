@@ -189,3 +189,19 @@ def test_missing_onnxruntime_says_how_to_install_it(tmp_path, onnx_tools, monkey
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     with pytest.raises(MissingONNXError, match=r'needs onnxruntime.*pip install "nnscratch\[onnx\]"'):
         open_runner(tmp_path / "m.onnx")
+
+
+def test_chunks_give_the_report_of_the_whole_batch():
+    a, b = randomize(lenet5("keras", seed=0)), randomize(lenet5("keras", seed=0))
+    b.layers[3].params["kernel"][0, 0, 0, 0] += 0.5
+    whole = compare(NnscratchRunner(a), NnscratchRunner(b), samples=7)
+    chunked = compare(NnscratchRunner(a), NnscratchRunner(b), samples=7, chunk=3)
+    # equal up to float32 rounding: a convolution's arithmetic may group a batch of 3 differently from one of 7
+    assert [(r.name, r.differs) for r in whole.layers + whole.outputs] == \
+        [(r.name, r.differs) for r in chunked.layers + chunked.outputs]
+    for w, c in zip(whole.layers + whole.outputs, chunked.layers + chunked.outputs):
+        assert c.max_abs == pytest.approx(w.max_abs, rel=1e-4, abs=1e-6)
+        assert c.max_rel == pytest.approx(w.max_rel, rel=1e-4, abs=1e-6)
+    assert chunked.samples == 7
+    with pytest.raises(ValueError, match="chunk must be a positive number"):
+        compare(NnscratchRunner(a), NnscratchRunner(b), chunk=0)
