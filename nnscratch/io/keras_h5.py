@@ -260,8 +260,8 @@ def _optimizer(value):
 def training_from_keras(training) -> tuple[dict | None, str | None]:
     """nnscratch's ``{"loss", "optimizer"}`` from Keras' ``training_config``/``compile_config``, or
     ``(None, reason)`` when nnscratch has no equivalent (the model then loads uncompiled)."""
-    if not isinstance(training, dict):
-        return None, "the file has no training configuration"
+    if not isinstance(training, dict) or training.get("loss") is None:
+        return None, None  # the Keras model was never compiled: nothing to carry over
     loss, what = _loss(training.get("loss"))
     if loss is None:
         return None, f"nnscratch has no equivalent of its {what}"
@@ -304,7 +304,7 @@ def build_model(path, keras_config, weights: dict, training=None):
             layer._expected_shapes = None
     for layer in model.layers:
         layer.trainable = trainable.get(layer.name, True)
-    if training is not None and compiled is None:
+    if why is not None:
         warnings.warn(f"{path}: the model is loaded uncompiled because {why}; before fit, call "
                       "model.set(loss=..., optimizer=...) and model.finalize() (e.g. optimizer="
                       "nnscratch.optimizers.Adam(convention='keras') for Keras' update rule)", RuntimeWarning,
