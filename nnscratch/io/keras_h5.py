@@ -232,7 +232,8 @@ def _loss(value):
 def _optimizer(value):
     if not isinstance(value, dict) or not isinstance(value.get("class_name"), str):
         return None, f"optimizer {value!r:.60}"
-    name = _KERAS_OPTIMIZERS.get(value["class_name"].lower())
+    # tf.keras 2.11+ registers its own optimizers as "Custom>Adam"; only names nnscratch has are mapped
+    name = _KERAS_OPTIMIZERS.get(value["class_name"].lower().removeprefix("custom>"))
     if name is None:
         return None, f"optimizer {value['class_name']}"
     config = value.get("config") or {}
