@@ -28,6 +28,9 @@ from __future__ import annotations
 
 import re
 
+from ..constraints import get_constraint
+from ..regularizers import get_regularizer
+
 __all__ = ["KerasConfigError", "from_keras", "to_keras", "weight_keys", "keras_class_of", "snake_case",
            "KERAS_TO_NNSCRATCH"]
 
@@ -436,14 +439,12 @@ def keras_class_of(nn_class: str) -> str:
 
 
 def _keras_object(value, kind):
-    """nnscratch's regularizer/constraint (a name or ``{"class_name", "config"}``) in Keras 3's spelling."""
-    if value is None:
+    """nnscratch's regularizer/constraint (a name, a config or an object) in Keras 3's spelling: the class names
+    and arguments are Keras' own."""
+    obj = (get_constraint(value) if kind == "constraints" else get_regularizer(value))
+    if obj is None:
         return None
-    if isinstance(value, str):
-        value = {"class_name": {"l1": "L1", "l2": "L2", "l1_l2": "L1L2"}.get(value.lower(), value), "config": {}}
-    if not isinstance(value, dict):
-        value = {"class_name": type(value).__name__, "config": value.get_config()}
-    return {"module": f"keras.{kind}", "class_name": value["class_name"], "config": dict(value.get("config") or {}),
+    return {"module": f"keras.{kind}", "class_name": type(obj).__name__, "config": obj.get_config(),
             "registered_name": None}
 
 

@@ -1,7 +1,7 @@
 """Real Keras 3 models (on JAX), built once per session for the Keras file tests, and saved by Keras itself.
 
-Keras is slow to import and to compile, so the two reference networks are built, trained a step (for
-BatchNormalization's moving statistics) and saved once; each test loads what it needs from the files.
+Keras is slow to import and to compile, so the two reference networks are built (BatchNormalization given
+moving statistics as training would leave them) and saved once; each test loads what it needs from the files.
 """
 import os
 
@@ -45,9 +45,10 @@ def keras_models(tmp_path_factory):
     y = L.Dense(3, activation="softmax", name="head")(L.GlobalAveragePooling2D(name="gap")(m))
     resnet = keras.Model(x, y, name="resnet")
     resnet.compile(loss="categorical_crossentropy", optimizer=keras.optimizers.SGD(0.01))
-    images = rng.normal(size=(16, 8, 8, 3)).astype(np.float32)
-    labels = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 16)]
-    resnet.fit(images, labels, batch_size=16, epochs=1, verbose=0)  # moving statistics move off 0 and 1
+    bn = resnet.get_layer("bn")  # moving statistics away from 0 and 1, as after training (fit would cost a jit)
+    gamma, beta, mean, variance = bn.get_weights()
+    bn.set_weights([gamma * 1.5, beta + 0.1, rng.normal(size=mean.shape).astype(np.float32),
+                    rng.uniform(0.5, 2.0, size=variance.shape).astype(np.float32)])
 
     out.keras = keras
     out.cnn, out.resnet = cnn, resnet

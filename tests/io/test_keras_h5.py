@@ -71,7 +71,7 @@ def test_load_weights_refuses_a_model_whose_layers_differ(keras_models):
 # -- written here, read by Keras -------------------------------------------------------------------------------
 def _native_resnet():
     x = nnscratch.Input((8, 8, 3))
-    a = Conv2D(3, 3, padding="same", activation="relu")(x)
+    a = Conv2D(3, 3, padding="same", activation="relu", kernel_regularizer="l2")(x)
     b = BatchNormalization()(a)
     s = Add()([x, b])
     m = Concatenate()([s, Conv2D(4, 1)(s)])
