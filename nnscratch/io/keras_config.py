@@ -457,14 +457,15 @@ def layer_to_keras(nn_class: str, nn_config: dict, name: str, trainable: bool) -
     keras_class = keras_class_of(nn_class)
     label = f"layer {name!r} ({nn_class})"
     config = {"name": name, "trainable": bool(trainable), "dtype": "float32"}
+    if nn_class == "Swish" and nn_config.get("beta", 1.0) != 1.0:
+        raise KerasConfigError(f"{label}: Keras' swish has beta 1, this one {nn_config['beta']}; Keras has no "
+                               "equivalent")
     if nn_class in _AS_ACTIVATION:
         config["activation"] = _AS_ACTIVATION[nn_class]
         return {"class_name": "Activation", "config": config}
     if nn_class == "LeakyReLU":
         config["negative_slope"] = nn_config["alpha"]
         return {"class_name": keras_class, "config": config}
-    if nn_class == "Swish" and nn_config.get("beta", 1.0) != 1.0:
-        raise KerasConfigError(f"{label}: Keras' swish has beta 1, this one {nn_config['beta']}")
     if nn_config.get("connections") is not None:
         raise KerasConfigError(f"{label}: a partially connected convolution (connections=) has no Keras equivalent")
     rule = KERAS_TO_NNSCRATCH[keras_class] if keras_class in KERAS_TO_NNSCRATCH else _rule(nn_class)

@@ -1,9 +1,10 @@
 """Keras configurations <-> nnscratch configurations, as pure dicts (no Keras needed)."""
+import numpy as np
 import pytest
 
 import nnscratch
 from nnscratch.io.keras_config import (KERAS_TO_NNSCRATCH, KerasConfigError, from_keras, keras_class_of,
-                                       layer_from_keras, snake_case, to_keras, weight_keys)
+                                       layer_from_keras, layer_to_keras, snake_case, weight_keys)
 from nnscratch.layers.base import LAYERS
 
 
@@ -61,6 +62,10 @@ def test_keras3_and_keras2_functional_nodes():
         results.append(from_keras(config))
     assert results[0] == results[1]
     assert results[0][0]["layers"][2]["inbound_nodes"] == [[["a", 0, 0], ["b", 0, 0], {"list": True}]]
+    model = nnscratch.Model.from_config(results[0][0])
+    model.finalize()
+    out = model.predict([np.ones((1, 4), np.float32), np.full((1, 4), 2, np.float32)])
+    np.testing.assert_array_equal(out, np.full((1, 4), 3, np.float32))
 
 
 @pytest.mark.parametrize("spec, says", [
@@ -153,6 +158,9 @@ def test_nnscratch_layers_keras_lacks_are_named():
     for name in ("Subsampling2D", "RBFOutput", "ScaledTanh", "RandomFlip"):
         with pytest.raises(KerasConfigError, match=f"nnscratch's {name} has no Keras equivalent"):
             keras_class_of(name)
+    with pytest.raises(KerasConfigError, match="Keras' swish has beta 1, this one 2.0"):
+        layer_to_keras("Swish", {"beta": 2.0}, "s", True)
+    assert layer_to_keras("Swish", {"beta": 1.0}, "s", True)["config"]["activation"] == "swish"
     assert keras_class_of("MaxPool2D") == "MaxPooling2D" and keras_class_of("Tanh") == "Activation"
 
 

@@ -9,7 +9,7 @@ import pytest
 
 import nnscratch
 from nnscratch.io import ModelFileError
-from nnscratch.io.keras_h5 import HEADER_LIMIT, load_keras_h5, read_name_list, save_keras_h5
+from nnscratch.io.keras_h5 import HEADER_LIMIT, read_name_list, save_keras_h5
 from nnscratch.layers import Add, BatchNormalization, Concatenate, Conv2D, Dense, Dropout, Flatten, MaxPool2D
 
 TOLERANCE = 1e-5
@@ -57,6 +57,21 @@ def test_load_weights_reads_a_keras_file_into_a_matching_model(keras_models):
     model.finalize()
     model.load_weights(keras_models.files["cnn", "h5"])
     _close(model.predict(keras_models.cnn_x), keras_models.cnn_y)
+
+
+def test_load_weights_reads_a_legacy_keras_weights_file(keras_models, tmp_path):
+    """A weights-only legacy file (Keras 2's ``save_weights("w.h5")``): layer_names at the root, written here by
+    Keras' own legacy writer."""
+    from keras.src.legacy.saving.legacy_h5_format import save_weights_to_hdf5_group
+    path = tmp_path / "weights.h5"
+    with h5py.File(path, "w") as f:
+        save_weights_to_hdf5_group(f, keras_models.resnet)
+    model = nnscratch.load_model(keras_models.files["resnet", "h5"])
+    for layer in model.layers:
+        for array in list(layer.params.values()) + list(layer.state.values()):
+            array[...] = 0
+    model.load_weights(path)
+    _close(model.predict(keras_models.resnet_x), keras_models.resnet_y)
 
 
 def test_load_weights_refuses_a_model_whose_layers_differ(keras_models):
