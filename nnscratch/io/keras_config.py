@@ -265,15 +265,22 @@ def layer_from_keras(spec: dict, where: str) -> dict:
     return {"class_name": rule["class"], "config": out}
 
 
+def _no_call_arguments(kwargs: dict, where: str) -> None:
+    """Refuses keyword arguments of a call (``mask=None`` is how Keras records none)."""
+    given = {k: v for k, v in kwargs.items() if v is not None}
+    if given:
+        hint = (" (training=... fixes a layer's mode; nnscratch sets it from fit/predict, and freezes a "
+                "BatchNormalization with layer.trainable = False)" if "training" in given else "")
+        raise KerasConfigError(f"{where} is called with keyword arguments {given!r:.120}, which nnscratch layers do "
+                               f"not take{hint}")
+
+
 def _keras_refs(node, where):
     """A Keras 3 inbound node ``{"args", "kwargs"}`` or a Keras 2 node ``[[name, i, j, kwargs], ...]`` as
     nnscratch's call ``[[name, i, j], ...]`` (a trailing ``{"list": True}`` when the layer takes a list)."""
     if isinstance(node, dict):  # Keras 3
         args, kwargs = node.get("args", []), node.get("kwargs", {}) or {}
-        extra = {k: v for k, v in kwargs.items() if v is not None and k != "training"}
-        if extra:
-            raise KerasConfigError(f"{where} is called with keyword arguments {sorted(extra)}, which nnscratch "
-                                   "layers do not take")
+        _no_call_arguments(kwargs, where)
         if not isinstance(args, list) or len(args) != 1:
             raise KerasConfigError(f"{where}: expected one positional argument per call, found {args!r:.120}")
         arg = args[0]
@@ -292,10 +299,7 @@ def _keras_refs(node, where):
             if not (isinstance(ref, list) and len(ref) >= 3 and isinstance(ref[0], str)):
                 raise KerasConfigError(f"{where}: an inbound reference should be [layer, node, tensor, kwargs], "
                                        f"found {ref!r:.120}")
-            kwargs = ref[3] if len(ref) > 3 and isinstance(ref[3], dict) else {}
-            if any(v is not None for k, v in kwargs.items() if k != "training"):
-                raise KerasConfigError(f"{where} is called with keyword arguments {sorted(kwargs)}, which nnscratch "
-                                       "layers do not take")
+            _no_call_arguments(ref[3] if len(ref) > 3 and isinstance(ref[3], dict) else {}, where)
             refs.append(list(ref[:3]))
         return refs + [{"list": True}] if len(refs) > 1 else refs
     raise KerasConfigError(f"{where}: unreadable inbound node {node!r:.120}")

@@ -97,6 +97,20 @@ def test_what_nnscratch_lacks_or_will_not_run_is_refused_by_name(spec, says):
         from_keras(_sequential(spec))
 
 
+@pytest.mark.parametrize("node", [{"args": [{"class_name": "__keras_tensor__", "config": {"keras_history": ["a", 0, 0]}}],
+                                   "kwargs": {"training": False}},
+                                  [["a", 0, 0, {"training": False}]]])
+def test_calls_with_keyword_arguments_are_refused(node):
+    config = {"class_name": "Functional", "config": {"name": "f", "layers": [
+        {"class_name": "InputLayer", "config": {"batch_shape": [None, 4], "name": "a"}, "name": "a",
+         "inbound_nodes": []},
+        {**_layer("BatchNormalization", name="bn"), "name": "bn", "inbound_nodes": [node]}],
+        "input_layers": ["a", 0, 0], "output_layers": ["bn", 0, 0]}}
+    with pytest.raises(KerasConfigError, match=r"layer 'bn' is called with keyword arguments \{'training': False\}.*"
+                                               "layer.trainable = False"):
+        from_keras(config)
+
+
 def test_options_off_by_default_in_a_newer_keras_are_accepted():
     spec = layer_from_keras(_layer("Dense", units=2, some_future_flag=False, other=None), "layer 1")
     assert spec == {"class_name": "Dense", "config": {"units": 2, "name": "dense"}}
