@@ -50,14 +50,37 @@ def keras_models(tmp_path_factory):
     bn.set_weights([gamma * 1.5, beta + 0.1, rng.normal(size=mean.shape).astype(np.float32),
                     rng.uniform(0.5, 2.0, size=variance.shape).astype(np.float32)])
 
+    # every other layer class the mapping table names, with options away from their defaults
+    x = keras.Input((10, 10, 3), name="pixels")
+    t = L.ZeroPadding2D(((1, 0), (0, 1)))(x)
+    t = L.DepthwiseConv2D(3, depth_multiplier=2, activation="tanh")(t)
+    t = L.SeparableConv2D(4, 3, padding="same", use_bias=False)(t)
+    t = L.LayerNormalization(epsilon=1e-4)(t)
+    t = L.LeakyReLU(negative_slope=0.1)(t)
+    t = L.Conv2DTranspose(3, 3, strides=2, padding="same")(t)
+    t = L.AveragePooling2D(2)(t)
+    t = L.UpSampling2D(2)(t)
+    t = L.Cropping2D(((1, 1), (2, 0)))(t)
+    u = L.Conv2D(3, 1, activation="sigmoid")(t)
+    merged = [L.Subtract()([t, u]), L.Multiply()([t, u]), L.Average()([t, u]), L.Maximum()([t, u]),
+              L.Minimum()([t, u])]
+    t = L.ReLU()(L.Concatenate(axis=-1)(merged))
+    g = L.GlobalMaxPooling2D()(t)
+    r = L.Reshape((3, 5))(g)
+    r = L.Conv1D(2, 2, activation="swish")(r)
+    z = L.Activation("softmax")(L.Dense(4)(L.Flatten()(r)))
+    zoo = keras.Model(x, [z, L.Softmax()(g)], name="zoo")
+
     out.keras = keras
-    out.cnn, out.resnet = cnn, resnet
+    out.cnn, out.resnet, out.zoo = cnn, resnet, zoo
+    out.zoo_x = rng.normal(size=(3, 10, 10, 3)).astype(np.float32)
+    out.zoo_y = [np.asarray(y) for y in zoo.predict(out.zoo_x, verbose=0)]
     out.cnn_x = rng.normal(size=(6, 12, 12, 1)).astype(np.float32)
     out.resnet_x = rng.normal(size=(6, 8, 8, 3)).astype(np.float32)
     out.cnn_y = np.asarray(cnn.predict(out.cnn_x, verbose=0))
     out.resnet_y = np.asarray(resnet.predict(out.resnet_x, verbose=0))
     out.files = {}
-    for name, model in (("cnn", cnn), ("resnet", resnet)):
+    for name, model in (("cnn", cnn), ("resnet", resnet), ("zoo", zoo)):
         for ext in ("h5", "keras"):
             path = folder / f"{name}.{ext}"
             model.save(path)

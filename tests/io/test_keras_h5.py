@@ -29,6 +29,22 @@ def test_a_keras_h5_model_predicts_as_in_keras(keras_models, name):
         [layer.name for layer in getattr(keras_models, name).layers if type(layer).__name__ != "InputLayer"]
 
 
+@pytest.mark.parametrize("ext", ["h5", "keras"])
+def test_every_mapped_layer_class_predicts_as_in_keras_both_ways(keras_models, tmp_path, ext):
+    """The layers of the mapping table besides the CNN's and the residual network's, in a two-output model."""
+    model = nnscratch.load_model(keras_models.files["zoo", ext])
+    ours = model.predict(keras_models.zoo_x)
+    for a, b in zip(ours, keras_models.zoo_y):
+        _close(a, b)
+    path = tmp_path / f"zoo.{ext}"
+    model.save(path, format="keras_h5" if ext == "h5" else None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        again = keras_models.keras.models.load_model(path)
+    for a, b in zip(again.predict(keras_models.zoo_x, verbose=0), ours):
+        _close(a, b)
+
+
 def test_batch_normalization_keeps_keras_moving_statistics(keras_models):
     model = nnscratch.load_model(keras_models.files["resnet", "h5"])
     mean, variance = (np.asarray(v) for v in keras_models.resnet.get_layer("bn").weights[2:])
@@ -100,8 +116,7 @@ def _native_resnet():
     return model
 
 
-@pytest.mark.parametrize("source", ["cnn", "resnet", "native"])
-@pytest.mark.parametrize("ext", ["h5", "keras"])
+@pytest.mark.parametrize("source, ext", [("cnn", "h5"), ("resnet", "keras"), ("native", "h5"), ("native", "keras")])
 def test_a_model_saved_here_loads_in_keras_and_predicts_the_same(keras_models, tmp_path, source, ext):
     if source == "native":
         model, x = _native_resnet(), keras_models.resnet_x
