@@ -315,6 +315,56 @@ def _io_refs(value, where):
     raise KerasConfigError(f"{where}: expected [layer, 0, 0] or a list of them, found {value!r:.120}")
 
 
+def _sequential_layers(config: dict, specs: list) -> tuple[list, dict]:
+    """A Keras Sequential's layers as nnscratch's, the input shape (an InputLayer's, the first layer's
+    ``batch_input_shape`` in Keras 2, or ``build_input_shape``) given to the first layer."""
+    layers, trainable = [], {}
+    shape = _input_shape({"batch_shape": config.get("build_input_shape")}, "build_input_shape")
+    for i, spec in enumerate(specs):
+        spec_config = (spec.get("config") or {}) if isinstance(spec, dict) else {}
+        if isinstance(spec, dict) and spec.get("class_name") == "InputLayer":
+            _check_no_code(spec, f"layer {i}")
+            shape = _input_shape(spec_config, f"layer {i} (InputLayer)") or shape
+            continue
+        nn_spec = layer_from_keras(spec, f"layer {i}")
+        if not layers:
+            shape = _input_shape(spec_config, f"layer {i}") or shape
+            if shape is None:
+                raise KerasConfigError("the Sequential model declares no input shape (it was never built); build "
+                                       "it in Keras (model.build or an Input) before saving")
+            nn_spec["config"]["input_shape"] = shape
+        trainable[nn_spec["config"]["name"]] = spec_config.get("trainable", True) is not False
+        layers.append(nn_spec)
+    if not layers:
+        raise KerasConfigError("the Sequential model has no layers besides its input")
+    return layers, trainable
+
+
+def _functional_layers(specs: list) -> tuple[list, dict]:
+    """A Keras functional model's layers as nnscratch's graph specs, with their inbound calls."""
+    layers, trainable = [], {}
+    for i, spec in enumerate(specs):
+        if not isinstance(spec, dict):
+            raise KerasConfigError(f"layer {i} should be a dict, found {type(spec).__name__}")
+        name = spec.get("name") or (spec.get("config") or {}).get("name")
+        if spec.get("class_name") == "InputLayer":
+            _check_no_code(spec, f"layer {i} {name!r}")
+            shape = _input_shape(spec.get("config") or {}, f"layer {i} {name!r} (InputLayer)")
+            if shape is None:
+                raise KerasConfigError(f"input layer {name!r} declares no shape")
+            nn_spec = {"class_name": "InputLayer", "config": {"shape": shape, "name": name}}
+        else:
+            nn_spec = layer_from_keras(spec, f"layer {i}")
+            trainable[name] = (spec.get("config") or {}).get("trainable", True) is not False
+        nodes = spec.get("inbound_nodes", [])
+        if not isinstance(nodes, list):
+            raise KerasConfigError(f"layer {name!r}: inbound_nodes should be a list, found {nodes!r:.80}")
+        nn_spec["name"] = name
+        nn_spec["inbound_nodes"] = [_keras_refs(node, f"layer {name!r}") for node in nodes]
+        layers.append(nn_spec)
+    return layers, trainable
+
+
 def from_keras(keras_config) -> tuple[dict, dict]:
     """An nnscratch model config (what :meth:`nnscratch.Model.from_config` takes) from a Keras model config.
 
@@ -342,54 +392,12 @@ def from_keras(keras_config) -> tuple[dict, dict]:
     if not isinstance(specs, list) or not specs:
         raise KerasConfigError(f"the model config has no 'layers' list (found {type(specs).__name__})")
     out = {"name": config.get("name") if isinstance(config.get("name"), str) else "model", "dtype": "float32"}
-    trainable = {}
     if keras_config["class_name"] == "Sequential":
-        layers, shape = [], _input_shape(config, "the Sequential model") if "build_input_shape" not in config \
-            else None
-        if config.get("build_input_shape") is not None:
-            shape = _shape_tuple(config["build_input_shape"], "build_input_shape")[1:]
-        for i, spec in enumerate(specs):
-            if isinstance(spec, dict) and spec.get("class_name") == "InputLayer":
-                _check_no_code(spec, f"layer {i}")
-                shape = _input_shape(spec.get("config") or {}, f"layer {i} (InputLayer)")
-                continue
-            nn_spec = layer_from_keras(spec, f"layer {i}")
-            first = _input_shape(spec.get("config") or {}, f"layer {i}") if not layers else None
-            shape = first or shape
-            if not layers and shape is not None:
-                nn_spec["config"]["input_shape"] = shape
-            trainable[nn_spec["config"]["name"]] = (spec.get("config") or {}).get("trainable", True) is not False
-            layers.append(nn_spec)
-        if not layers:
-            raise KerasConfigError("the Sequential model has no layers besides its input")
-        if "input_shape" not in layers[0]["config"]:
-            raise KerasConfigError("the Sequential model declares no input shape (it was never built); build it in "
-                                   "Keras (model.build or an Input) before saving")
-        out["layers"] = layers
-        return out, trainable
-    layers = []
-    for i, spec in enumerate(specs):
-        if not isinstance(spec, dict):
-            raise KerasConfigError(f"layer {i} should be a dict, found {type(spec).__name__}")
-        name = spec.get("name") or (spec.get("config") or {}).get("name")
-        if spec.get("class_name") == "InputLayer":
-            _check_no_code(spec, f"layer {i} {name!r}")
-            shape = _input_shape(spec.get("config") or {}, f"layer {i} {name!r} (InputLayer)")
-            if shape is None:
-                raise KerasConfigError(f"input layer {name!r} declares no shape")
-            nn_spec = {"class_name": "InputLayer", "config": {"shape": shape, "name": name}}
-        else:
-            nn_spec = layer_from_keras(spec, f"layer {i}")
-            trainable[name] = (spec.get("config") or {}).get("trainable", True) is not False
-        nodes = spec.get("inbound_nodes", [])
-        if not isinstance(nodes, list):
-            raise KerasConfigError(f"layer {name!r}: inbound_nodes should be a list, found {nodes!r:.80}")
-        nn_spec["name"] = name
-        nn_spec["inbound_nodes"] = [_keras_refs(node, f"layer {name!r}") for node in nodes]
-        layers.append(nn_spec)
-    out["layers"] = layers
-    out["input_layers"] = _io_refs(config.get("input_layers"), "input_layers")
-    out["output_layers"] = _io_refs(config.get("output_layers"), "output_layers")
+        out["layers"], trainable = _sequential_layers(config, specs)
+    else:
+        out["layers"], trainable = _functional_layers(specs)
+        out["input_layers"] = _io_refs(config.get("input_layers"), "input_layers")
+        out["output_layers"] = _io_refs(config.get("output_layers"), "output_layers")
     return out, trainable
 
 
