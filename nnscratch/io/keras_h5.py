@@ -147,6 +147,11 @@ def legacy_weights(path, group) -> dict[str, list[tuple[str, h5py.Dataset]]]:
             layer_group = _child(path, group, layer_name)
             names = read_name_list(path, layer_group, "weight_names")
             layers[layer_name] = [(n, _dataset_at(path, layer_group, n)) for n in names]
+        top = "top_level_model_weights"
+        if top in group and read_name_list(path, _child(path, group, top), "weight_names"):
+            raise ModelFileError(path, f"{group.name}/{top} holds weights of the model itself, outside its layers "
+                                       "(a subclassed Keras model's own variables); nnscratch models keep every "
+                                       "weight in a layer")
     return layers
 
 

@@ -59,3 +59,10 @@ def test_other_files_keep_nnscratch_errors(tmp_path):
         nnscratch.load_model(path)
     with pytest.raises(FileNotFoundError):
         nnscratch.load_model(tmp_path / "missing.h5")
+
+
+def test_the_command_line_reads_keras_files(model, tmp_path, capsys):
+    from nnscratch.cli import main
+    model.save(tmp_path / "m.keras")
+    assert main(["summary", str(tmp_path / "m.keras")]) == 0
+    assert "Total params: 8" in capsys.readouterr().out

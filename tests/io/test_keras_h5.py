@@ -379,6 +379,13 @@ def test_links_in_a_keras_file_are_refused_not_followed(keras_file, tmp_path, li
         nnscratch.load_model(keras_file)
 
 
+def test_model_level_weights_outside_layers_are_refused(keras_file):
+    with h5py.File(keras_file, "r+") as f:
+        f["model_weights/top_level_model_weights"].attrs["weight_names"] = np.asarray([b"scale"])
+    with pytest.raises(ModelFileError, match="top_level_model_weights holds weights of the model itself"):
+        nnscratch.load_model(keras_file)
+
+
 def test_a_keras_weights_file_given_to_load_model_says_what_to_do(keras_file):
     with h5py.File(keras_file, "r+") as f:
         del f.attrs["model_config"]
