@@ -337,6 +337,9 @@ def load_keras_h5(path):
         weights = legacy_weights(path, _child(path, f, "model_weights"))
         model = build_model(path, keras_config, weights, training)
         assign_weights(path, model, weights, "the model's configuration")
+        model.metadata["converted_from"] = {"format": "keras_h5",
+                                            "keras_version": read_text_attr(path, f, "keras_version"),
+                                            "backend": read_text_attr(path, f, "backend")}
     return model
 
 

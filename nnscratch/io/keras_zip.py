@@ -157,6 +157,7 @@ def load_keras_zip(path):
     """
     with _open_archive(path) as archive:
         keras_config = _read_json(path, archive, _CONFIG)
+        metadata = _read_json(path, archive, _METADATA) if _METADATA in archive.namelist() else None
         if any(n.startswith("assets/") for n in archive.namelist()):
             raise ModelFileError(path, "the model has assets (files of layers such as text vectorizers); nnscratch "
                                        "has no such layers")
@@ -177,6 +178,9 @@ def load_keras_zip(path):
             weights = vars_weights(path, f, order)
             model = build_model(path, keras_config, weights, keras_config.get("compile_config"))
             assign_weights(path, model, weights, "the model's configuration")
+        version = metadata.get("keras_version") if isinstance(metadata, dict) else None
+        model.metadata["converted_from"] = {"format": "keras", "keras_version": version if isinstance(version, str)
+                                            else None}
     return model
 
 

@@ -164,7 +164,10 @@ def test_a_loaded_keras_model_fine_tunes_saves_and_loads(keras_models, tmp_path)
     path = tmp_path / "tuned.h5"
     model.save(path)
     assert nnscratch.io.formats.file_format(path) == "nnscratch"
-    np.testing.assert_array_equal(nnscratch.load_model(path).predict(keras_models.cnn_x), after)
+    again = nnscratch.load_model(path)
+    np.testing.assert_array_equal(again.predict(keras_models.cnn_x), after)
+    assert again.metadata["converted_from"] == {"format": "keras_h5", "keras_version": keras_models.keras.__version__,
+                                                "backend": "jax"}
 
 
 # -- Keras 2 files ------------------------------------------------------------------------------------------------
@@ -377,6 +380,39 @@ def test_links_in_a_keras_file_are_refused_not_followed(keras_file, tmp_path, li
                                                  else h5py.SoftLink("/model_weights/conv/conv/kernel"))
     with pytest.raises(ModelFileError, match=f"/model_weights/dense/dense/kernel is an? {link}"):
         nnscratch.load_model(keras_file)
+
+
+def test_compressed_weights_are_refused(keras_file):
+    with h5py.File(keras_file, "r+") as f:
+        del f["model_weights/dense/dense/kernel"]
+        f.create_dataset("model_weights/dense/dense/kernel", data=np.zeros((32, 3), np.float32), compression="gzip")
+    with pytest.raises(ModelFileError, match="stored through the HDF5 filter deflate"):
+        nnscratch.load_model(keras_file)
+
+
+@pytest.mark.parametrize("training, compiled", [
+    ({"loss": "categorical_crossentropy", "optimizer_config": {"class_name": "RMSprop", "config": {
+        "learning_rate": 0.002, "rho": 0.8, "epsilon": 1e-7, "momentum": 0.0, "centered": False}}}, "RMSprop"),
+    ({"loss": {"class_name": "CategoricalCrossentropy", "config": {"from_logits": True}},
+      "optimizer_config": {"class_name": "Adam", "config": {"learning_rate": 0.001}}}, "from_logits"),
+    ({"loss": "mse", "optimizer_config": {"class_name": "Adam", "config": {"learning_rate": 0.001,
+                                                                          "clipnorm": 1.0}}}, "clipnorm=1.0"),
+    ({"loss": "mse", "optimizer_config": {"class_name": "SGD", "config": {"learning_rate": {
+        "class_name": "ExponentialDecay", "config": {}}}}}, "learning-rate schedule"),
+    ({"loss": "hinge", "optimizer_config": {"class_name": "SGD", "config": {}}}, "loss 'hinge'"),
+])
+def test_a_training_configuration_compiles_or_says_how_to(keras_file, training, compiled):
+    with h5py.File(keras_file, "r+") as f:
+        f.attrs["training_config"] = json.dumps(training)
+    if compiled == "RMSprop":
+        model = nnscratch.load_model(keras_file)
+        assert (type(model.optimizer).__name__, model.optimizer.rho, model.optimizer.convention) == \
+            ("RMSprop", 0.8, "keras")
+        return
+    with pytest.warns(RuntimeWarning, match=f"loaded uncompiled because nnscratch has no equivalent of its .*"
+                                            f"{compiled}.*call model.set\\(loss=..., optimizer=...\\)"):
+        model = nnscratch.load_model(keras_file)
+    assert model.optimizer is None
 
 
 def test_model_level_weights_outside_layers_are_refused(keras_file):

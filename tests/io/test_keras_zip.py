@@ -134,6 +134,29 @@ def test_a_zip_bomb_is_refused_on_its_declared_size(keras_zip_file):
         nnscratch.load_model(keras_zip_file)
 
 
+def test_an_encrypted_member_is_refused(keras_zip_file):
+    data = bytearray(keras_zip_file.read_bytes())
+    at = data.find(b"PK\x01\x02")
+    while at != -1:  # the general-purpose flag of every central-directory entry: bit 0, encrypted
+        struct.pack_into("<H", data, at + 8, struct.unpack_from("<H", data, at + 8)[0] | 1)
+        at = data.find(b"PK\x01\x02", at + 4)
+    keras_zip_file.write_bytes(bytes(data))
+    with pytest.raises(ModelFileError, match="config.json is encrypted"):
+        nnscratch.load_model(keras_zip_file)
+
+
+@pytest.mark.parametrize("member, says", [("model.weights.npz", "stored as .npz or in shards"),
+                                          ("assets/vocabulary.txt", "the model has assets")])
+def test_weights_keras_can_store_otherwise_are_refused(keras_zip_file, member, says):
+    members = _members(keras_zip_file)
+    if member.endswith(".npz"):
+        del members["model.weights.h5"]
+    members[member] = b"x"
+    _rewrite(keras_zip_file, members)
+    with pytest.raises(ModelFileError, match=says):
+        nnscratch.load_model(keras_zip_file)
+
+
 def test_a_member_larger_than_the_limit_is_refused(keras_zip_file, monkeypatch):
     monkeypatch.setattr(keras_zip, "MAX_CONFIG_BYTES", 100)
     with pytest.raises(ModelFileError, match=r"config.json declares [\d,]+ bytes, more than the limit of 100"):
