@@ -395,7 +395,7 @@ def save_keras_h5(model, path) -> None:
     if not is_writer():
         return
     layers = keras_weights(model)
-    names = [layer.name for layer, _ in layers if not (not model.is_graph and type(layer).__name__ == "InputLayer")]
+    names = [layer.name for layer, _ in layers]  # a graph's InputLayers too, as Keras lists a functional model's
     with atomic_write(path, defer_sigint=True) as tmp:
         with h5py.File(tmp, "w") as f:
             f.attrs["backend"] = "numpy"

@@ -171,12 +171,15 @@ def test_a_loaded_keras_model_fine_tunes_saves_and_loads(keras_models, tmp_path)
 
 
 # -- Keras 2 files ------------------------------------------------------------------------------------------------
-def _keras2_layer(layer_config):
+def _keras2_layer(class_name, layer_config):
     """A Keras 3 layer config as Keras 2 (tf.keras 2.x) wrote it: plain dtype, no module/registered_name,
-    batch_input_shape, initializers as {"class_name", "config"}."""
+    batch_input_shape, initializers as {"class_name", "config"}, BatchNormalization's axis as a list of
+    positive axes (of a 4-d input here)."""
     config = {}
     for key, value in layer_config.items():
-        if key == "dtype":
+        if key == "axis" and class_name == "BatchNormalization":
+            value = [3]
+        elif key == "dtype":
             value = "float32"
         elif key == "batch_shape":
             key = "batch_input_shape"
@@ -194,7 +197,7 @@ def _keras2_config(model):
     config = model.get_config()
     layers = []
     for spec in config["layers"]:
-        out = {"class_name": spec["class_name"], "config": _keras2_layer(spec["config"])}
+        out = {"class_name": spec["class_name"], "config": _keras2_layer(spec["class_name"], spec["config"])}
         if "inbound_nodes" in spec:
             out["name"] = spec["name"]
             nodes = []
