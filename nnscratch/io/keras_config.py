@@ -179,8 +179,9 @@ def _input_shape(config: dict, where: str):
                 raise KerasConfigError(f"{where}: input shape {list(shape)} has unknown sizes besides the batch; "
                                        "nnscratch models take inputs of fixed size")
             return shape[1:]
-    if config.get("input_shape") is not None:
-        return _shape_tuple(list(config["input_shape"]), f"{where} input_shape")
+    value = config.get("input_shape")
+    if value is not None:
+        return _shape_tuple(list(value) if isinstance(value, tuple) else value, f"{where} input_shape")
     return None
 
 

@@ -291,6 +291,8 @@ def build_model(path, keras_config, weights: dict, training=None):
         config, trainable = from_keras(keras_config)
     except KerasConfigError as e:
         raise ModelFileError(path, str(e)) from e
+    except RecursionError as e:
+        raise ModelFileError(path, "the model configuration is nested too deeply to be a Keras model") from e
     compiled, why = training_from_keras(training) if training is not None else (None, None)
     try:
         model = Model.from_config(config, compiled)

@@ -365,6 +365,16 @@ def test_channels_first_is_refused(keras_file):
         nnscratch.load_model(keras_file)
 
 
+def test_a_model_config_nested_too_deeply(keras_file):
+    nested = {}
+    for _ in range(5000):  # deeper than JSON text parses (that is refused as unparsable), built as a dict
+        nested = {"x": [nested]}
+    config = {"class_name": "Sequential", "config": {"name": "s", "layers": [
+        {"class_name": "Dense", "config": {"name": "d", "units": 2, "kernel_regularizer": nested}}]}}
+    with pytest.raises(ModelFileError, match="k.h5: the model configuration is nested too deeply"):
+        nnscratch.io.keras_h5.build_model(keras_file, config, {})
+
+
 def test_a_model_config_that_is_not_json(keras_file):
     with h5py.File(keras_file, "r+") as f:
         f.attrs["model_config"] = '{"class_name": "Sequential", '
