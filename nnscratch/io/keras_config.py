@@ -31,8 +31,8 @@ import re
 from ..constraints import get_constraint
 from ..regularizers import get_regularizer
 
-__all__ = ["KerasConfigError", "from_keras", "to_keras", "weight_keys", "keras_class_of", "snake_case",
-           "KERAS_TO_NNSCRATCH"]
+__all__ = ["KerasConfigError", "from_keras", "to_keras", "weight_keys", "keras_class_of", "keras_layer_order",
+           "snake_case", "KERAS_TO_NNSCRATCH"]
 
 
 class KerasConfigError(ValueError):
@@ -508,6 +508,60 @@ def _keras_tensor(ref, shape):
             "config": {"shape": [None, *shape], "dtype": "float32", "keras_history": list(ref[:3])}}
 
 
+def keras_layer_order(nn_config: dict) -> list[str]:
+    """The layer names of an nnscratch graph config in the order Keras 3 rebuilds that graph's ``model.layers``.
+
+    Keras pairs a file's weights with its layers by this order (the legacy ``.h5`` by position in
+    ``layer_names``, ``.keras`` by numbering ``conv2d``, ``conv2d_1``... in it), whatever order the config lists
+    them in, so a file written for Keras must list its layers this way. Keras' rule (``ops.function.map_graph``):
+    a depth-first walk from the outputs numbers the layers; each call's depth is the longest path from it to an
+    output; layers go deepest first, ties in walk order; an input no output uses comes last among depth 0.
+
+    Example:
+        >>> config = {"layers": [
+        ...     {"name": "x", "inbound_nodes": []},
+        ...     {"name": "a", "inbound_nodes": [[["x", 0, 0]]]},
+        ...     {"name": "b", "inbound_nodes": [[["x", 0, 0]]]},
+        ...     {"name": "deep", "inbound_nodes": [[["b", 0, 0]]]},
+        ...     {"name": "add", "inbound_nodes": [[["a", 0, 0], ["deep", 0, 0], {"list": True}]]}],
+        ...     "input_layers": ["x", 0, 0], "output_layers": ["add", 0, 0]}
+        >>> keras_layer_order(config)
+        ['x', 'b', 'a', 'deep', 'add']
+    """
+    def parents(node):
+        name, call = node
+        refs = calls[name][call] if call < len(calls[name]) else []
+        return [(ref[0], ref[1]) for ref in refs if isinstance(ref, list)]
+
+    def refs(value):
+        return [value] if value and isinstance(value[0], str) else list(value or [])
+
+    calls = {spec["name"]: spec.get("inbound_nodes") or [] for spec in nn_config["layers"]}
+    finished, post_order, walk_index = set(), [], {}
+
+    def visit(node):
+        if node in finished:
+            return
+        walk_index.setdefault(node[0], len(walk_index))
+        for parent in parents(node):
+            visit(parent)
+        finished.add(node)
+        post_order.append(node)
+
+    for ref in refs(nn_config["output_layers"]):
+        visit((ref[0], ref[1]))
+    node_depth, layer_depth = {}, {}
+    for node in reversed(post_order):
+        depth = max(node_depth.setdefault(node, 0), layer_depth.get(node[0], 0))
+        layer_depth[node[0]] = node_depth[node] = depth
+        for parent in parents(node):
+            node_depth[parent] = max(depth + 1, node_depth.get(parent, 0))
+    for ref in refs(nn_config["input_layers"]):
+        if ref[0] not in layer_depth:
+            layer_depth[ref[0]], walk_index[ref[0]] = 0, -1
+    return sorted(layer_depth, key=lambda name: (-layer_depth[name], walk_index[name]))
+
+
 def to_keras(nn_config: dict, trainable: dict, shapes: dict, input_shape=None) -> dict:
     """A Keras 3 model config from an nnscratch ``Model.get_config()``.
 
@@ -535,8 +589,9 @@ def to_keras(nn_config: dict, trainable: dict, shapes: dict, input_shape=None) -
         return {"class_name": "Sequential", "config": {"name": name, "trainable": True, "layers": layers,
                                                        "build_input_shape": [None, *shape]}}
     layers = []
-    for spec in specs:
-        layer_name = spec["name"]
+    by_name = {spec["name"]: spec for spec in specs}
+    for layer_name in keras_layer_order(nn_config):
+        spec = by_name[layer_name]
         if spec["class_name"] == "InputLayer":
             shape = spec["config"].get("shape") or spec["config"].get("input_shape")
             layers.append({"class_name": "InputLayer", "config": {"batch_shape": [None, *shape], "dtype": "float32",

@@ -42,7 +42,7 @@ from ..model import Model
 from .atomic import atomic_write
 from .hdf5 import ModelFileError, _child, _open, _reading, _require_savable, _user_stacklevel, _warn_non_finite
 from ._h5 import read_array
-from .keras_config import KerasConfigError, from_keras, to_keras, weight_keys
+from .keras_config import KerasConfigError, from_keras, keras_layer_order, to_keras, weight_keys
 
 __all__ = ["is_keras_h5", "load_keras_h5", "load_keras_h5_weights", "save_keras_h5", "KERAS_FORMAT_VERSION"]
 
@@ -377,8 +377,13 @@ def keras_model_config(model) -> dict:
 
 
 def keras_weights(model) -> list[tuple[object, list[tuple[str, np.ndarray]]]]:
-    """``[(layer, [(key, array)])]`` in Keras' layer and weight order."""
-    return [(layer, [(key, getattr(layer, store)[key]) for store, key in _keys_of(layer)]) for layer in model.layers]
+    """``[(layer, [(key, array)])]`` in Keras' layer order (see
+    :func:`~nnscratch.io.keras_config.keras_layer_order`) and weight order."""
+    layers = model.layers
+    if model.is_graph:
+        by_name = {layer.name: layer for layer in layers}
+        layers = [by_name[name] for name in keras_layer_order(model.get_config())]
+    return [(layer, [(key, getattr(layer, store)[key]) for store, key in _keys_of(layer)]) for layer in layers]
 
 
 def save_keras_h5(model, path) -> None:

@@ -135,7 +135,7 @@ def vars_weights(path, f: h5py.File, order: list[tuple[str, str]]) -> dict:
             group = _child(path, _child(path, layers, link), "vars")
             saved = group.attrs.get("name")
             saved = saved.decode("utf-8") if isinstance(saved, bytes) else saved
-            if isinstance(saved, str) and saved != name:
+            if isinstance(saved, str) and saved != name and len(group):  # weightless layers' names do not matter
                 raise ModelFileError(path, f"layers/{link} holds the weights of layer {saved!r}, but the model's "
                                            f"layer in that place is {name!r}; the weights belong to another model")
             count = len(group)
@@ -202,8 +202,7 @@ def _weights_file(path, archive, info):
 def _model_order(path, model) -> list[tuple[str, str]]:
     """``[(Keras class, layer name)]`` of an nnscratch model, in the order Keras 3 saves its layers."""
     try:
-        return [(keras_class_of(LAYERS.name_of(type(layer))), layer.name) for layer in model.layers
-                if model.is_graph or type(layer).__name__ != "InputLayer"]
+        return [(keras_class_of(LAYERS.name_of(type(layer))), layer.name) for layer, _ in keras_weights(model)]
     except KerasConfigError as e:
         raise ModelFileError(path, str(e)) from e
 

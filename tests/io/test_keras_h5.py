@@ -133,6 +133,37 @@ def test_a_model_saved_here_loads_in_keras_and_predicts_the_same(keras_models, t
         np.testing.assert_array_equal(np.asarray(again.get_layer(bn.name).weights[2]), bn.state["moving_mean"])
 
 
+def _branches_in_another_order():
+    """Three convolutions of one shape whose order here (made_first, made_second, deeper) is not Keras' (Keras
+    puts the deeper branch's first): weights paired by position would be swapped silently."""
+    x = nnscratch.Input((4, 4, 2))
+    first, second = Conv2D(2, 1, name="made_first"), Conv2D(2, 1, name="made_second")
+    a, b = first(x), second(x)
+    y = Dense(3, name="head")(Flatten()(Add()([a, Conv2D(2, 1, name="deeper")(b)])))
+    model = nnscratch.Model(inputs=x, outputs=y, seed=0)
+    model.finalize()
+    return model
+
+
+@pytest.mark.parametrize("ext", ["h5", "keras"])
+def test_layers_are_written_in_keras_order(keras_models, tmp_path, ext):
+    model = _branches_in_another_order()
+    x = np.random.default_rng(0).normal(size=(2, 4, 4, 2)).astype(np.float32)
+    path = tmp_path / f"branches.{ext}"
+    model.save(path, format="keras_h5" if ext == "h5" else None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        again = keras_models.keras.models.load_model(path)
+    names = [layer.name for layer in again.layers]
+    assert names.index("made_second") < names.index("made_first")
+    _close(again.predict(x, verbose=0), model.predict(x))
+    keras_path = tmp_path / f"by_keras.{ext}"
+    again.save(keras_path)  # and Keras' own file of the same graph loads into the nnscratch model
+    fresh = _branches_in_another_order()
+    fresh.load_weights(keras_path)
+    _close(fresh.predict(x), model.predict(x))
+
+
 def test_a_keras_file_written_here_reads_back_here(tmp_path):
     model = _native_resnet()
     path = tmp_path / "m.h5"
