@@ -164,6 +164,22 @@ def test_layers_are_written_in_keras_order(keras_models, tmp_path, ext):
     _close(fresh.predict(x), model.predict(x))
 
 
+def test_a_shared_layer_and_two_inputs_both_ways(keras_models, tmp_path):
+    keras, L = keras_models.keras, keras_models.keras.layers
+    a, b = keras.Input((4,), name="a"), keras.Input((4,), name="b")
+    shared = L.Dense(3, name="shared")
+    original = keras.Model([a, b], L.Add(name="sum")([shared(a), shared(b)]))
+    original.save(tmp_path / "shared.keras")
+    x = [np.ones((2, 4), np.float32), np.arange(8, dtype=np.float32).reshape(2, 4)]
+    model = nnscratch.load_model(tmp_path / "shared.keras")
+    _close(model.predict(x), original.predict(x, verbose=0))
+    model.save(tmp_path / "back.h5", format="keras_h5")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        again = keras.models.load_model(tmp_path / "back.h5")
+    _close(again.predict(x, verbose=0), model.predict(x))
+
+
 def test_a_keras_file_written_here_reads_back_here(tmp_path):
     model = _native_resnet()
     path = tmp_path / "m.h5"
