@@ -17,6 +17,7 @@ __all__ = ["Input", "InputLayer", "Model", "load_model", "layers", "losses", "me
 
 
 def load_model(path):
-    """Loads a model saved by ``Model.save`` (HDF5): architecture, weights, optimizer state and history."""
-    from .io.hdf5 import load_model as _load
+    """Loads a model saved by ``Model.save`` (HDF5): architecture, weights, optimizer state and history; or a
+    Keras model (legacy ``.h5`` of Keras 2/3, or a Keras 3 ``.keras`` file), see ``docs/interop.md``."""
+    from .io.formats import load_model as _load
     return _load(path)

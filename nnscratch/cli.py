@@ -431,7 +431,7 @@ def _interrupted(model, run, position, checkpoint, output, args):
 
 # -- evaluate / summary ----------------------------------------------------------------------------
 def _load(path):
-    from .io.hdf5 import load_model
+    from .io.formats import load_model  # nnscratch and Keras files alike
     if not os.path.exists(path):
         raise UsageError(f"no such model file: {path}")
     return load_model(path)

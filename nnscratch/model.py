@@ -1060,10 +1060,13 @@ class Model:
         return sum(layer.count_params() for layer in self.layers)
 
     # the file layer sits above the model (it builds models), so the model reaches it only when asked to
-    def save(self, path) -> None:
-        """Saves architecture, weights and state, training config, optimizer state and history to HDF5."""
-        from .io.hdf5 import save_model
-        save_model(self, path)
+    def save(self, path, format=None) -> None:
+        """Saves architecture, weights and state, training config, optimizer state and history to HDF5.
+
+        ``format="keras_h5"`` writes a Keras legacy HDF5 file instead, and a ``.keras`` path (or
+        ``format="keras"``) a Keras 3 zip: architecture and weights that Keras loads (``docs/interop.md``)."""
+        from .io.formats import save_model
+        save_model(self, path, format=format)
 
     def export(self, path, format="onnx") -> str:
         """Writes the finalized model for another runtime; ``format="onnx"`` (the only one) writes an ONNX
@@ -1092,8 +1095,9 @@ class Model:
         save_weights(self, path)
 
     def load_weights(self, path) -> None:
-        """Loads weights saved by :meth:`save_weights` or :meth:`save` into this finalized model."""
-        from .io.hdf5 import load_weights
+        """Loads weights saved by :meth:`save_weights` or :meth:`save`, or a Keras weights or model file, into
+        this finalized model."""
+        from .io.formats import load_weights
         load_weights(self, path)
 
     def __repr__(self):

@@ -359,8 +359,8 @@ def _(path):
     pass
 
 
-@case("model/keras-file", load_model, ModelFileError, "an HDF5 file, but not an nnscratch model file",
-      "looks like a Keras file")
+@case("model/keras-weights-file", load_model, ModelFileError, r"a Keras weights file \(no model_config attribute\)",
+      r"call model.load_weights\(path\)")
 def _(path, originals):
     with h5py.File(path, "w") as f:
         f.attrs["keras_version"] = "2.15.0"

@@ -1,5 +1,6 @@
-"""Files: HDF5 models and weights (:mod:`.hdf5`), atomic writes (:mod:`.atomic`), ``ModelCheckpoint``,
-and History JSON files (:mod:`.history_json`).
+"""Files: HDF5 models and weights (:mod:`.hdf5`), Keras files (:mod:`.keras_h5`, :mod:`.keras_zip`, dispatched
+by :mod:`.formats`), atomic writes (:mod:`.atomic`), ``ModelCheckpoint``, and History JSON files
+(:mod:`.history_json`).
 
 The file layout is documented in ``docs/file-format.md``.
 
@@ -8,8 +9,8 @@ Example:
 """
 from .atomic import atomic_write
 from .checkpoint import ModelCheckpoint
-from .hdf5 import (FORMAT_NAME, FORMAT_VERSION, ModelFileError, load_model, load_weights, read_header, save_model,
-                   save_weights)
+from .formats import load_model, load_weights, save_model
+from .hdf5 import FORMAT_NAME, FORMAT_VERSION, ModelFileError, read_header, save_weights
 from .history_json import read_history_json, write_history_json
 
 __all__ = ["atomic_write", "ModelCheckpoint", "FORMAT_NAME", "FORMAT_VERSION", "ModelFileError", "load_model",

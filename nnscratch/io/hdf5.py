@@ -284,7 +284,8 @@ def _check_header(path, f: h5py.File, want: str | None) -> dict:
         if "format" not in f.attrs:
             hint = ""
             if "keras_version" in f.attrs or "backend" in f.attrs:
-                hint = " It looks like a Keras file; nnscratch reads only files written by nnscratch."
+                hint = (" It looks like a Keras file: load it with nnscratch.load_model (or model.load_weights), "
+                        "which read Keras files")
             raise ModelFileError(path, "an HDF5 file, but not an nnscratch model file (it has no 'format' "
                                        f"attribute).{hint}")
         fmt = get_text(f, "format")
