@@ -184,7 +184,12 @@ class DataParallel:
             weights: per output, sample weights aligned with ``xs`` (or None), default None.
         """
         results, sizes = self.compute_gradients(xs, ys, index, seed, weights=weights)
-        return optimizer_step(self.model, combine_logs(results, sizes))
+        return optimizer_step(self.model, combine_logs(results, sizes), split=(self.threads, self.run_all))
+
+    def run_all(self, functions) -> None:
+        """Calls every zero-argument function of the list at once, the first in this thread and the rest in the
+        pool (at most one per pool thread); returns when all have returned."""
+        self._run(lambda r: functions[r](), len(functions))
 
     def compute_gradients(self, xs, ys, index=None, seed=None, offset=0, total=None, exchange=None, weights=None):
         """Forward and backward on the chunks of ``(xs[index], ys[index])``, their gradients summed into the
