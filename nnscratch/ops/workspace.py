@@ -62,3 +62,46 @@ def zero_bordered(workspace: dict | None, name: str, shape, dtype) -> np.ndarray
             kept.pop(next(iter(kept)))  # the oldest
         buf = kept[(shape, dtype)] = np.zeros(shape, dtype)
     return buf
+
+
+class SharedWorkspace:
+    """A layer's workspace during inference: :func:`scratch` arrays come from ``shared``, a pool that every layer
+    of one thread uses in turn, and :func:`zero_bordered` arrays stay the layer's own (``own``).
+
+    In training a layer's column matrix must live until its backward, so every layer keeps its own; in inference
+    nothing is read after the call returns (a convolution's output is always a new array), so one pool per
+    thread serves them all. ResNet-20 predicting in pieces of 128 kept ~750 MB of columns per thread, one
+    block per convolution; the pool holds the largest one. A zero-bordered copy stays per layer because two
+    layers may pad arrays of one shape differently (the border of one would be the interior of the other).
+
+    Example:
+        >>> pool, first, second = {}, {}, {}
+        >>> a = scratch(SharedWorkspace(first, pool), "cols", (4, 8), np.float32)
+        >>> b = scratch(SharedWorkspace(second, pool), "cols", (2, 8), np.float32)
+        >>> np.shares_memory(a, b), sorted(pool), first
+        (True, ['cols'], {})
+    """
+
+    __slots__ = ("own", "shared")
+
+    def __init__(self, own: dict, shared: dict):
+        self.own = own
+        self.shared = shared
+
+    def _home(self, name: str) -> dict:
+        return self.own if name.endswith(":by_shape") else self.shared
+
+    def get(self, name, default=None):
+        return self._home(name).get(name, default)
+
+    def __getitem__(self, name):
+        return self._home(name)[name]
+
+    def __setitem__(self, name, value):
+        self._home(name)[name] = value
+
+    def __contains__(self, name):
+        return name in self._home(name)
+
+    def setdefault(self, name, default=None):
+        return self._home(name).setdefault(name, default)
