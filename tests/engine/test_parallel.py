@@ -220,3 +220,23 @@ def test_the_optimizer_step_split_over_the_threads_gives_the_same_bits(always_pa
     assert splits == [2, 2, 2]  # the second model's steps, each in two ranges
     for key in weights[0]:
         np.testing.assert_array_equal(weights[0][key], weights[1][key])
+
+
+def test_blas_is_held_to_one_thread_inside_and_restored_after_by_one_reused_controller():
+    from threadpoolctl import threadpool_info
+
+    from nnscratch.engine.parallel import blas_single_thread
+
+    def blas_threads():
+        return [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"]
+
+    before = blas_threads()
+    for _ in range(2):
+        with blas_single_thread():
+            assert blas_threads() and set(blas_threads()) == {1}
+        assert blas_threads() == before
+    assert parallel._blas_controller is not None  # made once: scanning the loaded libraries costs ~0.2 ms a call
+    controller = parallel._blas_controller
+    with blas_single_thread():
+        pass
+    assert parallel._blas_controller is controller
