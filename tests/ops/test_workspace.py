@@ -97,3 +97,11 @@ def test_a_shared_workspace_takes_scratch_from_the_pool_and_keeps_zero_bordered_
     assert not np.shares_memory(p, q) and not q.any()
     assert zero_bordered(SharedWorkspace(first, pool), "padded", (2, 4), np.float32) is p
     assert "padded:by_shape" in first and "padded:by_shape" not in pool
+
+
+def test_what_a_layer_keeps_in_its_workspace_itself_stays_its_own_under_a_shared_workspace():
+    pool, own = {}, {"table": np.arange(3)}
+    shared = SharedWorkspace(own, pool)
+    assert "table" in shared and shared["table"] is own["table"] and shared.get("missing") is None
+    shared["lookup"] = np.ones(2)  # e.g. a user layer's cache: not scratch, so not handed to other layers
+    assert "lookup" in own and "lookup" not in pool
