@@ -199,8 +199,15 @@ class DataParallel:
 
     def run_all(self, functions) -> None:
         """Calls every zero-argument function of the list at once, the first in this thread and the rest in the
-        pool (at most one per pool thread); returns when all have returned."""
-        self._run(lambda r: functions[r](), len(functions))
+        pool (at most one per pool thread), each under this thread's NumPy error state; returns when all have
+        returned."""
+        errors = np.geterr()
+
+        def call(r):
+            with np.errstate(**errors):
+                return functions[r]()
+
+        self._run(call, len(functions))
 
     def compute_gradients(self, xs, ys, index=None, seed=None, offset=0, total=None, exchange=None, weights=None):
         """Forward and backward on the chunks of ``(xs[index], ys[index])``, their gradients summed into the

@@ -240,3 +240,13 @@ def test_blas_is_held_to_one_thread_inside_and_restored_after_by_one_reused_cont
     with blas_single_thread():
         pass
     assert parallel._blas_controller is controller
+
+
+def test_the_split_optimizer_step_runs_under_the_callers_numpy_error_state(always_parallel):
+    seen = []
+    model = nnscratch.Model([Dense(3, input_shape=(4,)), Softmax()], seed=0, threads=2)
+    model.set(loss="categorical_crossentropy", optimizer="adam")
+    model.finalize()
+    with DataParallel(model, 2) as runner, np.errstate(over="ignore", invalid="raise"):
+        runner.run_all([lambda: seen.append(np.geterr()) for _ in range(2)])
+    assert len(seen) == 2 and all(e["over"] == "ignore" and e["invalid"] == "raise" for e in seen)
