@@ -18,6 +18,12 @@ class _Elementwise(Layer, register=False):
     #: only its output held the layer below's whole output alive (ResNet-20: ~70 MB per thread in training)
     keeps: tuple[str, ...] = ("x", "y")
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # a subclass with its own backward (a user's Sigmoid variant) may read either: both, unless it says
+        if "_backward" in cls.__dict__ and "keeps" not in cls.__dict__:
+            cls.keeps = ("x", "y")
+
     def forward(self, x, training=False):
         return self.apply(x)
 

@@ -26,3 +26,21 @@ def test_the_input_is_kept_only_when_the_backward_reads_it(cls, reads_input):
     reference = cls()
     reference.forward(x_copy.copy())
     np.testing.assert_array_equal(layer.backward(dout), reference.backward(dout))
+
+
+def test_a_subclass_with_its_own_backward_keeps_both_unless_it_says_otherwise():
+    class SigmoidOnInput(Sigmoid, register=False):  # reads the input, which Sigmoid itself does not keep
+        def _backward(self, dout):
+            return dout * self._x
+
+    class Narrow(ReLU, register=False):
+        keeps = ("y",)
+
+        def _backward(self, dout):
+            return dout * (self._y > 0)
+
+    x = np.array([[0.5, -2.0]], np.float32)
+    layer = SigmoidOnInput()
+    layer.forward(x)
+    np.testing.assert_array_equal(layer.backward(np.ones_like(x)), x)
+    assert SigmoidOnInput.keeps == ("x", "y") and Narrow.keeps == ("y",) and Sigmoid.keeps == ("y",)
