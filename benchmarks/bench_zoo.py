@@ -12,7 +12,13 @@ Each framework runs in its own worker process per row (so each has its own peak 
 thread count, batch size, optimizer (Adam 1e-3) and float32. The parent asks the workers for timed runs in
 turn, A B A B ..., so both see the same machine state; medians are reported. A worker first measures this
 machine's float32 GEMM rate (one thread, 1024x1024) so each row can say what fraction of the machine's
-peak (that rate times the thread count) it reaches.
+peak (that rate times the thread count) it reaches. A timed training run is one shuffled pass over
+``steps * batch_size`` samples in both frameworks (nnscratch's ``fit``; PyTorch gathers each batch through a
+``randperm`` index), as in ``bench_lenet.py``.
+
+PyTorch's OpenMP threads lose far more than nnscratch's when another process wants the cores (a LeNet-5 step
+of ~4.4 ms on a quiet machine took 50-350 ms at a load average of 3), so the torch column of a run on a busy
+machine flatters nnscratch: read ``uptime`` before believing a ratio.
 
     python benchmarks/bench_zoo.py                    # every row, 30 training steps x 3 repeats each
     python benchmarks/bench_zoo.py --quick            # a quick run (about a minute): fewer steps, two rows
@@ -165,9 +171,13 @@ class Worker:
         torch = self.torch
         self.model.train()
         t = time.perf_counter()
+        # shuffled batches gathered through an index, as nnscratch's fit does (shuffle=True) and as
+        # bench_lenet.py does for both: contiguous slices would spare PyTorch a gather per step
+        order = torch.randperm(n)
         for s in range(0, n, self.batch_size):
+            idx = order[s:s + self.batch_size]
             self.opt.zero_grad(set_to_none=True)
-            loss = self.loss(self.model(self.tx[s:s + self.batch_size]), self.ty[s:s + self.batch_size])
+            loss = self.loss(self.model(self.tx[idx]), self.ty[idx])
             loss.backward()
             self.opt.step()
         return time.perf_counter() - t

@@ -133,6 +133,44 @@ def test_all_parameters_at_once_give_the_per_parameter_results_bit_for_bit(make,
             assert flat.slots[k][name].shape == shapes[k]
 
 
+@pytest.mark.parametrize("make", FLAT_CASES)
+def test_a_step_split_into_ranges_gives_the_per_parameter_results_bit_for_bit(make, monkeypatch):
+    import nnscratch.optimizers as optimizers
+    monkeypatch.setattr(optimizers, "MIN_SPLIT_ELEMENTS", 0)
+    rng = np.random.default_rng(1)
+    shapes = {"a/kernel": (7, 5), "a/bias": (5,), "b/kernel": (3, 3, 2, 4), "c/w": (1,)}
+    start = {k: rng.standard_normal(s).astype(np.float32) for k, s in shapes.items()}
+    start["b/kernel"] = np.asfortranarray(start["b/kernel"])  # a piece of it cannot be a view of a reshape
+    grads = [{k: rng.standard_normal(s).astype(np.float32) for k, s in shapes.items()} for _ in range(4)]
+    parted, single = make(), make()
+    single.elementwise = False
+    calls = []
+
+    def run(functions):  # the ranges in reverse order: none may depend on another having run first
+        calls.append(len(functions))
+        for function in functions[::-1]:
+            function()
+
+    pp = {k: v.copy(order="K") for k, v in start.items()}
+    ps = {k: v.copy() for k, v in start.items()}
+    for g in grads:
+        parted.step([(k, pp[k], g[k]) for k in shapes], split=(3, run))
+        single.step([(k, ps[k], g[k]) for k in shapes])
+    assert calls == [3] * len(grads)
+    assert pp["b/kernel"].flags.f_contiguous  # written in place, not replaced
+    for k in shapes:
+        np.testing.assert_array_equal(pp[k], ps[k])
+        for name, slot in single.slots[k].items():
+            np.testing.assert_array_equal(parted.slots[k][name], slot)
+
+
+def test_a_small_step_is_not_split():
+    opt = Adam(0.01)
+    opt.step([("a", np.ones(3, np.float32), np.ones(3, np.float32)), ("b", np.ones(2, np.float32),
+                                                                      np.ones(2, np.float32))],
+             split=(2, lambda functions: pytest.fail("a 5-value step was split over threads")))
+
+
 def test_parameters_of_different_dtypes_are_updated_one_by_one():
     opt = Adam(0.1)
     a, b = np.ones(3, np.float32), np.ones(2, np.float64)

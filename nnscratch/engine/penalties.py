@@ -74,15 +74,19 @@ def apply_constraints(model) -> None:
             constraint(sub.params[name])
 
 
-def optimizer_step(model, logs: dict) -> dict:
+def optimizer_step(model, logs: dict, split=None) -> dict:
     """Penalties into the gradients and ``logs["loss"]``, one optimizer step, then the constraints.
 
     Called once per training step by the model's train step (one thread or several) after the chunks'
-    gradients have been collected into the layers.
+    gradients have been collected into the layers. ``split``: ``(parts, run)`` to spread an element-wise
+    optimizer's update over threads (see :meth:`nnscratch.optimizers.Optimizer.step`), default None.
     """
     penalty = add_penalty_gradients(model)
     if penalty and "loss" in logs:
         logs["loss"] += penalty
-    model.optimizer.step(model.trainable_params())
+    if split is not None and model.optimizer.elementwise:
+        model.optimizer.step(model.trainable_params(), split=split)
+    else:  # a user's optimizer may override step without the split argument
+        model.optimizer.step(model.trainable_params())
     apply_constraints(model)
     return logs

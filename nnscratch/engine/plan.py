@@ -37,12 +37,16 @@ Example:
 """
 from __future__ import annotations
 
+import contextlib
+import weakref
+
 import numpy as np
 
 from ..layers.activations import Activation, ReLU, Softmax
 from ..layers.context import current as current_context
 from ..layers.pooling import MaxPool2D
 from ..losses import CategoricalCrossEntropy, weight_rows, weighted_mean
+from ..ops.workspace import SharedWorkspace
 
 #: inference runs through the layers this many samples at a time: a batch of 1000 LeNet-5 inputs unfolds
 #: into ~80 MB of im2col columns, far out of cache; pieces of 128 ran 1.7x faster here
@@ -82,6 +86,8 @@ class Plan:
     """
 
     def __init__(self, nodes, inputs, outputs, losses, loss_weights, need_input_grad=False):
+        #: inference's scratch pool of each set of instances (one per thread), keyed by its first layer
+        self._scratch_pools = weakref.WeakKeyDictionary()
         tensor_of = {}
         for node in nodes:
             tensor_of[id(node.output)] = len(tensor_of)
@@ -237,12 +243,16 @@ class Plan:
         return [values[t] for t in self.output_ids], logits
 
     def infer(self, xs, instances=None):
-        """``forward(xs, training=False)`` in pieces of at most :data:`INFERENCE_PIECE` samples."""
+        """``forward(xs, training=False)`` in pieces of at most :data:`INFERENCE_PIECE` samples, the layers of
+        ``instances`` (one thread's) sharing one pool of scratch arrays (see
+        :class:`~nnscratch.ops.workspace.SharedWorkspace`): a backward must not follow."""
+        instances = self.instances if instances is None else instances
         n = len(xs[0])
-        if n <= INFERENCE_PIECE:
-            return self.forward(xs, False, instances)
-        return join([self.forward([x[s:s + INFERENCE_PIECE] for x in xs], False, instances)
-                     for s in range(0, n, INFERENCE_PIECE)])
+        with _shared_scratch(instances, self._scratch_pools):
+            if n <= INFERENCE_PIECE:
+                return self.forward(xs, False, instances)
+            return join([self.forward([x[s:s + INFERENCE_PIECE] for x in xs], False, instances)
+                         for s in range(0, n, INFERENCE_PIECE)])
 
     def losses_of(self, outputs, logits, ys, weights=None) -> list[float]:
         """The loss of each output (before its loss weight); ``weights``: per output, sample weights ``(N,)`` or
@@ -340,6 +350,29 @@ class Plan:
                 for (_, mine), (_, theirs) in zip(own, instances[calls[0]].walk()):
                     for key, value in mine.state.items():
                         np.copyto(theirs.state[key], value)
+
+
+@contextlib.contextmanager
+def _shared_scratch(instances, pools):
+    """Within the block every layer of ``instances`` (sublayers too) has a workspace that takes its scratch
+    arrays from one pool, kept in ``pools`` for as long as this set of instances lives; afterwards each layer
+    has its own workspace back."""
+    layers = {id(sub): sub for layer in instances if layer is not None for _, sub in layer.walk()}
+    if not layers:
+        yield
+        return
+    key = next(iter(layers.values()))
+    pool = pools.get(key)
+    if pool is None:
+        pool = pools[key] = {}
+    own = {k: layer.workspace for k, layer in layers.items()}
+    for k, layer in layers.items():
+        layer.workspace = SharedWorkspace(own[k], pool)
+    try:
+        yield
+    finally:
+        for k, layer in layers.items():
+            layer.workspace = own[k]
 
 
 def join(parts):

@@ -87,12 +87,16 @@ class _Normalization(Layer, register=False):
             self.add_weight("beta", shape, self.beta_initializer)
 
     def _affine(self, xhat):
-        out = xhat
+        """``xhat * gamma + beta`` in a new array (``xhat`` is kept for the backward), one temporary fewer
+        than two binary operations, the same bits."""
         if self.scale:
-            out = out * self._broadcast(self.params["gamma"], xhat.ndim - 1)
+            out = xhat * self._broadcast(self.params["gamma"], xhat.ndim - 1)
+            if self.center:
+                out += self._broadcast(self.params["beta"], xhat.ndim - 1)
+            return out
         if self.center:
-            out = out + self._broadcast(self.params["beta"], xhat.ndim - 1)
-        return out if out is not xhat else xhat.copy()
+            return xhat + self._broadcast(self.params["beta"], xhat.ndim - 1)
+        return xhat.copy()
 
 
 class BatchNormalization(_Normalization):
@@ -151,8 +155,10 @@ class BatchNormalization(_Normalization):
         if not self._batch_mode:
             inv_std = 1.0 / np.sqrt(self.state["moving_variance"] + self.dtype.type(self.epsilon))
             self._inv_std = inv_std
-            self._xhat = (x - self._broadcast(self.state["moving_mean"], rank)) * self._broadcast(inv_std, rank)
-            return self._affine(self._xhat)
+            xhat = x - self._broadcast(self.state["moving_mean"], rank)
+            xhat *= self._broadcast(inv_std, rank)
+            self._xhat = xhat
+            return self._affine(xhat)
         axes = self._reduced(rank)
         count = x.size // int(np.prod(self.state["moving_mean"].shape))
         # two exchanges, each a sum over every chunk of the batch: the mean first, then the squared

@@ -28,11 +28,15 @@ def scratch(workspace: dict | None, name: str, shape, dtype) -> np.ndarray:
         shape, dtype: of the array wanted.
 
     The caller must be done with the previous array of the same ``name`` (the layer's own earlier
-    call), since the new one overwrites it.
+    call), since the new one overwrites it. In inference the workspace is a :class:`SharedWorkspace`
+    and the array comes from a pool that the other layers of the thread use too: it must not outlive
+    the call (be returned, or read by a later call without a backward in between).
     """
     dtype = np.dtype(dtype)
     if workspace is None:
         return np.empty(shape, dtype)
+    if isinstance(workspace, SharedWorkspace):
+        workspace = workspace.shared
     size = int(np.prod(shape))
     block = workspace.get(name)
     if block is None or block.dtype != dtype or block.size < size:
@@ -62,3 +66,44 @@ def zero_bordered(workspace: dict | None, name: str, shape, dtype) -> np.ndarray
             kept.pop(next(iter(kept)))  # the oldest
         buf = kept[(shape, dtype)] = np.zeros(shape, dtype)
     return buf
+
+
+class SharedWorkspace:
+    """A layer's workspace during inference: :func:`scratch` arrays come from ``shared``, a pool that every layer
+    of one thread uses in turn; everything else (:func:`zero_bordered` arrays, whatever a layer keeps there
+    itself) stays in the layer's own dict, ``own``.
+
+    In training a layer's column matrix must live until its backward, so every layer keeps its own; in inference
+    nothing is read after the call returns (a convolution's output is always a new array), so one pool per
+    thread serves them all. ResNet-20 predicting in pieces of 128 kept ~750 MB of columns per thread, one
+    block per convolution; the pool holds the largest one. A zero-bordered copy stays per layer because two
+    layers may pad arrays of one shape differently (the border of one would be the interior of the other).
+
+    Example:
+        >>> pool, first, second = {}, {}, {}
+        >>> a = scratch(SharedWorkspace(first, pool), "cols", (4, 8), np.float32)
+        >>> b = scratch(SharedWorkspace(second, pool), "cols", (2, 8), np.float32)
+        >>> np.shares_memory(a, b), sorted(pool), first
+        (True, ['cols'], {})
+    """
+
+    __slots__ = ("own", "shared")
+
+    def __init__(self, own: dict, shared: dict):
+        self.own = own
+        self.shared = shared
+
+    def get(self, name, default=None):
+        return self.own.get(name, default)
+
+    def __getitem__(self, name):
+        return self.own[name]
+
+    def __setitem__(self, name, value):
+        self.own[name] = value
+
+    def __contains__(self, name):
+        return name in self.own
+
+    def setdefault(self, name, default=None):
+        return self.own.setdefault(name, default)

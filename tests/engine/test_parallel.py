@@ -198,3 +198,55 @@ def test_chunks_of_unequal_size_are_weighted_by_their_size(always_parallel):
     logs = LogTally(threaded._metric_table()).add(logs, 11)  # metric states (counts) into values
     assert logs["loss"] == pytest.approx(serial_logs["loss"], rel=1e-6)
     assert logs["accuracy"] == pytest.approx(serial_logs["accuracy"])
+
+
+def test_the_optimizer_step_split_over_the_threads_gives_the_same_bits(always_parallel, monkeypatch):
+    import nnscratch.optimizers as optimizers
+
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((16, 64)).astype(np.float32), rng.integers(0, 3, 16)
+    weights, splits = [], []
+    for min_split in (10**12, 0):
+        monkeypatch.setattr(optimizers, "MIN_SPLIT_ELEMENTS", min_split)
+        model = nnscratch.Model([Dense(48, input_shape=(64,)), ReLU(), Dense(3), Softmax()], seed=0, threads=2)
+        model.set(loss="categorical_crossentropy", optimizer="adam")
+        model.finalize()
+        with DataParallel(model, 2) as runner:
+            run_all = runner.run_all
+            runner.run_all = lambda functions: (splits.append(len(functions)), run_all(functions))
+            for _ in range(3):
+                runner.train_step([x], [y])
+        weights.append(model.get_weights())
+    assert splits == [2, 2, 2]  # the second model's steps, each in two ranges
+    for key in weights[0]:
+        np.testing.assert_array_equal(weights[0][key], weights[1][key])
+
+
+def test_blas_is_held_to_one_thread_inside_and_restored_after_by_one_reused_controller():
+    from threadpoolctl import threadpool_info
+
+    from nnscratch.engine.parallel import blas_single_thread
+
+    def blas_threads():
+        return [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"]
+
+    before = blas_threads()
+    for _ in range(2):
+        with blas_single_thread():
+            assert blas_threads() and set(blas_threads()) == {1}
+        assert blas_threads() == before
+    assert parallel._blas_controller is not None  # made once: scanning the loaded libraries costs ~0.2 ms a call
+    controller = parallel._blas_controller
+    with blas_single_thread():
+        pass
+    assert parallel._blas_controller is controller
+
+
+def test_the_split_optimizer_step_runs_under_the_callers_numpy_error_state(always_parallel):
+    seen = []
+    model = nnscratch.Model([Dense(3, input_shape=(4,)), Softmax()], seed=0, threads=2)
+    model.set(loss="categorical_crossentropy", optimizer="adam")
+    model.finalize()
+    with DataParallel(model, 2) as runner, np.errstate(over="ignore", invalid="raise"):
+        runner.run_all([lambda: seen.append(np.geterr()) for _ in range(2)])
+    assert len(seen) == 2 and all(e["over"] == "ignore" and e["invalid"] == "raise" for e in seen)

@@ -50,3 +50,37 @@ def test_a_relu_before_max_pooling_runs_after_it_with_the_same_values_and_gradie
     for layer in model.layers:
         for k, g in layer.grads.items():
             np.testing.assert_array_equal(got[f"{layer.name}/{k}"], g)
+
+
+def test_inference_layers_share_one_scratch_pool_per_thread_and_give_the_same_predictions(monkeypatch):
+    from nnscratch.engine import parallel
+    from nnscratch.layers import Add, BatchNormalization, Conv2D, GlobalAvgPool2D
+
+    monkeypatch.setattr(parallel, "MIN_ACTIVATIONS_PER_CHUNK", 0)
+    x_in = nnscratch.Input((8, 8, 3))
+    h = ReLU()(BatchNormalization()(Conv2D(4, 3, padding="same")(x_in)))
+    r = BatchNormalization()(Conv2D(4, 3, padding="same")(h))
+    h = ReLU()(Add()([h, r]))  # the residual: an earlier conv's output is read after later convs ran
+    h = Conv2D(5, 3, strides=2, padding="same")(h)
+    out = Softmax()(Dense(3)(GlobalAvgPool2D()(h)))
+    model = nnscratch.Model(inputs=x_in, outputs=out, seed=0, threads=2)
+    model.set(loss="categorical_crossentropy", optimizer="adam")
+    model.finalize()
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((300, 8, 8, 3)).astype(np.float32)
+    model.fit(x[:64], rng.integers(0, 3, 64), batch_size=32, verbose=0)  # training's own columns first
+    import contextlib
+    from nnscratch.engine import plan
+
+    with monkeypatch.context() as patch:  # every layer on its own workspace, as in training
+        patch.setattr(plan, "_shared_scratch", lambda instances, pools: contextlib.nullcontext())
+        expected = model.predict(x, batch_size=300)
+    convs = [layer for layer in model.layers if isinstance(layer, Conv2D)]
+    own_columns = [layer.workspace["cols"] for layer in convs]
+    for _ in range(2):  # in two threads (150 samples each: pieces of 128 and 22), then in one
+        np.testing.assert_array_equal(model.predict(x, batch_size=300), expected)
+    model.threads = 1
+    np.testing.assert_allclose(model.predict(x, batch_size=300), expected, rtol=1e-5)
+    assert all(layer.workspace["cols"] is cols for layer, cols in zip(convs, own_columns))  # left as training had it
+    pool = model.plan._scratch_pools[next(layer for layer in model.plan.instances if layer is not None)]
+    assert pool["cols"].size >= max(c.size for c in own_columns)

@@ -1,7 +1,7 @@
 """Scratch arrays: reused across calls, grown when needed, never shared between names or owners."""
 import numpy as np
 
-from nnscratch.ops.workspace import KEPT_SHAPES, scratch, zero_bordered
+from nnscratch.ops.workspace import KEPT_SHAPES, SharedWorkspace, scratch, zero_bordered
 
 
 def test_scratch_reuses_one_block_per_name_and_grows_it_when_asked_for_more():
@@ -81,3 +81,27 @@ def test_zero_bordered_keeps_exactly_kept_shapes_arrays_per_name():
     assert zero_bordered(ws, "padded", (1, 1), np.float32) is first  # still one of the newest KEPT_SHAPES
     zero_bordered(ws, "padded", (1, 100), np.float32)                 # one more: the oldest goes
     assert zero_bordered(ws, "padded", (1, 1), np.float32) is not first
+
+
+def test_a_shared_workspace_takes_scratch_from_the_pool_and_keeps_zero_bordered_arrays_per_layer():
+    pool, first, second = {}, {}, {}
+    a = scratch(SharedWorkspace(first, pool), "cols", (3, 4), np.float32)
+    b = scratch(SharedWorkspace(second, pool), "cols", (5, 4), np.float32)  # larger: the pool's block grows
+    c = scratch(SharedWorkspace(first, pool), "cols", (5, 4), np.float32)
+    assert np.shares_memory(b, c) and not np.shares_memory(a, b)
+    assert "cols" in pool and "cols" not in first and "cols" not in second
+    # two layers padding arrays of one shape differently must not see each other's interior as their border
+    p = zero_bordered(SharedWorkspace(first, pool), "padded", (2, 4), np.float32)
+    p[1:3] = 7
+    q = zero_bordered(SharedWorkspace(second, pool), "padded", (2, 4), np.float32)
+    assert not np.shares_memory(p, q) and not q.any()
+    assert zero_bordered(SharedWorkspace(first, pool), "padded", (2, 4), np.float32) is p
+    assert "padded:by_shape" in first and "padded:by_shape" not in pool
+
+
+def test_what_a_layer_keeps_in_its_workspace_itself_stays_its_own_under_a_shared_workspace():
+    pool, own = {}, {"table": np.arange(3)}
+    shared = SharedWorkspace(own, pool)
+    assert "table" in shared and shared["table"] is own["table"] and shared.get("missing") is None
+    shared["lookup"] = np.ones(2)  # e.g. a user layer's cache: not scratch, so not handed to other layers
+    assert "lookup" in own and "lookup" not in pool
