@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -105,19 +106,22 @@ def combine_logs(results, sizes) -> dict:
 
 
 _blas_controller = None
+_modules_seen = 0
 
 
 def blas_single_thread():
     """A context that holds BLAS to one thread (threadpoolctl is a dependency: no fallback needed).
 
     threadpoolctl's ``threadpool_limits`` looks through every loaded library each time (~0.2 ms here, more than
-    a whole ``predict`` of one MLP sample); the controller made at the first call keeps what it found, NumPy's
-    BLAS among it (loaded with NumPy, before any model runs), and sets a limit in ~6 us.
+    a whole ``predict`` of one MLP sample), so the controller it makes is kept and sets a limit in ~6 us. It is
+    made again whenever modules were imported since (``len(sys.modules)`` grew): an import such as torch, SciPy
+    or jax can bring a BLAS of its own, which a controller made before it would leave free to use every core.
     """
-    global _blas_controller
-    if _blas_controller is None:
+    global _blas_controller, _modules_seen
+    if _blas_controller is None or len(sys.modules) != _modules_seen:
         from threadpoolctl import ThreadpoolController  # loaded when a model first runs, not at import
         _blas_controller = ThreadpoolController()
+        _modules_seen = len(sys.modules)
     return _blas_controller.limit(limits=1, user_api="blas")
 
 

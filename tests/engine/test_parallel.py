@@ -242,6 +242,27 @@ def test_blas_is_held_to_one_thread_inside_and_restored_after_by_one_reused_cont
     assert parallel._blas_controller is controller
 
 
+
+def test_the_blas_controller_is_made_again_after_an_import_which_may_bring_its_own_blas(monkeypatch):
+    # torch, SciPy or jax imported after the first fit load BLAS libraries of their own; a controller kept from
+    # before would not know them, and threads=1 would let them use every core
+    import sys
+    import types
+
+    from nnscratch.engine.parallel import blas_single_thread
+
+    with blas_single_thread():
+        pass
+    controller = parallel._blas_controller
+    monkeypatch.setitem(sys.modules, "a_module_imported_since", types.ModuleType("a_module_imported_since"))
+    with blas_single_thread():
+        pass
+    assert parallel._blas_controller is not controller
+    again = parallel._blas_controller
+    with blas_single_thread():
+        pass
+    assert parallel._blas_controller is again
+
 def test_the_split_optimizer_step_runs_under_the_callers_numpy_error_state(always_parallel):
     seen = []
     model = nnscratch.Model([Dense(3, input_shape=(4,)), Softmax()], seed=0, threads=2)
