@@ -766,6 +766,7 @@ class Model:
             epoch = self.epochs_trained
             callback_list.on_epoch_begin(epoch, {})
             start = time.perf_counter()
+            self.optimizer.before_epoch(self, train, epoch)  # SDLM's Hessian estimate (part of the epoch's time)
             tally = LogTally(self._metric_table())
             step_times = []
             batches = train.epoch(epoch)
