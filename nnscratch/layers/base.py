@@ -93,6 +93,8 @@ class Layer:
         state: dict of non-trainable arrays (moving averages, fixed codes): saved, loaded, counted as
             non-trainable, restored by rollbacks; ``forward`` may update them in place in training.
         grads: dict of gradients with the keys of ``params``, filled by ``backward``.
+        hessian_diagonal: dict of diagonal Gauss-Newton second derivatives with the keys of ``params``, filled by
+            :meth:`backward_second_order` (layers that SDLM trains; see :mod:`nnscratch.layers.second_order`).
         trainable: set to False to freeze ``params`` (the optimizer skips them).
         rng: the ``np.random.Generator`` for weight initialisation and, outside a model, random draws.
         dtype: the floating dtype of params and computations.
