@@ -464,6 +464,7 @@ def test_train_classic_lenet5_with_sdlm_and_distortions_then_resume_bit_for_bit(
     assert more.returncode == 0, more.stderr
     whole = run("train", *common, "--epochs", 3, "-o", tmp_path / "b.h5")
     assert whole.returncode == 0, whole.stderr
+    assert re.findall(r"^Epoch \d/3 .* lr (\S+)$", whole.stdout, re.M) == ["5e-4", "5e-4", "2e-4"]  # by pass
     a, b = weights(tmp_path / "a.h5"), weights(tmp_path / "b.h5")
     assert all(np.array_equal(a[k], b[k]) for k in b)
 
