@@ -485,3 +485,5 @@ def test_help_gives_sdlm_and_distort_their_defaults():
     assert re.search(r"--mu MU SDLM's damping.*\(default: 0\.2\)", train)
     assert re.search(r"--distort LeNet-5 only: random affine distortions.*\(default: off\)", train)
     assert "sdlm" in train
+    assert "(default: 128; 4 with --optimizer sdlm)" in train
+    assert "(default: rollback; off with --optimizer sdlm" in train
