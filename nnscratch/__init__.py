@@ -7,7 +7,8 @@ Example:
     >>> model.set(loss="categorical_crossentropy", optimizer="sgd")
     >>> model.finalize()
 """
-from . import callbacks, data, datasets, gradcheck, initializers, layers, losses, metrics, models, optimizers, schedules
+from . import (callbacks, data, datasets, gradcheck, initializers, layers, losses, metrics, models, optimizers, schedules,
+               sdlm)
 from ._version import __version__
 from .graph import Input, InputLayer
 from .model import Model

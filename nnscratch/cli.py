@@ -24,7 +24,7 @@ from .callbacks.base import Callback
 DATASETS = ("mnist", "fashion-mnist")
 MODELS = ("lenet5", "mlp", "resnet")
 VARIANTS = ("modern", "keras", "classic")
-OPTIMIZER_NAMES = ("adam", "adamw", "nadam", "adamax", "sgd", "rmsprop", "adagrad")
+OPTIMIZER_NAMES = ("adam", "adamw", "nadam", "adamax", "sgd", "rmsprop", "adagrad", "sdlm")
 SCHEDULES = ("none", "step", "exp", "inv", "poly", "cosine")
 #: schedules that end at a learning rate of 0: a finished run with one cannot be trained further
 SCHEDULES_ENDING_AT_ZERO = ("cosine", "poly")
@@ -32,10 +32,15 @@ SCHEDULES_ENDING_AT_ZERO = ("cosine", "poly")
 RUNS_DIR = "runs"
 #: training options that define a run; --resume takes them from the file, and refuses different ones
 RUN_OPTIONS = ("model", "variant", "hidden", "blocks", "dataset", "batch_size", "optimizer", "lr", "momentum", "schedule",
-               "step_epochs", "seed", "val_split", "limit")
+               "step_epochs", "seed", "val_split", "limit", "distort", "mu")
 DEFAULTS = {"model": "lenet5", "variant": "modern", "hidden": None, "blocks": 1, "dataset": "mnist", "epochs": 10,
             "batch_size": 128, "optimizer": "adam", "lr": None, "momentum": 0.9, "schedule": "cosine",
-            "step_epochs": 3, "seed": 0, "val_split": 0.1, "limit": None}
+            "step_epochs": 3, "seed": 0, "val_split": 0.1, "limit": None, "distort": False, "mu": None}
+#: SDLM's damping when --mu is not given: the paper's 0.02 diverges in the first pass here (docs/results.md)
+SDLM_DEFAULT_MU = 0.2
+#: SDLM's batch size when --batch-size is not given: the paper steps on every image; batches of 4 trained better
+#: per pass and 3x faster here, batches of 16 and more far worse (docs/results.md)
+SDLM_DEFAULT_BATCH_SIZE = 4
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for a command stopped with Ctrl-C
 
 
@@ -150,6 +155,23 @@ def make_schedule(name, lr, epochs, steps_per_epoch, step_epochs):
     raise UsageError(f"unknown schedule {name!r}; choose one of {', '.join(SCHEDULES)}")
 
 
+def make_optimizer(run, steps):
+    """The optimizer ``run`` names: SDLM follows the paper's rates by pass unless --lr is given."""
+    from . import optimizers
+    from .sdlm import SDLM
+
+    if run["optimizer"] == "sdlm":
+        mu = run["mu"] if run["mu"] is not None else SDLM_DEFAULT_MU
+        if run["lr"] is None:
+            return SDLM(mu=mu)
+        return SDLM(make_schedule(run["schedule"], run["lr"], run["epochs"], steps, run["step_epochs"]), mu=mu)
+    lr = run["lr"] if run["lr"] is not None else default_learning_rate(run["optimizer"])
+    schedule = make_schedule(run["schedule"], lr, run["epochs"], steps, run["step_epochs"])
+    opt_cls = optimizers.OPTIMIZERS.get(run["optimizer"])
+    kwargs = {"momentum": run["momentum"]} if opt_cls is optimizers.SGD else {}
+    return opt_cls(learning_rate=schedule, **kwargs)
+
+
 def default_learning_rate(optimizer):
     """The peak learning rate of the default cosine schedule (measured choices: docs/results.md)."""
     return 2e-3 if optimizer in ("adam", "adamw", "nadam", "adamax", "rmsprop", "adagrad") else 0.05
@@ -160,7 +182,7 @@ def build_model(run, input_shape, num_classes, optimizer):
 
     if run["model"] == "lenet5":
         return lenet5(run["variant"], input_shape=input_shape, num_classes=num_classes, optimizer=optimizer,
-                      seed=run["seed"])
+                      seed=run["seed"], distort=run["distort"])
     if run["model"] == "resnet":
         return resnet(input_shape=input_shape, num_classes=num_classes, blocks_per_stage=run["blocks"],
                       optimizer=optimizer, seed=run["seed"])
@@ -237,8 +259,11 @@ def quiet_floating_point():
 
 
 def _run_from_args(args):
-    return {name: (getattr(args, name) if getattr(args, name) is not None else DEFAULTS[name])
-            for name in RUN_OPTIONS + ("epochs",)}
+    run = {name: (getattr(args, name) if getattr(args, name) is not None else DEFAULTS[name])
+           for name in RUN_OPTIONS + ("epochs",)}
+    if run["optimizer"] == "sdlm" and args.batch_size is None:
+        run["batch_size"] = SDLM_DEFAULT_BATCH_SIZE
+    return run
 
 
 def _resume(args):
@@ -246,7 +271,8 @@ def _resume(args):
     model = _load(args.resume)
     run = model.metadata.get("run")
     if isinstance(run, dict):
-        run = {"blocks": DEFAULTS["blocks"], **run}  # recorded before --blocks existed
+        # recorded before --blocks, --distort or --mu existed
+        run = {"blocks": DEFAULTS["blocks"], "distort": DEFAULTS["distort"], "mu": DEFAULTS["mu"], **run}
     if not isinstance(run, dict) or not set(RUN_OPTIONS) <= set(run):
         raise UsageError(f"{args.resume} does not record the run that trained it (it was not saved by this "
                          "version's `nnscratch train`); continue it from Python: model = nnscratch.load_model(path); "
@@ -266,7 +292,8 @@ def _resume(args):
         more = f"; --epochs is the total to reach, e.g. --epochs {done + 1} for one more" if done >= planned else ""
         raise UsageError(f"{args.resume} has trained {_plural(done, 'epoch')} of the {planned} planned, so "
                          f"--epochs {epochs} leaves nothing to do{more}")
-    if epochs > planned and run["schedule"] in SCHEDULES_ENDING_AT_ZERO:
+    follows_schedule = not (run["optimizer"] == "sdlm" and run["lr"] is None)  # else the paper's rates by pass
+    if epochs > planned and follows_schedule and run["schedule"] in SCHEDULES_ENDING_AT_ZERO:
         raise UsageError(f"the {run['schedule']} schedule of {args.resume} brings the learning rate to 0 at the end "
                          f"of epoch {planned}, so epochs after it would not change the weights; resume with "
                          f"--epochs {planned} (or leave --epochs out), or train a new run with --epochs {epochs} "
@@ -295,7 +322,6 @@ def cmd_train(args):
 
 
 def _train(args):
-    from . import optimizers
     from .callbacks import DivergenceGuard, TerminateOnNaN
     from .io.checkpoint import ModelCheckpoint
 
@@ -305,6 +331,12 @@ def _train(args):
         output = None if args.no_save else (args.output or args.resume)
     else:
         model, run = None, _run_from_args(args)
+        if run["distort"] and run["model"] != "lenet5":
+            raise UsageError("--distort applies LeCun's distortions to LeNet-5's inputs; train lenet5, or leave "
+                             "--distort out")
+        if run["mu"] is not None and run["optimizer"] != "sdlm":
+            raise UsageError(f"--mu is SDLM's damping; it does nothing for --optimizer {run['optimizer']}: add "
+                             "--optimizer sdlm or leave --mu out")
         output = None if args.no_save else (args.output or default_output(run))
     (x_train, y_train), (x_test, y_test), class_names = load_dataset(run["dataset"], args.data_dir)
     limit_note = ""
@@ -320,14 +352,18 @@ def _train(args):
     steps = -(-len(x_train) // run["batch_size"])
     lr = run["lr"] if run["lr"] is not None else default_learning_rate(run["optimizer"])
     if model is None:
-        schedule = make_schedule(run["schedule"], lr, run["epochs"], steps, run["step_epochs"])
-        opt_cls = optimizers.OPTIMIZERS.get(run["optimizer"])
-        kwargs = {"momentum": run["momentum"]} if opt_cls is optimizers.SGD else {}
-        model = build_model(run, x_train.shape[1:], len(class_names), opt_cls(learning_rate=schedule, **kwargs))
+        model = build_model(run, x_train.shape[1:], len(class_names), make_optimizer(run, steps))
         model.metadata.update(dataset=run["dataset"], preprocess=preprocess, class_names=class_names,
                               trained_with=" ".join(["nnscratch"] + args.argv))
     else:
         model.metadata.setdefault("resumed_with", []).append(" ".join(["nnscratch"] + args.argv))
+    if run["optimizer"] == "sdlm":
+        from .errors import SecondOrderNotImplemented
+        from .hessian import check_second_order_support
+        try:
+            check_second_order_support(model)
+        except SecondOrderNotImplemented as e:
+            raise UsageError(f"--optimizer sdlm cannot train this {run['model']}: {e}") from None
     model.metadata["run"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in run.items()}
     if args.threads is not None:
         model.threads = args.threads
@@ -343,8 +379,14 @@ def _train(args):
     else:
         print("no validation (--val-split 0); the test set is used once, at the end", flush=True)
     schedule_note = "" if run["schedule"] in (None, "none") else f" ({run['schedule']})"
+    rate = f"lr {lr:g}{schedule_note}"
+    if run["optimizer"] == "sdlm":
+        mu = run["mu"] if run["mu"] is not None else SDLM_DEFAULT_MU
+        rate = (f"mu {mu:g}, " + ("the paper's rates by pass (5e-4 ... 1e-5)" if run["lr"] is None else rate)
+                + f", Hessian re-estimated on {model.optimizer.sample_size} images before each pass")
     plan = (f"{_plural(run['epochs'], 'epoch')} of batch {run['batch_size']}, {type(model.optimizer).__name__} "
-            f"lr {lr:g}{schedule_note}" + (f"; {args.ranks} MPI ranks" if args.distributed else ""))
+            f"{rate}" + ("; distorted training images" if run["distort"] else "")
+            + (f"; {args.ranks} MPI ranks" if args.distributed else ""))
     if done:
         print(f"resuming {args.resume} after epoch {done}: epochs {done + 1}-{run['epochs']} of {plan}", flush=True)
     else:
@@ -354,8 +396,9 @@ def _train(args):
 
     position = TrainingPosition()
     callbacks = [position]
-    if args.divergence != "off":
-        callbacks.insert(0, DivergenceGuard(action=args.divergence))  # first: the others see the kept batches
+    divergence = args.divergence or ("off" if run["optimizer"] == "sdlm" else "rollback")
+    if divergence != "off":
+        callbacks.insert(0, DivergenceGuard(action=divergence))  # first: the others see the kept batches
     else:
         callbacks.append(TerminateOnNaN())
     checkpoint = None
@@ -822,11 +865,21 @@ def build_parser():
                    help="passes over the training set; with --resume, the total to reach (default: 10; with "
                         "--resume, the number the run was started with)")
     p.add_argument("--batch-size", type=_whole(1), default=None, metavar="N",
-                   help="images per training step (default: 128)")
+                   help=f"images per training step (default: 128; {SDLM_DEFAULT_BATCH_SIZE} with --optimizer sdlm)")
     p.add_argument("--optimizer", default=None, type=str.lower, choices=OPTIMIZER_NAMES,
-                   help="the update rule (default: adam)")
+                   help="the update rule; sdlm is LeCun 1998's stochastic diagonal Levenberg-Marquardt (needs "
+                        "--variant classic or another network whose layers have a second-order backward) "
+                        "(default: adam)")
     p.add_argument("--lr", type=_real(0, low_open=True), default=None,
-                   help="peak learning rate (default: 2e-3 for the Adam family, RMSprop and Adagrad; 0.05 for SGD)")
+                   help="peak learning rate (default: 2e-3 for the Adam family, RMSprop and Adagrad; 0.05 for SGD; "
+                        "for SDLM the paper's rates by pass, 5e-4 for 2 passes down to 1e-5 from the 13th, and "
+                        "--schedule is then not used)")
+    p.add_argument("--mu", type=_real(0, low_open=True), default=None,
+                   help=f"SDLM's damping: each weight's step is lr / (mu + its Hessian diagonal); the paper's 0.02 "
+                        f"diverged in the first pass here (default: {SDLM_DEFAULT_MU:g})")
+    p.add_argument("--distort", action="store_true", default=None,
+                   help="LeNet-5 only: random affine distortions of the training images (shifts, scaling, "
+                        "squeezing, shearing, as LeCun 1998), new ones every epoch (default: off)")
     p.add_argument("--momentum", type=_real(0, 1, high_open=True), default=None,
                    help="SGD momentum (default: 0.9)")
     p.add_argument("--schedule", default=None, choices=SCHEDULES,
@@ -854,9 +907,11 @@ def build_parser():
                    help="continue the run saved in FILE.h5 (after Ctrl-C, or to train a run further): the same "
                         "data, batch size, optimizer state, schedule and shuffling, so the weights come out as if "
                         "it had never stopped")
-    p.add_argument("--divergence", default="rollback", choices=("rollback", "stop", "off"),
+    p.add_argument("--divergence", default=None, choices=("rollback", "stop", "off"),
                    help="when the loss blows up or turns NaN: roll back to the last good weights and halve the "
-                        "learning rate, stop with the last good weights, or do nothing but stop on NaN")
+                        "learning rate, stop with the last good weights, or do nothing but stop on NaN (default: "
+                        "rollback; off with --optimizer sdlm, whose batches of a few images make the loss of one "
+                        "batch too noisy for the guard: it rolled back sound runs)")
     p.add_argument("--verbose", type=int, default=None, choices=(0, 1, 2),
                    help="0 quiet, 1 a live progress line, 2 a line per epoch (default: 1 on a terminal, else 2)")
     p.add_argument("--threads", type=_whole(1), default=None, metavar="N",

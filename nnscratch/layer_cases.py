@@ -107,6 +107,9 @@ LAYER_CASES: dict[str, list[tuple[dict, tuple]]] = {
     "RandomZoom": [({"height_factor": 0.3}, (5, 5, 1)),
                    ({"height_factor": (-0.3, 0.2), "width_factor": (0.1, 0.5), "fill_mode": "constant"}, (4, 6, 2))],
     "RandomContrast": [({"factor": 0.5}, (3, 4, 2)), ({"factor": (0.2, 0.9), "value_range": None}, (2, 3, 1))],
+    "RandomAffine": [({}, (6, 6, 1)),
+                     ({"height_factor": (-0.1, 0.2), "width_factor": 0.0, "scale": (-0.2, 0.1), "squeeze": 0.3,
+                       "shear": (0.1, 0.4), "fill_mode": "constant", "fill_value": -0.1}, (5, 7, 2))],
     "ElasticDistortion": [({"alpha": 2.0, "sigma": 1.0}, (6, 6, 1)),
                           ({"alpha": 3.0, "sigma": 0.8, "fill_mode": "reflect"}, (5, 4, 2))],
     # graphs: merges (with Keras' broadcasting of size-1 axes) and normalization

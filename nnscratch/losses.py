@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import SecondOrderNotImplemented
 from .registry import Configurable, Registry
 
 LOSSES = Registry("loss", case_insensitive=True)
@@ -34,6 +35,13 @@ class Loss(Configurable):
 
     def backward(self, y_pred: np.ndarray, y_true: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+    def second_derivative(self, y_pred: np.ndarray, y_true: np.ndarray) -> np.ndarray:
+        """``d2L/dy_pred**2``, the diagonal of the loss's Hessian (or of its Gauss-Newton part), ``>= 0`` and
+        shaped like ``y_pred``: where SDLM's second-order backward starts. Losses that want SDLM define it."""
+        raise SecondOrderNotImplemented(
+            f"the loss {type(self).__name__} has no second_derivative(y_pred, y_true), which SDLM needs; use "
+            "another optimizer or a loss that has it (MeanSquaredError, SumSquaredError, LeNetRBFLoss)")
 
     def check_targets(self, y_true, output_shape: tuple[int, ...]) -> np.ndarray:
         """Validates targets for outputs of shape ``(N, *output_shape)``; returns them as an array.
@@ -284,6 +292,10 @@ class MeanSquaredError(Loss, aliases=("mean_squared_error", "mse")):
         y_true = matching_targets(y_true, y_pred, "MeanSquaredError.backward")
         return (2.0 / y_pred.size * (y_pred - y_true)).astype(y_pred.dtype, copy=False)
 
+    def second_derivative(self, y_pred, y_true):
+        matching_targets(y_true, y_pred, "MeanSquaredError.second_derivative")
+        return np.full_like(y_pred, 2.0 / y_pred.size)
+
 
 class SumSquaredError(Loss, aliases=("sum_squared_error", "sse")):
     """``mean over samples of sum over outputs of (y_pred - y_true)**2`` (the per-pattern squared error).
@@ -306,6 +318,10 @@ class SumSquaredError(Loss, aliases=("sum_squared_error", "sse")):
     def backward(self, y_pred, y_true):
         y_true = matching_targets(y_true, y_pred, "SumSquaredError.backward")
         return (2.0 / len(y_pred) * (y_pred - y_true)).astype(y_pred.dtype, copy=False)
+
+    def second_derivative(self, y_pred, y_true):
+        matching_targets(y_true, y_pred, "SumSquaredError.second_derivative")
+        return np.full_like(y_pred, 2.0 / len(y_pred))
 
 
 def weighted_mean(losses: np.ndarray, weights: np.ndarray | None) -> float:

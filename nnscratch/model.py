@@ -764,8 +764,11 @@ class Model:
                                       "initial_epoch": self.epochs_trained})
         for _ in range(epochs):
             epoch = self.epochs_trained
-            callback_list.on_epoch_begin(epoch, {})
             start = time.perf_counter()
+            # SDLM's Hessian estimate, part of the epoch's time; before the callbacks, which then see (and a
+            # rollback restores) the epoch's learning rate and optimizer state
+            self.optimizer.before_epoch(self, train, epoch)
+            callback_list.on_epoch_begin(epoch, {})
             tally = LogTally(self._metric_table())
             step_times = []
             batches = train.epoch(epoch)

@@ -138,6 +138,11 @@ class Optimizer(Configurable):
             return grad
         return grad + wd * param
 
+    def before_epoch(self, model, data, epoch: int) -> None:
+        """Called by ``fit`` before each pass over ``data`` (its batches; array data has ``xs`` and ``ys``),
+        ``epoch`` counting from 0 over the model's life. Default: nothing; :class:`~nnscratch.sdlm.SDLM`
+        estimates its Hessian here."""
+
     def initial_slots(self, param: np.ndarray) -> dict:
         """The slots of a parameter's first step: zeros by default."""
         return {name: np.zeros_like(param) for name in self.slot_names}

@@ -20,6 +20,10 @@
 A user runs it on their own layer (``nnscratch gradcheck --import my_module`` does too); the test suite runs
 it over every registered layer.
 
+A layer meant for SDLM (:mod:`nnscratch.sdlm`) also has a second-order backward; :func:`check_second_order`
+(from :mod:`nnscratch.hessian_check`) compares it with finite differences, and the suite runs it over every
+registered layer too.
+
 Example:
     >>> import numpy as np
     >>> from nnscratch.layers import Layer
@@ -48,6 +52,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .gradcheck import TOLERANCE, check_layer, check_model
+from .hessian_check import SecondOrderResult, check_second_order  # noqa: F401  (public here too)
 from .layer_cases import CANNOT_CHECK, cases_for
 from .layers.base import Layer
 

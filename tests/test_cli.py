@@ -447,3 +447,43 @@ def test_summary_shows_multiply_adds_and_activations(trained, capsys):
     assert "MACs" in out and "Multiply-adds per sample: 25,450" in out   # 784*32 + 32 + 32*10 + 10
     assert main(["summary", str(trained), "--no-flops"]) == 0
     assert "MACs" not in capsys.readouterr().out
+
+
+# -- LeNet-5 as LeCun et al. trained it: SDLM and distortions (issue 18) ------------------------------------
+def test_train_classic_lenet5_with_sdlm_and_distortions_then_resume_bit_for_bit(data_dir, tmp_path):
+    common = ["lenet5", "--variant", "classic", "--optimizer", "sdlm", "--distort", "--batch-size", 8, "--limit", 96,
+              "--val-split", 0, "--data-dir", data_dir, "--verbose", 2]
+    r = run("train", *common, "--epochs", 2, "-o", tmp_path / "a.h5")
+    assert r.returncode == 0, r.stderr
+    assert ("2 epochs of batch 8, SDLM mu 0.2, the paper's rates by pass (5e-4 ... 1e-5), Hessian re-estimated on "
+            "500 images before each pass; distorted training images") in r.stdout
+    model = nnscratch.load_model(tmp_path / "a.h5")
+    assert type(model.optimizer).__name__ == "SDLM" and model.optimizer.mu == 0.2
+    assert type(model.layers[0]).__name__ == "RandomAffine"
+    more = run("train", "--resume", tmp_path / "a.h5", "--epochs", 3, "--data-dir", data_dir, "--verbose", 2)
+    assert more.returncode == 0, more.stderr
+    whole = run("train", *common, "--epochs", 3, "-o", tmp_path / "b.h5")
+    assert whole.returncode == 0, whole.stderr
+    assert re.findall(r"^Epoch \d/3 .* lr (\S+)$", whole.stdout, re.M) == ["5e-4", "5e-4", "2e-4"]  # by pass
+    a, b = weights(tmp_path / "a.h5"), weights(tmp_path / "b.h5")
+    assert all(np.array_equal(a[k], b[k]) for k in b)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--mu", "0.1"], "--mu is SDLM's damping; it does nothing for --optimizer adam"),
+    (["mlp", "--distort"], "--distort applies LeCun's distortions to LeNet-5's inputs"),
+    (["--optimizer", "sdlm"], "softmax trained with the cross-entropy, which has no second-order backward"),
+])
+def test_sdlm_and_distort_misuse_is_explained(data_dir, args, message):
+    r = run("train", *args, "--epochs", 1, "--limit", 32, "--data-dir", data_dir, "--no-save")
+    assert r.returncode != 0 and TRACEBACK not in r.stderr
+    assert message in r.stderr
+
+
+def test_help_gives_sdlm_and_distort_their_defaults():
+    train = " ".join(run("train", "--help").stdout.split())
+    assert re.search(r"--mu MU SDLM's damping.*\(default: 0\.2\)", train)
+    assert re.search(r"--distort LeNet-5 only: random affine distortions.*\(default: off\)", train)
+    assert "sdlm" in train
+    assert "(default: 128; 4 with --optimizer sdlm)" in train
+    assert "(default: rollback; off with --optimizer sdlm" in train

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _checks
+from ..errors import SecondOrderNotImplemented
 from .base import Layer
 
 
@@ -37,6 +38,10 @@ class _Elementwise(Layer, register=False):
 
     def backward(self, dout):
         return self._backward(dout)
+
+    def backward_second_order(self, x, d2out):
+        # _backward multiplies by f'(x) from this forward's cache, so twice gives f'(x)**2 * d2out
+        return self._backward(self._backward(d2out))
 
 
 class _Kinked(_Elementwise, register=False):
@@ -265,6 +270,15 @@ class Activation(Layer):
 
     def backward(self, dout):
         return dout if self.function is None else self.function.backward(dout)
+
+    def backward_second_order(self, x, d2out):
+        if self.function is None:
+            return d2out
+        if type(self.function).backward_second_order is Layer.backward_second_order:
+            raise SecondOrderNotImplemented(
+                f"{self.describe()}: the activation {self.activation!r} has no second-order backward, which SDLM "
+                "needs; use an activation such as 'tanh' or 'relu', or another optimizer")
+        return self.function.backward_second_order(x, d2out)
 
     def gradcheck_input(self, shape, rng):
         if self.function is None:

@@ -1,6 +1,7 @@
 """Data augmentation layers, active in training only: RandomFlip, RandomTranslation, RandomRotation,
-RandomZoom, RandomContrast (Keras' names, arguments and defaults) and ElasticDistortion (Simard et al. 2003,
-the distortions LeCun's group trained MNIST networks with).
+RandomZoom, RandomContrast (Keras' names, arguments and defaults), RandomAffine (LeCun et al. 1998's
+distortions) and ElasticDistortion (Simard et al. 2003, the distortions LeCun's group trained MNIST networks
+with).
 
 In inference they are the identity. In training each sample gets its own random transformation, drawn with
 :meth:`Layer.batch_uniform`: in a model the draws come from the model's seed, the epoch and the step, so a
@@ -234,6 +235,60 @@ class RandomZoom(_Resampling):
         matrices = np.zeros((n, 2, 2))
         matrices[:, 0, 0], matrices[:, 1, 1] = zoom_h, zoom_w
         return matrices, np.zeros((n, 2))
+
+
+class RandomAffine(_Resampling):
+    """LeCun et al. 1998's distortions (section III-C): random planar affine maps combining translations,
+    scaling, squeezing (vertical elongation with horizontal compression, or the reverse) and horizontal
+    shearing, each sample its own.
+
+    The image is mapped by ``A = diag(s * q, s / q) @ [[1, 0], [k, 1]]`` about its centre (rows down,
+    columns right) and shifted by ``(dy, dx)``: ``s = 1 + scale draw``, ``q = 1 + squeeze draw``, ``k`` the
+    shear draw (columns move by ``k`` pixels per row from the centre), ``dy, dx`` fractions of the height and
+    width. Each draw is uniform over its range; a factor ``f`` means ``[-f, f]``.
+
+    Args:
+        height_factor: vertical shift as a fraction of the height, default 0.06 (about 2 pixels of 32).
+        width_factor: horizontal shift, default 0.06.
+        scale: default 0.1 (sizes from 0.9 to 1.1); draws must stay above -1.
+        squeeze: default 0.1; draws must stay above -1.
+        shear: default 0.2.
+        fill_mode: default ``"nearest"`` (a digit's background continues); see :class:`RandomTranslation`.
+        interpolation, fill_value: see :class:`RandomTranslation`.
+        **kwargs: ``input_shape``, ``name``.
+
+    Example:
+        >>> layer = RandomAffine(0.0, 0.0, scale=0.0, squeeze=0.0, shear=(0.5, 0.5), fill_mode="constant")
+        >>> x = np.zeros((1, 3, 3, 1)); x[0, :, 1, 0] = 1.0          # a vertical bar
+        >>> layer(x, training=True)[0, :, :, 0].tolist()            # sheared: the bottom moves right
+        [[0.5, 0.5, 0.0], [0.0, 1.0, 0.0], [0.0, 0.5, 0.5]]
+    """
+
+    def __init__(self, height_factor=0.06, width_factor=0.06, scale=0.1, squeeze=0.1, shear=0.2,
+                 fill_mode="nearest", interpolation="bilinear", fill_value=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self._height = _factor_range("height_factor", height_factor)
+        self._width = _factor_range("width_factor", width_factor)
+        self._scale = _factor_range("scale", scale, low=-1)
+        self._squeeze = _factor_range("squeeze", squeeze, low=-1)
+        self._shear = _factor_range("shear", shear)
+        self.height_factor, self.width_factor = _config_value(height_factor), _config_value(width_factor)
+        self.scale, self.squeeze, self.shear = _config_value(scale), _config_value(squeeze), _config_value(shear)
+        self._fill_arguments(fill_mode, interpolation, fill_value)
+
+    def _affine(self, n, hw):
+        u = self.batch_uniform((n, 5))
+        s = 1 + _draw(*self._scale, u[:, 0])
+        q = 1 + _draw(*self._squeeze, u[:, 1])
+        k = _draw(*self._shear, u[:, 2])
+        shift = np.stack([_draw(*self._height, u[:, 3]) * hw[0], _draw(*self._width, u[:, 4]) * hw[1]], axis=1)
+        # the map from output to input positions is A's inverse: A = [[a, 0], [b, d]] with a = s q, b = k s / q,
+        # d = s / q, so A^-1 = [[1/a, 0], [-b/(a d), 1/d]]; the shift is undone first
+        a, b, d = s * q, k * s / q, s / q
+        matrices = np.zeros((n, 2, 2))
+        matrices[:, 0, 0], matrices[:, 1, 0], matrices[:, 1, 1] = 1 / a, -b / (a * d), 1 / d
+        offsets = -np.einsum("nij,nj->ni", matrices, shift)
+        return matrices, offsets
 
 
 class ElasticDistortion(_Resampling):

@@ -34,6 +34,7 @@ from .. import _checks
 from ..initializers import get_initializer
 from ..registry import Registry
 from . import context as _context
+from ..errors import SecondOrderNotImplemented
 
 LAYERS = Registry("layer")
 
@@ -92,6 +93,8 @@ class Layer:
         state: dict of non-trainable arrays (moving averages, fixed codes): saved, loaded, counted as
             non-trainable, restored by rollbacks; ``forward`` may update them in place in training.
         grads: dict of gradients with the keys of ``params``, filled by ``backward``.
+        hessian_diagonal: dict of diagonal Gauss-Newton second derivatives with the keys of ``params``, filled by
+            :meth:`backward_second_order` (layers that SDLM trains; see :mod:`nnscratch.layers.second_order`).
         trainable: set to False to freeze ``params`` (the optimizer skips them).
         rng: the ``np.random.Generator`` for weight initialisation and, outside a model, random draws.
         dtype: the floating dtype of params and computations.
@@ -128,6 +131,8 @@ class Layer:
         self.name = name
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
+        #: the Gauss-Newton Hessian diagonal of each trainable array, filled by backward_second_order
+        self.hessian_diagonal: dict[str, np.ndarray] = {}
         self.state: dict[str, np.ndarray] = {}
         self.trainable = True
         #: False when nothing before this layer needs a gradient: backward may then skip computing dx (and
@@ -367,6 +372,25 @@ class Layer:
     def backward(self, dout):
         """Given ``dL/dout`` (shape of the last output), fills ``self.grads`` and returns ``dL/dx``."""
         raise NotImplementedError(f"{type(self).__name__} must implement backward(dout)")
+
+    def backward_second_order(self, x, d2out):
+        """Back-propagates diagonal second derivatives of the loss (SDLM, see
+        :mod:`nnscratch.layers.second_order`); called right after ``forward(x, training=False)``.
+
+        Args:
+            x: the input of that forward call (a list for several inputs).
+            d2out: ``d2L/dout**2 >= 0``, shaped like the output.
+
+        Returns:
+            ``d2L/dx**2`` (Gauss-Newton, diagonal) shaped like ``x``, or None when ``input_grad_needed`` is
+            False; fills :attr:`hessian_diagonal` with one array per trainable weight.
+
+        Only layers that want to be trained by SDLM implement it; this default refuses, naming the layer.
+        """
+        raise SecondOrderNotImplemented(
+            f"{self.describe()} has no second-order backward (backward_second_order), which SDLM needs for every "
+            "layer it trains through; train this model with another optimizer, or implement it (see "
+            "docs/writing-a-layer.md)")
 
     def __call__(self, inputs, training: bool = False):
         """On symbolic tensors (from :func:`nnscratch.Input`), adds this layer to a graph and returns its

@@ -108,6 +108,8 @@ class Conv2D(KerasOptions, Layer):
         (5, 5, 8)
     """
 
+    second_order_by_squares = True  # SDLM: see nnscratch.layers.second_order
+
     def __init__(self, filters, kernel_size, strides=1, padding="valid", connections=None, use_bias=True,
                  kernel_initializer=None, bias_initializer="zeros", dilation_rate=1, groups=1, activation=None,
                  kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None, bias_constraint=None,

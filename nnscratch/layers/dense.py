@@ -39,6 +39,8 @@ class Dense(KerasOptions, Layer):
         ((2, 3), True)
     """
 
+    second_order_by_squares = True  # SDLM: see nnscratch.layers.second_order
+
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer=None, bias_initializer="zeros",
                  kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None, bias_constraint=None,
                  **kwargs):

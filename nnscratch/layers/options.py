@@ -24,6 +24,7 @@ from __future__ import annotations
 from ..constraints import constraint_config, get_constraint
 from ..regularizers import get_regularizer, regularizer_config
 from .activations import RELU_LIKE_ACTIVATIONS, Softmax, check_activation, make_activation
+from .second_order import SecondOrderNotImplemented, squared_weights_backward
 
 
 class KerasOptions:
@@ -31,6 +32,9 @@ class KerasOptions:
 
     #: the output before the activation, kept only when the activation is a softmax (the fused loss reads it)
     pre_activation = None
+    #: True for layers whose linear output uses each weight at most once per output (Dense, Conv2D): their
+    #: second-order backward is then their own backward on squared weights and inputs (SDLM)
+    second_order_by_squares = False
 
     def _init_options(self, activation=None, **weight_options):
         """Validates and stores ``activation`` and ``<weight>_regularizer`` / ``<weight>_constraint`` arguments
@@ -81,6 +85,20 @@ class KerasOptions:
         if self.activation_function is not None:
             dout = self.activation_function.backward(dout)
         return self._backward_linear(dout)
+
+    def backward_second_order(self, x, d2out):
+        if not self.second_order_by_squares:
+            return super().backward_second_order(x, d2out)
+        if self.activation_function is not None:
+            # the activation kept what it needs from this forward call; its own x is not used
+            try:
+                d2out = self.activation_function.backward_second_order(None, d2out)
+            except SecondOrderNotImplemented:
+                raise SecondOrderNotImplemented(
+                    f"{self.describe()}: its activation {self.activation!r} has no second-order backward, which SDLM "
+                    "needs; use an activation such as 'tanh' or 'relu', or another optimizer") from None
+        d2x, self.hessian_diagonal = squared_weights_backward(self, x, d2out)
+        return d2x
 
     def backward_from_logits(self, dz):
         """``backward`` given the gradient with respect to the pre-activation output (the fused loss's)."""

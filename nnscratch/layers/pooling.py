@@ -212,6 +212,18 @@ class Subsampling2D(_Pool2D):
         return sum_pool_backward(dout * self.params["coefficient"], self._x_shape, self._pool, self._strides,
                                  self._pads)
 
+    def backward_second_order(self, x, d2out):
+        # dy/dcoefficient is the whole window's sum, so its square is the square of the sum (the paper's
+        # per-connection rule would take the sum of squares instead); dy/dx is the coefficient
+        d2out = stored_like(_as_dtype(self, d2out), self._chwn)
+        coefficient = self.params["coefficient"]
+        self.hessian_diagonal = {"coefficient": _channel_sums(d2out * self._sums * self._sums),
+                                 "bias": _channel_sums(d2out)}
+        if not self.input_grad_needed:
+            return None
+        return sum_pool_backward(d2out * (coefficient * coefficient), self._x_shape, self._pool, self._strides,
+                                 self._pads)
+
 
 def _channel_sums(a: np.ndarray) -> np.ndarray:
     """Sum over batch and positions of ``a`` ``(N, H, W, C)`` -> ``(C,)``, in either storage order.

@@ -103,6 +103,18 @@ class RBFOutput(Layer):
         # dy_i/dx_j = 2 (x_j - w_ji)
         return 2 * (self._x * dout.sum(axis=1, keepdims=True) - dout @ w.T)
 
+    def output_curvature(self, x, dout):
+        """The second-order term Gauss-Newton leaves out, ``sum_i dL/dy_i * d2y_i/dx_j**2 = 2 sum_i dL/dy_i``,
+        for an output layer (SDLM adds it, given the loss gradient ``dout``; clipped at 0). Without it the
+        MAP loss's pull towards the correct code, linear in ``y``, would add no curvature at all."""
+        return np.broadcast_to(np.maximum(2 * dout.sum(axis=1, keepdims=True), 0), np.shape(self._x))
+
+    def backward_second_order(self, x, d2out):
+        # sum_i (2 (x_j - w_ji))**2 d2y_i, expanded as in forward: no (N, features, units) temporary
+        w = self.state["codes"]
+        x = self._x
+        return 4 * (x * x * d2out.sum(axis=1, keepdims=True) - 2 * x * (d2out @ w.T) + d2out @ (w * w).T)
+
 
 class LeNetRBFLoss(Loss, aliases=("lenet_rbf", "rbf_map")):
     """LeCun 1998's criterion for RBF outputs (eq. 9), a discriminative MAP loss on distances ``y``:
@@ -151,3 +163,11 @@ class LeNetRBFLoss(Loss, aliases=("lenet_rbf", "rbf_map")):
         grad = -soft
         grad[np.arange(len(y_true)), y_true] += 1
         return (grad / len(y_true)).astype(y_pred.dtype, copy=False)
+
+    def second_derivative(self, y_pred, y_true):
+        """The diagonal of the loss's Hessian with respect to ``y_pred`` ``(N, K)``: ``p (1 - p) / N`` with
+        ``p = exp(-y_i) / (exp(-j) + sum_k exp(-y_k))`` (the correct class's term is linear, so it adds
+        nothing). Non-negative, as SDLM needs."""
+        class_labels(y_true, y_pred, "LeNetRBFLoss.second_derivative")
+        _, soft = self._log_terms(y_pred)
+        return (soft * (1 - soft) / len(y_pred)).astype(y_pred.dtype, copy=False)

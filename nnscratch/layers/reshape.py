@@ -28,6 +28,9 @@ class Flatten(Layer):
     def backward(self, dout):
         return stored_like(dout.reshape(self._shape), self._chwn)
 
+    def backward_second_order(self, x, d2out):
+        return self.backward(d2out)  # a permutation: every derivative is 0 or 1
+
 
 class Reshape(Layer):
     """Reshapes each sample to ``target_shape`` (same number of elements).
@@ -54,3 +57,6 @@ class Reshape(Layer):
 
     def backward(self, dout):
         return stored_like(dout.reshape((dout.shape[0],) + self.built_input_shape), self._chwn)
+
+    def backward_second_order(self, x, d2out):
+        return self.backward(d2out)  # a permutation: every derivative is 0 or 1

@@ -13,8 +13,8 @@ Example:
 from __future__ import annotations
 
 from .. import _checks
-from ..layers import (AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, RBFOutput, ReLU, ScaledTanh, Softmax,
-                      Subsampling2D, Tanh)
+from ..layers import (AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, RandomAffine, RBFOutput, ReLU, ScaledTanh,
+                      Softmax, Subsampling2D, Tanh)
 from ..layers.conv import LENET5_C3_CONNECTIONS
 from ..layers.rbf import LeNetRBFLoss
 from ..metrics import CategoricalAccuracy
@@ -25,7 +25,7 @@ LENET5_VARIANTS = ("modern", "keras", "classic")
 
 
 def lenet5(variant="modern", input_shape=None, num_classes=10, optimizer=None, seed=None,
-           dtype="float32") -> Model:
+           dtype="float32", distort=False) -> Model:
     """Builds, sets up and finalizes a LeNet-5.
 
     Args:
@@ -36,6 +36,9 @@ def lenet5(variant="modern", input_shape=None, num_classes=10, optimizer=None, s
         optimizer: an optimizer object or name; default Adam(1e-3) (``"classic"``: Adam(5e-4)).
         seed: weight/shuffle seed, default None.
         dtype: default ``"float32"``.
+        distort: True puts a :class:`~nnscratch.layers.RandomAffine` first: the paper's random planar affine
+            distortions of every training image, drawn anew each epoch (the identity at inference). Default
+            False.
 
     Returns:
         A finalized :class:`~nnscratch.Model` ready for ``fit``.
@@ -72,6 +75,10 @@ def lenet5(variant="modern", input_shape=None, num_classes=10, optimizer=None, s
                   Dense(84, kernel_initializer=init, name="F6"), ScaledTanh(),
                   RBFOutput(num_classes, codes="digits" if num_classes <= 10 else "random", name="output")]
         loss, accuracy, default_opt = LeNetRBFLoss(), CategoricalAccuracy(lower_is_better=True), Adam(5e-4)
+    if distort:
+        # the first layer declares the input shape; the distortions take that role
+        layers[0].input_shape = None
+        layers.insert(0, RandomAffine(input_shape=input_shape, name="distortions"))
     for layer in layers:
         model.add(layer)
     model.set(loss=loss, optimizer=optimizer if optimizer is not None else default_opt, accuracy=accuracy)

@@ -173,3 +173,39 @@ def test_bad_arguments_are_named(make, message):
 def test_images_only():
     with pytest.raises(ValueError, match=r"expects images of shape \(height, width, channels\)"):
         RandomRotation(0.1).initialize((28, 28))
+
+
+# -- RandomAffine: LeCun 1998's distortions ----------------------------------------------------------------
+def _fixed(factor):
+    return (factor, factor)
+
+
+@pytest.mark.parametrize("affine, same", [
+    (dict(height_factor=_fixed(0.2), width_factor=_fixed(-0.25)),
+     lambda: nnscratch.layers.RandomTranslation(_fixed(0.2), _fixed(-0.25), fill_mode="constant")),
+    (dict(scale=_fixed(0.25)), lambda: RandomZoom(_fixed(1 / 1.25 - 1), fill_mode="constant")),
+    (dict(squeeze=_fixed(0.25)), lambda: RandomZoom(_fixed(1 / 1.25 - 1), _fixed(0.25), fill_mode="constant")),
+])
+def test_random_affine_translates_scales_and_squeezes_as_the_single_transformations_do(affine, same):
+    from nnscratch.layers import RandomAffine
+
+    arguments = dict(height_factor=0.0, width_factor=0.0, scale=0.0, squeeze=0.0, shear=0.0, fill_mode="constant")
+    arguments.update(affine)
+    x = np.random.default_rng(0).standard_normal((2, 8, 8, 1))
+    ours = built(RandomAffine(**arguments), (8, 8, 1))(x, training=True)
+    theirs = built(same(), (8, 8, 1))(x, training=True)
+    np.testing.assert_allclose(ours, theirs, atol=1e-12)
+
+
+def test_random_affine_shears_horizontally_and_keeps_its_draws_within_range():
+    from nnscratch.layers import RandomAffine
+
+    x = np.zeros((1, 9, 9, 1))
+    x[0, :, 4, 0] = 1.0                                  # a vertical bar through the centre
+    out = built(RandomAffine(0.0, 0.0, scale=0.0, squeeze=0.0, shear=_fixed(1.0), fill_mode="constant"),
+                (9, 9, 1))(x, training=True)
+    assert [where(out[:, r:r + 1]) for r in (0, 4, 8)] == [(0, 0), (0, 4), (0, 8)]   # one column per row
+    layer = built(RandomAffine(), (32, 32, 1))
+    matrices, offsets = layer._affine(1000, (32, 32))
+    assert np.all(np.abs(offsets) < 0.06 * 32 * 1.5) and np.all(matrices[:, 0, 1] == 0)
+    assert built(RandomAffine(), (9, 9, 1))(x, training=False) is x  # inference: the identity

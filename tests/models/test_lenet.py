@@ -88,3 +88,16 @@ def test_a_small_cnn_trains_through_the_public_api():
     model.finalize()
     model.fit(x, y, epochs=8, batch_size=32, verbose=0)
     assert model.validate(x_test, y_test)["accuracy"] > 0.95
+
+
+def test_distort_puts_the_papers_distortions_first_and_changes_nothing_at_inference():
+    import nnscratch
+    from nnscratch.layers import RandomAffine
+
+    plain, distorted = lenet5("classic", seed=0), lenet5("classic", seed=0, distort=True)
+    assert isinstance(distorted.layers[0], RandomAffine) and distorted.layers[1].name == "C1"
+    assert distorted.count_params() == plain.count_params() == 60840
+    x = np.random.default_rng(0).uniform(-0.1, 1.175, (3, 32, 32, 1)).astype(np.float32)
+    distorted.set_weights(plain.get_weights())
+    np.testing.assert_array_equal(distorted.predict(x), plain.predict(x))
+    assert isinstance(lenet5("modern", distort=True).layers[0], RandomAffine)
