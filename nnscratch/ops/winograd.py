@@ -196,8 +196,7 @@ def winograd_backward(dout: np.ndarray, saved: tuple, kernel: np.ndarray, input_
         input_shape: ``(N, H, W, C)``; pads: as in forward.
         has_bias: return the bias gradient, default True.
         need_dx: compute ``dx``, default True (False for a model's first layer).
-        workspace: scratch arrays kept between calls, default None. The saved transformed input is
-            overwritten here when it lives in the workspace: call backward once per forward.
+        workspace: scratch arrays kept between calls, default None.
 
     Returns:
         ``(dx, dkernel, dbias)``: ``dx`` ``(N, H, W, C)`` stored CHWN or None, ``dkernel`` ``(3, 3, C, F)``,
@@ -225,8 +224,7 @@ def winograd_backward(dout: np.ndarray, saved: tuple, kernel: np.ndarray, input_
     dbias = dm[5].sum(axis=1) if has_bias else None
     if not need_dx:
         return None, dkernel, dbias
-    # the transformed input is spent once the kernel gradient has it: its memory takes dV
-    dv = np.matmul(u.transpose(0, 2, 1), dm, out=None if workspace is None else v)
+    dv = np.matmul(u.transpose(0, 2, 1), dm, out=scratch(workspace, "winograd_dv", v.shape, dy.dtype))
     dv6 = dv.reshape(4, 4, c, th, tw, n)
     rows = scratch(workspace, "winograd_rows", (4, c, th, 2 * tw + 2, n), dy.dtype)
     tmp = scratch(workspace, "winograd_tmp", (4, c, th, tw, n), dy.dtype)

@@ -126,3 +126,15 @@ def test_applies_only_to_3x3_stride_1(kernel_hw, strides, dilation, groups, expe
 def test_too_small_an_input_is_refused_clearly():
     with pytest.raises(ValueError, match=r"3x3 kernel needs a padded input of at least 3x3, got 2x4"):
         winograd.winograd_forward(np.ones((1, 2, 4, 1)), np.ones((3, 3, 1, 1)), None, ((0, 0), (0, 0)))
+
+
+def test_backward_twice_after_one_forward_gives_the_same_gradients():
+    rng = np.random.default_rng(6)
+    x, kernel, bias = _case(rng, (2, 6, 6, 3), 2)
+    ws = {}
+    out, saved = winograd.winograd_forward(x, kernel, bias, SAME, ws)
+    dout = rng.standard_normal(out.shape)
+    first = [a.copy() for a in winograd.winograd_backward(dout, saved, kernel, x.shape, SAME, workspace=ws)]
+    second = winograd.winograd_backward(dout, saved, kernel, x.shape, SAME, workspace=ws)
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)
