@@ -26,7 +26,7 @@ from . import im2col, winograd
 from .im2col import Pads
 
 #: Winograd needs at least this many input channels ...
-WINOGRAD_MIN_CHANNELS = 16
+WINOGRAD_MIN_CHANNELS = 32
 #: ... and images of at most this many pixels (padded), where its transforms' traffic stays small
 WINOGRAD_MAX_PIXELS = 18 * 18
 
