@@ -24,14 +24,11 @@ import statistics
 import threading
 import time
 
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+import numpy as np
+from threadpoolctl import threadpool_limits
 
-import numpy as np  # noqa: E402
-from threadpoolctl import threadpool_limits  # noqa: E402
-
-from nnscratch.ops import im2col, winograd  # noqa: E402
-from nnscratch.ops.layout import from_chwn  # noqa: E402
+from nnscratch.ops import im2col, winograd
+from nnscratch.ops.layout import from_chwn
 
 #: ``HxW:Cin-Cout`` of every 3x3 stride-1 convolution in bench_zoo's vgg and resnet20 rows
 SHAPES = ("32x32:3-32", "32x32:32-32", "16x16:32-64", "16x16:64-64", "32x32:3-16", "32x32:16-16", "16x16:32-32",
