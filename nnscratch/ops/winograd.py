@@ -37,6 +37,9 @@ from .im2col import Pads
 from .layout import from_chwn, to_chwn
 from .workspace import scratch, zero_bordered
 
+# Scratch names: "winograd_stage" holds the half-transformed array between the two one-axis stages of every
+# transform (input, output and their adjoints never overlap in time), "winograd_tmp" the adjoints' sums.
+
 #: the kernel transform of F(2x2, 3x3): ``U = G g G^T`` per (input channel, output map)
 G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
 
@@ -136,7 +139,7 @@ def transform_input(x: np.ndarray, pads: Pads, workspace: dict | None = None) ->
     th, tw = _tiles(h, t, b), _tiles(w, l, r)
     xp = zero_bordered(workspace, "winograd_padded", (c, 2 * th + 2, 2 * tw + 2, n), x.dtype)
     xp[:, t:t + h, l:l + w] = x.transpose(3, 1, 2, 0)
-    rows = scratch(workspace, "winograd_rows", (4, c, th, 2 * tw + 2, n), x.dtype)
+    rows = scratch(workspace, "winograd_stage", (4, c, th, 2 * tw + 2, n), x.dtype)
     _input_stage(xp, 1, th, rows)
     v = scratch(workspace, "winograd_v", (4, 4, c, th, tw, n), x.dtype)
     _input_stage(rows, 3, tw, v.transpose(1, 0, 2, 3, 4, 5))
@@ -173,7 +176,7 @@ def winograd_forward(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None,
     if bias is not None:  # A^T e_11 A is all ones: a bias added to product (1, 1) reaches all four outputs
         m[5] += bias.astype(x.dtype)[:, None]
     m6 = m.reshape(4, 4, f, th, tw, n)
-    half = scratch(workspace, "winograd_half", (4, 2, f, th, tw, n), x.dtype)
+    half = scratch(workspace, "winograd_stage", (4, 2, f, th, tw, n), x.dtype)
     _output_stage(m6.transpose(1, 0, 2, 3, 4, 5), half.transpose(1, 0, 2, 3, 4, 5))
     exact = ho == 2 * th and wo == 2 * tw
     y = np.empty((f, 2 * th, 2 * tw, n), x.dtype) if exact else scratch(workspace, "winograd_y",
@@ -213,7 +216,7 @@ def winograd_backward(dout: np.ndarray, saved: tuple, kernel: np.ndarray, input_
         padded[:, :dy.shape[1], :dy.shape[2]] = dy
         dy = padded
     dy6 = dy.reshape(f, th, 2, tw, 2, n)
-    half = scratch(workspace, "winograd_half", (4, 2, f, th, tw, n), dy.dtype)
+    half = scratch(workspace, "winograd_stage", (4, 2, f, th, tw, n), dy.dtype)
     _output_stage_adjoint([dy6[:, :, i].transpose(3, 0, 1, 2, 4) for i in range(2)], half)
     dm = scratch(workspace, "winograd_m", (4, 4, f, th, tw, n), dy.dtype)
     _output_stage_adjoint(half.transpose(1, 0, 2, 3, 4, 5), dm.transpose(1, 0, 2, 3, 4, 5))
@@ -226,9 +229,9 @@ def winograd_backward(dout: np.ndarray, saved: tuple, kernel: np.ndarray, input_
         return None, dkernel, dbias
     dv = np.matmul(u.transpose(0, 2, 1), dm, out=scratch(workspace, "winograd_dv", v.shape, dy.dtype))
     dv6 = dv.reshape(4, 4, c, th, tw, n)
-    rows = scratch(workspace, "winograd_rows", (4, c, th, 2 * tw + 2, n), dy.dtype)
+    rows = scratch(workspace, "winograd_stage", (4, c, th, 2 * tw + 2, n), dy.dtype)
     tmp = scratch(workspace, "winograd_tmp", (4, c, th, tw, n), dy.dtype)
     _input_stage_adjoint(dv6.transpose(1, 0, 2, 3, 4, 5), 3, tw, rows, tmp)
     dxp = scratch(workspace, "winograd_dx", (c, 2 * th + 2, 2 * tw + 2, n), dy.dtype)
-    _input_stage_adjoint(rows, 1, th, dxp, scratch(workspace, "winograd_tmp_rows", rows.shape[1:], dy.dtype))
+    _input_stage_adjoint(rows, 1, th, dxp, scratch(workspace, "winograd_tmp", rows.shape[1:], dy.dtype))
     return from_chwn(dxp[:, t:t + h, l:l + w].copy()), dkernel, dbias
