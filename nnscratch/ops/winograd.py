@@ -127,6 +127,43 @@ def transform_kernel(kernel: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.einsum("ai,ijcf,bj->abfc", g, kernel, g).reshape(16, f, c))
 
 
+def _padded(x, pads, th, tw, workspace):
+    """``x`` stored ``(C, 2 * th + 2, 2 * tw + 2, N)`` with zeros around it (and past it, for an odd output)."""
+    n, h, w, c = x.shape
+    (t, _), (l, _) = pads
+    xp = zero_bordered(workspace, "winograd_padded", (c, 2 * th + 2, 2 * tw + 2, n), x.dtype)
+    xp[:, t:t + h, l:l + w] = x.transpose(3, 1, 2, 0)
+    return xp
+
+
+#: the forward pass runs over blocks of whole tile rows holding at least this many tiles
+TILES_PER_BLOCK = 1024
+
+
+def _forward_tile_rows(xp, i, k, v, u, bias, y6, workspace):
+    """Tile rows ``i`` to ``i + k`` of the forward pass: their input transform (into ``v``, kept for backward),
+    16 GEMMs and output transform (into ``y6``).
+
+    A block of tile rows at a time keeps every intermediate but ``v`` in cache (0.5-2 MB) instead of
+    sending arrays 2-4x the image's size through memory: done for the whole batch at once, the same
+    passes made the forward 1.1-1.3x slower at 16x16 and 32x32 (two threads at once; docs/performance.md).
+    Blocks of fewer than :data:`TILES_PER_BLOCK` tiles give the GEMMs too little to do.
+    """
+    c, n = xp.shape[0], xp.shape[3]
+    tw, f = v.shape[4], u.shape[1]
+    rows = scratch(workspace, "winograd_stage", (4, c, k, 2 * tw + 2, n), xp.dtype)
+    _input_stage(xp[:, 2 * i:2 * (i + k) + 2], 1, k, rows)
+    vi = v[:, :, :, i:i + k]                    # (4, 4, C, k, tw, N): a view, rows th * tw * N apart
+    _input_stage(rows, 3, tw, vi.transpose(1, 0, 2, 3, 4, 5))
+    m = np.matmul(u, vi.reshape(16, c, k * tw * n),
+                  out=scratch(workspace, "winograd_m", (16, f, k * tw * n), xp.dtype))
+    if bias is not None:  # A^T e_11 A is all ones: a bias added to product (1, 1) reaches all four outputs
+        m[5] += bias
+    half = scratch(workspace, "winograd_stage", (4, 2, f, k, tw, n), xp.dtype)
+    _output_stage(m.reshape(4, 4, f, k, tw, n).transpose(1, 0, 2, 3, 4, 5), half.transpose(1, 0, 2, 3, 4, 5))
+    _output_stage(half, [y6[:, i:i + k, r].transpose(3, 0, 1, 2, 4) for r in range(2)])
+
+
 def transform_input(x: np.ndarray, pads: Pads, workspace: dict | None = None) -> np.ndarray:
     """``x`` ``(N, H, W, C)`` (any memory order), zero-padded by ``pads`` -> ``V`` ``(16, C, T)``: ``B^T d B`` of
     every 4x4 tile, with ``T = th * tw * N`` tiles ordered ``(tile row, tile column, sample)``.
@@ -137,8 +174,7 @@ def transform_input(x: np.ndarray, pads: Pads, workspace: dict | None = None) ->
     n, h, w, c = x.shape
     (t, b), (l, r) = pads
     th, tw = _tiles(h, t, b), _tiles(w, l, r)
-    xp = zero_bordered(workspace, "winograd_padded", (c, 2 * th + 2, 2 * tw + 2, n), x.dtype)
-    xp[:, t:t + h, l:l + w] = x.transpose(3, 1, 2, 0)
+    xp = _padded(x, pads, th, tw, workspace)
     rows = scratch(workspace, "winograd_stage", (4, c, th, 2 * tw + 2, n), x.dtype)
     _input_stage(xp, 1, th, rows)
     v = scratch(workspace, "winograd_v", (4, 4, c, th, tw, n), x.dtype)
@@ -169,23 +205,21 @@ def winograd_forward(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None,
     if ho < 1 or wo < 1:
         raise ValueError(f"a 3x3 kernel needs a padded input of at least 3x3, got {h + t + b}x{w + l + r} "
                          f"(input {h}x{w}, padding {pads}); pad more or use a larger input")
-    v = transform_input(x, pads, workspace)
     th, tw = _tiles(h, t, b), _tiles(w, l, r)
+    xp = _padded(x, pads, th, tw, workspace)
+    v = scratch(workspace, "winograd_v", (4, 4, c, th, tw, n), x.dtype)
     u = transform_kernel(kernel)
-    m = np.matmul(u, v, out=scratch(workspace, "winograd_m", (16, f, v.shape[2]), x.dtype))
-    if bias is not None:  # A^T e_11 A is all ones: a bias added to product (1, 1) reaches all four outputs
-        m[5] += bias.astype(x.dtype)[:, None]
-    m6 = m.reshape(4, 4, f, th, tw, n)
-    half = scratch(workspace, "winograd_stage", (4, 2, f, th, tw, n), x.dtype)
-    _output_stage(m6.transpose(1, 0, 2, 3, 4, 5), half.transpose(1, 0, 2, 3, 4, 5))
     exact = ho == 2 * th and wo == 2 * tw
     y = np.empty((f, 2 * th, 2 * tw, n), x.dtype) if exact else scratch(workspace, "winograd_y",
                                                                          (f, 2 * th, 2 * tw, n), x.dtype)
     y6 = y.reshape(f, th, 2, tw, 2, n)
-    _output_stage(half, [y6[:, :, i].transpose(3, 0, 1, 2, 4) for i in range(2)])
+    bias = None if bias is None else bias.astype(x.dtype)[:, None]
+    k = max(1, -(-TILES_PER_BLOCK // (tw * n)))
+    for i in range(0, th, k):
+        _forward_tile_rows(xp, i, min(k, th - i), v, u, bias, y6, workspace)
     if not exact:
         y = y[:, :ho, :wo].copy()
-    return from_chwn(y), (v, u)
+    return from_chwn(y), (v.reshape(16, c, th * tw * n), u)
 
 
 def winograd_backward(dout: np.ndarray, saved: tuple, kernel: np.ndarray, input_shape, pads: Pads,
