@@ -9,8 +9,9 @@ import numpy as np
 
 from .. import _checks
 from ..initializers import check_name, get_initializer
-from ..ops.im2col import (check_padding, conv2d_backward, conv2d_forward, dilated_size, grouped_conv2d_backward,
-                          grouped_conv2d_forward, output_hw, resolve_padding)
+from ..ops.convolution import conv2d_backward, conv2d_forward
+from ..ops.im2col import (check_padding, dilated_size, grouped_conv2d_backward, grouped_conv2d_forward, output_hw,
+                          resolve_padding)
 from ..ops.layout import from_chwn, is_chwn, stored_like, to_chwn
 from .base import LAYERS, Layer
 from .options import KerasOptions
@@ -202,7 +203,7 @@ class Conv2D(KerasOptions, Layer):
             out, self._cols = grouped_conv2d_forward(x, kernel, self.params.get("bias"), self.groups, self._strides,
                                                      self._pads, self._dilation, self.workspace)
         else:
-            out, self._cols = conv2d_forward(x, kernel, self.params.get("bias"), self._strides, self._pads,
+            out, self._saved = conv2d_forward(x, kernel, self.params.get("bias"), self._strides, self._pads,
                                              self.workspace, self._dilation)
         self._x_shape = x.shape
         self._kernel_used = kernel
@@ -217,7 +218,7 @@ class Conv2D(KerasOptions, Layer):
                                                          has_bias=self.use_bias, need_dx=self.input_grad_needed,
                                                          workspace=self.workspace)
         else:
-            dx, dkernel, dbias = conv2d_backward(dout, self._cols, self._kernel_used, self._x_shape, self._strides,
+            dx, dkernel, dbias = conv2d_backward(dout, self._saved, self._kernel_used, self._x_shape, self._strides,
                                                  self._pads, has_bias=self.use_bias,
                                                  need_dx=self.input_grad_needed, workspace=self.workspace,
                                                  dilation=self._dilation)

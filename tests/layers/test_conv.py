@@ -89,11 +89,15 @@ def test_a_wrong_backward_fails_the_gradient_check():
     assert not check_layer(Broken(2, 2), (3, 3, 1)).ok
 
 
-def test_float32_layer_casts_float64_input_and_keeps_float32_everywhere():
-    layer = built(Conv2D(4, 3, padding="same"), (6, 6, 2), "float32")
-    x = np.random.default_rng(0).standard_normal((2, 6, 6, 2))
+@pytest.mark.parametrize("channels", [2, 32])  # im2col, then Winograd (nnscratch.ops.convolution picks by shape)
+def test_float32_layer_casts_float64_input_and_keeps_float32_everywhere(channels):
+    layer = built(Conv2D(4, 3, padding="same"), (6, 6, channels), "float32")
+    x = np.random.default_rng(0).standard_normal((2, 6, 6, channels))
     out = layer.forward(x)
-    assert out.dtype == np.float32 and layer._cols.dtype == np.float32
+    method, kept = layer._saved
+    assert method == ("im2col" if channels == 2 else "winograd")
+    kept = kept if isinstance(kept, tuple) else (kept,)  # Winograd keeps its transformed input and kernel
+    assert out.dtype == np.float32 and all(a.dtype == np.float32 for a in kept)
     dx = layer.backward(np.ones(out.shape))  # a float64 upstream gradient is cast too
     assert dx.dtype == np.float32 and layer.grads["kernel"].dtype == np.float32
 

@@ -1,0 +1,62 @@
+"""The convolution layers call: which kernel runs for which shape, and that the choice never shows in the results."""
+import numpy as np
+import pytest
+
+from nnscratch.layers import Conv2D
+from nnscratch.ops import convolution, im2col
+
+SAME = ((1, 1), (1, 1))
+
+
+@pytest.mark.parametrize("input_shape, kernel_shape, strides, pads, dilation, expected", [
+    ((64, 16, 16, 32), (3, 3, 32, 64), (1, 1), SAME, (1, 1), True),      # vgg's third convolution
+    ((64, 8, 8, 64), (3, 3, 64, 64), (1, 1), SAME, (1, 1), True),        # resnet20's last stage
+    ((64, 32, 32, 32), (3, 3, 32, 32), (1, 1), SAME, (1, 1), True),      # vgg's second: padded 34x34, the largest
+    ((64, 33, 32, 32), (3, 3, 32, 32), (1, 1), SAME, (1, 1), False),     # one row more: not measured, im2col
+    ((64, 32, 32, 16), (3, 3, 16, 16), (1, 1), SAME, (1, 1), False),     # resnet20's first stage: 16 channels
+    ((64, 16, 16, 16), (3, 3, 16, 32), (1, 1), SAME, (1, 1), False),     # too few channels
+    ((64, 16, 16, 32), (3, 3, 32, 32), (2, 2), SAME, (1, 1), False),     # strided
+    ((64, 16, 16, 32), (3, 3, 32, 32), (1, 1), SAME, (2, 2), False),     # dilated
+    ((64, 16, 16, 32), (5, 5, 32, 32), (1, 1), SAME, (1, 1), False),     # 5x5
+])
+def test_rule(input_shape, kernel_shape, strides, pads, dilation, expected):
+    assert convolution.use_winograd(input_shape, kernel_shape, strides, pads, dilation) is expected
+
+
+@pytest.mark.parametrize("channels, method", [(32, "winograd"), (3, "im2col")])
+def test_either_kernel_gives_im2col_results(channels, method):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 6, 5, channels))
+    kernel, bias = rng.standard_normal((3, 3, channels, 4)), rng.standard_normal(4)
+    out, saved = convolution.conv2d_forward(x, kernel, bias, (1, 1), SAME, {})
+    assert saved[0] == method
+    dout = rng.standard_normal(out.shape)
+    got = (out,) + convolution.conv2d_backward(dout, saved, kernel, x.shape, (1, 1), SAME, workspace={})
+    ref_out, cols = im2col.conv2d_forward(x, kernel, bias, (1, 1), SAME)
+    ref = (ref_out,) + im2col.conv2d_backward(dout, cols, kernel, x.shape, (1, 1), SAME)
+    for g, r in zip(got, ref):
+        np.testing.assert_allclose(g, r, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("padding, shape", [("same", (6, 5, 32)), ("valid", (7, 6, 32)), ((2, 0), (5, 5, 32))])
+def test_conv2d_on_winograd_agrees_with_pytorch(padding, shape):
+    torch = pytest.importorskip("torch", reason="PyTorch is the reference for the convolution's values")
+    F = torch.nn.functional
+    layer = Conv2D(5, 3, padding=padding)
+    layer.initialize(shape, "float64", np.random.default_rng(0))
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3,) + shape)
+    out = layer.forward(x, training=True)
+    assert layer._saved[0] == "winograd"
+    dout = rng.standard_normal(out.shape)
+    dx = layer.backward(dout)
+    (top, bottom), (left, right) = layer._pads
+    tx = torch.tensor(x.transpose(0, 3, 1, 2).copy(), requires_grad=True)
+    tk = torch.tensor(layer.params["kernel"].transpose(3, 2, 0, 1).copy(), requires_grad=True)
+    tb = torch.tensor(layer.params["bias"], requires_grad=True)
+    ty = F.conv2d(F.pad(tx, (left, right, top, bottom)), tk, tb)
+    ty.backward(torch.tensor(dout.transpose(0, 3, 1, 2).copy()))
+    for ours, theirs in [(out, ty.detach().numpy().transpose(0, 2, 3, 1)), (dx, tx.grad.numpy().transpose(0, 2, 3, 1)),
+                         (layer.grads["kernel"], tk.grad.numpy().transpose(2, 3, 1, 0)),
+                         (layer.grads["bias"], tb.grad.numpy())]:
+        np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-10)

@@ -1,0 +1,150 @@
+"""Winograd F(2x2, 3x3): the same convolution and gradients as im2col + GEMM, in every padding, size and dtype."""
+import numpy as np
+import pytest
+
+import naive_conv
+from nnscratch.ops import im2col, winograd
+from nnscratch.ops.layout import is_chwn
+
+SAME = ((1, 1), (1, 1))
+
+
+def _case(rng, shape, filters, dtype=np.float64):
+    n, h, w, c = shape
+    x = rng.standard_normal(shape).astype(dtype)
+    kernel = (rng.standard_normal((3, 3, c, filters)) / np.sqrt(9 * c)).astype(dtype)
+    bias = rng.standard_normal(filters).astype(dtype)
+    return x, kernel, bias
+
+
+def _both(x, kernel, bias, pads, dout_rng, workspace=None, need_dx=True):
+    """(out, dx, dkernel, dbias) from im2col and from Winograd for the same upstream gradient."""
+    ref_out, cols = im2col.conv2d_forward(x, kernel, bias, (1, 1), pads)
+    dout = dout_rng.standard_normal(ref_out.shape).astype(x.dtype)
+    ref = (ref_out,) + im2col.conv2d_backward(dout, cols, kernel, x.shape, (1, 1), pads, bias is not None, need_dx)
+    out, saved = winograd.winograd_forward(x, kernel, bias, pads, workspace)
+    got = (out,) + winograd.winograd_backward(dout, saved, kernel, x.shape, pads, bias is not None, need_dx,
+                                              workspace)
+    return ref, got
+
+
+@pytest.mark.parametrize("shape, filters, pads", [
+    ((2, 6, 5, 3), 4, SAME),                      # odd width: the tiles overhang by one column
+    ((3, 7, 7, 2), 3, ((0, 0), (0, 0))),          # valid, odd output both ways
+    ((2, 8, 8, 5), 6, SAME),
+    ((1, 5, 6, 2), 2, ((2, 0), (1, 0))),          # one-sided padding
+    ((2, 3, 3, 1), 1, ((0, 0), (0, 0))),          # a single output
+    ((1, 4, 9, 3), 2, ((0, 3), (2, 2))),          # more padding than kernel overlap
+])
+@pytest.mark.parametrize("with_workspace", [False, True])
+def test_matches_im2col_in_float64(shape, filters, pads, with_workspace):
+    rng = np.random.default_rng(0)
+    x, kernel, bias = _case(rng, shape, filters)
+    ref, got = _both(x, kernel, bias, pads, rng, {} if with_workspace else None)
+    for name, r, g in zip(("out", "dx", "dkernel", "dbias"), ref, got):
+        assert g.shape == r.shape and g.dtype == np.float64, name
+        np.testing.assert_allclose(g, r, rtol=1e-12, atol=1e-12, err_msg=name)
+
+
+def test_matches_the_loop_reference():
+    rng = np.random.default_rng(1)
+    x, kernel, bias = _case(rng, (2, 5, 4, 3), 2)
+    out, saved = winograd.winograd_forward(x, kernel, bias, SAME)
+    np.testing.assert_allclose(out, naive_conv.conv2d(x, kernel, bias, (1, 1), SAME), rtol=1e-12, atol=1e-12)
+    dout = rng.standard_normal(out.shape)
+    got = winograd.winograd_backward(dout, saved, kernel, x.shape, SAME)
+    for g, r in zip(got, naive_conv.conv2d_backward(x, kernel, (1, 1), SAME, dout)):
+        np.testing.assert_allclose(g, r, rtol=1e-12, atol=1e-12)
+
+
+def test_outputs_and_gradients_are_stored_batch_innermost_and_new():
+    rng = np.random.default_rng(2)
+    x, kernel, bias = _case(rng, (3, 6, 6, 4), 5)
+    ws = {}
+    out, saved = winograd.winograd_forward(x, kernel, bias, SAME, ws)
+    dx, _, _ = winograd.winograd_backward(np.ones_like(out), saved, kernel, x.shape, SAME, workspace=ws)
+    assert is_chwn(out) and is_chwn(dx)
+    assert not any(np.shares_memory(out, a) or np.shares_memory(dx, a) for a in ws.values()
+                   if isinstance(a, np.ndarray))
+
+
+def test_without_bias_or_dx():
+    rng = np.random.default_rng(3)
+    x, kernel, _ = _case(rng, (2, 6, 7, 3), 2)
+    ref, got = _both(x, kernel, None, SAME, rng, need_dx=False)
+    assert got[1] is None and got[3] is None
+    np.testing.assert_allclose(got[0], ref[0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got[2], ref[2], rtol=1e-12, atol=1e-12)
+
+
+def test_workspace_serves_chunks_of_two_sizes_in_turn():
+    """A batch's last, shorter chunk shares the workspace with the full ones; results must not leak across."""
+    rng = np.random.default_rng(4)
+    ws = {}
+    for n in (4, 3, 4, 3):
+        x, kernel, bias = _case(rng, (n, 6, 6, 3), 2)
+        ref, got = _both(x, kernel, bias, SAME, rng, ws)
+        for r, g in zip(ref, got):
+            np.testing.assert_allclose(g, r, rtol=1e-12, atol=1e-12)
+
+
+def test_float32_error_is_that_of_im2col_at_realistic_scale():
+    """Post-ReLU inputs, He-initialised kernels, 32 channels: both float32 paths against float64 im2col."""
+    rng = np.random.default_rng(5)
+    x = np.maximum(rng.standard_normal((4, 12, 12, 32)), 0)
+    kernel = rng.uniform(-1, 1, (3, 3, 32, 32)) * np.sqrt(6 / 288)
+    bias = rng.standard_normal(32) * 0.1
+    dout = rng.standard_normal((4, 12, 12, 32)) * 1e-3
+    out, cols = im2col.conv2d_forward(x, kernel, bias, (1, 1), SAME)
+    exact = (out,) + im2col.conv2d_backward(dout, cols, kernel, x.shape, (1, 1), SAME)
+    x32, k32, b32, d32 = (a.astype(np.float32) for a in (x, kernel, bias, dout))
+    out, cols = im2col.conv2d_forward(x32, k32, b32, (1, 1), SAME)
+    by_im2col = (out,) + im2col.conv2d_backward(d32, cols, k32, x.shape, (1, 1), SAME)
+    out, saved = winograd.winograd_forward(x32, k32, b32, SAME)
+    by_winograd = (out,) + winograd.winograd_backward(d32, saved, k32, x.shape, SAME)
+    for name, e, a, b in zip(("out", "dx", "dkernel", "dbias"), exact, by_im2col, by_winograd):
+        assert b.dtype == np.float32, name
+        scale = np.abs(e).max()
+        err_im2col, err_winograd = np.abs(a - e).max() / scale, np.abs(b - e).max() / scale
+        # measured: 1e-7 to 7e-7 for both (docs/performance.md); a wrong transform gives errors of order 1
+        assert err_winograd < max(4 * err_im2col, 2e-6), (name, err_winograd, err_im2col)
+
+
+@pytest.mark.parametrize("kernel_hw, strides, dilation, groups, expected", [
+    ((3, 3), (1, 1), (1, 1), 1, True),
+    ((3, 3), (2, 2), (1, 1), 1, False),
+    ((3, 3), (1, 2), (1, 1), 1, False),
+    ((3, 3), (1, 1), (2, 2), 1, False),
+    ((3, 3), (1, 1), (1, 1), 2, False),
+    ((5, 5), (1, 1), (1, 1), 1, False),
+    ((3, 1), (1, 1), (1, 1), 1, False),
+])
+def test_applies_only_to_3x3_stride_1(kernel_hw, strides, dilation, groups, expected):
+    assert winograd.applies(kernel_hw, strides, dilation, groups) is expected
+
+
+def test_too_small_an_input_is_refused_clearly():
+    with pytest.raises(ValueError, match=r"3x3 kernel needs a padded input of at least 3x3, got 2x4"):
+        winograd.winograd_forward(np.ones((1, 2, 4, 1)), np.ones((3, 3, 1, 1)), None, ((0, 0), (0, 0)))
+
+
+def test_backward_twice_after_one_forward_gives_the_same_gradients():
+    rng = np.random.default_rng(6)
+    x, kernel, bias = _case(rng, (2, 6, 6, 3), 2)
+    ws = {}
+    out, saved = winograd.winograd_forward(x, kernel, bias, SAME, ws)
+    dout = rng.standard_normal(out.shape)
+    first = [a.copy() for a in winograd.winograd_backward(dout, saved, kernel, x.shape, SAME, workspace=ws)]
+    second = winograd.winograd_backward(dout, saved, kernel, x.shape, SAME, workspace=ws)
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("tiles_per_block", [1, 13, 10**6])  # 4 tile rows of 6 tiles: blocks 1x4, 3+1, 4
+def test_forward_in_blocks_of_tile_rows_gives_the_same_results(monkeypatch, tiles_per_block):
+    monkeypatch.setattr(winograd, "TILES_PER_BLOCK", tiles_per_block)
+    rng = np.random.default_rng(7)
+    x, kernel, bias = _case(rng, (2, 7, 6, 3), 4)
+    ref, got = _both(x, kernel, bias, SAME, rng, {})
+    for r, g in zip(ref, got):
+        np.testing.assert_allclose(g, r, rtol=1e-12, atol=1e-12)
