@@ -52,14 +52,15 @@ def test_a_relu_before_max_pooling_runs_after_it_with_the_same_values_and_gradie
             np.testing.assert_array_equal(got[f"{layer.name}/{k}"], g)
 
 
-def test_inference_layers_share_one_scratch_pool_per_thread_and_give_the_same_predictions(monkeypatch):
+@pytest.mark.parametrize("channels", [4, 32])  # 32: the 3x3 convs after the first go through Winograd
+def test_inference_layers_share_one_scratch_pool_per_thread_and_give_the_same_predictions(monkeypatch, channels):
     from nnscratch.engine import parallel
     from nnscratch.layers import Add, BatchNormalization, Conv2D, GlobalAvgPool2D
 
     monkeypatch.setattr(parallel, "MIN_ACTIVATIONS_PER_CHUNK", 0)
     x_in = nnscratch.Input((8, 8, 3))
-    h = ReLU()(BatchNormalization()(Conv2D(4, 3, padding="same")(x_in)))
-    r = BatchNormalization()(Conv2D(4, 3, padding="same")(h))
+    h = ReLU()(BatchNormalization()(Conv2D(channels, 3, padding="same")(x_in)))
+    r = BatchNormalization()(Conv2D(channels, 3, padding="same")(h))
     h = ReLU()(Add()([h, r]))  # the residual: an earlier conv's output is read after later convs ran
     h = Conv2D(5, 3, strides=2, padding="same")(h)
     out = Softmax()(Dense(3)(GlobalAvgPool2D()(h)))
@@ -75,7 +76,7 @@ def test_inference_layers_share_one_scratch_pool_per_thread_and_give_the_same_pr
     with monkeypatch.context() as patch:  # every layer on its own workspace, as in training
         patch.setattr(plan, "_shared_scratch", lambda instances, pools: contextlib.nullcontext())
         expected = model.predict(x, batch_size=300)
-    convs = [layer for layer in model.layers if isinstance(layer, Conv2D)]
+    convs = [layer for layer in model.layers if isinstance(layer, Conv2D) and "cols" in layer.workspace]  # im2col's
     own_columns = [layer.workspace["cols"] for layer in convs]
     for _ in range(2):  # in two threads (150 samples each: pieces of 128 and 22), then in one
         np.testing.assert_array_equal(model.predict(x, batch_size=300), expected)
