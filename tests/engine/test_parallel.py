@@ -271,3 +271,190 @@ def test_the_split_optimizer_step_runs_under_the_callers_numpy_error_state(alway
     with DataParallel(model, 2) as runner, np.errstate(over="ignore", invalid="raise"):
         runner.run_all([lambda: seen.append(np.geterr()) for _ in range(2)])
     assert len(seen) == 2 and all(e["over"] == "ignore" and e["invalid"] == "raise" for e in seen)
+
+
+# --- found by mutation testing (docs/mutation-testing.md) ---
+
+@pytest.mark.parametrize("cores, env, expected", [
+    (6, {"OMPI_COMM_WORLD_LOCAL_SIZE": "2"}, 3),        # two ranks on this host share its six cores
+    (8, {"MPI_LOCALNRANKS": "2", "PMIX_LOCAL_SIZE": "4"}, 4),   # the first variable set decides
+    (6, {"PMIX_LOCAL_SIZE": "1"}, 4),                   # one rank: all cores, capped at MAX_THREADS
+    (6, {"MPI_LOCALNRANKS": "two"}, 4),                 # not a number: ignored
+    (1, {}, 1),
+    (3, {"MPI_LOCALNRANKS": "8"}, 1),                   # more ranks than cores: still one thread
+])
+def test_default_threads_shares_the_cores_among_the_ranks_on_this_host(monkeypatch, cores, env, expected):
+    for name in parallel._LOCAL_RANKS_VARS:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(parallel.os, "sched_getaffinity", lambda pid: set(range(cores)))
+    got = parallel.default_threads()
+    assert got == expected and type(got) is int
+
+
+@pytest.mark.parametrize("cpu_count, expected", [(3, 3), (None, 1)])
+def test_default_threads_without_an_affinity_mask_counts_the_cpus(monkeypatch, cpu_count, expected):
+    for name in parallel._LOCAL_RANKS_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delattr(parallel.os, "sched_getaffinity", raising=False)
+    monkeypatch.setattr(parallel.os, "cpu_count", lambda: cpu_count)
+    assert parallel.default_threads() == expected
+
+
+def dense_model(threads=1):
+    # per sample: 5 inputs + 10 Dense outputs + 10 Softmax outputs = 25 activations
+    model = nnscratch.Model([Dense(10, input_shape=(5,)), Softmax()], seed=0, threads=threads)
+    model.set(loss="categorical_crossentropy", optimizer="sgd")
+    model.finalize()
+    return model
+
+
+@pytest.mark.parametrize("minimum, batch, expected", [(100, 8, True), (100, 7, False), (80, 7, False),
+                                                      (75, 7, True)])
+def test_worthwhile_counts_whole_samples_per_chunk_against_the_minimum(monkeypatch, minimum, batch, expected):
+    monkeypatch.setattr(parallel, "MIN_ACTIVATIONS_PER_CHUNK", minimum)
+    assert worthwhile(dense_model(), batch, 2) is expected     # (batch // 2) * 25 >= minimum
+
+
+def test_split_every_batch_splits_any_batch_of_two_or_more():
+    model = dense_model()
+    assert not worthwhile(model, 2, 2)
+    with parallel.split_every_batch():
+        assert worthwhile(model, 2, 2) is True
+        assert worthwhile(model, 1, 2) is False and worthwhile(model, 2, 1) is False
+    assert not worthwhile(model, 2, 2)
+
+
+def test_combine_logs_of_one_chunk_and_of_several():
+    assert parallel.combine_logs([{"loss": 2.5, "_states": {"correct": 3}}], [4]) == {"loss": 2.5,
+                                                                                      "_states": {"correct": 3}}
+    logs = parallel.combine_logs([{"loss": 1.0, "_states": {"correct": 3}}, {"loss": 4.0, "_states": {"correct": 1}}],
+                                 [3, 1])
+    assert logs == {"loss": pytest.approx(1.75), "_states": {"correct": 4}}
+
+
+def test_blas_single_thread_holds_blas_to_one_thread():
+    threadpoolctl = pytest.importorskip("threadpoolctl", reason="a declared dependency; skipped only if broken")
+    with parallel.blas_single_thread():
+        pools = [p for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
+        assert pools and all(p["num_threads"] == 1 for p in pools)
+
+
+def test_exchange_hands_every_chunk_all_arrays_in_chunk_order_round_after_round():
+    import threading
+    exchange = parallel.Exchange(3)
+    got = {}
+
+    def chunk(r):
+        hand_in = exchange.for_chunk(r)
+        got[r] = [hand_in(f"{r}:{k}") for k in range(3)]
+
+    threads = [threading.Thread(target=chunk, args=(r,)) for r in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert not any(t.is_alive() for t in threads)
+    expected = [[f"{r}:{k}" for r in range(3)] for k in range(3)]
+    assert got == {0: expected, 1: expected, 2: expected}
+
+
+def bn_dropout_model(threads):
+    from nnscratch.layers import BatchNormalization
+    model = nnscratch.Model([Dense(6, input_shape=(4,)), BatchNormalization(), ReLU(), Dropout(0.5), Dense(3),
+                             Softmax()], seed=0, threads=threads)
+    model.set(loss="categorical_crossentropy", optimizer="sgd")
+    model.finalize()
+    return model
+
+
+def _gradients(model, runner, x, y, **kwargs):
+    for layer in model.layers:
+        for g in layer.grads.values():
+            g[...] = 0
+    logs, sizes = runner.compute_gradients([x], [y], seed=(0, 1, 2), **kwargs)
+    return {f"{layer.name}/{k}": g.copy() for layer in model.layers for k, g in layer.grads.items()}, sizes
+
+
+@pytest.mark.parametrize("exchange", [None, parallel.Exchange])   # the default, or a factory (as MPI passes one)
+def test_chunks_of_one_batch_share_batch_statistics_and_random_draws(exchange):
+    # BatchNormalization needs the whole batch's mean and variance, and Dropout's mask is drawn for the whole
+    # batch and sliced: two chunks must give the gradient of one
+    rng = np.random.default_rng(3)
+    x, y = rng.standard_normal((10, 4)), rng.integers(0, 3, 10)
+    model = bn_dropout_model(2)
+    with DataParallel(model, 2, adaptive=True) as whole, DataParallel(model, 2) as split:
+        one, sizes_one = _gradients(model, whole, x, y)          # 10 samples are not worth two threads
+        two, sizes_two = _gradients(model, split, x, y, exchange=exchange)
+    assert sizes_one == [10] and sizes_two == [5, 5]
+    for k in one:
+        np.testing.assert_allclose(two[k], one[k], rtol=1e-4, atol=1e-6)   # float32, sums in another order
+
+
+def test_sample_weights_follow_their_samples_into_the_chunks():
+    rng = np.random.default_rng(4)
+    x, y = rng.standard_normal((9, 5)), rng.integers(0, 3, 9)
+    w = rng.uniform(0.0, 2.0, 9)
+    model = dense_model()
+    with DataParallel(model, 2, adaptive=True) as whole, DataParallel(model, 2) as split:
+        one, _ = _gradients(model, whole, x, y, weights=[w])
+        two, _ = _gradients(model, split, x, y, weights=[w])
+        unweighted, _ = _gradients(model, split, x, y)
+    for k in one:
+        np.testing.assert_allclose(two[k], one[k], rtol=1e-4, atol=1e-6)
+    assert any(not np.allclose(unweighted[k], one[k]) for k in one)
+
+
+def test_train_step_applies_the_sample_weights():
+    rng = np.random.default_rng(5)
+    x, y = rng.standard_normal((8, 5)), rng.integers(0, 3, 8)
+    w = np.r_[np.zeros(4), np.ones(4)]
+    weighted, plain = dense_model(2), dense_model(2)
+    with DataParallel(weighted, 2) as runner:
+        runner.train_step([x], [y], weights=[w])
+    with DataParallel(plain, 2) as runner:
+        runner.train_step([x], [y])
+    assert not np.allclose(weighted.get_weights()["dense_1/kernel"], plain.get_weights()["dense_1/kernel"])
+
+
+def test_worthwhile_in_a_thread_that_never_split_every_batch():
+    import threading
+    model, answers = dense_model(), []
+    thread = threading.Thread(target=lambda: answers.append(worthwhile(model, 2, 2)))
+    thread.start()
+    thread.join(timeout=30)
+    assert answers == [False]
+
+
+def test_an_error_inside_the_runner_block_is_not_swallowed():
+    with pytest.raises(KeyError, match="raised in the block"):
+        with DataParallel(dense_model(2), 2):
+            raise KeyError("raised in the block")
+
+
+def test_a_share_of_a_larger_batch_scales_the_gradient_by_its_share():
+    # another process computes the other half: these 6 samples are half of a batch of 12
+    rng = np.random.default_rng(6)
+    x, y = rng.standard_normal((6, 5)), rng.integers(0, 3, 6)
+    model = dense_model()
+    with DataParallel(model, 2) as runner:
+        alone, _ = _gradients(model, runner, x, y)
+        half, _ = _gradients(model, runner, x, y, total=12)
+        no_weights, _ = _gradients(model, runner, x, y, weights=[None])
+    for k in alone:
+        np.testing.assert_allclose(half[k], alone[k] / 2, rtol=1e-6, atol=1e-8)
+        np.testing.assert_array_equal(no_weights[k], alone[k])
+
+
+def test_inference_in_chunks_uses_the_moving_statistics_of_the_latest_step():
+    rng = np.random.default_rng(7)
+    x, y = rng.standard_normal((10, 4)), rng.integers(0, 3, 10)
+    model = bn_dropout_model(2)
+    with DataParallel(model, 2) as runner:
+        runner.forward([x])                     # the replicas now hold the initial moving statistics
+        runner.train_step([x], [y], seed=(0, 0, 0))
+        chunked = runner.forward([x])[0]
+    whole = model.plan.infer([x], model.plan.instances)[0]
+    np.testing.assert_allclose(chunked, whole, rtol=1e-5, atol=1e-6)
+

@@ -616,3 +616,114 @@ def test_a_config_asking_for_absurd_sizes_is_refused_before_allocating(tmp_path,
     finally:
         tracemalloc.stop()
     assert peak < 20 * 2**20  # before issue 12: terabytes asked for, MemoryError
+
+
+# --- found by mutation testing (docs/mutation-testing.md) ---
+
+@pytest.mark.parametrize("doc", [
+    [], {"history": {"loss": 1.0}, "epoch": [], "events": []}, {"history": [], "epoch": [], "events": []},
+    {"history": {}, "epoch": {}, "events": []}, {"history": {}, "epoch": [], "events": {}},
+    {"history": {}, "epoch": [], "events": [], "meta": []},
+])
+def test_a_malformed_history_document_is_refused(tmp_path, doc):
+    path = tmp_path / "m.h5"
+    dense_model("sgd").save(path)
+    with h5py.File(path, "r+") as f:
+        del f["history"]
+        data = json.dumps(doc).encode()
+        f.create_dataset("history", data=np.array([data], dtype=f"S{len(data)}"))
+    expected = (f"{path}: /history must hold {{'history': {{name: [values]}}, 'epoch': [ints], "
+                "'events': [dicts]}")
+    with pytest.raises(ModelFileError) as info:
+        load_model(path)
+    assert str(info.value) == expected
+
+
+def test_the_history_meta_is_restored(tmp_path):
+    model = dense_model("sgd")
+    model.history.meta = {"run": "blobs-3", "threads": 2}
+    model.save(tmp_path / "m.h5")
+    assert load_model(tmp_path / "m.h5").history.meta == {"run": "blobs-3", "threads": 2}
+
+
+class HDF5TestAveragedSGD(SGD):
+    """An optimizer with state beyond iterations, lr_multiplier and slots: a running average of the loss."""
+
+    def __init__(self, learning_rate=0.01, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.average_loss = 0.0
+
+    def get_state(self):
+        return {**super().get_state(), "average_loss": self.average_loss}
+
+    def set_state(self, state):
+        super().set_state(state)
+        self.average_loss = state["average_loss"]
+
+
+def test_an_optimizers_extra_state_is_saved_and_restored(tmp_path):
+    model = dense_model(HDF5TestAveragedSGD(0.1))
+    model.optimizer.average_loss = 0.625
+    model.save(tmp_path / "m.h5")
+    loaded = load_model(tmp_path / "m.h5")
+    assert type(loaded.optimizer) is HDF5TestAveragedSGD and loaded.optimizer.average_loss == 0.625
+    with h5py.File(tmp_path / "m.h5", "r+") as f:     # a JSON list where an object belongs
+        del f["optimizer/extra_state"]
+        f.create_dataset("optimizer/extra_state", data=np.array([b"[0.625]"], dtype="S7"))
+    with pytest.raises(ModelFileError) as info:
+        load_model(tmp_path / "m.h5")
+    assert str(info.value) == f"{tmp_path / 'm.h5'}: /optimizer/extra_state must hold a JSON object"
+
+
+@pytest.mark.parametrize("iterations, lr_multiplier, refused", [(0, 0.0, False), (-1, 1.0, True), (0, -0.5, True),
+                                                               (0, float("nan"), True)])
+def test_the_optimizer_state_bounds(tmp_path, iterations, lr_multiplier, refused):
+    path = tmp_path / "m.h5"
+    dense_model("sgd").save(path)
+    with h5py.File(path, "r+") as f:
+        f["optimizer"].attrs["iterations"] = np.int64(iterations)
+        f["optimizer"].attrs["lr_multiplier"] = np.float64(lr_multiplier)
+    if not refused:
+        assert load_model(path).optimizer.lr_multiplier == lr_multiplier
+        return
+    with pytest.raises(ModelFileError) as info:
+        load_model(path)
+    assert str(info.value) == (f"{path}: invalid optimizer state: iterations={iterations}, "
+                               f"lr_multiplier={lr_multiplier}")
+
+
+def test_optimizer_state_of_another_optimizer_class_is_refused(tmp_path):
+    path = tmp_path / "m.h5"
+    dense_model("sgd").save(path)
+    with h5py.File(path, "r+") as f:
+        f["optimizer"].attrs["class_name"] = np.bytes_(b"Adam")
+    with pytest.raises(ModelFileError) as info:
+        load_model(path)
+    assert str(info.value) == f"{path}: the optimizer state belongs to Adam but training_config names SGD"
+
+
+def _adam_model_with_slots(path):
+    model = dense_model("adam")
+    x, y = dense_data()
+    model.train_on_batch(x[:8], y[:8])
+    model.save(path)
+
+
+def test_optimizer_state_for_something_that_is_not_a_parameter_is_refused(tmp_path):
+    path = tmp_path / "m.h5"
+    _adam_model_with_slots(path)
+    with h5py.File(path, "r+") as f:
+        f["optimizer/slots/dense_1"].create_group("gamma")
+    with pytest.raises(ModelFileError) as info:
+        load_model(path)
+    assert str(info.value) == f"{path}: the optimizer has state for dense_1/gamma, which is not a parameter of the model"
+
+
+def test_optimizer_state_missing_a_slot_is_refused(tmp_path):
+    path = tmp_path / "m.h5"
+    _adam_model_with_slots(path)
+    with h5py.File(path, "r+") as f:
+        del f["optimizer/slots/dense_1/kernel/v"]
+    with pytest.raises(ModelFileError) as info:
+        load_model(path)
+    assert str(info.value) == f"{path}: optimizer state for dense_1/kernel has slots ['m'], but Adam keeps ['m', 'v']"

@@ -1,4 +1,6 @@
 """im2col / col2im / conv2d kernels against the loop reference in tests/naive_conv.py."""
+import tracemalloc
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -280,3 +282,174 @@ def test_padding_on_one_side_only_is_not_mistaken_for_none(pads, s):
     rdx, rdk, _ = naive_conv.conv2d_backward(x, kernel, s, pads, dout)
     np.testing.assert_allclose(dx, rdx, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(dk, rdk, rtol=1e-12, atol=1e-12)
+
+
+def test_check_padding_accepts_zero_inside_explicit_amounts():
+    assert check_padding("padding", (0, 2)) == [0, 2]
+    assert check_padding("padding", ((0, 0), (1, 0))) == [[0, 0], [1, 0]]
+
+
+@pytest.mark.parametrize("value", [((1, -1), (0, 0)), ((0, 0), (0.5, 0)), ((1, 1), (True, 0))])
+def test_check_padding_refuses_bad_amounts_inside_pairs(value):
+    with pytest.raises(ValueError, match=r"^padding must be one of "):
+        check_padding("padding", value)
+
+
+def test_check_padding_message_lists_every_accepted_form():
+    expected = ("conv padding must be one of 'valid', 'same', 'full', a non-negative int, a pair (ph, pw), "
+                "((top, bottom), (left, right)); got -1")
+    with pytest.raises(ValueError) as info:
+        check_padding("conv padding", -1)
+    assert str(info.value) == expected
+
+
+def test_resolve_padding_names_the_modes_for_an_unknown_one():
+    with pytest.raises(ValueError, match=r"^unknown padding mode 'half'; use one of \('valid', 'same', 'full'\)$"):
+        resolve_padding("half", (5, 5), (3, 3), (1, 1))
+
+
+def test_output_hw_names_the_window_and_the_height_by_default():
+    with pytest.raises(ValueError, match=r"^the window height 4 is larger than the padded input height 3 "
+                                         r"\(input 2, padding 0\+1\); use a smaller window, padding='same', "
+                                         r"or a larger input$"):
+        output_hw((2, 9), (4, 2), (1, 1), ((0, 1), (0, 0)))
+
+
+def test_im2col_refusal_of_a_ones_row_with_groups_is_worded_exactly():
+    with pytest.raises(ValueError, match=r"^im2col: ones_row is not available with groups > 1$"):
+        im2col(np.zeros((1, 2, 2, 4)), (1, 1), groups=2, ones_row=True)
+
+
+@pytest.mark.parametrize("value", [0.0, 1.0, -np.inf])
+def test_pad_spatial_border_holds_the_value_and_never_leftover_memory(value):
+    # the output is allocated right after an array of NaN of the same size is freed, so that a border
+    # left unwritten shows NaN instead of whatever zeros fresh memory happens to hold
+    x = np.random.default_rng(0).standard_normal((1, 3, 4, 2))
+    pads = ((1, 1), (2, 0))
+    expected = np.pad(x, ((0, 0), (1, 1), (2, 0), (0, 0)), constant_values=value)
+    for _ in range(3):
+        junk = np.full(expected.shape, np.nan)
+        del junk
+        got = pad_spatial(x, pads, value) if value != 0.0 else pad_spatial(x, pads)
+        np.testing.assert_array_equal(got, expected)
+
+
+DILATED_CASES = [  # (x shape, kernel shape, strides, pads, dilation): groups=1 through every backward path
+    ((2, 8, 7, 2), (3, 2, 2, 3), (1, 1), ((1, 0), (0, 1)), (2, 1)),   # kh rows apart: the by-rows backward
+    ((1, 7, 9, 2), (2, 3, 2, 2), (1, 1), NO_PAD, (1, 2)),             # width dilation: col2im
+    ((2, 9, 9, 1), (2, 2, 1, 2), (2, 1), ((0, 1), (1, 1)), (3, 1)),   # vertical stride and dilation
+    ((1, 8, 10, 3), (2, 3, 3, 2), (1, 2), ((1, 1), (0, 0)), (2, 3)),
+]
+
+
+@pytest.mark.parametrize("shape, kshape, s, pads, d", DILATED_CASES)
+def test_dilated_conv2d_without_groups_matches_loops(shape, kshape, s, pads, d):
+    rng, x, kernel, bias = _conv_case(shape, kshape, np.float64, seed=5)
+    out, cols = conv2d_forward(x, kernel, bias, s, pads, dilation=d)
+    np.testing.assert_allclose(out, naive_conv.conv2d_general(x, kernel, bias, s, pads, d), rtol=1e-10, atol=1e-12)
+    dout = rng.standard_normal(out.shape)
+    dx, dk, db = conv2d_backward(dout, cols, kernel, x.shape, s, pads, dilation=d)
+    rdx, rdk, rdb = naive_conv.conv2d_general_backward(x, kernel, s, pads, dout, d)
+    np.testing.assert_allclose(dx, rdx, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(dk, rdk, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(db, rdb, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("fg", [1, 2])   # one map per group (depthwise) and two
+def test_grouped_conv2d_backward_without_bias_returns_no_bias_gradient(fg):
+    rng, x, kernel, _ = _conv_case((2, 5, 5, 4), (3, 3, 2, 2 * fg), np.float64)
+    out, cols = grouped_conv2d_forward(x, kernel, None, 2)
+    dx, dk, db = grouped_conv2d_backward(rng.standard_normal(out.shape), cols, kernel, x.shape, 2, has_bias=False)
+    assert db is None and dx.shape == x.shape and dk.shape == kernel.shape
+
+
+@pytest.mark.parametrize("pads", [NO_PAD, ((1, 1), (1, 1))])
+@pytest.mark.parametrize("s", [(1, 1), (1, 2)])
+def test_input_gradient_is_a_new_array_that_the_next_call_leaves_alone(pads, s):
+    # the workspace keeps scratch arrays between calls, but dx must never be one of them
+    rng, x, kernel, bias = _conv_case((2, 5, 6, 2), (3, 3, 2, 3), np.float64)
+    workspace = {}
+    out, cols = conv2d_forward(x, kernel, bias, s, pads)
+    dx, _, _ = conv2d_backward(rng.standard_normal(out.shape), cols, kernel, x.shape, s, pads, workspace=workspace)
+    kept = dx.copy()
+    conv2d_backward(rng.standard_normal(out.shape), cols, kernel, x.shape, s, pads, workspace=workspace)
+    np.testing.assert_array_equal(dx, kept)
+    y = rng.standard_normal(cols[:-1].shape)
+    first = col2im(y, x.shape, (3, 3), s, pads, workspace=workspace)
+    kept = first.copy()
+    col2im(-y, x.shape, (3, 3), s, pads, workspace=workspace)
+    np.testing.assert_array_equal(first, kept)
+
+
+def _bytes_allocated_by(call):
+    """``(result, peak bytes NumPy and Python allocated during call())``, traced by tracemalloc.
+
+    NumPy's ufuncs iterate through buffers of up to 8192 elements per operand (64 KB in float64), taken
+    afresh by every call such as ``acc[rows] += part``; they are shrunk here so that only the kernels'
+    own arrays count.
+    """
+    old_bufsize = np.setbufsize(1024)
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        result = call()
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        np.setbufsize(old_bufsize)
+
+
+#: what a call may allocate besides its result: small reshaped kernels, shapes, Python objects; every scratch
+#: array of the cases below is larger (the smallest, the padded input, is ~50 KB)
+SMALL = 16 * 1024
+
+
+@pytest.mark.parametrize("pads", [((1, 1), (1, 1)), ((0, 0), (1, 0)), ((0, 1), (0, 0))])
+@pytest.mark.parametrize("s", [(1, 1), (1, 2)])   # the by-rows input gradient and col2im
+def test_with_a_workspace_a_repeated_call_allocates_only_its_result(pads, s):
+    rng, x, kernel, bias = _conv_case((8, 12, 12, 4), (3, 3, 4, 4), np.float64)
+    workspace = {}
+    for _ in range(2):   # the first call fills the workspace
+        cols, allocated = _bytes_allocated_by(lambda: im2col(x, (3, 3), s, pads, workspace=workspace))
+    assert allocated <= SMALL and np.shares_memory(cols, im2col(x, (3, 3), s, pads, workspace=workspace))
+    for _ in range(2):
+        (out, cols), allocated = _bytes_allocated_by(lambda: conv2d_forward(x, kernel, bias, s, pads, workspace))
+    assert allocated <= out.nbytes + SMALL
+    dout = from_chwn(rng.standard_normal(to_chwn(out).shape))   # stored as the kernels keep it: no copy
+    for _ in range(2):
+        (dx, _, _), allocated = _bytes_allocated_by(
+            lambda: conv2d_backward(dout, cols, kernel, x.shape, s, pads, workspace=workspace))
+    assert allocated <= dx.nbytes + SMALL
+
+
+@pytest.mark.parametrize("fg", [1, 2])
+def test_grouped_conv2d_with_a_workspace_allocates_only_its_result_and_column_gradient(fg):
+    rng, x, kernel, bias = _conv_case((8, 12, 12, 4), (3, 3, 2, 2 * fg), np.float64)
+    pads, workspace = ((1, 1), (0, 1)), {}
+    for _ in range(2):
+        (out, cols), allocated = _bytes_allocated_by(
+            lambda: grouped_conv2d_forward(x, kernel, bias, 2, (1, 1), pads, workspace=workspace))
+    assert allocated <= out.nbytes + SMALL
+    dout = from_chwn(rng.standard_normal(to_chwn(out).shape))
+    for _ in range(2):
+        (dx, _, _), allocated = _bytes_allocated_by(
+            lambda: grouped_conv2d_backward(dout, cols, kernel, x.shape, 2, (1, 1), pads, workspace=workspace))
+    # the column gradient (g, K/g, M) is a new product each call; the padded accumulator is kept
+    assert allocated <= dx.nbytes + cols.nbytes + SMALL
+
+
+@pytest.mark.parametrize("s", [(1, 1), (1, 2)])
+def test_float32_work_takes_half_the_memory_of_float64(s):
+    # every scratch array is in the data's dtype: a float64 one among float32 data would add to the peak
+    pads = ((1, 0), (2, 1))
+
+    def first_forward_and_backward(dtype):
+        _, x, kernel, bias = _conv_case((8, 12, 12, 4), (3, 3, 4, 4), dtype)
+        workspace = {}
+        out, cols = conv2d_forward(x, kernel, bias, s, pads, workspace)
+        return conv2d_backward(np.ones_like(out), cols, kernel, x.shape, s, pads, workspace=workspace)
+
+    (dx32, _, _), float32_bytes = _bytes_allocated_by(lambda: first_forward_and_backward(np.float32))
+    (dx64, _, _), float64_bytes = _bytes_allocated_by(lambda: first_forward_and_backward(np.float64))
+    assert dx32.dtype == np.float32 and dx64.dtype == np.float64
+    assert float32_bytes <= float64_bytes / 2 + SMALL
