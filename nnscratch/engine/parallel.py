@@ -91,8 +91,7 @@ def worthwhile(model, batch_size: int, threads: int) -> bool:
         return False
     if getattr(_split_always, "on", False):
         return True
-    per_sample = sum(int(np.prod(step.node.output.sample_shape)) for step in model.plan.steps)
-    return (batch_size // threads) * per_sample >= MIN_ACTIVATIONS_PER_CHUNK
+    return (batch_size // threads) * model.plan.activations_per_sample >= MIN_ACTIVATIONS_PER_CHUNK
 
 
 def combine_logs(results, sizes) -> dict:

@@ -57,7 +57,10 @@ def test_inference_layers_share_one_scratch_pool_per_thread_and_give_the_same_pr
     from nnscratch.engine import parallel
     from nnscratch.layers import Add, BatchNormalization, Conv2D, GlobalAvgPool2D
 
+    from nnscratch.engine import plan
+
     monkeypatch.setattr(parallel, "MIN_ACTIVATIONS_PER_CHUNK", 0)
+    monkeypatch.setattr(plan, "INFERENCE_ACTIVATIONS", 0)  # pieces of 128 even for the small 4-channel net
     x_in = nnscratch.Input((8, 8, 3))
     h = ReLU()(BatchNormalization()(Conv2D(channels, 3, padding="same")(x_in)))
     r = BatchNormalization()(Conv2D(channels, 3, padding="same")(h))
@@ -71,7 +74,6 @@ def test_inference_layers_share_one_scratch_pool_per_thread_and_give_the_same_pr
     x = rng.standard_normal((300, 8, 8, 3)).astype(np.float32)
     model.fit(x[:64], rng.integers(0, 3, 64), batch_size=32, verbose=0)  # training's own columns first
     import contextlib
-    from nnscratch.engine import plan
 
     with monkeypatch.context() as patch:  # every layer on its own workspace, as in training
         patch.setattr(plan, "_shared_scratch", lambda instances, pools: contextlib.nullcontext())
@@ -85,3 +87,29 @@ def test_inference_layers_share_one_scratch_pool_per_thread_and_give_the_same_pr
     assert all(layer.workspace["cols"] is cols for layer, cols in zip(convs, own_columns))  # left as training had it
     pool = model.plan._scratch_pools[next(layer for layer in model.plan.instances if layer is not None)]
     assert pool["cols"].size >= max(c.size for c in own_columns)
+
+
+def test_inference_pieces_grow_only_for_networks_with_few_activations_per_sample(monkeypatch):
+    from nnscratch.engine import plan
+    from nnscratch.layers import Conv2D, MaxPool2D
+
+    mlp = nnscratch.Model([Dense(64, input_shape=(784,)), ReLU(), Dense(10), Softmax()], seed=0, threads=1)
+    cnn = nnscratch.Model([Conv2D(6, 5, padding="same", input_shape=(28, 28, 1)), ReLU(), MaxPool2D(2), Flatten(),
+                           Dense(10), Softmax()], seed=0, threads=1)
+    sizes = []
+    forward = plan.Plan.forward
+    monkeypatch.setattr(plan.Plan, "forward", lambda self, xs, *args: sizes.append(len(xs[0])) or
+                        forward(self, xs, *args))
+    rng = np.random.default_rng(0)
+    for model, expected in ((mlp, [512, 512, 76]), (cnn, [128] * 8 + [76])):
+        model.set(loss="categorical_crossentropy", optimizer="sgd")
+        model.finalize()
+        x = rng.standard_normal((1100,) + model.input_shape).astype(np.float32)
+        sizes.clear()
+        got = model.predict(x, batch_size=1100)
+        assert sizes == expected
+        with monkeypatch.context() as patch:
+            patch.setattr(plan, "MAX_INFERENCE_PIECE", plan.INFERENCE_PIECE)
+            sizes.clear()
+            np.testing.assert_allclose(model.predict(x, batch_size=1100), got, rtol=1e-5, atol=1e-7)
+            assert sizes == [128] * 8 + [76]
