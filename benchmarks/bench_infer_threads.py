@@ -14,7 +14,8 @@ times, interleaved in one process (A B C A B C ...):
 It prints, per way, the wall time of ``--samples`` images (median, interquartile range, best), the
 throughput, the speed-up over one thread, the process's CPU time (BLAS threads that spin while waiting
 count there), the largest difference of its predictions from one thread's, and the load average before and
-after. On a machine other processes share, the second core is mostly someone else's and no way scales:
+after. After each run of a BLAS-threads way it pauses (untimed) until OpenBLAS's threads stop spinning:
+without the pause the way timed next ran beside them and took twice its CPU time. On a machine other processes share, the second core is mostly someone else's and no way scales:
 read the load average before believing a speed-up.
 
     python benchmarks/bench_infer_threads.py                       # mlp, 2 threads, 30 rounds
@@ -33,6 +34,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_zoo import ROWS, SHAPES, nnscratch_model  # noqa: E402
+
+
+#: untimed pause after each run of a way that used BLAS's threads, longer than their spinning
+BLAS_SETTLE_SECONDS = 0.5
 
 
 def _ways(model, threads, batch_size):
@@ -81,6 +86,10 @@ def measure(row="mlp", threads=2, samples=2000, batch_size=1000, rounds=30, seed
             run(x)
             results[name]["wall"].append(time.perf_counter() - wall)
             results[name]["cpu"].append(time.process_time() - cpu)
+            if name.startswith("BLAS"):
+                # OpenBLAS's threads spin for a while after a call before they sleep (OPENBLAS_THREAD_TIMEOUT,
+                # ~0.1 s by default): without a pause the next way would run beside them and pay for it
+                time.sleep(BLAS_SETTLE_SECONDS)
     model.threads = threads
     return results
 

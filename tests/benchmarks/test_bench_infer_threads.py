@@ -12,6 +12,11 @@ SPEC.loader.exec_module(bench_infer_threads)
 WAYS = ["one thread", "python threads", "BLAS threads", "BLAS threads, whole batch"]
 
 
+@pytest.fixture(autouse=True)
+def no_pause(monkeypatch):
+    monkeypatch.setattr(bench_infer_threads, "BLAS_SETTLE_SECONDS", 0.0)
+
+
 def test_every_way_is_timed_on_the_same_predictions():
     # 256 samples in batches of 128: chunks of 64 MLP samples, enough for predict to use its threads
     results = bench_infer_threads.measure("mlp", threads=2, samples=256, batch_size=128, rounds=2)
