@@ -393,6 +393,7 @@ def _train(args):
                 + f", Hessian re-estimated on {model.optimizer.sample_size} images before each pass")
     plan = (f"{_plural(run['epochs'], 'epoch')} of batch {run['batch_size']}, {type(model.optimizer).__name__} "
             f"{rate}" + ("; distorted training images" if run["distort"] else "")
+            + (f"; {run['init']} initialisation" if run.get("init") else "")
             + (f"; {args.ranks} MPI ranks" if args.distributed else ""))
     if done:
         print(f"resuming {args.resume} after epoch {done}: epochs {done + 1}-{run['epochs']} of {plan}", flush=True)
