@@ -39,7 +39,8 @@ DEFAULTS = {"model": "lenet5", "variant": "modern", "hidden": None, "blocks": 1,
             "init": None}
 #: the classic LeNet-5's kernel initialisers --init offers (see nnscratch.models.lenet5)
 CLASSIC_INITS = ("lecun1998", "lecun_uniform")
-#: SDLM's damping when --mu is not given: the paper's 0.02 diverges in the first pass here (docs/results.md)
+#: SDLM's damping when --mu is not given: the paper's 0.02 diverges in the first pass with the paper's
+#: initialisation, which shrinks the activations layer by layer; it trains with --init lecun_uniform (docs/results.md)
 SDLM_DEFAULT_MU = 0.2
 #: SDLM's batch size when --batch-size is not given: the paper steps on every image; batches of 4 trained better
 #: per pass and 3x faster here, batches of 16 and more far worse (docs/results.md)
@@ -884,7 +885,7 @@ def build_parser():
                         "--schedule is then not used)")
     p.add_argument("--mu", type=_real(0, low_open=True), default=None,
                    help=f"SDLM's damping: each weight's step is lr / (mu + its Hessian diagonal); the paper's 0.02 "
-                        f"diverged in the first pass here (default: {SDLM_DEFAULT_MU:g})")
+                        f"diverges in the first pass unless --init lecun_uniform (default: {SDLM_DEFAULT_MU:g})")
     p.add_argument("--init", choices=CLASSIC_INITS, default=None,
                    help="classic LeNet-5 only: its kernels' initialisation; lecun1998 is the paper's uniform "
                         "+-2.4/fan-in, which shrinks the activations layer by layer; lecun_uniform keeps their "
