@@ -32,11 +32,15 @@ SCHEDULES_ENDING_AT_ZERO = ("cosine", "poly")
 RUNS_DIR = "runs"
 #: training options that define a run; --resume takes them from the file, and refuses different ones
 RUN_OPTIONS = ("model", "variant", "hidden", "blocks", "dataset", "batch_size", "optimizer", "lr", "momentum", "schedule",
-               "step_epochs", "seed", "val_split", "limit", "distort", "mu")
+               "step_epochs", "seed", "val_split", "limit", "distort", "mu", "init")
 DEFAULTS = {"model": "lenet5", "variant": "modern", "hidden": None, "blocks": 1, "dataset": "mnist", "epochs": 10,
             "batch_size": 128, "optimizer": "adam", "lr": None, "momentum": 0.9, "schedule": "cosine",
-            "step_epochs": 3, "seed": 0, "val_split": 0.1, "limit": None, "distort": False, "mu": None}
-#: SDLM's damping when --mu is not given: the paper's 0.02 diverges in the first pass here (docs/results.md)
+            "step_epochs": 3, "seed": 0, "val_split": 0.1, "limit": None, "distort": False, "mu": None,
+            "init": None}
+#: the classic LeNet-5's kernel initialisers --init offers (see nnscratch.models.lenet5)
+CLASSIC_INITS = ("lecun1998", "lecun_uniform")
+#: SDLM's damping when --mu is not given: the paper's 0.02 diverges in the first pass with the paper's
+#: initialisation, which shrinks the activations layer by layer; it trains with --init lecun_uniform (docs/results.md)
 SDLM_DEFAULT_MU = 0.2
 #: SDLM's batch size when --batch-size is not given: the paper steps on every image; batches of 4 trained better
 #: per pass and 3x faster here, batches of 16 and more far worse (docs/results.md)
@@ -182,7 +186,7 @@ def build_model(run, input_shape, num_classes, optimizer):
 
     if run["model"] == "lenet5":
         return lenet5(run["variant"], input_shape=input_shape, num_classes=num_classes, optimizer=optimizer,
-                      seed=run["seed"], distort=run["distort"])
+                      seed=run["seed"], distort=run["distort"], kernel_initializer=run["init"])
     if run["model"] == "resnet":
         return resnet(input_shape=input_shape, num_classes=num_classes, blocks_per_stage=run["blocks"],
                       optimizer=optimizer, seed=run["seed"])
@@ -271,8 +275,9 @@ def _resume(args):
     model = _load(args.resume)
     run = model.metadata.get("run")
     if isinstance(run, dict):
-        # recorded before --blocks, --distort or --mu existed
-        run = {"blocks": DEFAULTS["blocks"], "distort": DEFAULTS["distort"], "mu": DEFAULTS["mu"], **run}
+        # recorded before --blocks, --distort, --mu or --init existed
+        run = {"blocks": DEFAULTS["blocks"], "distort": DEFAULTS["distort"], "mu": DEFAULTS["mu"],
+               "init": DEFAULTS["init"], **run}
     if not isinstance(run, dict) or not set(RUN_OPTIONS) <= set(run):
         raise UsageError(f"{args.resume} does not record the run that trained it (it was not saved by this "
                          "version's `nnscratch train`); continue it from Python: model = nnscratch.load_model(path); "
@@ -334,6 +339,9 @@ def _train(args):
         if run["distort"] and run["model"] != "lenet5":
             raise UsageError("--distort applies LeCun's distortions to LeNet-5's inputs; train lenet5, or leave "
                              "--distort out")
+        if run["init"] is not None and (run["model"], run["variant"]) != ("lenet5", "classic"):
+            raise UsageError(f"--init chooses the classic LeNet-5's initialisation; it does nothing for "
+                             f"{run['model']} {run['variant']}: add --variant classic or leave --init out")
         if run["mu"] is not None and run["optimizer"] != "sdlm":
             raise UsageError(f"--mu is SDLM's damping; it does nothing for --optimizer {run['optimizer']}: add "
                              "--optimizer sdlm or leave --mu out")
@@ -386,6 +394,7 @@ def _train(args):
                 + f", Hessian re-estimated on {model.optimizer.sample_size} images before each pass")
     plan = (f"{_plural(run['epochs'], 'epoch')} of batch {run['batch_size']}, {type(model.optimizer).__name__} "
             f"{rate}" + ("; distorted training images" if run["distort"] else "")
+            + (f"; {run['init']} initialisation" if run.get("init") else "")
             + (f"; {args.ranks} MPI ranks" if args.distributed else ""))
     if done:
         print(f"resuming {args.resume} after epoch {done}: epochs {done + 1}-{run['epochs']} of {plan}", flush=True)
@@ -876,7 +885,11 @@ def build_parser():
                         "--schedule is then not used)")
     p.add_argument("--mu", type=_real(0, low_open=True), default=None,
                    help=f"SDLM's damping: each weight's step is lr / (mu + its Hessian diagonal); the paper's 0.02 "
-                        f"diverged in the first pass here (default: {SDLM_DEFAULT_MU:g})")
+                        f"diverges in the first pass unless --init lecun_uniform (default: {SDLM_DEFAULT_MU:g})")
+    p.add_argument("--init", choices=CLASSIC_INITS, default=None,
+                   help="classic LeNet-5 only: its kernels' initialisation; lecun1998 is the paper's uniform "
+                        "+-2.4/fan-in, which shrinks the activations layer by layer; lecun_uniform keeps their "
+                        "scale (std 1/sqrt(fan-in)) (default: lecun1998)")
     p.add_argument("--distort", action="store_true", default=None,
                    help="LeNet-5 only: random affine distortions of the training images (shifts, scaling, "
                         "squeezing, shearing, as LeCun 1998), new ones every epoch (default: off)")

@@ -47,10 +47,12 @@ class SDLM(Optimizer, aliases=("sdlm",)):
     took ``B`` steps of one; ``scale=B`` gives a pass the paper's total step (``docs/results.md`` measures
     both).
 
-    On the classic LeNet-5 here the paper's ``mu`` diverged in the first pass (most weights' curvature is far
-    below it at the paper's initialisation, so their steps are ``eta / mu`` times the gradient); ``mu=0.2``
-    trained it to 0.65 % test error with distortions (``docs/results.md``), and is what ``nnscratch train``
-    uses.
+    On the classic LeNet-5 with the paper's initialisation (+-2.4 / fan-in) the paper's ``mu`` diverges in the
+    first pass: that rule shrinks the activations layer by layer, so almost every weight's curvature is far
+    below ``mu`` and its step is ``eta / mu`` times its gradient. ``mu=0.2`` trains that network (0.65 % test
+    error with distortions) and is what ``nnscratch train`` uses; with weights that keep the activations' scale
+    (``lenet5("classic", kernel_initializer="lecun_uniform")``) the paper's ``mu`` trains as the paper
+    intends (``docs/results.md``).
 
     Args:
         learning_rate: None (default) for the paper's rates by pass (:data:`LECUN_1998_SCHEDULE`), or a

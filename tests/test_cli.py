@@ -452,14 +452,16 @@ def test_summary_shows_multiply_adds_and_activations(trained, capsys):
 # -- LeNet-5 as LeCun et al. trained it: SDLM and distortions (issue 18) ------------------------------------
 def test_train_classic_lenet5_with_sdlm_and_distortions_then_resume_bit_for_bit(data_dir, tmp_path):
     common = ["lenet5", "--variant", "classic", "--optimizer", "sdlm", "--distort", "--batch-size", 8, "--limit", 96,
-              "--val-split", 0, "--data-dir", data_dir, "--verbose", 2]
+              "--val-split", 0, "--init", "lecun_uniform", "--data-dir", data_dir, "--verbose", 2]
     r = run("train", *common, "--epochs", 2, "-o", tmp_path / "a.h5")
     assert r.returncode == 0, r.stderr
     assert ("2 epochs of batch 8, SDLM mu 0.2, the paper's rates by pass (5e-4 ... 1e-5), Hessian re-estimated on "
-            "500 images before each pass; distorted training images") in r.stdout
+            "500 images before each pass; distorted training images; lecun_uniform initialisation") in r.stdout
     model = nnscratch.load_model(tmp_path / "a.h5")
     assert type(model.optimizer).__name__ == "SDLM" and model.optimizer.mu == 0.2
     assert type(model.layers[0]).__name__ == "RandomAffine"
+    assert model.metadata["run"]["init"] == "lecun_uniform"
+    assert np.abs(model.get_layer("C1").params["kernel"]).max() > 0.2   # the paper's +-2.4/fan-in stops at 0.096
     more = run("train", "--resume", tmp_path / "a.h5", "--epochs", 3, "--data-dir", data_dir, "--verbose", 2)
     assert more.returncode == 0, more.stderr
     whole = run("train", *common, "--epochs", 3, "-o", tmp_path / "b.h5")
@@ -472,6 +474,7 @@ def test_train_classic_lenet5_with_sdlm_and_distortions_then_resume_bit_for_bit(
 @pytest.mark.parametrize("args, message", [
     (["--mu", "0.1"], "--mu is SDLM's damping; it does nothing for --optimizer adam"),
     (["mlp", "--distort"], "--distort applies LeCun's distortions to LeNet-5's inputs"),
+    (["--init", "lecun_uniform"], "--init chooses the classic LeNet-5's initialisation; it does nothing for lenet5 modern"),
     (["--optimizer", "sdlm"], "softmax trained with the cross-entropy, which has no second-order backward"),
 ])
 def test_sdlm_and_distort_misuse_is_explained(data_dir, args, message):

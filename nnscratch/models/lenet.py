@@ -25,7 +25,7 @@ LENET5_VARIANTS = ("modern", "keras", "classic")
 
 
 def lenet5(variant="modern", input_shape=None, num_classes=10, optimizer=None, seed=None,
-           dtype="float32", distort=False) -> Model:
+           dtype="float32", distort=False, kernel_initializer=None) -> Model:
     """Builds, sets up and finalizes a LeNet-5.
 
     Args:
@@ -39,12 +39,22 @@ def lenet5(variant="modern", input_shape=None, num_classes=10, optimizer=None, s
         distort: True puts a :class:`~nnscratch.layers.RandomAffine` first: the paper's random planar affine
             distortions of every training image, drawn anew each epoch (the identity at inference). Default
             False.
+        kernel_initializer: ``"classic"`` only: the initialiser of C1, C3, C5 and F6. Default
+            ``"lecun1998"``, the paper's uniform +-2.4 / fan-in, under which each layer's weighted sums are
+            about ``1.4 / sqrt(fan-in)`` times its inputs, so the activations shrink to ~1e-3 by
+            C5 and the paper's SDLM ``mu`` diverges; ``"lecun_uniform"`` (std ``1 / sqrt(fan-in)``, "Efficient
+            BackProp" section 4.6) keeps them at the scale the paper's own reason for its rule asks for
+            (``docs/results.md``).
 
     Returns:
         A finalized :class:`~nnscratch.Model` ready for ``fit``.
     """
     if variant not in LENET5_VARIANTS:
         raise ValueError(f"unknown LeNet-5 variant {variant!r}; choose one of {', '.join(LENET5_VARIANTS)}")
+    if kernel_initializer is not None and variant != "classic":
+        raise ValueError(f"kernel_initializer applies to the classic variant only (the others use their layers' "
+                         f"defaults), got {kernel_initializer!r} with variant {variant!r}; use variant='classic' "
+                         "or leave kernel_initializer out")
     if input_shape is None:
         input_shape = (32, 32, 1) if variant == "classic" else (28, 28, 1)
     input_shape = _checks.shape_tuple("input_shape", input_shape)
@@ -66,7 +76,7 @@ def lenet5(variant="modern", input_shape=None, num_classes=10, optimizer=None, s
         if input_shape[0] < 32 or input_shape[1] < 32:
             raise ValueError(f"the classic LeNet-5 takes 32x32 inputs (C5 must see 5x5 maps), got {input_shape}; "
                              "pad 28x28 digits with nnscratch.data.to_float_images(x, scale='lecun', pad_to=32)")
-        init = "lecun1998"
+        init = kernel_initializer or "lecun1998"
         layers = [Conv2D(6, 5, kernel_initializer=init, input_shape=input_shape, name="C1"), ScaledTanh(),
                   Subsampling2D(2, name="S2"), ScaledTanh(),
                   Conv2D(16, 5, connections=LENET5_C3_CONNECTIONS, kernel_initializer=init, name="C3"), ScaledTanh(),

@@ -101,3 +101,26 @@ def test_distort_puts_the_papers_distortions_first_and_changes_nothing_at_infere
     distorted.set_weights(plain.get_weights())
     np.testing.assert_array_equal(distorted.predict(x), plain.predict(x))
     assert isinstance(lenet5("modern", distort=True).layers[0], RandomAffine)
+
+
+def _rms_after_each_layer(model, x):
+    rms = {}
+    for layer in model.layers:
+        x = layer.forward(x, training=False)
+        rms[layer.name] = float(np.sqrt(np.mean(x * x)))
+    return rms
+
+
+def test_classic_initialiser_decides_whether_activations_keep_their_scale():
+    # digit-like inputs on the paper's scale: background -0.1, a quarter of the pixels foreground 1.175
+    x = np.where(np.random.default_rng(0).random((8, 32, 32, 1)) < 0.25, 1.175, -0.1).astype("float32")
+    paper = _rms_after_each_layer(lenet5("classic", seed=0), x)
+    kept = _rms_after_each_layer(lenet5("classic", seed=0, kernel_initializer="lecun_uniform"), x)
+    # +-2.4/fan-in multiplies each weighted sum by ~1.4/sqrt(fan-in): C5 (fan-in 400) ends ~100x below C1
+    assert paper["C5"] < paper["C1"] / 30
+    assert kept["C5"] > kept["C1"] / 3 and kept["F6"] > 0.1
+
+
+def test_kernel_initializer_is_for_the_classic_variant_only():
+    with pytest.raises(ValueError, match="kernel_initializer applies to the classic variant only.*'keras'"):
+        lenet5("keras", kernel_initializer="lecun_uniform")
