@@ -9,6 +9,7 @@ from nnscratch.gradcheck import check_layer
 from nnscratch.layers import (LAYERS, AvgPool1D, AvgPool2D, GlobalAvgPool2D, GlobalMaxPool2D, MaxPool1D, MaxPool2D,
                                Subsampling2D)
 from nnscratch.ops.im2col import resolve_padding
+from nnscratch.ops.layout import from_chwn, is_chwn, to_chwn
 from nnscratch.ops.pooling import max_pool_forward
 
 
@@ -210,10 +211,11 @@ def test_as_a_first_layer_backward_skips_dx(layer):
     ({}, (5, 4, 3)), ({}, (4, 5, 2)), ({}, (3, 4, 2)),     # ...and even heights and widths
     ({}, (6, 6, 3)), ({}, (4, 6, 1)), ({}, (6, 4, 1)),
 ])
-def test_max_pool_matches_loops_on_both_sides_of_its_fast_paths_conditions(kwargs, shape):
+@pytest.mark.parametrize("training", [False, True])  # the fast path is taken in training only
+def test_max_pool_matches_loops_on_both_sides_of_its_fast_paths_conditions(kwargs, shape, training):
     layer = built(MaxPool2D(**kwargs), shape)
     x = np.random.default_rng(3).standard_normal((2,) + shape)
-    out = layer.forward(x)
+    out = layer.forward(x, training=training)
     ref, ref_backward = _reference(layer, x)
     np.testing.assert_allclose(out, ref, rtol=1e-12)
     dout = np.random.default_rng(4).standard_normal(out.shape)
@@ -301,3 +303,37 @@ def test_1d_pools_refuse_images_with_the_shape_they_expect():
     with pytest.raises(ValueError, match=r"^p \(MaxPool1D\) expects sequences of shape \(steps, channels\), got input "
                                          r"shape \(4, 4, 2\)$"):
         MaxPool1D(name="p").initialize((4, 4, 2))
+
+
+def test_max_pools_gradcheck_jitter_is_small_and_varied():
+    shape = (2, 4, 4, 3)
+    size = int(np.prod(shape))
+    x = MaxPool2D().gradcheck_input(shape, np.random.default_rng(0))
+    grid = np.round((x + 1.0) * size / 2.0)
+    np.testing.assert_array_equal(np.sort(grid.ravel()), np.arange(size))
+    jitter = x - (grid * (2.0 / size) - 1.0)
+    assert np.abs(jitter).max() <= 0.2 / size
+    assert len(np.unique(np.round(jitter * size, 6))) > size // 2
+
+
+@pytest.mark.parametrize("layer", [AvgPool2D(2), Subsampling2D(2), GlobalAvgPool2D()])
+def test_the_gradient_is_stored_batch_innermost_when_the_input_was(layer):
+    built(layer, (4, 4, 3))
+    x = from_chwn(to_chwn(np.random.default_rng(0).standard_normal((2, 4, 4, 3))))
+    assert is_chwn(x)
+    out = layer.forward(x)
+    assert is_chwn(layer.backward(np.ones(out.shape)))
+
+
+def test_subsampling_keeps_its_name():
+    assert Subsampling2D(2, name="s2").name == "s2"
+
+
+@pytest.mark.parametrize("layer, shape, message", [
+    (MaxPool1D(5, name="p"), (3, 2), r"^the pool width 5 is larger than the padded input width 3 \(input 3, padding 0\+0\); "
+                                          r"use a smaller pool, padding='same', or a larger input$"),
+    (GlobalMaxPool2D(name="g"), (4, 4), r"^g \(GlobalMaxPool2D\) expects images of shape \(height, width, channels\)"),
+])
+def test_too_small_or_flat_inputs_are_refused_with_the_fix(layer, shape, message):
+    with pytest.raises(ValueError, match=message):
+        layer.initialize(shape)
