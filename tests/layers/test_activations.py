@@ -114,3 +114,21 @@ def test_activation_by_name_applies_the_function():
     layer = _built(Activation("ReLU"), (2,))
     np.testing.assert_array_equal(layer.forward(np.array([[-1.0, 2.0]])), [[0.0, 2.0]])
     np.testing.assert_array_equal(layer.apply(np.array([[-3.0, 4.0]])), [[0.0, 4.0]])
+
+
+def test_kinked_gradcheck_inputs_keep_off_the_kink_with_both_signs():
+    x = ReLU().gradcheck_input((4, 50), np.random.default_rng(0))
+    assert x.shape == (4, 50)
+    assert 0.1 <= np.abs(x).min() and np.abs(x).max() <= 1.5
+    assert (x > 0).any() and (x < 0).any()
+    assert len(np.unique(np.abs(x))) == x.size
+
+
+@pytest.mark.parametrize("cls", [LeakyReLU, ScaledTanh, Swish])
+def test_the_output_is_not_kept_when_the_backward_does_not_read_it(cls):
+    layer = cls()
+    y = layer.forward(np.random.default_rng(0).standard_normal((4, 3)))
+    alive = weakref.ref(y)
+    del y
+    gc.collect()
+    assert alive() is None
