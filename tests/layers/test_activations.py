@@ -101,7 +101,8 @@ def test_softmax_normalises_the_last_axis_of_a_sequence():
     (lambda: ScaledTanh(slope=-1), r"^slope must be > 0, got -1\.0$"),
     (lambda: Swish(beta=float("nan")), r"^beta must be a finite number, got nan$"),
     (lambda: Activation(None), r"^activation: Activation needs a name, e\.g\. Activation\('relu'\); got None$"),
-    (lambda: Activation("rleu"), r"^activation: unknown activation 'rleu'; known: leaky_relu, linear, relu, scaled_tanh, "
+    (lambda: Activation("rleu"), r"^activation: unknown activation 'rleu'; known: leaky_relu, linear, relu, "
+                                 r"scaled_tanh, "
                                  r"sigmoid, silu, softmax, swish, tanh \(or None\)$"),
     (lambda: check_activation("activation", 5), r"^activation: unknown activation 5; known: .* \(or None\)$"),
 ])

@@ -113,7 +113,8 @@ def test_concatenate_refuses_a_bad_axis_with_the_fix(axis, message):
     (-1, [(3,)], r"^Concatenate joins at least 2 tensors, got 1$"),
     (-1, [(3,), (3, 1)], r"^Concatenate needs inputs of one rank, got \[\(None, 3\), \(None, 3, 1\)\]$"),
     (3, [(3, 2), (3, 2)], r"^axis=3 is out of range for inputs with 2 axes per sample \(valid: 1\.\.2 or -2\.\.-1\)$"),
-    (-3, [(3, 2), (3, 2)], r"^axis=-3 is out of range for inputs with 2 axes per sample \(valid: 1\.\.2 or -2\.\.-1\)$"),
+    (-3, [(3, 2), (3, 2)], r"^axis=-3 is out of range for inputs with 2 axes per sample "
+                          r"\(valid: 1\.\.2 or -2\.\.-1\)$"),
     (1, [(3, 2), (4, 5)], r"^Concatenate\(axis=1\) needs all other axes equal, but axis 2 has sizes \[2, 5\] in "
                           r"\[\(None, 3, 2\), \(None, 4, 5\)\]$"),
 ])
