@@ -72,5 +72,8 @@ def get_initializer(name: str):
 def check_name(argument: str, name) -> str:
     """Validates an initialiser name at layer construction, so a typo fails before ``finalize``."""
     if name is not None:
-        get_initializer(name)
+        try:
+            get_initializer(name)
+        except ValueError as e:  # the layer has several initialiser arguments: say which one is wrong
+            raise ValueError(f"{argument}: {e}") from None
     return name

@@ -44,3 +44,92 @@ def test_a_subclass_with_its_own_backward_keeps_both_unless_it_says_otherwise():
     layer.forward(x)
     np.testing.assert_array_equal(layer.backward(np.ones_like(x)), x)
     assert SigmoidOnInput.keeps == ("x", "y") and Narrow.keeps == ("y",) and Sigmoid.keeps == ("y",)
+
+
+# found by mutation testing (docs/mutation-testing.md)
+
+from nnscratch.layers import Activation  # noqa: E402
+from nnscratch.layers.activations import Softmax, check_activation  # noqa: E402
+
+
+def _built(layer, shape=(7,)):
+    layer.initialize(shape, "float64", np.random.default_rng(0))
+    return layer
+
+
+def test_defaults_are_keras_and_lecuns():
+    assert LeakyReLU().alpha == 0.01
+    assert (ScaledTanh().amplitude, ScaledTanh().slope) == (1.7159, 2.0 / 3.0)
+    assert Swish().beta == 1.0
+
+
+X = np.array([[-30.0, -2.0, -0.5, 0.0, 0.5, 2.0, 30.0]])
+
+
+@pytest.mark.parametrize("layer, f", [
+    (Sigmoid(), lambda x: 1 / (1 + np.exp(-x))),
+    (Swish(), lambda x: x / (1 + np.exp(-x))),
+    (Swish(beta=2.0), lambda x: x / (1 + np.exp(-2 * x))),
+    (LeakyReLU(0.2), lambda x: np.where(x > 0, x, 0.2 * x)),
+    (ScaledTanh(), lambda x: 1.7159 * np.tanh(2 / 3 * x)),
+])
+def test_values_match_the_formula_on_both_sides_of_zero(layer, f):
+    np.testing.assert_allclose(_built(layer).forward(X), f(X), rtol=1e-12, atol=1e-300)
+
+
+def test_leaky_relus_slope_at_zero_is_alpha():
+    layer = _built(LeakyReLU(0.2), (1,))
+    layer.forward(np.zeros((1, 1)))
+    np.testing.assert_array_equal(layer.backward(np.ones((1, 1))), [[0.2]])
+
+
+def test_softmax_normalises_the_last_axis_of_a_sequence():
+    x = np.random.default_rng(1).standard_normal((2, 3, 4))
+    layer = _built(Softmax(), (3, 4))
+    y = layer.forward(x)
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    np.testing.assert_allclose(y, e / e.sum(axis=-1, keepdims=True), rtol=1e-12)
+    dout = np.random.default_rng(2).standard_normal(x.shape)
+    np.testing.assert_allclose(layer.backward(dout), y * (dout - (dout * y).sum(axis=-1, keepdims=True)), rtol=1e-12)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: LeakyReLU(-1), r"^alpha must be >= 0, got -1\.0$"),
+    (lambda: ScaledTanh(amplitude=0), r"^amplitude must be > 0, got 0\.0$"),
+    (lambda: ScaledTanh(amplitude=-1), r"^amplitude must be > 0, got -1\.0$"),
+    (lambda: ScaledTanh(slope=0), r"^slope must be > 0, got 0\.0$"),
+    (lambda: ScaledTanh(slope=-1), r"^slope must be > 0, got -1\.0$"),
+    (lambda: Swish(beta=float("nan")), r"^beta must be a finite number, got nan$"),
+    (lambda: Activation(None), r"^activation: Activation needs a name, e\.g\. Activation\('relu'\); got None$"),
+    (lambda: Activation("rleu"), r"^activation: unknown activation 'rleu'; known: leaky_relu, linear, relu, "
+                                 r"scaled_tanh, "
+                                 r"sigmoid, silu, softmax, swish, tanh \(or None\)$"),
+    (lambda: check_activation("activation", 5), r"^activation: unknown activation 5; known: .* \(or None\)$"),
+])
+def test_bad_arguments_are_refused_with_exact_messages(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_activation_by_name_applies_the_function():
+    layer = _built(Activation("ReLU"), (2,))
+    np.testing.assert_array_equal(layer.forward(np.array([[-1.0, 2.0]])), [[0.0, 2.0]])
+    np.testing.assert_array_equal(layer.apply(np.array([[-3.0, 4.0]])), [[0.0, 4.0]])
+
+
+def test_kinked_gradcheck_inputs_keep_off_the_kink_with_both_signs():
+    x = ReLU().gradcheck_input((4, 50), np.random.default_rng(0))
+    assert x.shape == (4, 50)
+    assert 0.1 <= np.abs(x).min() and np.abs(x).max() <= 1.5
+    assert (x > 0).any() and (x < 0).any()
+    assert len(np.unique(np.abs(x))) == x.size
+
+
+@pytest.mark.parametrize("cls", [LeakyReLU, ScaledTanh, Swish])
+def test_the_output_is_not_kept_when_the_backward_does_not_read_it(cls):
+    layer = cls()
+    y = layer.forward(np.random.default_rng(0).standard_normal((4, 3)))
+    alive = weakref.ref(y)
+    del y
+    gc.collect()
+    assert alive() is None

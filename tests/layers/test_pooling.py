@@ -6,8 +6,10 @@ import pytest
 
 import naive_conv
 from nnscratch.gradcheck import check_layer
-from nnscratch.layers import LAYERS, AvgPool2D, GlobalAvgPool2D, MaxPool2D, Subsampling2D
+from nnscratch.layers import (LAYERS, AvgPool1D, AvgPool2D, GlobalAvgPool2D, GlobalMaxPool2D, MaxPool1D, MaxPool2D,
+                               Subsampling2D)
 from nnscratch.ops.im2col import resolve_padding
+from nnscratch.ops.layout import from_chwn, is_chwn, to_chwn
 from nnscratch.ops.pooling import max_pool_forward
 
 
@@ -193,3 +195,146 @@ def test_as_a_first_layer_backward_skips_dx(layer):
     assert layer.backward(np.ones_like(out)) is None
     for grad in layer.grads.values():  # parameter gradients are still filled (Subsampling2D)
         assert grad.any()
+
+
+# found by mutation testing (docs/mutation-testing.md)
+
+@pytest.mark.parametrize("kwargs, shape", [
+    ({"pool_size": 3, "strides": 2}, (6, 6, 1)),           # the 2x2 fast path is only for 2x2 windows...
+    ({"pool_size": (3, 2), "strides": 2}, (6, 4, 1)),
+    ({"pool_size": (2, 3), "strides": 2}, (4, 6, 1)),
+    ({"pool_size": 2, "strides": 1}, (4, 4, 1)),           # ...with strides 2...
+    ({"pool_size": 2, "strides": (3, 2)}, (6, 4, 1)),
+    ({"pool_size": 2, "strides": (2, 3)}, (4, 6, 1)),
+    ({"pool_size": 2, "padding": "same"}, (3, 4, 1)),      # ...no padding...
+    ({"pool_size": 2, "padding": "same"}, (4, 3, 1)),
+    ({}, (5, 4, 3)), ({}, (4, 5, 2)), ({}, (3, 4, 2)),     # ...and even heights and widths
+    ({}, (6, 6, 3)), ({}, (4, 6, 1)), ({}, (6, 4, 1)), ({}, (4, 3, 1)),
+])
+@pytest.mark.parametrize("training", [False, True])  # the fast path is taken in training only
+def test_max_pool_matches_loops_on_both_sides_of_its_fast_paths_conditions(kwargs, shape, training):
+    layer = built(MaxPool2D(**kwargs), shape)
+    x = np.random.default_rng(3).standard_normal((2,) + shape)
+    out = layer.forward(x, training=training)
+    ref, ref_backward = _reference(layer, x)
+    np.testing.assert_allclose(out, ref, rtol=1e-12)
+    dout = np.random.default_rng(4).standard_normal(out.shape)
+    np.testing.assert_allclose(layer.backward(dout), ref_backward(dout), rtol=1e-12)
+
+
+def test_average_of_a_one_pixel_image_with_same_padding_is_the_pixel():
+    # every window is partial: no window has the full area, so the scale must come from the counts
+    layer = built(AvgPool2D(2, padding="same"), (1, 1, 2))
+    x = np.array([[[[3.0, -1.0]]]])
+    np.testing.assert_array_equal(layer.forward(x), x)
+    np.testing.assert_array_equal(layer.backward(np.ones((1, 1, 1, 2))), np.ones((1, 1, 1, 2)))
+
+
+@pytest.mark.parametrize("layer, shape, macs", [
+    (AvgPool2D((2, 3)), (4, 6, 5), 2 * 2 * 5 * 2 * 3),
+    (Subsampling2D((2, 3)), (4, 6, 5), 2 * 2 * 5 * (2 * 3 + 1)),  # LeCun's count: the window and the bias
+    (GlobalAvgPool2D(), (4, 6, 5), 4 * 6 * 5),
+    (AvgPool1D(3), (7, 5), 2 * 5 * 3),
+])
+def test_count_macs(layer, shape, macs):
+    assert built(layer, shape).count_macs() == macs
+
+
+def test_subsampling_tells_its_initialisers_the_window_area_and_one_output():
+    seen = []
+
+    def initializer(shape, fan_in, fan_out, rng, dtype):
+        seen.append((shape, fan_in, fan_out))
+        return np.full(shape, 0.25, dtype)
+
+    layer = built(Subsampling2D((2, 3), coefficient_initializer=initializer, bias_initializer=initializer), (4, 6, 5))
+    assert seen == [((5,), 6, 1), ((5,), 6, 1)]
+    np.testing.assert_array_equal(layer.params["bias"], np.full(5, 0.25))
+
+
+@pytest.mark.parametrize("argument", ["coefficient_initializer", "bias_initializer"])
+def test_subsampling_names_the_initialiser_argument_that_is_wrong(argument):
+    with pytest.raises(ValueError, match=rf"^{argument}: unknown initializer 'nope'; known: "):
+        Subsampling2D(**{argument: "nope"})
+
+
+def test_global_max_pool_drops_the_spatial_axes_by_default():
+    layer = built(GlobalMaxPool2D(), (3, 4, 2))
+    assert layer.output_shape == (2,)
+    assert layer.forward(np.ones((5, 3, 4, 2))).shape == (5, 2)
+    assert built(GlobalMaxPool2D(keepdims=True), (3, 4, 2)).output_shape == (1, 1, 2)
+
+
+def _pool1d_reference(layer, x):
+    """The 2-D loop reference over a height of 1."""
+    pads = resolve_padding(layer.padding, (1, x.shape[1]), layer._pool, layer._strides)
+    x4 = x[:, None]
+    if isinstance(layer, MaxPool1D):
+        ref, _ = naive_conv.max_pool(x4, layer._pool, layer._strides, pads)
+    else:
+        ref, _ = naive_conv.sum_pool(x4, layer._pool, layer._strides, pads, average=True)
+    return ref[:, 0]
+
+
+@pytest.mark.parametrize("cls", [MaxPool1D, AvgPool1D])
+@pytest.mark.parametrize("kwargs, shape, steps", [
+    ({}, (7, 3), 3), ({"pool_size": (3,)}, (7, 3), 2), ({"pool_size": 3, "strides": 1}, (6, 2), 4),
+    ({"pool_size": 3, "strides": (2,), "padding": "same"}, (7, 2), 4),
+])
+def test_1d_pools_match_the_2d_loops_over_a_height_of_one(cls, kwargs, shape, steps):
+    layer = built(cls(**kwargs), shape)
+    assert layer.output_shape == (steps, shape[1])
+    x = np.random.default_rng(6).standard_normal((2,) + shape)
+    np.testing.assert_allclose(layer.forward(x), _pool1d_reference(layer, x), rtol=1e-12)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: MaxPool1D((2, 2)), r"^pool_size must be a positive integer, got \(2, 2\)$"),
+    (lambda: AvgPool1D(2, strides=0), r"^strides must be a positive integer, got 0$"),
+    (lambda: MaxPool1D(2, padding="causal"), r"^padding must be one of 'valid', 'same'; got 'causal'$"),
+    (lambda: MaxPool1D(2, padding=1), r"^padding must be one of 'valid', 'same'; got 1$"),
+])
+def test_1d_pools_refuse_bad_arguments_naming_them(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_1d_pools_refuse_images_with_the_shape_they_expect():
+    with pytest.raises(ValueError, match=r"^p \(MaxPool1D\) expects sequences of shape \(steps, channels\), got input "
+                                         r"shape \(4, 4, 2\)$"):
+        MaxPool1D(name="p").initialize((4, 4, 2))
+
+
+def test_max_pools_gradcheck_jitter_is_small_and_varied():
+    shape = (2, 4, 4, 3)
+    size = int(np.prod(shape))
+    x = MaxPool2D().gradcheck_input(shape, np.random.default_rng(0))
+    grid = np.round((x + 1.0) * size / 2.0)
+    np.testing.assert_array_equal(np.sort(grid.ravel()), np.arange(size))
+    jitter = x - (grid * (2.0 / size) - 1.0)
+    assert np.abs(jitter).max() <= 0.2 / size
+    assert len(np.unique(np.round(jitter * size, 6))) > size // 2
+
+
+@pytest.mark.parametrize("layer", [AvgPool2D(2), Subsampling2D(2), GlobalAvgPool2D()])
+def test_the_gradient_is_stored_batch_innermost_when_the_input_was(layer):
+    built(layer, (4, 4, 3))
+    x = from_chwn(to_chwn(np.random.default_rng(0).standard_normal((2, 4, 4, 3))))
+    assert is_chwn(x)
+    out = layer.forward(x)
+    assert is_chwn(layer.backward(np.ones(out.shape)))
+
+
+def test_subsampling_keeps_its_name():
+    assert Subsampling2D(2, name="s2").name == "s2"
+
+
+@pytest.mark.parametrize("layer, shape, message", [
+    (MaxPool1D(5, name="p"), (3, 2), r"^the pool width 5 is larger than the padded input width 3 "
+                                      r"\(input 3, padding 0\+0\); "
+                                          r"use a smaller pool, padding='same', or a larger input$"),
+    (GlobalMaxPool2D(name="g"), (4, 4), r"^g \(GlobalMaxPool2D\) expects images of shape \(height, width, channels\)"),
+])
+def test_too_small_or_flat_inputs_are_refused_with_the_fix(layer, shape, message):
+    with pytest.raises(ValueError, match=message):
+        layer.initialize(shape)

@@ -22,3 +22,43 @@ def test_inference_is_the_identity():
     layer.initialize((10,))
     x = np.arange(20.0).reshape(2, 10)
     assert layer.forward(x, training=False) is x
+
+
+# found by mutation testing (docs/mutation-testing.md)
+
+@pytest.mark.parametrize("rate, message", [
+    (-0.1, r"^rate must be >= 0, got -0\.1$"),
+    (1, r"^rate must be < 1, got 1\.0$"),
+    (1.5, r"^rate must be < 1, got 1\.5$"),
+])
+def test_a_rate_outside_zero_to_one_is_refused_naming_the_bound(rate, message):
+    with pytest.raises(ValueError, match=message):
+        Dropout(rate)
+
+
+def test_inference_is_the_default_and_a_zero_rate_is_the_identity_in_training():
+    x = np.arange(20.0).reshape(2, 10)
+    layer = Dropout(0.5)
+    layer.initialize((10,), "float64", np.random.default_rng(0))
+    assert layer.forward(x) is x
+    layer = Dropout(0.0)
+    layer.initialize((10,), "float64", np.random.default_rng(0))
+    assert layer.forward(x, training=True) is x
+    dout = np.ones_like(x)
+    assert layer.backward(dout) is dout
+
+
+def test_float32_inputs_stay_float32():
+    layer = Dropout(0.5)
+    layer.initialize((10,), "float32", np.random.default_rng(0))
+    x = np.ones((3, 10), np.float32)
+    assert layer.forward(x, training=True).dtype == np.float32
+    assert layer.backward(x).dtype == np.float32
+
+
+def test_a_unit_is_kept_only_when_its_draw_is_strictly_below_the_keep_probability():
+    # P(u < 1 - rate) = 1 - rate for u uniform in [0, 1): a draw equal to the keep probability drops the unit
+    layer = Dropout(0.5)
+    layer.initialize((4,), "float64", np.random.default_rng(0))
+    layer.batch_uniform = lambda shape: np.array([[0.0, 0.49, 0.5, 0.99]])
+    np.testing.assert_array_equal(layer.forward(np.ones((1, 4)), training=True), [[2.0, 2.0, 0.0, 0.0]])
