@@ -122,18 +122,25 @@ def _compare(layer_name, tensor_name, analytic, numeric, indices, tolerance, tin
                        float(analytic[worst]), float(numeric[worst]), int(err.size), tolerance)
 
 
-def _numeric_gradient(f, array, indices, eps):
-    """Central differences of scalar ``f()`` w.r.t. ``array.flat[indices]`` (perturbed in place, restored)."""
+def central_differences(f, array, indices, eps):
+    """Yields ``(f() at +eps - f() at -eps) / (2 eps)`` for each element ``array.flat[i]``, ``i`` in ``indices``,
+    perturbed in place and restored; ``f()`` may return a scalar or an array (a Jacobian column)."""
     flat = array.reshape(-1)  # a view: writes reach the array the layer reads
-    out = np.empty(len(indices))
-    for j, i in enumerate(indices):
+    for i in indices:
         old = flat[i]
         flat[i] = old + eps
         plus = f()
         flat[i] = old - eps
         minus = f()
         flat[i] = old
-        out[j] = (plus - minus) / (2 * eps)
+        yield (plus - minus) / (2 * eps)
+
+
+def _numeric_gradient(f, array, indices, eps):
+    """Central differences of scalar ``f()`` w.r.t. ``array.flat[indices]`` (perturbed in place, restored)."""
+    out = np.empty(len(indices))
+    for j, difference in enumerate(central_differences(f, array, indices, eps)):
+        out[j] = difference
     return out
 
 

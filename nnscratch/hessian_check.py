@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .gradcheck import central_differences
 from .layers.base import Layer
 
 #: central-difference step; the forward is evaluated in float64
@@ -62,15 +63,7 @@ def _squared_jacobian_sum(run, array, d2y, step):
     """``sum_j (dy_j / d array_i)**2 d2y_j`` for every element ``i`` of ``array`` (changed in place and
     restored), with ``run()`` returning ``y``."""
     out = np.zeros(array.shape)
-    flat = array.reshape(-1)
-    for i in range(flat.size):
-        keep = flat[i]
-        flat[i] = keep + step
-        plus = run()
-        flat[i] = keep - step
-        minus = run()
-        flat[i] = keep
-        column = (plus - minus) / (2 * step)
+    for i, column in enumerate(central_differences(run, array, range(array.size), step)):
         out.reshape(-1)[i] = np.sum(column * column * d2y)
     return out
 
