@@ -39,9 +39,14 @@ DEFAULTS = {"model": "lenet5", "variant": "modern", "hidden": None, "blocks": 1,
             "init": None}
 #: the classic LeNet-5's kernel initialisers --init offers (see nnscratch.models.lenet5)
 CLASSIC_INITS = ("lecun1998", "lecun_uniform")
-#: SDLM's damping when --mu is not given: the paper's 0.02 diverges in the first pass with the paper's
-#: initialisation, which shrinks the activations layer by layer; it trains with --init lecun_uniform (docs/results.md)
-SDLM_DEFAULT_MU = 0.2
+#: SDLM's damping when --mu is not given, by the classic LeNet-5's initialisation: the paper's 0.02 trains with
+#: weights that keep the activations' scale (lecun_uniform), but diverges in the first pass with the paper's own
+#: +-2.4/fan-in, which shrinks them layer by layer so that almost every curvature is below mu (docs/results.md)
+SDLM_DEFAULT_MU = {"lecun_uniform": 0.02, "lecun1998": 0.2}
+#: the classic LeNet-5's initialisation under --optimizer sdlm when --init is not given (Adam keeps the paper's)
+SDLM_DEFAULT_INIT = "lecun_uniform"
+#: the damping a run saved before --mu was recorded trained with (for --resume of such a file)
+SDLM_MU_BEFORE_RECORDED = 0.2
 #: SDLM's batch size when --batch-size is not given: the paper steps on every image; batches of 4 trained better
 #: per pass and 3x faster here, batches of 16 and more far worse (docs/results.md)
 SDLM_DEFAULT_BATCH_SIZE = 4
@@ -165,10 +170,10 @@ def make_optimizer(run, steps):
     from .sdlm import SDLM
 
     if run["optimizer"] == "sdlm":
-        mu = run["mu"] if run["mu"] is not None else SDLM_DEFAULT_MU
+        damping = {} if run["mu"] is None else {"mu": run["mu"]}
         if run["lr"] is None:
-            return SDLM(mu=mu)
-        return SDLM(make_schedule(run["schedule"], run["lr"], run["epochs"], steps, run["step_epochs"]), mu=mu)
+            return SDLM(**damping)
+        return SDLM(make_schedule(run["schedule"], run["lr"], run["epochs"], steps, run["step_epochs"]), **damping)
     lr = run["lr"] if run["lr"] is not None else default_learning_rate(run["optimizer"])
     schedule = make_schedule(run["schedule"], lr, run["epochs"], steps, run["step_epochs"])
     opt_cls = optimizers.OPTIMIZERS.get(run["optimizer"])
@@ -265,8 +270,14 @@ def quiet_floating_point():
 def _run_from_args(args):
     run = {name: (getattr(args, name) if getattr(args, name) is not None else DEFAULTS[name])
            for name in RUN_OPTIONS + ("epochs",)}
-    if run["optimizer"] == "sdlm" and args.batch_size is None:
-        run["batch_size"] = SDLM_DEFAULT_BATCH_SIZE
+    if run["optimizer"] == "sdlm":
+        # the defaults are written into the run, so that --resume and the saved file say what trained it
+        if args.batch_size is None:
+            run["batch_size"] = SDLM_DEFAULT_BATCH_SIZE
+        if args.init is None and (run["model"], run["variant"]) == ("lenet5", "classic"):
+            run["init"] = SDLM_DEFAULT_INIT
+        if args.mu is None:
+            run["mu"] = SDLM_DEFAULT_MU[run["init"] or SDLM_DEFAULT_INIT]
     return run
 
 
@@ -278,6 +289,8 @@ def _resume(args):
         # recorded before --blocks, --distort, --mu or --init existed
         run = {"blocks": DEFAULTS["blocks"], "distort": DEFAULTS["distort"], "mu": DEFAULTS["mu"],
                "init": DEFAULTS["init"], **run}
+        if run["optimizer"] == "sdlm" and run["mu"] is None:
+            run["mu"] = SDLM_MU_BEFORE_RECORDED  # saved before the damping was recorded in the run
     if not isinstance(run, dict) or not set(RUN_OPTIONS) <= set(run):
         raise UsageError(f"{args.resume} does not record the run that trained it (it was not saved by this "
                          "version's `nnscratch train`); continue it from Python: model = nnscratch.load_model(path); "
@@ -389,8 +402,7 @@ def _train(args):
     schedule_note = "" if run["schedule"] in (None, "none") else f" ({run['schedule']})"
     rate = f"lr {lr:g}{schedule_note}"
     if run["optimizer"] == "sdlm":
-        mu = run["mu"] if run["mu"] is not None else SDLM_DEFAULT_MU
-        rate = (f"mu {mu:g}, " + ("the paper's rates by pass (5e-4 ... 1e-5)" if run["lr"] is None else rate)
+        rate = (f"mu {model.optimizer.mu:g}, " + ("the paper's rates by pass (5e-4 ... 1e-5)" if run["lr"] is None else rate)
                 + f", Hessian re-estimated on {model.optimizer.sample_size} images before each pass")
     plan = (f"{_plural(run['epochs'], 'epoch')} of batch {run['batch_size']}, {type(model.optimizer).__name__} "
             f"{rate}" + ("; distorted training images" if run["distort"] else "")
@@ -884,12 +896,13 @@ def build_parser():
                         "for SDLM the paper's rates by pass, 5e-4 for 2 passes down to 1e-5 from the 13th, and "
                         "--schedule is then not used)")
     p.add_argument("--mu", type=_real(0, low_open=True), default=None,
-                   help=f"SDLM's damping: each weight's step is lr / (mu + its Hessian diagonal); the paper's 0.02 "
-                        f"diverges in the first pass unless --init lecun_uniform (default: {SDLM_DEFAULT_MU:g})")
+                   help="SDLM's damping: each weight's step is lr / (mu + its Hessian diagonal) (default: the "
+                        f"paper's {SDLM_DEFAULT_MU['lecun_uniform']:g}; {SDLM_DEFAULT_MU['lecun1998']:g} with --init "
+                        "lecun1998, with which the paper's value diverges)")
     p.add_argument("--init", choices=CLASSIC_INITS, default=None,
                    help="classic LeNet-5 only: its kernels' initialisation; lecun1998 is the paper's uniform "
                         "+-2.4/fan-in, which shrinks the activations layer by layer; lecun_uniform keeps their "
-                        "scale (std 1/sqrt(fan-in)) (default: lecun1998)")
+                        f"scale (std 1/sqrt(fan-in)) (default: lecun1998; {SDLM_DEFAULT_INIT} with --optimizer sdlm)")
     p.add_argument("--distort", action="store_true", default=None,
                    help="LeNet-5 only: random affine distortions of the training images (shifts, scaling, "
                         "squeezing, shearing, as LeCun 1998), new ones every epoch (default: off)")

@@ -49,10 +49,10 @@ class SDLM(Optimizer, aliases=("sdlm",)):
 
     On the classic LeNet-5 with the paper's initialisation (+-2.4 / fan-in) the paper's ``mu`` diverges in the
     first pass: that rule shrinks the activations layer by layer, so almost every weight's curvature is far
-    below ``mu`` and its step is ``eta / mu`` times its gradient. ``mu=0.2`` trains that network (0.65 % test
-    error with distortions) and is what ``nnscratch train`` uses; with weights that keep the activations' scale
-    (``lenet5("classic", kernel_initializer="lecun_uniform")``) the paper's ``mu`` trains as the paper
-    intends (``docs/results.md``).
+    below ``mu`` and its step is ``eta / mu`` times its gradient; ``mu=0.2`` trains that network. With weights
+    that keep the activations' scale (``lenet5("classic", kernel_initializer="lecun_uniform")``) the paper's
+    ``mu`` trains as the paper intends, and that pair is what ``nnscratch train --optimizer sdlm`` uses
+    (``docs/results.md``).
 
     Args:
         learning_rate: None (default) for the paper's rates by pass (:data:`LECUN_1998_SCHEDULE`), or a

@@ -455,10 +455,10 @@ def test_train_classic_lenet5_with_sdlm_and_distortions_then_resume_bit_for_bit(
               "--val-split", 0, "--init", "lecun_uniform", "--data-dir", data_dir, "--verbose", 2]
     r = run("train", *common, "--epochs", 2, "-o", tmp_path / "a.h5")
     assert r.returncode == 0, r.stderr
-    assert ("2 epochs of batch 8, SDLM mu 0.2, the paper's rates by pass (5e-4 ... 1e-5), Hessian re-estimated on "
+    assert ("2 epochs of batch 8, SDLM mu 0.02, the paper's rates by pass (5e-4 ... 1e-5), Hessian re-estimated on "
             "500 images before each pass; distorted training images; lecun_uniform initialisation") in r.stdout
     model = nnscratch.load_model(tmp_path / "a.h5")
-    assert type(model.optimizer).__name__ == "SDLM" and model.optimizer.mu == 0.2
+    assert type(model.optimizer).__name__ == "SDLM" and model.optimizer.mu == 0.02
     assert type(model.layers[0]).__name__ == "RandomAffine"
     assert model.metadata["run"]["init"] == "lecun_uniform"
     assert np.abs(model.get_layer("C1").params["kernel"]).max() > 0.2   # the paper's +-2.4/fan-in stops at 0.096
@@ -469,6 +469,37 @@ def test_train_classic_lenet5_with_sdlm_and_distortions_then_resume_bit_for_bit(
     assert re.findall(r"^Epoch \d/3 .* lr (\S+)$", whole.stdout, re.M) == ["5e-4", "5e-4", "2e-4"]  # by pass
     a, b = weights(tmp_path / "a.h5"), weights(tmp_path / "b.h5")
     assert all(np.array_equal(a[k], b[k]) for k in b)
+
+
+@pytest.mark.parametrize("args, mu, init, batch_size", [
+    ([], 0.02, "lecun_uniform", 4),                         # the paper's damping, on weights that keep the scale
+    (["--init", "lecun1998"], 0.2, "lecun1998", 4),         # the paper's init: its damping diverges there
+    (["--mu", "0.05", "--batch-size", "2"], 0.05, "lecun_uniform", 2),
+])
+def test_sdlm_defaults_are_recorded_in_the_run(data_dir, tmp_path, args, mu, init, batch_size):
+    r = run("train", "lenet5", "--variant", "classic", "--optimizer", "sdlm", *args, "--epochs", 1, "--limit", 16,
+            "--val-split", 0, "--data-dir", data_dir, "--verbose", 0, "-o", tmp_path / "m.h5")
+    assert r.returncode == 0, r.stderr
+    model = nnscratch.load_model(tmp_path / "m.h5")
+    assert model.optimizer.mu == mu
+    assert {k: model.metadata["run"][k] for k in ("mu", "init", "batch_size")} == \
+        {"mu": mu, "init": init, "batch_size": batch_size}
+    # the initialisation really changed: the paper's +-2.4/fan-in keeps C1's kernels within 0.096
+    assert (np.abs(model.get_layer("C1").params["kernel"]).max() > 0.2) == (init == "lecun_uniform")
+
+
+def test_resuming_an_sdlm_run_saved_before_the_damping_was_recorded_keeps_its_damping(data_dir, tmp_path):
+    path = tmp_path / "old.h5"
+    r = run("train", "lenet5", "--variant", "classic", "--optimizer", "sdlm", "--init", "lecun1998", "--epochs", 1,
+            "--limit", 16, "--val-split", 0, "--data-dir", data_dir, "--verbose", 0, "-o", path)
+    assert r.returncode == 0, r.stderr
+    model = nnscratch.load_model(path)
+    model.metadata["run"].update(mu=None, init=None)   # as the previous version wrote it
+    model.save(path)
+    more = run("train", "--resume", path, "--epochs", 2, "--data-dir", data_dir, "--verbose", 2)
+    assert more.returncode == 0, more.stderr
+    assert "SDLM mu 0.2," in more.stdout
+    assert nnscratch.load_model(path).optimizer.mu == 0.2
 
 
 @pytest.mark.parametrize("args, message", [
@@ -485,7 +516,8 @@ def test_sdlm_and_distort_misuse_is_explained(data_dir, args, message):
 
 def test_help_gives_sdlm_and_distort_their_defaults():
     train = " ".join(run("train", "--help").stdout.split())
-    assert re.search(r"--mu MU SDLM's damping.*\(default: 0\.2\)", train)
+    assert re.search(r"--mu MU SDLM's damping.*\(default: the paper's 0\.02; 0\.2 with --init lecun1998", train)
+    assert "(default: lecun1998; lecun_uniform with --optimizer sdlm)" in train
     assert re.search(r"--distort LeNet-5 only: random affine distortions.*\(default: off\)", train)
     assert "sdlm" in train
     assert "(default: 128; 4 with --optimizer sdlm)" in train
