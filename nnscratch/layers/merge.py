@@ -155,9 +155,12 @@ class Maximum(_Merge):
     def gradcheck_input(self, shape, rng):
         # inputs 0.5 apart everywhere (plus jitter well below that), so no finite-difference step changes which
         # one is the largest, and values near zero, so the layers after it stay in their gentle range
-        n, size = len(shape), int(np.prod(shape[0]))
-        base = (rng.permutation(n * size) - n * size / 2).reshape((n,) + tuple(shape[0])) * 0.5
-        return [base[i] + rng.uniform(-0.1, 0.1, size=shape[i]) for i in range(n)]
+        # one distinct value per element of every input, so broadcast inputs of other shapes keep the gap too
+        sizes = [int(np.prod(s)) for s in shape]
+        values = (rng.permutation(sum(sizes)) - sum(sizes) / 2) * 0.5
+        ends = np.cumsum(sizes)
+        return [values[end - size:end].reshape(s) + rng.uniform(-0.1, 0.1, size=s)
+                for s, size, end in zip(shape, sizes, ends)]
 
 
 class Minimum(Maximum):

@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from nnscratch.testing import check_layer_contract
 from nnscratch.layers import Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract
 
 
@@ -97,6 +98,16 @@ def test_maximums_gradcheck_inputs_are_half_a_unit_apart_around_zero_with_small_
     np.testing.assert_array_equal(np.sort(grid.ravel()), (np.arange(18) - 9) * 0.5)
     assert np.abs(jitter).max() <= 0.1
     assert len(np.unique(jitter)) == jitter.size
+
+
+@pytest.mark.parametrize("layer", [Maximum, Minimum])
+def test_maximums_gradcheck_inputs_fit_broadcast_shapes_and_keep_their_gap(layer):
+    shapes = [(2, 4, 4, 3), (2, 1, 1, 3), (2, 4, 1, 3)]
+    xs = layer().gradcheck_input(shapes, np.random.default_rng(0))
+    assert [x.shape for x in xs] == shapes
+    a, b, c = np.broadcast_arrays(*xs)
+    assert min(np.abs(a - b).min(), np.abs(a - c).min(), np.abs(b - c).min()) >= 0.3
+    check_layer_contract(layer, [s[1:] for s in shapes], checks=("gradients",))
 
 
 @pytest.mark.parametrize("axis, message", [
