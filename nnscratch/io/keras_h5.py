@@ -42,7 +42,8 @@ from ..model import Model
 from .atomic import atomic_write
 from .hdf5 import ModelFileError, _child, _open, _reading, _require_savable, _user_stacklevel, _warn_non_finite
 from ._h5 import read_array
-from .keras_config import KerasConfigError, from_keras, keras_layer_order, to_keras, weight_keys
+from .keras_config import KerasConfigError, from_keras, weight_keys
+from .keras_config_writer import keras_layer_order, to_keras
 
 __all__ = ["is_keras_h5", "load_keras_h5", "load_keras_h5_weights", "save_keras_h5", "KERAS_FORMAT_VERSION"]
 
@@ -371,14 +372,14 @@ def output_shapes(model) -> dict:
 
 
 def keras_model_config(model) -> dict:
-    """The Keras 3 model config of a finalized nnscratch model (see :func:`~nnscratch.io.keras_config.to_keras`)."""
+    """The Keras 3 model config of a finalized nnscratch model (see :func:`~nnscratch.io.keras_config_writer.to_keras`)."""
     return to_keras(model.get_config(), {layer.name: layer.trainable for layer in model.layers},
                     output_shapes(model) if model.is_graph else {}, model.input_shape if not model.is_graph else None)
 
 
 def keras_weights(model) -> list[tuple[object, list[tuple[str, np.ndarray]]]]:
     """``[(layer, [(key, array)])]`` in Keras' layer order (see
-    :func:`~nnscratch.io.keras_config.keras_layer_order`) and weight order."""
+    :func:`~nnscratch.io.keras_config_writer.keras_layer_order`) and weight order."""
     layers = model.layers
     if model.is_graph:
         by_name = {layer.name: layer for layer in layers}

@@ -42,7 +42,8 @@ from ..engine.distributed import is_writer
 from ..layers.base import LAYERS, MAX_WEIGHT_ELEMENTS
 from .atomic import atomic_write
 from .hdf5 import ModelFileError, _child, _open, _reading, _require_savable
-from .keras_config import KerasConfigError, keras_class_of, snake_case
+from .keras_config import KerasConfigError, snake_case
+from .keras_config_writer import keras_class_of
 from .keras_h5 import KERAS_FORMAT_VERSION, assign_weights, build_model, keras_model_config, keras_weights
 
 __all__ = ["load_keras_zip", "load_keras_zip_weights", "load_keras_vars_weights", "save_keras_zip", "is_keras_vars_h5", "MAX_CONFIG_BYTES",
