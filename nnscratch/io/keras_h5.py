@@ -44,6 +44,7 @@ from .hdf5 import ModelFileError, _child, _open, _reading, _require_savable, _us
 from ._h5 import read_array
 from .keras_config import KerasConfigError, from_keras, weight_keys
 from .keras_config_writer import keras_layer_order, to_keras
+from .keras_training import KERAS_LOSS_KEY, training_from_keras, training_to_keras
 
 __all__ = ["is_keras_h5", "load_keras_h5", "load_keras_h5_weights", "save_keras_h5", "KERAS_FORMAT_VERSION"]
 
@@ -206,81 +207,6 @@ def assign_weights(path, model, weights: dict, target: str) -> None:
         array[...] = value
 
 
-# -- training configuration ---------------------------------------------------------------------------------
-_KERAS_LOSSES = {"categoricalcrossentropy": "categorical_crossentropy",
-                 "sparsecategoricalcrossentropy": "sparse_categorical_crossentropy",
-                 "binarycrossentropy": "binary_crossentropy", "meansquarederror": "mean_squared_error",
-                 "mse": "mean_squared_error"}
-_KERAS_OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "rmsprop": "RMSprop", "adagrad": "Adagrad",
-                     "adamax": "Adamax", "nadam": "Nadam"}
-_OPTIMIZER_ARGS = {"Adam": {"beta_1", "beta_2", "epsilon"}, "AdamW": {"beta_1", "beta_2", "epsilon"},
-                   "Adamax": {"beta_1", "beta_2", "epsilon"}, "Nadam": {"beta_1", "beta_2", "epsilon"},
-                   "SGD": {"momentum", "nesterov"}, "RMSprop": {"rho", "momentum", "epsilon", "centered"},
-                   "Adagrad": {"epsilon", "initial_accumulator_value"}}
-#: Keras optimizer options nnscratch has no equivalent of, with their "off" values
-_OFF = {"clipnorm": (None,), "clipvalue": (None,), "global_clipnorm": (None,), "use_ema": (False, None),
-        "amsgrad": (False, None), "loss_scale_factor": (None,), "gradient_accumulation_steps": (None,),
-        "decay": (0, 0.0, None), "jit_compile": (True, False, None), "is_legacy_optimizer": (False, None)}
-
-
-def _loss(value):
-    if isinstance(value, str):
-        key = value.lower().replace("_", "")
-        return _KERAS_LOSSES.get(key) or _KERAS_LOSSES.get(value.lower()), f"loss {value!r}"
-    if isinstance(value, dict) and isinstance(value.get("class_name"), str):
-        config = value.get("config") or {}
-        if config.get("from_logits") or config.get("label_smoothing"):
-            return None, f"loss {value['class_name']} with from_logits/label_smoothing"
-        return _KERAS_LOSSES.get(value["class_name"].lower().replace("_", "")), f"loss {value['class_name']}"
-    return None, f"loss {value!r:.60}"
-
-
-def _optimizer(value):
-    if not isinstance(value, dict) or not isinstance(value.get("class_name"), str):
-        return None, f"optimizer {value!r:.60}"
-    # tf.keras 2.11+ registers its own optimizers as "Custom>Adam"; only names nnscratch has are mapped
-    name = _KERAS_OPTIMIZERS.get(value["class_name"].lower().removeprefix("custom>"))
-    if name is None:
-        return None, f"optimizer {value['class_name']}"
-    config = value.get("config") or {}
-    out = {"convention": "keras"}
-    for key, item in config.items():
-        if key in ("name",):
-            continue
-        if key == "learning_rate":
-            if not isinstance(item, (int, float)):
-                return None, f"{value['class_name']}'s learning-rate schedule {item!r:.60}"
-            out["learning_rate"] = float(item)
-        elif key == "weight_decay":
-            if item:
-                out["weight_decay"] = float(item)
-        elif key in _OPTIMIZER_ARGS[name]:
-            out[key] = item
-        elif key in _OFF:
-            if item not in _OFF[key]:
-                return None, f"{value['class_name']}'s option {key}={item!r}"
-        elif key not in ("ema_momentum", "ema_overwrite_frequency", "lr"):
-            return None, f"{value['class_name']}'s option {key}={item!r:.40}"
-    return {"class_name": name, "config": out}, None
-
-
-def training_from_keras(training) -> tuple[dict | None, str | None]:
-    """nnscratch's ``{"loss", "optimizer"}`` from Keras' ``training_config``/``compile_config``, or
-    ``(None, reason)`` when nnscratch has no equivalent (the model then loads uncompiled)."""
-    if not isinstance(training, dict) or training.get("loss") is None:
-        return None, None  # the Keras model was never compiled: nothing to carry over
-    loss, what = _loss(training.get("loss"))
-    if loss is None:
-        return None, f"nnscratch has no equivalent of its {what}"
-    optimizer = training.get("optimizer_config", training.get("optimizer"))
-    if optimizer is None:
-        return None, "the file names no optimizer"
-    optimizer, why = _optimizer(optimizer)
-    if optimizer is None:
-        return None, f"nnscratch has no equivalent of its {why}"
-    return {"loss": loss, "optimizer": optimizer}, None
-
-
 # -- building -------------------------------------------------------------------------------------------------
 def build_model(path, keras_config, weights: dict, training=None):
     """A finalized nnscratch model from a Keras model config, its layers told the file's weight shapes.
@@ -313,6 +239,8 @@ def build_model(path, keras_config, weights: dict, training=None):
             layer._expected_shapes = None
     for layer in model.layers:
         layer.trainable = trainable.get(layer.name, True)
+    if compiled is not None:
+        model.metadata[KERAS_LOSS_KEY] = compiled["loss"]  # "sparse_" or not, for writing it back
     if why is not None:
         warnings.warn(f"{path}: the model is loaded uncompiled because {why}; before fit, call "
                       "model.set(loss=..., optimizer=...) and model.finalize() (e.g. optimizer="
@@ -387,12 +315,25 @@ def keras_weights(model) -> list[tuple[object, list[tuple[str, np.ndarray]]]]:
     return [(layer, [(key, getattr(layer, store)[key]) for store, key in _keys_of(layer)]) for layer in layers]
 
 
+def keras_training(model, path) -> dict | None:
+    """The model's loss, optimizer and accuracy as Keras' compile arguments
+    (:func:`~nnscratch.io.keras_training.training_to_keras`), or None with a warning saying why Keras will load
+    the file uncompiled."""
+    training, why = training_to_keras(model)
+    if why is not None:
+        warnings.warn(f"{path}: written without a training configuration because {why}; Keras loads it "
+                      "uncompiled (compile it there before fit)", UserWarning, stacklevel=_user_stacklevel())
+    return training
+
+
 def save_keras_h5(model, path) -> None:
     """Writes a finalized model as a Keras legacy HDF5 file that ``keras.models.load_model`` opens, atomically.
 
     The architecture is written as Keras 3 describes it (``keras_version`` ``3.0.0``; Keras 2 cannot read it),
-    the weights in float32 under ``model_weights``; no training configuration (Keras loads the model
-    uncompiled). Root attribute ``nnscratch_version`` names the writer.
+    the weights in float32 under ``model_weights``, and the loss, optimizer and accuracy as
+    ``training_config`` when Keras has their equivalents (Keras then loads the model compiled; a warning says
+    when it has not, see :func:`keras_training`). The optimizer's state is not written: training in Keras
+    starts with fresh moments. Root attribute ``nnscratch_version`` names the writer.
 
     Raises:
         RuntimeError: the model is not finalized.
@@ -400,6 +341,9 @@ def save_keras_h5(model, path) -> None:
     """
     _require_savable(model, "model.save(format='keras_h5')")
     config_json = json.dumps(keras_model_config(model))
+    training = keras_training(model, path)
+    if training is not None:
+        training = {**training, "optimizer_config": training.pop("optimizer")}  # the legacy file's spelling
     if not is_writer():
         return
     layers = keras_weights(model)
@@ -409,6 +353,8 @@ def save_keras_h5(model, path) -> None:
             f.attrs["backend"] = "numpy"
             f.attrs["keras_version"] = KERAS_FORMAT_VERSION
             f.attrs["model_config"] = config_json
+            if training is not None:
+                f.attrs["training_config"] = json.dumps(training)
             f.attrs["nnscratch_version"] = __version__
             group = f.create_group("model_weights")
             _write_name_list(group, "layer_names", names)

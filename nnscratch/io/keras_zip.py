@@ -44,7 +44,8 @@ from .atomic import atomic_write
 from .hdf5 import ModelFileError, _child, _open, _reading, _require_savable
 from .keras_config import KerasConfigError, snake_case
 from .keras_config_writer import keras_class_of
-from .keras_h5 import KERAS_FORMAT_VERSION, assign_weights, build_model, keras_model_config, keras_weights
+from .keras_h5 import (KERAS_FORMAT_VERSION, assign_weights, build_model, keras_model_config, keras_training,
+                       keras_weights)
 
 __all__ = ["load_keras_zip", "load_keras_zip_weights", "load_keras_vars_weights", "save_keras_zip", "is_keras_vars_h5", "MAX_CONFIG_BYTES",
            "MAX_WEIGHTS_BYTES", "MAX_MEMBERS"]
@@ -238,8 +239,9 @@ def _serialized(keras_config) -> dict:
 def save_keras_zip(model, path) -> None:
     """Writes a finalized model as a Keras 3 ``.keras`` file that ``keras.models.load_model`` opens, atomically.
 
-    Holds the architecture, the weights in float32 and no training configuration (Keras loads the model
-    uncompiled); ``metadata.json`` names nnscratch as the writer.
+    Holds the architecture, the weights in float32, and the loss, optimizer and accuracy as ``compile_config``
+    when Keras has their equivalents (Keras then loads the model compiled; a warning says when it has not); the
+    optimizer's state is not written. ``metadata.json`` names nnscratch as the writer.
 
     Raises:
         RuntimeError: the model is not finalized.
@@ -247,7 +249,13 @@ def save_keras_zip(model, path) -> None:
     """
     _require_savable(model, "model.save('*.keras')")
     keras_config = keras_model_config(model)
-    config_json = json.dumps(_serialized(keras_config))
+    serialized = _serialized(keras_config)
+    training = keras_training(model, path)
+    if training is not None:
+        optimizer = training.pop("optimizer")
+        serialized["compile_config"] = {"optimizer": {"module": "keras.optimizers", **optimizer,
+                                                      "registered_name": None}, **training}
+    config_json = json.dumps(serialized)
     metadata = {"keras_version": KERAS_FORMAT_VERSION, "nnscratch_version": __version__,
                 "date_saved": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d@%H:%M:%S")}
     if not is_writer():

@@ -133,6 +133,42 @@ def test_a_model_saved_here_loads_in_keras_and_predicts_the_same(keras_models, t
         np.testing.assert_array_equal(np.asarray(again.get_layer(bn.name).weights[2]), bn.state["moving_mean"])
 
 
+@pytest.mark.parametrize("source, ext", [("native", "h5"), ("native", "keras"), ("cnn", "keras")])
+def test_a_compiled_model_loads_compiled_in_keras_and_trains_there(keras_models, tmp_path, source, ext):
+    if source == "native":   # nnscratch's Adam (lr 1e-3, epsilon 1e-8), categorical cross-entropy
+        model, x, loss, lr, epsilon = _native_resnet(), keras_models.resnet_x, "sparse_categorical_crossentropy", \
+            1e-3, 1e-8
+    else:                    # Keras' Adam(0.01) and categorical_crossentropy, through nnscratch
+        model, x, loss, lr, epsilon = nnscratch.load_model(keras_models.files["cnn", "h5"]), keras_models.cnn_x, \
+            "categorical_crossentropy", 0.01, 1e-7
+    path = tmp_path / f"out.{ext}"
+    model.save(path, format="keras_h5" if ext == "h5" else None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        again = keras_models.keras.models.load_model(path)
+    optimizer = again.optimizer
+    loaded_loss = getattr(again.loss, "__name__", again.loss)   # the legacy reader gives Keras' function
+    assert (type(optimizer).__name__, optimizer.epsilon, loaded_loss) == ("Adam", epsilon, loss)
+    np.testing.assert_allclose(float(optimizer.learning_rate), lr, rtol=1e-6)
+    classes = model.output_shape[-1]
+    labels = np.arange(len(x)) % classes
+    targets = labels if loss.startswith("sparse") else np.eye(classes, dtype=np.float32)[labels]
+    history = again.fit(x, targets, epochs=2, batch_size=len(x), verbose=0)
+    assert np.isfinite(history.history["loss"]).all() and "accuracy" in history.history
+
+
+def test_a_model_compiled_with_what_keras_lacks_is_written_uncompiled_with_a_warning(tmp_path):
+    model = nnscratch.Model([Dense(3, activation="softmax", input_shape=(4,))])
+    model.set(loss="categorical_crossentropy", optimizer="sdlm")
+    model.finalize()
+    path = tmp_path / "m.h5"
+    with pytest.warns(UserWarning, match=r"m\.h5: written without a training configuration because its optimizer "
+                                         r"SDLM has no Keras equivalent; Keras loads it uncompiled"):
+        model.save(path, format="keras_h5")
+    with h5py.File(path) as f:
+        assert "training_config" not in f.attrs
+
+
 def _branches_in_another_order():
     """Three convolutions of one shape whose order here (made_first, made_second, deeper) is not Keras' (Keras
     puts the deeper branch's first): weights paired by position would be swapped silently."""
