@@ -107,13 +107,7 @@ class Optimizer(Configurable):
                 from :data:`MIN_SPLIT_ELEMENTS` parameter values up, where the work pays for waking a thread.
         """
         lr = self.current_learning_rate
-        items = list(params_and_grads)
-        for key, param, grad in items:
-            # a gradient of another shape would broadcast into the update (or into the flat buffer) unnoticed
-            if np.shape(grad) != param.shape:
-                raise ValueError(f"{type(self).__name__}.step: the gradient of {key!r} has shape {np.shape(grad)} "
-                                 f"but the parameter has {param.shape}; pass one gradient per parameter, "
-                                 "shaped like it")
+        items = self._checked(params_and_grads)
         flat = self._flat_buffers(items) if self.elementwise and len(items) > 1 else None
         if flat is not None:
             self._flat_step(items, flat, lr, split)
@@ -122,6 +116,54 @@ class Optimizer(Configurable):
                 grad = self._apply_weight_decay(param, grad, lr, grad_is_ours=False)
                 self.update(param, grad, self._slots_for(key, param), lr)
         self.iterations += 1
+
+    def step_in_ranges(self, params_and_grads):
+        """:meth:`step` cut into ranges of the parameters laid end to end, for callers that run the ranges in
+        threads of their own (the data-parallel engine runs them in the threads that computed the gradients,
+        see :class:`~nnscratch.engine.parallel.DataParallel`).
+
+        Args:
+            params_and_grads: as for :meth:`step`.
+
+        Returns:
+            ``(edges, update, finish)``, or None when the rule is not :attr:`elementwise`, :meth:`step` is
+            overridden, or the parameters cannot be laid end to end (then call :meth:`step`). ``edges``: where
+            each parameter starts in the flat order, and the total at the end; ``update(lo, hi)`` applies the
+            rule to the flat elements ``[lo, hi)``; ``finish()`` ends the step. Disjoint ranges covering
+            ``range(edges[-1])``, each updated once (in any threads, in any order) and then ``finish()``, give
+            the bits of :meth:`step`.
+
+        Example:
+            >>> w, v = np.ones(3), np.ones(2)
+            >>> opt = SGD(learning_rate=0.5)
+            >>> edges, update, finish = opt.step_in_ranges([("w", w, np.ones(3)), ("v", v, np.ones(2))])
+            >>> edges
+            [0, 3, 5]
+            >>> update(0, 2); update(2, 5); finish()
+            >>> w.tolist(), v.tolist(), opt.iterations
+            ([0.5, 0.5, 0.5], [0.5, 0.5], 1)
+        """
+        if not self.elementwise or type(self).step is not Optimizer.step:
+            return None
+        items = self._checked(params_and_grads)
+        flat = self._flat_buffers(items) if len(items) > 1 else None
+        if flat is None:
+            return None
+        lr = self.current_learning_rate
+
+        def finish():
+            self.iterations += 1
+        return flat["edges"], lambda lo, hi: self._flat_range(items, flat, lr, lo, hi), finish
+
+    def _checked(self, params_and_grads) -> list:
+        items = list(params_and_grads)
+        for key, param, grad in items:
+            # a gradient of another shape would broadcast into the update (or into the flat buffer) unnoticed
+            if np.shape(grad) != param.shape:
+                raise ValueError(f"{type(self).__name__}.step: the gradient of {key!r} has shape {np.shape(grad)} "
+                                 f"but the parameter has {param.shape}; pass one gradient per parameter, "
+                                 "shaped like it")
+        return items
 
     def _apply_weight_decay(self, param, grad, lr, grad_is_ours):
         """Decays ``param`` in place (decoupled) or returns the decayed gradient (coupled); the caller's
