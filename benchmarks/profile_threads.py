@@ -108,7 +108,8 @@ def instrument(model) -> Patches:
         for method in ("forward", "backward", "apply", "backward_from_logits"):
             for klass in type(layer).__mro__:
                 if method in klass.__dict__:
-                    patches.wrap(klass, method, lambda self, m=method: f"{names.get(self.name, type(self).__name__)} {m}")
+                    patches.wrap(klass, method,
+                                 lambda self, m=method: f"{names.get(self.name, type(self).__name__)} {m}")
                     break
     for owner, name, tag in ((plan_module.Plan, "sync_state", "serial: sync_state"),
                              (plan_module.Plan, "collect_grads", "serial: collect_grads"),

@@ -757,3 +757,36 @@ def test_a_step_in_ranges_is_refused_where_the_rule_is_not_elementwise_or_step_i
     assert OwnStep().step_in_ranges(items) is None
     assert NotElementwise().step_in_ranges(items) is None
     assert SGD().step_in_ranges(items[:1]) is None  # one array: step() needs no flat buffers
+
+
+@pytest.mark.parametrize("name, options", [("adam", {}), ("adam", {"weight_decay": 0.1}),
+                                           ("adamw", {"weight_decay": 0.1}),
+                                           ("sgd", {"momentum": 0.9, "weight_decay": 0.01}), ("rmsprop", {})])
+def test_large_pieces_updated_in_place_give_the_bits_of_gathered_ones(monkeypatch, name, options):
+    import nnscratch.optimizers as optimizers
+
+    def run(min_direct):
+        monkeypatch.setattr(optimizers, "MIN_DIRECT_ELEMENTS", min_direct)
+        rng = np.random.default_rng(0)
+        params = [rng.standard_normal((6, 5)).astype(np.float32), rng.standard_normal(3).astype(np.float32),
+                  np.asfortranarray(rng.standard_normal((4, 4)).astype(np.float32)),   # F-ordered: gathered
+                  rng.standard_normal((7, 2)).astype(np.float32)]
+        opt = OPTIMIZERS.create(name, **options)
+        for step in range(3):
+            grads = [rng.standard_normal(p.shape).astype(np.float32) for p in params]
+            grads[3] = grads[3].astype(np.float64)  # another dtype than its parameter: gathered (and cast)
+            kept = [g.copy() for g in grads]
+            items = [(f"p{i}", p, g) for i, (p, g) in enumerate(zip(params, grads))]
+            if step == 1:
+                opt.step(items)
+            else:   # ranges that cut pieces in two
+                edges, update, finish = opt.step_in_ranges(items)
+                for lo, hi in ((0, 11), (11, 40), (40, edges[-1])):
+                    update(lo, hi)
+                finish()
+            for g, k in zip(grads, kept):
+                np.testing.assert_array_equal(g, k)   # the caller's gradients are left as they were
+        return params
+
+    for a, b in zip(run(10**9), run(4)):
+        np.testing.assert_array_equal(a, b)
