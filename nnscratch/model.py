@@ -495,8 +495,29 @@ class Model:
         """``[(key, param, grad)]`` for every trainable parameter; keys are ``"layer_name/param_name"`` (with
         the sublayer's path in between for layers inside layers)."""
         return [(f"{layer.name}/{path}{k}", p, sub.grads[k])
-                for layer in self.layers for path, sub, trainable in layer._walk_trainable() if trainable
+                for layer, path, sub, lineage in self._walked_sublayers() if all(a.trainable for a in lineage)
                 for k, p in sub.params.items()]
+
+    def _walked_sublayers(self) -> list:
+        """``[(layer, path, sublayer, lineage)]`` of every layer's walk, ``lineage`` the layers from ``layer``
+        down to the sublayer (all must be trainable for its weights to be). Kept per plan: the walk looks
+        through every attribute of every layer (~0.1 ms for LeNet-5, ~0.7 ms for ResNet-20 here), and the
+        training step asks for the trainable weights once per batch, in the calling thread alone."""
+        plan = getattr(self, "plan", None)
+        cache = getattr(self, "_walk_cache", None)
+        if plan is not None and cache is not None and cache[0] is plan:
+            return cache[1]
+        walked = []
+        for layer in self.layers:
+            lineage_of = {}
+            for path, sub in layer.walk():
+                parent = path.rstrip("/").rpartition("/")[0]
+                lineage = (lineage_of[parent + "/" if parent else ""] if path else ()) + (sub,)
+                lineage_of[path] = lineage
+                walked.append((layer, path, sub, lineage))
+        if plan is not None:
+            self._walk_cache = (plan, walked)
+        return walked
 
     def train_on_batch(self, x, y, seed=None, sample_weight=None) -> dict:
         """One forward/backward/update on prepared arrays (``x`` in the model dtype, ``y`` as checked).

@@ -26,9 +26,19 @@ from .schedules import SCHEDULES, Schedule
 
 OPTIMIZERS = Registry("optimizer", case_insensitive=True)
 
+#: a parameter's piece of at least this many values is updated where it lies rather than gathered into the flat
+#: buffers and written back (three passes fewer over it); smaller ones are gathered, so that one run of NumPy
+#: calls covers them all (the MLP 784-512-512-10's two large kernels go in place, LeNet-5's pieces are gathered)
+MIN_DIRECT_ELEMENTS = 65_536
+
 #: below this many parameter values an optimizer step is not split over threads (``Optimizer.step``'s ``split``):
 #: LeNet-5's 61,706 take ~0.2 ms, less than waking a thread costs on a busy 2-core machine
 MIN_SPLIT_ELEMENTS = 200_000
+
+
+def _updated_in_place(param, grad, a, b, at) -> bool:
+    return (b - a >= MIN_DIRECT_ELEMENTS and param.flags.c_contiguous and isinstance(grad, np.ndarray)
+            and grad.flags.c_contiguous and grad.dtype == param.dtype)
 
 
 class Optimizer(Configurable):
@@ -107,13 +117,7 @@ class Optimizer(Configurable):
                 from :data:`MIN_SPLIT_ELEMENTS` parameter values up, where the work pays for waking a thread.
         """
         lr = self.current_learning_rate
-        items = list(params_and_grads)
-        for key, param, grad in items:
-            # a gradient of another shape would broadcast into the update (or into the flat buffer) unnoticed
-            if np.shape(grad) != param.shape:
-                raise ValueError(f"{type(self).__name__}.step: the gradient of {key!r} has shape {np.shape(grad)} "
-                                 f"but the parameter has {param.shape}; pass one gradient per parameter, "
-                                 "shaped like it")
+        items = self._checked(params_and_grads)
         flat = self._flat_buffers(items) if self.elementwise and len(items) > 1 else None
         if flat is not None:
             self._flat_step(items, flat, lr, split)
@@ -122,6 +126,54 @@ class Optimizer(Configurable):
                 grad = self._apply_weight_decay(param, grad, lr, grad_is_ours=False)
                 self.update(param, grad, self._slots_for(key, param), lr)
         self.iterations += 1
+
+    def step_in_ranges(self, params_and_grads):
+        """:meth:`step` cut into ranges of the parameters laid end to end, for callers that run the ranges in
+        threads of their own (the data-parallel engine runs them in the threads that computed the gradients,
+        see :class:`~nnscratch.engine.parallel.DataParallel`).
+
+        Args:
+            params_and_grads: as for :meth:`step`.
+
+        Returns:
+            ``(edges, update, finish)``, or None when the rule is not :attr:`elementwise`, :meth:`step` is
+            overridden, or the parameters cannot be laid end to end (then call :meth:`step`). ``edges``: where
+            each parameter starts in the flat order, and the total at the end; ``update(lo, hi)`` applies the
+            rule to the flat elements ``[lo, hi)``; ``finish()`` ends the step. Disjoint ranges covering
+            ``range(edges[-1])``, each updated once (in any threads, in any order) and then ``finish()``, give
+            the bits of :meth:`step`.
+
+        Example:
+            >>> w, v = np.ones(3), np.ones(2)
+            >>> opt = SGD(learning_rate=0.5)
+            >>> edges, update, finish = opt.step_in_ranges([("w", w, np.ones(3)), ("v", v, np.ones(2))])
+            >>> edges
+            [0, 3, 5]
+            >>> update(0, 2); update(2, 5); finish()
+            >>> w.tolist(), v.tolist(), opt.iterations
+            ([0.5, 0.5, 0.5], [0.5, 0.5], 1)
+        """
+        if not self.elementwise or type(self).step is not Optimizer.step:
+            return None
+        items = self._checked(params_and_grads)
+        flat = self._flat_buffers(items) if len(items) > 1 else None
+        if flat is None:
+            return None
+        lr = self.current_learning_rate
+
+        def finish():
+            self.iterations += 1
+        return flat["edges"], lambda lo, hi: self._flat_range(items, flat, lr, lo, hi), finish
+
+    def _checked(self, params_and_grads) -> list:
+        items = list(params_and_grads)
+        for key, param, grad in items:
+            # a gradient of another shape would broadcast into the update (or into the flat buffer) unnoticed
+            if np.shape(grad) != param.shape:
+                raise ValueError(f"{type(self).__name__}.step: the gradient of {key!r} has shape {np.shape(grad)} "
+                                 f"but the parameter has {param.shape}; pass one gradient per parameter, "
+                                 "shaped like it")
+        return items
 
     def _apply_weight_decay(self, param, grad, lr, grad_is_ours):
         """Decays ``param`` in place (decoupled) or returns the decayed gradient (coupled); the caller's
@@ -188,13 +240,37 @@ class Optimizer(Configurable):
 
     def _flat_range(self, items, flat, lr, lo, hi) -> None:
         """The step on the flat elements ``[lo, hi)``: the parameters' and gradients' pieces gathered into the
-        flat buffers, the rule applied there, the parameters' pieces written back."""
-        params, grads = flat["params"][lo:hi], flat["grads"][lo:hi]
+        flat buffers, the rule applied there, the parameters' pieces written back; a piece of at least
+        :data:`MIN_DIRECT_ELEMENTS` values, C-ordered and of one dtype with its gradient, is updated where it
+        lies instead (the same bits: the rule is element-wise)."""
         pieces = []  # (param, start within the param, stop, offset within [lo, hi))
         for (_, param, grad), start, stop in zip(items, flat["edges"][:-1], flat["edges"][1:]):
             a, b = max(start, lo), min(stop, hi)
             if a < b:
                 pieces.append((param, grad, a - start, b - start, a - lo))
+        gathered, run_start = [], None
+        for piece in pieces + [None]:  # runs of the pieces to gather, between the pieces updated in place
+            if piece is not None and not _updated_in_place(*piece):
+                run_start = piece[4] if run_start is None else run_start
+                gathered.append(piece)
+                continue
+            if gathered:
+                end = gathered[-1][4] + gathered[-1][3] - gathered[-1][2]
+                self._gathered_range(gathered, flat, lr, lo + run_start, lo + end)
+                gathered, run_start = [], None
+            if piece is not None:
+                param, grad, a, b, at = piece
+                p = param.reshape(-1)[a:b]
+                g = self._apply_weight_decay(p, grad.reshape(-1)[a:b], lr, grad_is_ours=False)
+                self.update(p, g, {name: array[lo + at:lo + at + b - a] for name, array in flat["slot_arrays"].items()},
+                            lr)
+
+    def _gathered_range(self, pieces, flat, lr, lo, hi) -> None:
+        """The rule on the flat elements ``[lo, hi)``, which ``pieces`` (offsets relative to their own range's
+        start, as ``_flat_range`` made them) cover: gathered into the flat buffers, updated, written back."""
+        shift = pieces[0][4]
+        pieces = [(param, grad, a, b, at - shift) for param, grad, a, b, at in pieces]
+        params, grads = flat["params"][lo:hi], flat["grads"][lo:hi]
         for param, grad, a, b, at in pieces:
             params[at:at + b - a] = param.reshape(-1)[a:b]  # a copy first if not C-contiguous: read only
             grads[at:at + b - a] = np.reshape(grad, -1)[a:b]

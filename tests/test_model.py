@@ -201,6 +201,46 @@ def test_frozen_layer_is_not_updated():
     np.testing.assert_array_equal(before, model.layers[0].params["kernel"])
 
 
+class _Wrapper(nnscratch.layers.Layer, register=False):
+    """``Dense(inner(x))`` with ``inner`` a layer holding a Dense: three levels of sublayers."""
+
+    def __init__(self, units=3, depth=2, **kwargs):
+        super().__init__(**kwargs)
+        self.units, self.depth = units, depth
+        self.inner = _Wrapper(units, depth - 1) if depth > 1 else None
+        self.dense = Dense(units)
+
+    def build(self, input_shape):
+        shape = self.inner.initialize(input_shape, self.dtype, self.rng) if self.inner else input_shape
+        self.dense.initialize(shape, self.dtype, self.rng)
+
+    def compute_output_shape(self, input_shape):
+        return (self.units,)
+
+    def forward(self, x, training=False):
+        return self.dense.forward(self.inner.forward(x, training) if self.inner else x, training)
+
+    def backward(self, dout):
+        g = self.dense.backward(dout)
+        return self.inner.backward(g) if self.inner else g
+
+
+def test_trainable_params_follow_a_sublayer_frozen_after_the_first_call():
+    model = nnscratch.Model([_Wrapper(input_shape=(4,)), Softmax()], seed=0)
+    model.set(loss="categorical_crossentropy", optimizer="sgd")
+    model.finalize()
+
+    def walked():  # what the layers' own walk says, without the model's kept walk
+        return [(f"{layer.name}/{path}{k}", p) for layer in model.layers
+                for path, sub, trainable in layer._walk_trainable() if trainable for k, p in sub.params.items()]
+
+    keys = [key for key, _, _ in model.trainable_params()]
+    assert sorted(keys) == sorted(key for key, _ in walked()) and len(keys) == 4
+    model.layers[0].inner.trainable = False   # freezes inner/dense/ too, two levels down
+    assert [(k, id(p)) for k, p, _ in model.trainable_params()] == [(k, id(p)) for k, p in walked()]
+    assert [k.split("/", 1)[1] for k, _, _ in model.trainable_params()] == ["dense/kernel", "dense/bias"]
+
+
 def test_set_weights_checks_names_and_shapes():
     model = mlp()
     weights = model.get_weights()

@@ -718,3 +718,75 @@ def test_float32_parameters_take_the_flat_path_whatever_their_gradients_dtype():
     opt.step([("w", w, np.ones((2, 2))), ("b", b, np.ones(3))])  # float64 gradients
     assert opt._flat is not None and opt._flat["params"].dtype == np.float32
     assert w.dtype == np.float32 and opt.slots["w"]["m"].dtype == np.float32
+
+
+@pytest.mark.parametrize("name", ["adam", "sgd", "rmsprop", "nadam", "adamax", "adagrad"])
+def test_a_step_in_ranges_gives_the_bits_of_one_step(name):
+    shapes = [(5, 3), (3,), (4, 2)]
+    runs = []
+    for ranges in (None, [(0, 7), (7, 13), (13, 26)]):
+        opt = OPTIMIZERS.create(name)
+        rng = np.random.default_rng(0)  # the same parameters and gradients for both runs
+        params = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+        for _ in range(3):
+            items = [(f"p{i}", p, rng.standard_normal(p.shape).astype(np.float32)) for i, p in enumerate(params)]
+            if ranges is None:
+                opt.step(items)
+            else:
+                edges, update, finish = opt.step_in_ranges(items)
+                assert edges == [0, 15, 18, 26]
+                for lo, hi in reversed(ranges):  # any order
+                    update(lo, hi)
+                finish()
+        runs.append((params, opt.iterations))
+    assert runs[0][1] == runs[1][1] == 3
+    for a, b in zip(runs[0][0], runs[1][0]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_step_in_ranges_is_refused_where_the_rule_is_not_elementwise_or_step_is_overridden():
+    items = [("a", np.ones(2), np.ones(2)), ("b", np.ones(3), np.ones(3))]
+
+    class OwnStep(SGD):
+        def step(self, params_and_grads, split=None):
+            super().step(params_and_grads)
+
+    class NotElementwise(SGD):
+        elementwise = False
+
+    assert OwnStep().step_in_ranges(items) is None
+    assert NotElementwise().step_in_ranges(items) is None
+    assert SGD().step_in_ranges(items[:1]) is None  # one array: step() needs no flat buffers
+
+
+@pytest.mark.parametrize("name, options", [("adam", {}), ("adam", {"weight_decay": 0.1}),
+                                           ("adamw", {"weight_decay": 0.1}),
+                                           ("sgd", {"momentum": 0.9, "weight_decay": 0.01}), ("rmsprop", {})])
+def test_large_pieces_updated_in_place_give_the_bits_of_gathered_ones(monkeypatch, name, options):
+    import nnscratch.optimizers as optimizers
+
+    def run(min_direct):
+        monkeypatch.setattr(optimizers, "MIN_DIRECT_ELEMENTS", min_direct)
+        rng = np.random.default_rng(0)
+        params = [rng.standard_normal((6, 5)).astype(np.float32), rng.standard_normal(3).astype(np.float32),
+                  np.asfortranarray(rng.standard_normal((4, 4)).astype(np.float32)),   # F-ordered: gathered
+                  rng.standard_normal((7, 2)).astype(np.float32)]
+        opt = OPTIMIZERS.create(name, **options)
+        for step in range(3):
+            grads = [rng.standard_normal(p.shape).astype(np.float32) for p in params]
+            grads[3] = grads[3].astype(np.float64)  # another dtype than its parameter: gathered (and cast)
+            kept = [g.copy() for g in grads]
+            items = [(f"p{i}", p, g) for i, (p, g) in enumerate(zip(params, grads))]
+            if step == 1:
+                opt.step(items)
+            else:   # ranges that cut pieces in two
+                edges, update, finish = opt.step_in_ranges(items)
+                for lo, hi in ((0, 11), (11, 40), (40, edges[-1])):
+                    update(lo, hi)
+                finish()
+            for g, k in zip(grads, kept):
+                np.testing.assert_array_equal(g, k)   # the caller's gradients are left as they were
+        return params
+
+    for a, b in zip(run(10**9), run(4)):
+        np.testing.assert_array_equal(a, b)

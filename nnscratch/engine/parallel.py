@@ -29,7 +29,7 @@ from contextlib import ExitStack
 import numpy as np
 
 from ..layers.context import BatchContext, installed
-from .penalties import optimizer_step
+from .penalties import apply_constraints, has_penalties, optimizer_step
 from .plan import join
 
 #: below this many activations per chunk, handing work to threads costs more than it saves
@@ -174,6 +174,7 @@ class DataParallel:
         self.instance_sets = [self.plan.instances] + [self.plan.replicate_instances() for _ in range(threads - 1)]
         self._stack = ExitStack()
         self._pool = None
+        self._twin_grads = None
 
     def __enter__(self):
         self._pool = self._stack.enter_context(ThreadPoolExecutor(self.threads - 1, thread_name_prefix="nnscratch"))
@@ -197,8 +198,68 @@ class DataParallel:
             seed: names the batch's random streams (``(model seed, epoch, step)``), default None.
             weights: per output, sample weights aligned with ``xs`` (or None), default None.
         """
-        results, sizes = self.compute_gradients(xs, ys, index, seed, weights=weights)
-        return optimizer_step(self.model, combine_logs(results, sizes), split=(self.threads, self.run_all))
+        in_threads = self._update_in_threads()
+        if in_threads is None:
+            results, sizes = self.compute_gradients(xs, ys, index, seed, weights=weights)
+            return optimizer_step(self.model, combine_logs(results, sizes), split=(self.threads, self.run_all))
+        reduce_and_update, finish = in_threads
+        results, sizes = self.compute_gradients(xs, ys, index, seed, weights=weights, then=reduce_and_update)
+        finish()
+        apply_constraints(self.model)
+        return combine_logs(results, sizes)
+
+    def _update_in_threads(self):
+        """``(reduce_and_update(chunk, chunks), finish)`` when the chunks' threads can sum the gradients and
+        take the optimizer step themselves, each on its own range of the parameters laid end to end; else None
+        (then the calling thread sums and steps, as ``optimizer_step`` does).
+
+        Done in the threads, the sum and the step run in parallel and need no second wake-up of the pool
+        thread: LeNet-5's ~0.5 ms of summing and Adam ran in the calling thread while the other waited. The
+        bits are those of the serial way: each element's sum runs over the chunks in the same order as
+        ``Plan.collect_grads``, and the rule is element-wise. Needs: no layer called twice (its calls'
+        gradients are summed first), no regularizer (its gradient joins the sum before the step), every layer
+        trainable (a frozen one's gradients are still summed by ``collect_grads``), C-ordered gradients, and an
+        element-wise optimizer (``Optimizer.step_in_ranges``).
+        """
+        model = self.model
+        if self.plan.needs_collecting or has_penalties(model):
+            return None
+        twins = self._twins_of_grads()
+        items = model.trainable_params()
+        if len(items) != len(twins) or any(twins.get(id(g), (None,))[0] is not g or not g.flags.c_contiguous
+                                           for _, _, g in items):
+            return None
+        ranged = model.optimizer.step_in_ranges(items)
+        if ranged is None:
+            return None
+        edges, update, finish = ranged
+        total = edges[-1]
+        parts = [(grad.reshape(-1), [t.reshape(-1) for t in twins[id(grad)][1]], start, stop)
+                 for (_, _, grad), start, stop in zip(items, edges[:-1], edges[1:])]
+
+        def reduce_and_update(chunk, chunks):
+            lo, hi = total * chunk // chunks, total * (chunk + 1) // chunks
+            for grad, others, start, stop in parts:
+                a, b = max(start, lo) - start, min(stop, hi) - start
+                if a < b:
+                    piece = grad[a:b]
+                    for other in others[:chunks - 1]:  # the chunks of this batch: the other sets' grads are stale
+                        piece += other[a:b]
+            update(lo, hi)
+        return reduce_and_update, finish
+
+    def _twins_of_grads(self) -> dict:
+        """``{id(gradient array): (the array, [the same gradient in the other threads' instances])}`` for every
+        gradient of the layers (made once: the arrays live as long as the instances)."""
+        if self._twin_grads is None:
+            twins = {}
+            for layer, calls in self.plan.layer_calls:
+                others = [list(instances[calls[0]].walk()) for instances in self.instance_sets[1:]]
+                for i, (_, sub) in enumerate(layer.walk()):
+                    for key, grad in sub.grads.items():
+                        twins[id(grad)] = (grad, [walked[i][1].grads[key] for walked in others])
+            self._twin_grads = twins
+        return self._twin_grads
 
     def run_all(self, functions) -> None:
         """Calls every zero-argument function of the list at once, the first in this thread and the rest in the
@@ -212,7 +273,8 @@ class DataParallel:
 
         self._run(call, len(functions))
 
-    def compute_gradients(self, xs, ys, index=None, seed=None, offset=0, total=None, exchange=None, weights=None):
+    def compute_gradients(self, xs, ys, index=None, seed=None, offset=0, total=None, exchange=None, weights=None,
+                          then=None):
         """Forward and backward on the chunks of ``(xs[index], ys[index])``, their gradients summed into the
         layers' ``grads``; no optimizer step. Returns ``(logs of each chunk, samples of each chunk)``.
 
@@ -223,6 +285,8 @@ class DataParallel:
             exchange: ``parties -> Exchange`` making the chunks' exchange (one that also reaches other
                 processes); default a thread :class:`Exchange` when there are several chunks.
             weights: per output, sample weights aligned with ``xs`` (or None), default None.
+            then: ``then(chunk, chunks)``, run by every chunk's thread once all chunks have their gradients,
+                which it then sums itself (the layers' ``grads`` are not summed here); default None.
         """
         model = self.model
         n_all = len(xs[0])
@@ -248,13 +312,19 @@ class DataParallel:
             context = BatchContext(offset + start, total, seed, None if exchange is None else exchange.for_chunk(r))
             # NumPy's error state is per thread: the pool's threads stay as quiet as fit keeps the caller
             with installed(context), np.errstate(**errors):
-                return model.forward_backward([x[part] for x in xs], [y[part] for y in ys],
+                logs = model.forward_backward([x[part] for x in xs], [y[part] for y in ys],
                                               instances=self.instance_sets[r], scale=(stop - start) / total,
                                               weights=None if weights is None else
                                               [None if w is None else w[part] for w in weights])
+                if then is not None:
+                    if exchange is not None:
+                        exchange.gather(r, None)  # every chunk's gradients are complete
+                    then(r, len(bounds))
+                return logs
 
         results = self._run(work, len(bounds), exchange)
-        self.plan.collect_grads(self.instance_sets[:len(bounds)])
+        if then is None:
+            self.plan.collect_grads(self.instance_sets[:len(bounds)])
         return results, [stop - start for start, stop in bounds]
 
     def forward(self, xs):

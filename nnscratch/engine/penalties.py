@@ -47,6 +47,12 @@ def _trainable(entries):
     return [(sub, name, obj, flags[id(layer)][id(sub)]) for layer, sub, name, obj in entries if name in sub.params]
 
 
+def has_penalties(model) -> bool:
+    """Whether any weight of the model declares a regularizer (whose gradient must join the batch's summed
+    gradient before the optimizer step)."""
+    return bool(_declared(model)[0])
+
+
 def total_penalty(model) -> float:
     """The sum of every weight regularizer's penalty (0.0 without any)."""
     regularizers, _ = _declared(model)

@@ -84,4 +84,7 @@ class Dense(KerasOptions, Layer):
         np.matmul(x.T, dout, out=self.grads["kernel"])
         if self.use_bias:
             np.sum(dout, axis=0, out=self.grads["bias"])
+        if not self.input_grad_needed:
+            # a model's first layer: nobody reads dx, and for the MLP 784-512-512-10 it was a sixth of a step
+            return None
         return dout @ self.params["kernel"].T

@@ -200,26 +200,67 @@ def test_chunks_of_unequal_size_are_weighted_by_their_size(always_parallel):
     assert logs["accuracy"] == pytest.approx(serial_logs["accuracy"])
 
 
+def _mlp_weights_after_steps(threads=2, steps=3, frozen=False, **layer_options):
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((16, 64)).astype(np.float32), rng.integers(0, 3, 16)
+    model = nnscratch.Model([Dense(48, input_shape=(64,), **layer_options), ReLU(), Dense(3), Softmax()], seed=0,
+                            threads=threads)
+    model.layers[0].trainable = not frozen
+    model.set(loss="categorical_crossentropy", optimizer="adam")
+    model.finalize()
+    with DataParallel(model, threads) as runner:
+        for _ in range(steps):
+            runner.train_step([x], [y])
+    return model.get_weights()
+
+
 def test_the_optimizer_step_split_over_the_threads_gives_the_same_bits(always_parallel, monkeypatch):
     import nnscratch.optimizers as optimizers
 
-    rng = np.random.default_rng(0)
-    x, y = rng.standard_normal((16, 64)).astype(np.float32), rng.integers(0, 3, 16)
-    weights, splits = [], []
-    for min_split in (10**12, 0):
+    # the three ways of a threaded step: summed and stepped in the calling thread, stepped in ranges by
+    # run_all after the sum, and summed and stepped by the chunks' own threads (the default)
+    ranged, splits = [], []
+    step_in_ranges, run_all = optimizers.Optimizer.step_in_ranges, DataParallel.run_all
+    monkeypatch.setattr(optimizers.Optimizer, "step_in_ranges",
+                        lambda self, items: ranged.append(1) or step_in_ranges(self, items))
+    monkeypatch.setattr(DataParallel, "run_all", lambda self, fs: splits.append(len(fs)) or run_all(self, fs))
+    in_threads = _mlp_weights_after_steps()
+    assert len(ranged) == 3 and splits == []
+    monkeypatch.setattr(DataParallel, "_update_in_threads", lambda self: None)
+    for min_split, expected in ((10**12, []), (0, [2, 2, 2])):
         monkeypatch.setattr(optimizers, "MIN_SPLIT_ELEMENTS", min_split)
-        model = nnscratch.Model([Dense(48, input_shape=(64,)), ReLU(), Dense(3), Softmax()], seed=0, threads=2)
-        model.set(loss="categorical_crossentropy", optimizer="adam")
+        splits.clear()
+        weights = _mlp_weights_after_steps()
+        assert splits == expected
+        for key in weights:
+            np.testing.assert_array_equal(weights[key], in_threads[key])
+
+
+@pytest.mark.parametrize("options", [{"kernel_regularizer": "l2"}, {"frozen": True}])
+def test_a_step_with_a_regularizer_or_a_frozen_layer_is_summed_in_the_calling_thread(always_parallel, monkeypatch,
+                                                                                     options):
+    calls = []
+    original = DataParallel._update_in_threads
+    monkeypatch.setattr(DataParallel, "_update_in_threads", lambda self: calls.append(original(self)) or calls[-1])
+    _mlp_weights_after_steps(steps=1, **options)
+    assert calls == [None]
+
+
+def test_the_gradients_summed_in_the_threads_are_left_in_the_layers_as_the_serial_sum_leaves_them(always_parallel):
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal((10, 64)).astype(np.float32), rng.integers(0, 3, 10)
+    grads = []
+    for in_threads in (True, False):
+        model = nnscratch.Model([Dense(8, input_shape=(64,)), ReLU(), Dense(3), Softmax()], seed=0, threads=3)
+        model.set(loss="categorical_crossentropy", optimizer="sgd")
         model.finalize()
-        with DataParallel(model, 2) as runner:
-            run_all = runner.run_all
-            runner.run_all = lambda functions: (splits.append(len(functions)), run_all(functions))
-            for _ in range(3):
-                runner.train_step([x], [y])
-        weights.append(model.get_weights())
-    assert splits == [2, 2, 2]  # the second model's steps, each in two ranges
-    for key in weights[0]:
-        np.testing.assert_array_equal(weights[0][key], weights[1][key])
+        with DataParallel(model, 3) as runner:
+            if not in_threads:
+                runner._update_in_threads = lambda: None
+            runner.train_step([x], [y])
+        grads.append([g.copy() for _, _, g in model.trainable_params()])
+    for a, b in zip(*grads):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_blas_is_held_to_one_thread_inside_and_restored_after_by_one_reused_controller():

@@ -59,3 +59,20 @@ def test_count_macs_is_inputs_times_units_plus_the_bias_adds(use_bias, macs):
     layer = Dense(3, use_bias=use_bias)
     layer.initialize((5,))
     assert layer.count_macs() == macs
+
+
+def test_a_first_layer_skips_the_input_gradient_and_keeps_its_weight_gradients():
+    rng = np.random.default_rng(0)
+    x, dout = rng.standard_normal((5, 4)), rng.standard_normal((5, 3))
+    grads = []
+    for needed in (True, False):
+        layer = Dense(3, input_shape=(4,))
+        layer.initialize((4,), "float64", np.random.default_rng(1))
+        layer.input_grad_needed = needed
+        layer.forward(x, training=True)
+        dx = layer.backward(dout)
+        assert (dx is None) == (not needed)
+        grads.append({k: g.copy() for k, g in layer.grads.items()})
+    np.testing.assert_allclose(grads[0]["kernel"], x.T @ dout)
+    for key in grads[0]:
+        np.testing.assert_array_equal(grads[0][key], grads[1][key])
