@@ -13,7 +13,8 @@ runs over tiles or samples.
 The backward pass stays in the transformed domain, as the adjoint of each step: the output gradient is
 transformed once (``A dY A^T`` per tile) and feeds both the kernel gradient (16 GEMMs against the forward's
 transformed input, then ``G^T dU G``) and the input gradient (16 GEMMs against the transformed kernel, then
-``B dV B^T`` added back onto the overlapping tiles). What forward keeps for backward is the transformed
+``B dV B^T`` added back onto the overlapping tiles). Forward and backward both run over blocks of whole tile
+rows, so their intermediates stay in cache (:func:`_forward_tile_rows`, :func:`_backward_tile_rows`). What forward keeps for backward is the transformed
 input, ``16 * C * T = 4 * C * Ho * Wo * N`` values, less than half of im2col's column matrix.
 
 Rounding: the transforms add at most four terms per stage and ``G`` only halves, so float32 results stay
@@ -166,6 +167,41 @@ def _forward_tile_rows(xp, i, k, v, u, bias, y6, workspace):
     _output_stage(half, [y6[:, i:i + k, r].transpose(3, 0, 1, 2, 4) for r in range(2)])
 
 
+def _backward_tile_rows(dy6, i, k, v, u, du, dbias, dxp, workspace):
+    """Tile rows ``i`` to ``i + k`` of the backward pass: the output gradient's transform, the kernel and bias
+    gradients added into ``du`` and ``dbias``, and (when ``dxp`` is given) the input gradient of those tiles
+    added onto padded rows ``2 i .. 2 (i + k) + 2`` of ``dxp``.
+
+    As in :func:`_forward_tile_rows`, a block keeps the transformed gradient, its 16 products and the adjoint
+    stages in cache; done for the whole chunk at once they went through memory.
+    Neighbouring blocks share two padded rows (tiles overlap by two): the rows the previous block wrote there are
+    set aside, overwritten by this block's adjoint (which writes every element once) and added back.
+    """
+    f, tw, n = dy6.shape[0], dy6.shape[3], dy6.shape[5]
+    c = v.shape[1]
+    half = temporary(workspace, "winograd_stage", (4, 2, f, k, tw, n), dy6.dtype)
+    _output_stage_adjoint([dy6[:, i:i + k, r].transpose(3, 0, 1, 2, 4) for r in range(2)], half)
+    dm = temporary(workspace, "winograd_m", (4, 4, f, k, tw, n), dy6.dtype)
+    _output_stage_adjoint(half.transpose(1, 0, 2, 3, 4, 5), dm.transpose(1, 0, 2, 3, 4, 5))
+    dm = dm.reshape(16, f, k * tw * n)
+    th = v.shape[2] // (tw * n)
+    vi = v.reshape(16, c, th, tw * n)[:, :, i:i + k].reshape(16, c, k * tw * n)  # a view: whole tile rows
+    du += np.matmul(dm, vi.transpose(0, 2, 1))
+    if dbias is not None:
+        dbias += dm[5].sum(axis=1)
+    if dxp is None:
+        return
+    dv = np.matmul(u.transpose(0, 2, 1), dm, out=temporary(workspace, "winograd_dv", (16, c, k * tw * n), dy6.dtype))
+    rows = temporary(workspace, "winograd_stage", (4, c, k, 2 * tw + 2, n), dy6.dtype)
+    tmp = temporary(workspace, "winograd_tmp", (4, c, k, tw, n), dy6.dtype)
+    _input_stage_adjoint(dv.reshape(4, 4, c, k, tw, n).transpose(1, 0, 2, 3, 4, 5), 3, tw, rows, tmp)
+    overlap = dxp[:, 2 * i:2 * i + 2].copy() if i else None
+    _input_stage_adjoint(rows, 1, k, dxp[:, 2 * i:2 * (i + k) + 2],
+                         temporary(workspace, "winograd_tmp", rows.shape[1:], dy6.dtype))
+    if overlap is not None:
+        dxp[:, 2 * i:2 * i + 2] += overlap
+
+
 def transform_input(x: np.ndarray, pads: Pads, workspace: dict | None = None) -> np.ndarray:
     """``x`` ``(N, H, W, C)`` (any memory order), zero-padded by ``pads`` -> ``V`` ``(16, C, T)``: ``B^T d B`` of
     every 4x4 tile, with ``T = th * tw * N`` tiles ordered ``(tile row, tile column, sample)``.
@@ -253,22 +289,14 @@ def winograd_backward(dout: np.ndarray, saved: tuple, kernel: np.ndarray, input_
         padded[:, :dy.shape[1], :dy.shape[2]] = dy
         dy = padded
     dy6 = dy.reshape(f, th, 2, tw, 2, n)
-    half = temporary(workspace, "winograd_stage", (4, 2, f, th, tw, n), dy.dtype)
-    _output_stage_adjoint([dy6[:, :, i].transpose(3, 0, 1, 2, 4) for i in range(2)], half)
-    dm = temporary(workspace, "winograd_m", (4, 4, f, th, tw, n), dy.dtype)
-    _output_stage_adjoint(half.transpose(1, 0, 2, 3, 4, 5), dm.transpose(1, 0, 2, 3, 4, 5))
-    dm = dm.reshape(16, f, -1)
-    du = np.matmul(dm, v.transpose(0, 2, 1)).reshape(4, 4, f, c)
+    du = np.zeros((16, f, c), dy.dtype)
+    dbias = np.zeros(f, dy.dtype) if has_bias else None
+    dxp = temporary(workspace, "winograd_dx", (c, 2 * th + 2, 2 * tw + 2, n), dy.dtype) if need_dx else None
+    k = max(1, -(-TILES_PER_BLOCK // (tw * n)))
+    for i in range(0, th, k):
+        _backward_tile_rows(dy6, i, min(k, th - i), v, u, du, dbias, dxp, workspace)
     g = G.astype(dy.dtype)
-    dkernel = np.einsum("ai,abfc,bj->ijcf", g, du, g)
-    dbias = dm[5].sum(axis=1) if has_bias else None
+    dkernel = np.einsum("ai,abfc,bj->ijcf", g, du.reshape(4, 4, f, c), g)
     if not need_dx:
         return None, dkernel, dbias
-    dv = np.matmul(u.transpose(0, 2, 1), dm, out=temporary(workspace, "winograd_dv", v.shape, dy.dtype))
-    dv6 = dv.reshape(4, 4, c, th, tw, n)
-    rows = temporary(workspace, "winograd_stage", (4, c, th, 2 * tw + 2, n), dy.dtype)
-    tmp = temporary(workspace, "winograd_tmp", (4, c, th, tw, n), dy.dtype)
-    _input_stage_adjoint(dv6.transpose(1, 0, 2, 3, 4, 5), 3, tw, rows, tmp)
-    dxp = temporary(workspace, "winograd_dx", (c, 2 * th + 2, 2 * tw + 2, n), dy.dtype)
-    _input_stage_adjoint(rows, 1, th, dxp, temporary(workspace, "winograd_tmp", rows.shape[1:], dy.dtype))
     return from_chwn(dxp[:, t:t + h, l:l + w].copy()), dkernel, dbias

@@ -141,7 +141,7 @@ def test_backward_twice_after_one_forward_gives_the_same_gradients():
 
 
 @pytest.mark.parametrize("tiles_per_block", [1, 13, 10**6])  # 4 tile rows of 6 tiles: blocks 1x4, 3+1, 4
-def test_forward_in_blocks_of_tile_rows_gives_the_same_results(monkeypatch, tiles_per_block):
+def test_forward_and_backward_in_blocks_of_tile_rows_give_the_same_results(monkeypatch, tiles_per_block):
     monkeypatch.setattr(winograd, "TILES_PER_BLOCK", tiles_per_block)
     rng = np.random.default_rng(7)
     x, kernel, bias = _case(rng, (2, 7, 6, 3), 4)
