@@ -13,8 +13,9 @@ SAME = ((1, 1), (1, 1))
     ((64, 8, 8, 64), (3, 3, 64, 64), (1, 1), SAME, (1, 1), True),        # resnet20's last stage
     ((64, 32, 32, 32), (3, 3, 32, 32), (1, 1), SAME, (1, 1), True),      # vgg's second: padded 34x34, the largest
     ((64, 33, 32, 32), (3, 3, 32, 32), (1, 1), SAME, (1, 1), False),     # one row more: not measured, im2col
-    ((64, 32, 32, 16), (3, 3, 16, 16), (1, 1), SAME, (1, 1), False),     # resnet20's first stage: 16 channels
-    ((64, 16, 16, 16), (3, 3, 16, 32), (1, 1), SAME, (1, 1), False),     # too few channels
+    ((64, 32, 32, 16), (3, 3, 16, 16), (1, 1), SAME, (1, 1), True),      # resnet20's first stage: 16 channels
+    ((64, 16, 16, 8), (3, 3, 8, 32), (1, 1), SAME, (1, 1), False),       # too few channels
+    ((64, 32, 32, 3), (3, 3, 3, 16), (1, 1), SAME, (1, 1), False),       # a first layer: 3 channels
     ((64, 16, 16, 32), (3, 3, 32, 32), (2, 2), SAME, (1, 1), False),     # strided
     ((64, 16, 16, 32), (3, 3, 32, 32), (1, 1), SAME, (2, 2), False),     # dilated
     ((64, 16, 16, 32), (5, 5, 32, 32), (1, 1), SAME, (1, 1), False),     # 5x5
