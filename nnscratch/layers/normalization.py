@@ -22,6 +22,7 @@ import numpy as np
 
 from .. import _checks
 from ..initializers import check_name
+from ..ops.workspace import SharedWorkspace
 from .base import Layer
 
 
@@ -154,10 +155,11 @@ class BatchNormalization(_Normalization):
         self._batch_mode = bool(training and self.trainable)
         if not self._batch_mode:
             # y = x * a + b: two passes; a backward (a frozen layer, a check in inference mode) rebuilds
-            # xhat from x
+            # xhat from x. Inside an inference plan (a SharedWorkspace) no backward follows, and keeping x
+            # would hold every BatchNormalization's input alive: ~250 MB for ResNet-20 predicting.
             inv_std = 1.0 / np.sqrt(self.state["moving_variance"] + self.dtype.type(self.epsilon))
             self._inv_std = inv_std
-            self._x = x
+            self._x = None if isinstance(self.workspace, SharedWorkspace) else x
             a, b = self._scale_shift(inv_std, self.state["moving_mean"])
             out = x * self._broadcast(a, rank)
             out += self._broadcast(b, rank)
@@ -212,6 +214,9 @@ class BatchNormalization(_Normalization):
         gamma = self.params["gamma"] if self.scale else np.ones_like(self._inv_std)
         scale = gamma * self._inv_std
         if not self._batch_mode:
+            if self._x is None:
+                raise RuntimeError(f"{self.describe()}: backward after a forward inside predict/evaluate, which "
+                                   "keeps nothing for a backward; call forward (or fit) outside them first")
             axes = self._reduced(rank)
             xhat = self._x - self._broadcast(self.state["moving_mean"], rank)
             xhat *= self._broadcast(self._inv_std, rank)

@@ -93,3 +93,19 @@ def test_batch_and_layer_normalization_agree_with_pytorch():
     np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(ln.grads["gamma"], tg.grad.numpy(), rtol=1e-10)
+
+
+def test_inside_an_inference_plan_batch_normalization_keeps_nothing_for_a_backward():
+    from nnscratch.ops.workspace import SharedWorkspace
+    bn = BatchNormalization()
+    bn.initialize((4,), "float64")
+    x = np.random.default_rng(5).normal(size=(6, 4))
+    expected = bn.forward(x, training=False)
+    own, bn.workspace = bn.workspace, SharedWorkspace(bn.workspace, {})   # as Plan.infer hands it over
+    np.testing.assert_array_equal(bn.forward(x, training=False), expected)
+    assert bn._x is None   # the input is not held alive until the next call
+    with pytest.raises(RuntimeError, match=r"backward after a forward inside predict/evaluate"):
+        bn.backward(np.ones_like(x))
+    bn.workspace = own
+    bn.forward(x, training=False)
+    assert bn.backward(np.ones_like(x)).shape == x.shape
