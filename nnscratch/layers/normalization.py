@@ -168,16 +168,20 @@ class BatchNormalization(_Normalization):
         rows = _Rows(x, tuple(a + 1 for a in self._feature))
         x2 = rows.of(x)
         count = x2.shape[1]
-        # Each chunk centres on its own mean, so its squared deviations are as exact as a two-pass
-        # variance, and both sums cross the chunks in ONE exchange (one barrier, not two): with ``c`` the
-        # chunk's centre, ``r = sum((x - c)^2) + 2 c sum(x) - count c^2`` adds up over the chunks to
-        # ``sum(x^2)``, and the batch's ``sum((x - mean)^2) = sum(r) - n mean^2`` is taken in float64.
-        local_sum = _row_sums(x2)
-        centre = (local_sum / count).astype(self.dtype, copy=False)
+        # Each chunk centres on a cheap estimate ``c`` of its mean (that of its first values), so its
+        # deviations are small and their sums as exact as a two-pass variance's, and both sums cross the
+        # chunks in ONE exchange (one barrier, not two): ``sum(x) = count c + sum(x - c)`` and
+        # ``r = sum((x - c)^2) + 2 c sum(x - c) + count c^2 = sum(x^2)`` add up over the chunks, and the
+        # batch's ``sum((x - mean)^2) = sum(r) - n mean^2`` is taken in float64. Every sum is of centred
+        # values: a sum of the raw x, rounded in float32, would leak its error into the variance wherever
+        # the chunks' means differ.
+        centre = x2[:, :_CENTRE_SAMPLE].mean(axis=1)
         xc2 = x2 - centre[:, None]
+        offsets = _row_sums(xc2)
         squares = _row_dots(xc2, xc2)
-        s64, c64 = local_sum.astype(np.float64), centre.astype(np.float64)
-        r = squares.astype(np.float64) + 2.0 * c64 * s64 - count * c64 * c64
+        c64, t64 = centre.astype(np.float64), offsets.astype(np.float64)
+        s64 = count * c64 + t64
+        r = squares.astype(np.float64) + 2.0 * c64 * t64 + count * c64 * c64
         total = self.batch_sum(np.concatenate([s64, r, [count]]))
         k = s64.size
         n = total[-1]
@@ -312,6 +316,11 @@ def _einsum_spec(ndim: int, reduced: tuple[int, ...]) -> str:
     letters = "abcdefghijklmnop"[:ndim]
     kept = "".join(letters[i] for i in range(ndim) if i not in reduced)
     return f"{letters},{letters}->{kept}"
+
+
+#: how many values of each feature estimate a chunk's centre (any centre is exact; a near one keeps the
+#: float64 cancellation and the float32 sums small)
+_CENTRE_SAMPLE = 1024
 
 
 class _Rows:
