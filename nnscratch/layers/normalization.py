@@ -22,6 +22,7 @@ import numpy as np
 
 from .. import _checks
 from ..initializers import check_name
+from ..ops.workspace import SharedWorkspace
 from .base import Layer
 
 
@@ -153,57 +154,102 @@ class BatchNormalization(_Normalization):
         rank = x.ndim - 1
         self._batch_mode = bool(training and self.trainable)
         if not self._batch_mode:
+            # y = x * a + b: two passes; a backward (a frozen layer, a check in inference mode) rebuilds
+            # xhat from x. Inside an inference plan (a SharedWorkspace) no backward follows, and keeping x
+            # would hold every BatchNormalization's input alive: ~250 MB for ResNet-20 predicting.
             inv_std = 1.0 / np.sqrt(self.state["moving_variance"] + self.dtype.type(self.epsilon))
             self._inv_std = inv_std
-            xhat = x - self._broadcast(self.state["moving_mean"], rank)
-            xhat *= self._broadcast(inv_std, rank)
-            self._xhat = xhat
-            return self._affine(xhat)
-        axes = self._reduced(rank)
-        count = x.size // int(np.prod(self.state["moving_mean"].shape))
-        # two exchanges, each a sum over every chunk of the batch: the mean first, then the squared
-        # deviations from it (the two-pass variance, exact in float32 where E[x^2] - E[x]^2 is not)
-        total = self.batch_sum(np.concatenate([x.sum(axis=axes).reshape(-1), [count]]))
+            self._x = None if isinstance(self.workspace, SharedWorkspace) else x
+            a, b = self._scale_shift(inv_std, self.state["moving_mean"])
+            out = x * self._broadcast(a, rank)
+            out += self._broadcast(b, rank)
+            return out
+        shape = self.state["moving_mean"].shape
+        rows = _Rows(x, tuple(a + 1 for a in self._feature))
+        x2 = rows.of(x)
+        count = x2.shape[1]
+        # Each chunk centres on a cheap estimate ``c`` of its mean (that of its first values), so its
+        # deviations are small and their sums as exact as a two-pass variance's, and both sums cross the
+        # chunks in ONE exchange (one barrier, not two): ``sum(x) = count c + sum(x - c)`` and
+        # ``r = sum((x - c)^2) + 2 c sum(x - c) + count c^2 = sum(x^2)`` add up over the chunks, and the
+        # batch's ``sum((x - mean)^2) = sum(r) - n mean^2`` is taken in float64. Every sum is of centred
+        # values: a sum of the raw x, rounded in float32, would leak its error into the variance wherever
+        # the chunks' means differ.
+        centre = x2[:, :_CENTRE_SAMPLE].mean(axis=1)
+        xc2 = x2 - centre[:, None]
+        offsets = _row_sums(xc2)
+        squares = _row_dots(xc2, xc2)
+        c64, t64 = centre.astype(np.float64), offsets.astype(np.float64)
+        s64 = count * c64 + t64
+        r = squares.astype(np.float64) + 2.0 * c64 * t64 + count * c64 * c64
+        total = self.batch_sum(np.concatenate([s64, r, [count]]))
+        k = s64.size
         n = total[-1]
-        mean = (total[:-1] / n).reshape(self.state["moving_mean"].shape).astype(self.dtype, copy=False)
-        xc = x - self._broadcast(mean, rank)
-        var = (self.batch_sum(np.einsum(_einsum_spec(rank + 1, axes), xc, xc).reshape(-1)) / n)
-        var = var.reshape(mean.shape).astype(self.dtype, copy=False)
+        mean64 = total[:k] / n
+        var64 = np.maximum(total[k:2 * k] / n - mean64 * mean64, 0.0)
+        mean = mean64.astype(self.dtype).reshape(shape)
+        var = var64.astype(self.dtype).reshape(shape)
         inv_std = 1.0 / np.sqrt(var + self.dtype.type(self.epsilon))
         self._inv_std = inv_std
         self._n = n
-        xc *= self._broadcast(inv_std, rank)
-        self._xhat = xc
+        self._rows, self._xc2 = rows, xc2
+        self._shift = (mean64 - c64).astype(self.dtype)  # mean - centre, per row
         m = self.dtype.type(self.momentum)
         for key, value in (("moving_mean", mean), ("moving_variance", var)):
             moving = self.state[key]
             moving *= m
             moving += (1 - m) * value
-        return self._affine(xc)
+        a, b = self._scale_shift(inv_std.reshape(-1), self._shift)
+        out = xc2 * a[:, None]
+        out += b[:, None]
+        return rows.back(out)
+
+    def _scale_shift(self, inv_std, shift):
+        """``(a, b)`` with ``((x - shift) * inv_std) * gamma + beta == x * a + b`` per feature."""
+        gamma = self.params["gamma"].reshape(inv_std.shape) if self.scale else 1
+        a = gamma * inv_std
+        b = -shift * a
+        if self.center:
+            b += self.params["beta"].reshape(b.shape)
+        return a.astype(self.dtype, copy=False), b.astype(self.dtype, copy=False)
 
     def backward(self, dout):
         rank = dout.ndim - 1
-        axes = self._reduced(rank)
-        xhat = self._xhat
-        dbeta = dout.sum(axis=axes)
-        dgamma = np.einsum(_einsum_spec(rank + 1, axes), dout, xhat)
-        if self.center:
-            self.grads["beta"][...] = dbeta
-        if self.scale:
-            self.grads["gamma"][...] = dgamma
         gamma = self.params["gamma"] if self.scale else np.ones_like(self._inv_std)
-        scale = self._broadcast(gamma * self._inv_std, rank)
+        scale = gamma * self._inv_std
         if not self._batch_mode:
-            return dout * scale
+            if self._x is None:
+                raise RuntimeError(f"{self.describe()}: backward after a forward inside predict/evaluate, which "
+                                   "keeps nothing for a backward; call forward (or fit) outside them first")
+            axes = self._reduced(rank)
+            xhat = self._x - self._broadcast(self.state["moving_mean"], rank)
+            xhat *= self._broadcast(self._inv_std, rank)
+            if self.center:
+                self.grads["beta"][...] = dout.sum(axis=axes)
+            if self.scale:
+                self.grads["gamma"][...] = np.einsum(_einsum_spec(rank + 1, axes), dout, xhat)
+            return dout * self._broadcast(scale, rank)
+        # xhat = (xc - shift) * inv_std is never built: its sums and dx come from xc and per-feature numbers
+        rows, xc2, shift = self._rows, self._xc2, self._shift
+        inv_std, scale = self._inv_std.reshape(-1), scale.reshape(-1)
+        d2 = rows.of(dout)
+        dbeta = _row_sums(d2)
+        dgamma = inv_std * (_row_dots(d2, xc2) - shift * dbeta)
+        if self.center:
+            self.grads["beta"][...] = dbeta.reshape(self.grads["beta"].shape)
+        if self.scale:
+            self.grads["gamma"][...] = dgamma.reshape(self.grads["gamma"].shape)
         # the whole batch's sums, so each chunk's dx is that of one thread computing the whole batch
-        sums = self.batch_sum(np.concatenate([dbeta.reshape(-1), dgamma.reshape(-1)]))
+        sums = self.batch_sum(np.concatenate([dbeta, dgamma]))
         k = dbeta.size
-        mean_dout = (sums[:k] / self._n).reshape(dbeta.shape).astype(self.dtype, copy=False)
-        mean_dxhat = (sums[k:] / self._n).reshape(dbeta.shape).astype(self.dtype, copy=False)
-        dx = dout - self._broadcast(mean_dout, rank)
-        dx -= xhat * self._broadcast(mean_dxhat, rank)
-        dx *= scale
-        return dx
+        mean_dout, mean_dxhat = sums[:k] / self._n, sums[k:] / self._n
+        # dx = scale * (dout - mean_dout - xhat * mean_dxhat) = dout * scale + xc * b + c per feature
+        b = (-scale * inv_std * mean_dxhat).astype(self.dtype, copy=False)
+        c = (scale * (shift * inv_std * mean_dxhat - mean_dout)).astype(self.dtype, copy=False)
+        dx = d2 * scale[:, None]
+        dx += xc2 * b[:, None]
+        dx += c[:, None]
+        return rows.back(dx)
 
 
 class LayerNormalization(_Normalization):
@@ -270,3 +316,46 @@ def _einsum_spec(ndim: int, reduced: tuple[int, ...]) -> str:
     letters = "abcdefghijklmnop"[:ndim]
     kept = "".join(letters[i] for i in range(ndim) if i not in reduced)
     return f"{letters},{letters}->{kept}"
+
+
+#: how many values of each feature estimate a chunk's centre (any centre is exact; a near one keeps the
+#: float64 cancellation and the float32 sums small)
+_CENTRE_SAMPLE = 1024
+
+
+class _Rows:
+    """A batch ``(N, ...)`` seen as a C-contiguous ``(features, values per feature)`` matrix, and back.
+
+    BatchNormalization's reductions are then GEMVs and row-wise dots, 2.5x faster than ``sum`` or ``einsum``
+    over the axes of a 4-D array (0.05 against 0.13 ms for 64 images of 32x32x16, one thread), and its
+    element-wise passes run over long rows. The rows follow the memory order of the array the layer was
+    first given, so a convolution's CHWN-stored output is read without a copy; an array stored otherwise
+    is copied once.
+    """
+
+    __slots__ = ("perm", "shape", "inverse", "features")
+
+    def __init__(self, x: np.ndarray, feature_axes: tuple[int, ...]):
+        other = sorted((a for a in range(x.ndim) if a not in feature_axes), key=lambda a: -x.strides[a])
+        self.perm = tuple(feature_axes) + tuple(other)
+        self.shape = tuple(x.shape[a] for a in self.perm)
+        self.inverse = tuple(int(i) for i in np.argsort(self.perm))
+        self.features = int(np.prod(self.shape[:len(feature_axes)]))
+
+    def of(self, a: np.ndarray) -> np.ndarray:
+        """``a`` (shaped like the batch) as the ``(features, values)`` matrix, copying only if it must."""
+        return np.ascontiguousarray(a.transpose(self.perm)).reshape(self.features, -1)
+
+    def back(self, m: np.ndarray) -> np.ndarray:
+        """The batch-shaped view of a ``(features, values)`` matrix (no copy)."""
+        return m.reshape(self.shape).transpose(self.inverse)
+
+
+def _row_sums(m: np.ndarray) -> np.ndarray:
+    """``m.sum(axis=1)`` as a GEMV (BLAS reads the rows once, with no pairwise-summation bookkeeping)."""
+    return m @ np.ones(m.shape[1], m.dtype)
+
+
+def _row_dots(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(a * b).sum(axis=1)`` for two ``(K, M)`` matrices, as K BLAS dot products and no temporary."""
+    return (a[:, None, :] @ b[:, :, None]).reshape(len(a))

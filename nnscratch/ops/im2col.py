@@ -20,8 +20,10 @@ Layout notes (measured on a 2-core AMD EPYC with OpenBLAS; see ``benchmarks/benc
   additions ran slower on two threads than on one. Other strides use :func:`col2im`.
 * The GEMMs are ``(F, K) @ (K, M)`` forward and ``(K, M) @ (M, F)`` backward, with ``M = Ho * Wo * N``
   the long dimension and no transposing copies around them.
-* Big temporaries (the column matrix, padded copies) live in the calling layer's ``workspace`` between
-  batches instead of being allocated per batch (:mod:`nnscratch.ops.workspace`).
+* Big arrays are not allocated per batch (:mod:`nnscratch.ops.workspace`): the column matrix, which
+  backward reads, lives in the calling layer's ``workspace``; what only one call uses (padded copies, the
+  backward's unfolded gradients and accumulators) comes from one pool per thread that every layer shares
+  (:func:`~nnscratch.ops.workspace.temporary`), so a 20-layer network holds one set, not twenty.
 * A bias is folded into the GEMM as a row of ones (:func:`im2col` with ``ones_row=True``), which saves a
   broadcast add over the whole output in forward and a separate sum in backward.
 * Dilation is im2col with offsets ``d`` apart: the same strided view with the offset strides multiplied
@@ -38,7 +40,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
 from .layout import from_chwn, to_chwn
-from .workspace import scratch, zero_bordered
+from .workspace import bordered, scratch, temporary
 
 #: ``((top, bottom), (left, right))`` zero rows/columns added around each image
 Pads = tuple[tuple[int, int], tuple[int, int]]
@@ -174,7 +176,7 @@ def _padded_chwn(x: np.ndarray, pads: Pads, workspace=None) -> np.ndarray:
     if not (t or b or l or r):
         return np.ascontiguousarray(xt)
     c, h, w, n = xt.shape
-    xp = zero_bordered(workspace, "padded", (c, h + t + b, w + l + r, n), x.dtype)
+    xp = bordered(workspace, "padded", (c, h + t + b, w + l + r, n), x.dtype, t, h, l, w)
     xp[:, t:t + h, l:l + w] = xt
     return xp
 
@@ -284,7 +286,7 @@ def _zeroed_accumulator(workspace, pads: Pads, shape, dtype) -> np.ndarray:
     (t, b), (l, r) = pads
     if not (t or b or l or r):
         return np.zeros(shape, dtype=dtype)
-    acc = scratch(workspace, "col2im", shape, dtype)
+    acc = temporary(workspace, "col2im", shape, dtype)
     acc.fill(0)
     return acc
 
@@ -384,7 +386,7 @@ def conv2d_input_gradient(dm: np.ndarray, kernel: np.ndarray, input_shape, strid
     if strides[1] == 1 and dilation[1] == 1:
         return _input_gradient_by_rows(dm, kernel, input_shape, strides[0], pads, workspace, dilation[0])
     k = kh * kw * c
-    dcols = np.matmul(kernel.reshape(k, f), dm, out=scratch(workspace, "dcols", (k, dm.shape[1]), dm.dtype))
+    dcols = np.matmul(kernel.reshape(k, f), dm, out=temporary(workspace, "dcols", (k, dm.shape[1]), dm.dtype))
     return col2im(dcols, input_shape, (kh, kw), strides, pads, workspace, dilation)
 
 
@@ -411,13 +413,13 @@ def _input_gradient_by_rows(dm, kernel, input_shape, sh, pads, workspace=None, d
     ho, wo = (hp - (kh - 1) * dh - 1) // sh + 1, wp - kw + 1
     # dout with kw - 1 zero columns on each side; its width-wp windows at the kw offsets are the rows
     # that each reversed kernel column meets
-    wide = zero_bordered(workspace, "dout_wide", (f, ho, wo + 2 * (kw - 1), n), dm.dtype)
+    wide = bordered(workspace, "dout_wide", (f, ho, wo + 2 * (kw - 1), n), dm.dtype, 0, ho, kw - 1, wo)
     wide[:, :, kw - 1:kw - 1 + wo] = dm.reshape(f, ho, wo, n)
-    rows = scratch(workspace, "dout_rows", (f, kw, ho, wp, n), dm.dtype)
+    rows = temporary(workspace, "dout_rows", (f, kw, ho, wp, n), dm.dtype)
     np.copyto(rows, sliding_window_view(wide, wp, axis=2).transpose(0, 2, 1, 4, 3))
     reversed_kernel = kernel[:, ::-1].transpose(0, 2, 3, 1).reshape(kh * c, f * kw)  # [(i, c), (f, kw-1-j)]
     per_row = np.matmul(reversed_kernel, rows.reshape(f * kw, -1),
-                        out=scratch(workspace, "dx_rows", (kh * c, ho * wp * n), dm.dtype)).reshape(kh, c, ho, wp, n)
+                        out=temporary(workspace, "dx_rows", (kh * c, ho * wp * n), dm.dtype)).reshape(kh, c, ho, wp, n)
     acc = _zeroed_accumulator(workspace, pads, (c, hp, wp, n), dm.dtype)
     for i in range(kh):
         acc[:, i * dh:i * dh + (ho - 1) * sh + 1:sh] += per_row[i]

@@ -13,7 +13,8 @@ runs over tiles or samples.
 The backward pass stays in the transformed domain, as the adjoint of each step: the output gradient is
 transformed once (``A dY A^T`` per tile) and feeds both the kernel gradient (16 GEMMs against the forward's
 transformed input, then ``G^T dU G``) and the input gradient (16 GEMMs against the transformed kernel, then
-``B dV B^T`` added back onto the overlapping tiles). What forward keeps for backward is the transformed
+``B dV B^T`` added back onto the overlapping tiles). Forward and backward both run over blocks of whole tile
+rows, so their intermediates stay in cache (:func:`_forward_tile_rows`, :func:`_backward_tile_rows`). What forward keeps for backward is the transformed
 input, ``16 * C * T = 4 * C * Ho * Wo * N`` values, less than half of im2col's column matrix.
 
 Rounding: the transforms add at most four terms per stage and ``G`` only halves, so float32 results stay
@@ -35,10 +36,12 @@ import numpy as np
 
 from .im2col import Pads
 from .layout import from_chwn, to_chwn
-from .workspace import scratch, zero_bordered
+from .workspace import bordered, scratch, temporary
 
 # Scratch names: "winograd_stage" holds the half-transformed array between the two one-axis stages of every
-# transform (input, output and their adjoints never overlap in time), "winograd_tmp" the adjoints' sums.
+# transform (input, output and their adjoints never overlap in time), "winograd_tmp" the adjoints' sums. All
+# but "winograd_v" (the transformed input, kept for backward) are temporaries: one block per name and thread,
+# shared by every layer (nnscratch.ops.workspace.temporary).
 
 #: the kernel transform of F(2x2, 3x3): ``U = G g G^T`` per (input channel, output map)
 G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
@@ -131,7 +134,7 @@ def _padded(x, pads, th, tw, workspace):
     """``x`` stored ``(C, 2 * th + 2, 2 * tw + 2, N)`` with zeros around it (and past it, for an odd output)."""
     n, h, w, c = x.shape
     (t, _), (l, _) = pads
-    xp = zero_bordered(workspace, "winograd_padded", (c, 2 * th + 2, 2 * tw + 2, n), x.dtype)
+    xp = bordered(workspace, "winograd_padded", (c, 2 * th + 2, 2 * tw + 2, n), x.dtype, t, h, l, w)
     xp[:, t:t + h, l:l + w] = x.transpose(3, 1, 2, 0)
     return xp
 
@@ -151,17 +154,52 @@ def _forward_tile_rows(xp, i, k, v, u, bias, y6, workspace):
     """
     c, n = xp.shape[0], xp.shape[3]
     tw, f = v.shape[4], u.shape[1]
-    rows = scratch(workspace, "winograd_stage", (4, c, k, 2 * tw + 2, n), xp.dtype)
+    rows = temporary(workspace, "winograd_stage", (4, c, k, 2 * tw + 2, n), xp.dtype)
     _input_stage(xp[:, 2 * i:2 * (i + k) + 2], 1, k, rows)
     vi = v[:, :, :, i:i + k]                    # (4, 4, C, k, tw, N): a view, rows th * tw * N apart
     _input_stage(rows, 3, tw, vi.transpose(1, 0, 2, 3, 4, 5))
     m = np.matmul(u, vi.reshape(16, c, k * tw * n),
-                  out=scratch(workspace, "winograd_m", (16, f, k * tw * n), xp.dtype))
+                  out=temporary(workspace, "winograd_m", (16, f, k * tw * n), xp.dtype))
     if bias is not None:  # A^T e_11 A is all ones: a bias added to product (1, 1) reaches all four outputs
         m[5] += bias
-    half = scratch(workspace, "winograd_stage", (4, 2, f, k, tw, n), xp.dtype)
+    half = temporary(workspace, "winograd_stage", (4, 2, f, k, tw, n), xp.dtype)
     _output_stage(m.reshape(4, 4, f, k, tw, n).transpose(1, 0, 2, 3, 4, 5), half.transpose(1, 0, 2, 3, 4, 5))
     _output_stage(half, [y6[:, i:i + k, r].transpose(3, 0, 1, 2, 4) for r in range(2)])
+
+
+def _backward_tile_rows(dy6, i, k, v, u, du, dbias, dxp, workspace):
+    """Tile rows ``i`` to ``i + k`` of the backward pass: the output gradient's transform, the kernel and bias
+    gradients added into ``du`` and ``dbias``, and (when ``dxp`` is given) the input gradient of those tiles
+    added onto padded rows ``2 i .. 2 (i + k) + 2`` of ``dxp``.
+
+    As in :func:`_forward_tile_rows`, a block keeps the transformed gradient, its 16 products and the adjoint
+    stages in cache; done for the whole chunk at once they went through memory.
+    Neighbouring blocks share two padded rows (tiles overlap by two): the rows the previous block wrote there are
+    set aside, overwritten by this block's adjoint (which writes every element once) and added back.
+    """
+    f, tw, n = dy6.shape[0], dy6.shape[3], dy6.shape[5]
+    c = v.shape[1]
+    half = temporary(workspace, "winograd_stage", (4, 2, f, k, tw, n), dy6.dtype)
+    _output_stage_adjoint([dy6[:, i:i + k, r].transpose(3, 0, 1, 2, 4) for r in range(2)], half)
+    dm = temporary(workspace, "winograd_m", (4, 4, f, k, tw, n), dy6.dtype)
+    _output_stage_adjoint(half.transpose(1, 0, 2, 3, 4, 5), dm.transpose(1, 0, 2, 3, 4, 5))
+    dm = dm.reshape(16, f, k * tw * n)
+    th = v.shape[2] // (tw * n)
+    vi = v.reshape(16, c, th, tw * n)[:, :, i:i + k].reshape(16, c, k * tw * n)  # a view: whole tile rows
+    du += np.matmul(dm, vi.transpose(0, 2, 1))
+    if dbias is not None:
+        dbias += dm[5].sum(axis=1)
+    if dxp is None:
+        return
+    dv = np.matmul(u.transpose(0, 2, 1), dm, out=temporary(workspace, "winograd_dv", (16, c, k * tw * n), dy6.dtype))
+    rows = temporary(workspace, "winograd_stage", (4, c, k, 2 * tw + 2, n), dy6.dtype)
+    tmp = temporary(workspace, "winograd_tmp", (4, c, k, tw, n), dy6.dtype)
+    _input_stage_adjoint(dv.reshape(4, 4, c, k, tw, n).transpose(1, 0, 2, 3, 4, 5), 3, tw, rows, tmp)
+    overlap = dxp[:, 2 * i:2 * i + 2].copy() if i else None
+    _input_stage_adjoint(rows, 1, k, dxp[:, 2 * i:2 * (i + k) + 2],
+                         temporary(workspace, "winograd_tmp", rows.shape[1:], dy6.dtype))
+    if overlap is not None:
+        dxp[:, 2 * i:2 * i + 2] += overlap
 
 
 def transform_input(x: np.ndarray, pads: Pads, workspace: dict | None = None) -> np.ndarray:
@@ -175,7 +213,7 @@ def transform_input(x: np.ndarray, pads: Pads, workspace: dict | None = None) ->
     (t, b), (l, r) = pads
     th, tw = _tiles(h, t, b), _tiles(w, l, r)
     xp = _padded(x, pads, th, tw, workspace)
-    rows = scratch(workspace, "winograd_stage", (4, c, th, 2 * tw + 2, n), x.dtype)
+    rows = temporary(workspace, "winograd_stage", (4, c, th, 2 * tw + 2, n), x.dtype)
     _input_stage(xp, 1, th, rows)
     v = scratch(workspace, "winograd_v", (4, 4, c, th, tw, n), x.dtype)
     _input_stage(rows, 3, tw, v.transpose(1, 0, 2, 3, 4, 5))
@@ -210,7 +248,7 @@ def winograd_forward(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None,
     v = scratch(workspace, "winograd_v", (4, 4, c, th, tw, n), x.dtype)
     u = transform_kernel(kernel)
     exact = ho == 2 * th and wo == 2 * tw
-    y = np.empty((f, 2 * th, 2 * tw, n), x.dtype) if exact else scratch(workspace, "winograd_y",
+    y = np.empty((f, 2 * th, 2 * tw, n), x.dtype) if exact else temporary(workspace, "winograd_y",
                                                                          (f, 2 * th, 2 * tw, n), x.dtype)
     y6 = y.reshape(f, th, 2, tw, 2, n)
     bias = None if bias is None else bias.astype(x.dtype)[:, None]
@@ -246,26 +284,19 @@ def winograd_backward(dout: np.ndarray, saved: tuple, kernel: np.ndarray, input_
     th, tw = _tiles(h, t, b), _tiles(w, l, r)
     dy = to_chwn(dout)
     if dy.shape[1:3] != (2 * th, 2 * tw):  # odd output: zero gradient for the tiles' extra row/column
-        padded = zero_bordered(workspace, "winograd_dy", (f, 2 * th, 2 * tw, n), dy.dtype)
+        ho, wo = dy.shape[1:3]
+        padded = bordered(workspace, "winograd_dy", (f, 2 * th, 2 * tw, n), dy.dtype, 0, ho, 0, wo)
         padded[:, :dy.shape[1], :dy.shape[2]] = dy
         dy = padded
     dy6 = dy.reshape(f, th, 2, tw, 2, n)
-    half = scratch(workspace, "winograd_stage", (4, 2, f, th, tw, n), dy.dtype)
-    _output_stage_adjoint([dy6[:, :, i].transpose(3, 0, 1, 2, 4) for i in range(2)], half)
-    dm = scratch(workspace, "winograd_m", (4, 4, f, th, tw, n), dy.dtype)
-    _output_stage_adjoint(half.transpose(1, 0, 2, 3, 4, 5), dm.transpose(1, 0, 2, 3, 4, 5))
-    dm = dm.reshape(16, f, -1)
-    du = np.matmul(dm, v.transpose(0, 2, 1)).reshape(4, 4, f, c)
+    du = np.zeros((16, f, c), dy.dtype)
+    dbias = np.zeros(f, dy.dtype) if has_bias else None
+    dxp = temporary(workspace, "winograd_dx", (c, 2 * th + 2, 2 * tw + 2, n), dy.dtype) if need_dx else None
+    k = max(1, -(-TILES_PER_BLOCK // (tw * n)))
+    for i in range(0, th, k):
+        _backward_tile_rows(dy6, i, min(k, th - i), v, u, du, dbias, dxp, workspace)
     g = G.astype(dy.dtype)
-    dkernel = np.einsum("ai,abfc,bj->ijcf", g, du, g)
-    dbias = dm[5].sum(axis=1) if has_bias else None
+    dkernel = np.einsum("ai,abfc,bj->ijcf", g, du.reshape(4, 4, f, c), g)
     if not need_dx:
         return None, dkernel, dbias
-    dv = np.matmul(u.transpose(0, 2, 1), dm, out=scratch(workspace, "winograd_dv", v.shape, dy.dtype))
-    dv6 = dv.reshape(4, 4, c, th, tw, n)
-    rows = scratch(workspace, "winograd_stage", (4, c, th, 2 * tw + 2, n), dy.dtype)
-    tmp = scratch(workspace, "winograd_tmp", (4, c, th, tw, n), dy.dtype)
-    _input_stage_adjoint(dv6.transpose(1, 0, 2, 3, 4, 5), 3, tw, rows, tmp)
-    dxp = scratch(workspace, "winograd_dx", (c, 2 * th + 2, 2 * tw + 2, n), dy.dtype)
-    _input_stage_adjoint(rows, 1, th, dxp, scratch(workspace, "winograd_tmp", rows.shape[1:], dy.dtype))
     return from_chwn(dxp[:, t:t + h, l:l + w].copy()), dkernel, dbias

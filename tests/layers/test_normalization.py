@@ -93,3 +93,55 @@ def test_batch_and_layer_normalization_agree_with_pytorch():
     np.testing.assert_allclose(y, ty.detach().numpy(), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(ln.grads["gamma"], tg.grad.numpy(), rtol=1e-10)
+
+
+def test_inside_an_inference_plan_batch_normalization_keeps_nothing_for_a_backward():
+    from nnscratch.ops.workspace import SharedWorkspace
+    bn = BatchNormalization()
+    bn.initialize((4,), "float64")
+    x = np.random.default_rng(5).normal(size=(6, 4))
+    expected = bn.forward(x, training=False)
+    own, bn.workspace = bn.workspace, SharedWorkspace(bn.workspace, {})   # as Plan.infer hands it over
+    np.testing.assert_array_equal(bn.forward(x, training=False), expected)
+    assert bn._x is None   # the input is not held alive until the next call
+    with pytest.raises(RuntimeError, match=r"backward after a forward inside predict/evaluate"):
+        bn.backward(np.ones_like(x))
+    bn.workspace = own
+    bn.forward(x, training=False)
+    assert bn.backward(np.ones_like(x)).shape == x.shape
+
+
+def test_chunks_with_far_apart_means_get_the_whole_batchs_statistics_in_float32():
+    # each chunk centres on its own mean and the chunks exchange one set of sums: the variance must stay as
+    # exact as a two-pass one even when the data sit far from zero and the chunks' means differ
+    import threading
+
+    from nnscratch.engine.parallel import Exchange
+    from nnscratch.layers import context
+    rng = np.random.default_rng(6)
+    x = (1000.0 + rng.normal(0.0, 1.0, (16, 5, 5, 3))).astype(np.float32)
+    x[8:] += 3.0
+    g = rng.normal(size=x.shape).astype(np.float32)
+    bn = BatchNormalization(momentum=0.0)
+    bn.initialize((5, 5, 3), "float32")
+    chunks = [bn.replicate(own_state=True) for _ in range(2)]
+    exchange, results = Exchange(2), [None, None]
+
+    def run(r):
+        with context.installed(context.BatchContext(8 * r, 16, exchange=exchange.for_chunk(r))):
+            y = chunks[r].forward(x[8 * r:8 * r + 8], training=True)
+            results[r] = (y, chunks[r].backward(g[8 * r:8 * r + 8]))
+    threads = [threading.Thread(target=run, args=(r,)) for r in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    x64, g64 = x.astype(np.float64), g.astype(np.float64)
+    mean, var = x64.mean(axis=(0, 1, 2)), x64.var(axis=(0, 1, 2))
+    xhat = (x64 - mean) / np.sqrt(var + 1e-3)
+    dx = (g64 - g64.mean(axis=(0, 1, 2)) - xhat * (g64 * xhat).mean(axis=(0, 1, 2))) / np.sqrt(var + 1e-3)
+    for chunk in chunks:
+        np.testing.assert_allclose(chunk.state["moving_variance"], var, rtol=1e-5)
+        np.testing.assert_allclose(chunk.state["moving_mean"], mean, rtol=1e-6)
+    np.testing.assert_allclose(np.concatenate([r[0] for r in results]), xhat, atol=2e-4)
+    np.testing.assert_allclose(np.concatenate([r[1] for r in results]), dx, atol=2e-4 * np.abs(dx).max())

@@ -13,8 +13,9 @@ SAME = ((1, 1), (1, 1))
     ((64, 8, 8, 64), (3, 3, 64, 64), (1, 1), SAME, (1, 1), True),        # resnet20's last stage
     ((64, 32, 32, 32), (3, 3, 32, 32), (1, 1), SAME, (1, 1), True),      # vgg's second: padded 34x34, the largest
     ((64, 33, 32, 32), (3, 3, 32, 32), (1, 1), SAME, (1, 1), False),     # one row more: not measured, im2col
-    ((64, 32, 32, 16), (3, 3, 16, 16), (1, 1), SAME, (1, 1), False),     # resnet20's first stage: 16 channels
-    ((64, 16, 16, 16), (3, 3, 16, 32), (1, 1), SAME, (1, 1), False),     # too few channels
+    ((64, 32, 32, 16), (3, 3, 16, 16), (1, 1), SAME, (1, 1), True),      # resnet20's first stage: 16 channels
+    ((64, 16, 16, 8), (3, 3, 8, 32), (1, 1), SAME, (1, 1), False),       # too few channels
+    ((64, 32, 32, 3), (3, 3, 3, 16), (1, 1), SAME, (1, 1), False),       # a first layer: 3 channels
     ((64, 16, 16, 32), (3, 3, 32, 32), (2, 2), SAME, (1, 1), False),     # strided
     ((64, 16, 16, 32), (3, 3, 32, 32), (1, 1), SAME, (2, 2), False),     # dilated
     ((64, 16, 16, 32), (5, 5, 32, 32), (1, 1), SAME, (1, 1), False),     # 5x5
@@ -60,3 +61,24 @@ def test_conv2d_on_winograd_agrees_with_pytorch(padding, shape):
                          (layer.grads["kernel"], tk.grad.numpy().transpose(2, 3, 1, 0)),
                          (layer.grads["bias"], tb.grad.numpy())]:
         np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("channels, strides", [(32, (1, 1)), (3, (1, 1)), (3, (2, 2))])  # Winograd, by rows, col2im
+def test_what_a_layer_keeps_or_returns_survives_other_layers_of_its_thread(channels, strides):
+    # two layers' workspaces in one thread share the temporaries (as the layers of a residual block do): the
+    # second layer's forward and backward must leave the first one's saved arrays and returned gradients alone
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3, 8, 8, channels))
+    kernel, bias = rng.standard_normal((3, 3, channels, 4)), rng.standard_normal(4)
+    first, second = {}, {}
+    out, saved = convolution.conv2d_forward(x, kernel, bias, strides, SAME, first)
+    dout = rng.standard_normal(out.shape)
+    dx, dkernel, dbias = convolution.conv2d_backward(dout, saved, kernel, x.shape, strides, SAME, workspace=first)
+    kept = [a.copy() for a in (out, dx, dkernel, dbias)]
+    other_out, other_saved = convolution.conv2d_forward(x * 3, kernel, bias, strides, SAME, second)
+    convolution.conv2d_backward(other_out, other_saved, kernel, x.shape, strides, SAME, workspace=second)
+    for got, before in zip((out, dx, dkernel, dbias), kept):
+        np.testing.assert_array_equal(got, before)
+    again = convolution.conv2d_backward(dout, saved, kernel, x.shape, strides, SAME, workspace=first)
+    for got, before in zip(again, kept[1:]):   # what forward saved is intact too
+        np.testing.assert_array_equal(got, before)

@@ -88,11 +88,12 @@ def test_workspace_serves_chunks_of_two_sizes_in_turn():
             np.testing.assert_allclose(g, r, rtol=1e-12, atol=1e-12)
 
 
-def test_float32_error_is_that_of_im2col_at_realistic_scale():
-    """Post-ReLU inputs, He-initialised kernels, 32 channels: both float32 paths against float64 im2col."""
+@pytest.mark.parametrize("channels", [16, 32])
+def test_float32_error_is_that_of_im2col_at_realistic_scale(channels):
+    """Post-ReLU inputs, He-initialised kernels, 16 or 32 channels: both float32 paths against float64 im2col."""
     rng = np.random.default_rng(5)
-    x = np.maximum(rng.standard_normal((4, 12, 12, 32)), 0)
-    kernel = rng.uniform(-1, 1, (3, 3, 32, 32)) * np.sqrt(6 / 288)
+    x = np.maximum(rng.standard_normal((4, 12, 12, channels)), 0)
+    kernel = rng.uniform(-1, 1, (3, 3, channels, 32)) * np.sqrt(6 / (9 * channels))
     bias = rng.standard_normal(32) * 0.1
     dout = rng.standard_normal((4, 12, 12, 32)) * 1e-3
     out, cols = im2col.conv2d_forward(x, kernel, bias, (1, 1), SAME)
@@ -141,7 +142,7 @@ def test_backward_twice_after_one_forward_gives_the_same_gradients():
 
 
 @pytest.mark.parametrize("tiles_per_block", [1, 13, 10**6])  # 4 tile rows of 6 tiles: blocks 1x4, 3+1, 4
-def test_forward_in_blocks_of_tile_rows_gives_the_same_results(monkeypatch, tiles_per_block):
+def test_forward_and_backward_in_blocks_of_tile_rows_give_the_same_results(monkeypatch, tiles_per_block):
     monkeypatch.setattr(winograd, "TILES_PER_BLOCK", tiles_per_block)
     rng = np.random.default_rng(7)
     x, kernel, bias = _case(rng, (2, 7, 6, 3), 4)
