@@ -15,6 +15,8 @@ import nnscratch
 from nnscratch.cli import main
 from nnscratch.datasets import save_idx
 
+from interrupts import sigint_as_at_a_terminal
+
 pexpect = pytest.importorskip("pexpect")
 
 TRACEBACK = "Traceback (most recent call last)"
@@ -42,7 +44,7 @@ def spawn(*args, cwd=None, columns=80):
     """``nnscratch ARGS`` on a pseudo-terminal ``columns`` wide, as in a terminal window."""
     cmd = command() + [str(a) for a in args]
     return pexpect.spawn(cmd[0], cmd[1:], cwd=cwd, env=clean_env(), dimensions=(24, columns), encoding="utf-8",
-                         timeout=120)
+                         timeout=120, preexec_fn=sigint_as_at_a_terminal)
 
 
 def shape_digit(kind, rng, size=28):

@@ -13,6 +13,8 @@ import time
 import numpy as np
 import pytest
 
+from interrupts import sigint_as_at_a_terminal
+
 SCRIPT = os.path.join(os.path.dirname(__file__), "mpi_script.py")
 
 
@@ -161,7 +163,8 @@ def test_an_uncaught_error_outside_nnscratch_aborts_the_job(tmp_path):
 @needs_mpi
 def test_ctrl_c_on_mpiexec_stops_every_rank(tmp_path):
     cmd = _launcher(2) + [sys.executable, SCRIPT, "fail", "9"]  # there is no rank 9: it trains on
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env())
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env(),
+                            preexec_fn=sigint_as_at_a_terminal)
     try:
         time.sleep(2)  # started (~1 s) and training
         assert proc.poll() is None, proc.communicate()[0]

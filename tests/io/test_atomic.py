@@ -21,6 +21,7 @@ from nnscratch.io.atomic import atomic_write, remove_stale_temp_files, temp_name
 WORKER = os.path.join(os.path.dirname(__file__), "_save_worker.py")
 sys.path.insert(0, os.path.dirname(__file__))
 from _save_worker import build  # noqa: E402  (the same models the worker saves)
+from interrupts import sigint_as_at_a_terminal  # noqa: E402
 
 posix_only = pytest.mark.skipif(os.name != "posix", reason="signals and PIDs as on POSIX")
 
@@ -45,7 +46,8 @@ def others(folder, name="model.h5"):
 
 def start_worker(mode, path, *seeds):
     process = subprocess.Popen([sys.executable, WORKER, mode, str(path), *map(str, seeds)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=sigint_as_at_a_terminal)
     line = process.stdout.readline()
     if line.strip() != "ready":
         process.kill()
