@@ -599,6 +599,10 @@ def test_slots_go_back_to_their_own_parameter_when_shapes_are_alike(tmp_path):
     # ... and 10**5 units (a 400 KB output, but a 1.6 MB kernel the file does not hold): refused on declaration
     (dense_model, lambda c: c["layers"][0]["config"].update(units=10**5),
      r"layer dense_1 \(Dense\): weight 'kernel' has shape \(4, 8\) in the file but \(4, 100000\) in the saved"),
+    # ... and 10**6 units: loading the file's shapes into the layers is what refuses it (found by mutation
+    # testing: without them the same message came later, from the reader, after 28 MB were allocated)
+    (dense_model, lambda c: c["layers"][0]["config"].update(units=10**6),
+     r"layer dense_1 \(Dense\): weight 'kernel' has shape \(4, 8\) in the file but \(4, 1000000\) in the saved"),
     # an input of 10**12 values per sample: refused when the first layer's output shape is computed
     (conv_model, lambda c: c["layers"][0]["config"].update(input_shape=[10**6, 10**6, 1]),
      r"conv2d_1 \(Conv2D\) would output \(1000000, 1000000, 3\) per sample, more than"),
