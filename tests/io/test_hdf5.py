@@ -819,6 +819,7 @@ REFUSALS = {
                             "cannot read the file header (TypeError: attribute 'format_version' of / should be an "
                             "integer, found bytes_ (b'2'))" + _READ),
     "no /weights": (lambda f: f.__delitem__("weights"), "/weights is missing; the file is incomplete or was edited"),
+    "/weights a dataset": (_replace("weights", _a_dataset), "/weights should be a Group, found a Dataset"),
     "no /state": (lambda f: f.__delitem__("state"), "/state is missing; the file is incomplete or was edited"),
     "a layer missing": (lambda f: f.__delitem__("weights/dense_2"),
                         "the layers do not match the saved architecture (layers are matched by name): the saved "
@@ -923,6 +924,27 @@ def test_load_weights_and_read_header_refuse_with_the_path_and_this_models_words
     assert _refusal(path, read_header) == f"{path}: contents is 'data', expected 'model' or 'weights'"
     assert _refusal(path, lambda p: load_weights(dense_model("adam"), p)) == (
         f"{path}: contents is 'data', expected 'model' or 'weights'")
+
+
+@pytest.mark.parametrize("case", ["a layer's group a dataset", "a weight a group", "no /weights", "no /state"])
+def test_load_weights_refuses_what_load_model_refuses_with_the_same_words(tmp_path, adam_file_bytes, case):
+    # load_model meets these while it reads the file's shapes for the architecture; load_weights only in its reader
+    edit, reason = REFUSALS[case]
+    path = tmp_path / "m.h5"
+    path.write_bytes(adam_file_bytes)
+    with h5py.File(path, "r+") as f:
+        edit(f)
+    assert _refusal(path, lambda p: load_weights(dense_model("adam"), p)) == f"{path}: {reason}"
+
+
+def test_loss_weights_and_further_metrics_are_saved_and_restored(tmp_path):
+    model = dense_model("sgd")
+    model.set(loss_weights=[2.0], metrics=["accuracy"])
+    model.finalize()
+    model.save(tmp_path / "m.h5")
+    loaded = load_model(tmp_path / "m.h5")
+    assert {"loss_weights", "metrics"} <= set(model.get_training_config())
+    assert loaded.get_training_config() == model.get_training_config()
 
 
 def test_load_weights_casts_a_float64_file_into_a_float32_model(tmp_path):
