@@ -820,6 +820,11 @@ REFUSALS = {
                             "integer, found bytes_ (b'2'))" + _READ),
     "no /weights": (lambda f: f.__delitem__("weights"), "/weights is missing; the file is incomplete or was edited"),
     "/weights a dataset": (_replace("weights", _a_dataset), "/weights should be a Group, found a Dataset"),
+    "a layer's state a dataset": (lambda f: _a_dataset(f["state"], "dense_1"),
+                                  "/state/dense_1 should be a Group, found a Dataset"),
+    "a state array too many": (lambda f: f.create_group("state/dense_1").create_dataset("mean", data=np.zeros(2)),
+                               "layer dense_1 (Dense): the file has state arrays ['mean'] but the saved architecture "
+                               f"has []; {_HINT}"),
     "no /state": (lambda f: f.__delitem__("state"), "/state is missing; the file is incomplete or was edited"),
     "a layer missing": (lambda f: f.__delitem__("weights/dense_2"),
                         "the layers do not match the saved architecture (layers are matched by name): the saved "
@@ -926,7 +931,8 @@ def test_load_weights_and_read_header_refuse_with_the_path_and_this_models_words
         f"{path}: contents is 'data', expected 'model' or 'weights'")
 
 
-@pytest.mark.parametrize("case", ["a layer's group a dataset", "a weight a group", "no /weights", "no /state"])
+@pytest.mark.parametrize("case", ["a layer's group a dataset", "a weight a group", "no /weights", "no /state",
+                                  "a layer's state a dataset"])
 def test_load_weights_refuses_what_load_model_refuses_with_the_same_words(tmp_path, adam_file_bytes, case):
     # load_model meets these while it reads the file's shapes for the architecture; load_weights only in its reader
     edit, reason = REFUSALS[case]
