@@ -153,6 +153,12 @@ def test_a_layer_called_twice_gets_the_sum_of_the_gradients_of_two_copies_of_it(
         model.backward(out, logits, model.loss.check_targets(y, model.output_shape))
         outputs.append(out)
     np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-6)
+    w = {k: v.astype(np.float64) for k, v in weights.items()}   # and both equal the graph computed by hand
+    a = x @ w["dense_1/kernel"] + w["dense_1/bias"]
+    h = np.maximum(a + np.maximum(a, 0) @ w["dense_1/kernel"] + w["dense_1/bias"], 0)
+    z = h @ w["dense_2/kernel"] + w["dense_2/bias"]
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(outputs[0], p / p.sum(axis=1, keepdims=True), rtol=1e-4, atol=1e-6)
     got, parts = _grads(shared), _grads(copies)
     first, second, last = [layer.name for layer in dense]
     for k in ("kernel", "bias"):
@@ -165,8 +171,11 @@ def test_a_layer_called_twice_gets_the_sum_of_the_gradients_of_two_copies_of_it(
     assert check_model(shared, x, y).ok
 
 
-def test_the_fused_loss_with_sample_weights_is_taken_from_the_logits_so_stays_exact_when_saturated():
-    model = nnscratch.Model([Dense(3, input_shape=(2,)), Softmax()], seed=0)
+@pytest.mark.parametrize("layers", [lambda: [Dense(3, input_shape=(2,)), Softmax()],
+                                    lambda: [Dense(3, activation="softmax", input_shape=(2,))]],
+                         ids=["Softmax layer", "Dense with a softmax activation"])
+def test_the_fused_loss_with_sample_weights_is_taken_from_the_logits_so_stays_exact_when_saturated(layers):
+    model = nnscratch.Model(layers(), seed=0)
     model.set(loss="categorical_crossentropy", optimizer="sgd")
     model.finalize()
     model.layers[0].params["kernel"][...] = [[300, -300, 0], [0, 0, 0]]  # saturates the softmax
@@ -175,6 +184,9 @@ def test_the_fused_loss_with_sample_weights_is_taken_from_the_logits_so_stays_ex
     y = model.loss.check_targets(np.array([1, 0]), model.output_shape)
     weighted = model.plan.losses_of(out, logits, [y], weights=[np.array([0.5, 1.0])])[0]
     assert weighted == pytest.approx(0.5 * 600 / 2, rel=1e-3)   # the second sample's loss is 0
+    assert model.plan.losses_of(out, logits, [y])[0] == pytest.approx(600 / 2, rel=1e-3)
+    model.plan.backward(out, logits, [y])                 # (p - y) / N, straight to the logits
+    np.testing.assert_allclose(model.layers[0].grads["bias"], [0.5, -0.5, 0.0], atol=1e-6)
 
 
 @pytest.mark.parametrize("loss_weight", [1.0, 2.0, 0.5])
