@@ -499,3 +499,22 @@ def test_inference_in_chunks_uses_the_moving_statistics_of_the_latest_step():
     whole = model.plan.infer([x], model.plan.instances)[0]
     np.testing.assert_allclose(chunked, whole, rtol=1e-5, atol=1e-6)
 
+
+
+def test_two_processes_halves_of_a_batch_add_up_to_the_batch_with_its_dropout_masks():
+    # found by mutation testing: a default offset other than 0 shifted the first samples' random draws.
+    # One process computing a whole batch must equal two computing its halves (the first at the default
+    # offset, the second at offset 5 of 10), dropout masks included.
+    rng = np.random.default_rng(8)
+    x, y = rng.standard_normal((10, 4)), rng.integers(0, 3, 10)
+    model = nnscratch.Model([Dense(6, input_shape=(4,)), ReLU(), Dropout(0.5), Dense(3), Softmax()], seed=0)
+    model.set(loss="categorical_crossentropy", optimizer="sgd")
+    model.finalize()
+    with DataParallel(model, 2, adaptive=True) as runner:   # batches this small stay in one thread
+        whole, _ = _gradients(model, runner, x, y)
+        first, _ = _gradients(model, runner, x, y, index=slice(0, 5), total=10)
+        second, _ = _gradients(model, runner, x, y, index=slice(5, 10), offset=5, total=10)
+        shifted, _ = _gradients(model, runner, x, y, index=slice(0, 5), offset=1, total=10)
+    for k in whole:
+        np.testing.assert_allclose(first[k] + second[k], whole[k], rtol=1e-5, atol=1e-7)
+    assert any(not np.allclose(shifted[k] + second[k], whole[k], rtol=1e-5, atol=1e-7) for k in whole)

@@ -113,3 +113,102 @@ def test_inference_pieces_grow_only_for_networks_with_few_activations_per_sample
             sizes.clear()
             np.testing.assert_allclose(model.predict(x, batch_size=1100), got, rtol=1e-5, atol=1e-7)
             assert sizes == [128] * 8 + [76]
+
+
+# --- found by mutation testing (docs/mutation-testing.md) ---
+def _grads(model):
+    return {f"{layer.name}/{k}": g.copy() for layer in model.layers for k, g in layer.grads.items()}
+
+
+def test_a_layer_called_twice_gets_the_sum_of_the_gradients_of_two_copies_of_it():
+    # any correct plan: a shared layer behaves as two layers with the same weights whose gradients add up
+    from nnscratch import Input
+    from nnscratch.layers import Add
+
+    def build(shared):
+        x = Input((4,))
+        first = Dense(4)
+        second = first if shared else Dense(4)
+        a = first(x)
+        h = ReLU()(Add()([a, second(ReLU()(a))]))
+        model = nnscratch.Model(inputs=x, outputs=Softmax()(Dense(3)(h)), seed=0)
+        model.set(loss="categorical_crossentropy", optimizer="sgd")
+        model.finalize()
+        return model
+
+    shared, copies = build(True), build(False)
+    weights = shared.get_weights()
+    dense = [layer for layer in copies.layers if isinstance(layer, Dense)]
+    for layer, source in zip(dense, ["dense_1", "dense_1", "dense_2"]):   # the copies' layers: first, second, last
+        layer.params["kernel"][...] = weights[f"{source}/kernel"]
+        layer.params["bias"][...] = weights[f"{source}/bias"]
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal((6, 4)), rng.integers(0, 3, 6)
+    outputs = []
+    for model in (shared, copies):
+        for layer in model.layers:
+            for g in layer.grads.values():
+                g[...] = 0
+        out, logits = model.forward(x, training=True)
+        model.backward(out, logits, model.loss.check_targets(y, model.output_shape))
+        outputs.append(out)
+    np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-6)
+    w = {k: v.astype(np.float64) for k, v in weights.items()}   # and both equal the graph computed by hand
+    a = x @ w["dense_1/kernel"] + w["dense_1/bias"]
+    h = np.maximum(a + np.maximum(a, 0) @ w["dense_1/kernel"] + w["dense_1/bias"], 0)
+    z = h @ w["dense_2/kernel"] + w["dense_2/bias"]
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(outputs[0], p / p.sum(axis=1, keepdims=True), rtol=1e-4, atol=1e-6)
+    got, parts = _grads(shared), _grads(copies)
+    first, second, last = [layer.name for layer in dense]
+    for k in ("kernel", "bias"):
+        np.testing.assert_allclose(got[f"dense_1/{k}"], parts[f"{first}/{k}"] + parts[f"{second}/{k}"],
+                                   rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(got[f"dense_2/{k}"], parts[f"{last}/{k}"], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(shared.predict(x), outputs[0], rtol=1e-5, atol=1e-7)
+    # both models run through the same plan: the finite differences check the gradients' sums themselves
+    from nnscratch.gradcheck import check_model
+    assert check_model(shared, x, y).ok
+
+
+@pytest.mark.parametrize("layers", [lambda: [Dense(3, input_shape=(2,)), Softmax()],
+                                    lambda: [Dense(3, activation="softmax", input_shape=(2,))]],
+                         ids=["Softmax layer", "Dense with a softmax activation"])
+def test_the_fused_loss_with_sample_weights_is_taken_from_the_logits_so_stays_exact_when_saturated(layers):
+    model = nnscratch.Model(layers(), seed=0)
+    model.set(loss="categorical_crossentropy", optimizer="sgd")
+    model.finalize()
+    model.layers[0].params["kernel"][...] = [[300, -300, 0], [0, 0, 0]]  # saturates the softmax
+    x = np.array([[1.0, 0.0], [1.0, 0.0]], np.float32)
+    out, logits = model.plan.forward([x])
+    y = model.loss.check_targets(np.array([1, 0]), model.output_shape)
+    weighted = model.plan.losses_of(out, logits, [y], weights=[np.array([0.5, 1.0])])[0]
+    assert weighted == pytest.approx(0.5 * 600 / 2, rel=1e-3)   # the second sample's loss is 0
+    assert model.plan.losses_of(out, logits, [y])[0] == pytest.approx(600 / 2, rel=1e-3)
+    model.plan.backward(out, logits, [y])                 # (p - y) / N, straight to the logits
+    np.testing.assert_allclose(model.layers[0].grads["bias"], [0.5, -0.5, 0.0], atol=1e-6)
+
+
+@pytest.mark.parametrize("loss_weight", [1.0, 2.0, 0.5])
+def test_an_unfused_loss_with_sample_weights_and_a_loss_weight_gives_its_loss_and_gradient(loss_weight):
+    # mean squared error after a softmax is not fused: its loss and gradient come from the loss object
+    rng = np.random.default_rng(2)
+    x, y = rng.standard_normal((5, 4)), np.eye(3)[rng.integers(0, 3, 5)]
+    w = np.array([0.0, 1.0, 2.0, 0.5, 1.0])
+    model = nnscratch.Model([Dense(3, input_shape=(4,)), Softmax()], seed=0, dtype="float64")
+    model.set(loss="mse", optimizer="sgd", loss_weights=[loss_weight])
+    model.finalize()
+    out, logits = model.plan.forward([x], training=True)
+    p = model.layers[-1].forward(model.layers[0].forward(x))
+    per_sample = np.mean((p - y) ** 2, axis=1)
+    assert model.plan.losses_of(out, logits, [y]) == [pytest.approx(per_sample.mean(), rel=1e-12)]
+    assert model.plan.losses_of(out, logits, [y], weights=[w]) == [pytest.approx((w * per_sample).mean(),
+                                                                                   rel=1e-12)]
+    for g in model.layers[0].grads.values():
+        g[...] = 0
+    model.plan.backward(out, logits, [y], weights=[w])
+    # by hand: d(loss_weight * mean_i w_i mean_j (p_ij - y_ij)^2)/dp, then through the softmax and the Dense
+    dp = loss_weight * w[:, None] * 2 * (p - y) / (p.shape[0] * p.shape[1])
+    dz = p * (dp - np.sum(dp * p, axis=1, keepdims=True))
+    np.testing.assert_allclose(model.layers[0].grads["kernel"], x.T @ dz, rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(model.layers[0].grads["bias"], dz.sum(axis=0), rtol=1e-10, atol=1e-14)

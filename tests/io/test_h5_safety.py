@@ -253,3 +253,61 @@ def test_a_damaged_file_is_not_said_to_be_locked(saved, damage, says):
     with pytest.raises(ModelFileError, match=says) as info:
         load_model(path)
     assert "locking" not in str(info.value) and "another program" not in str(info.value)
+
+
+# -- found by mutation testing (docs/mutation-testing.md): the helpers' refusals, word for word -------------
+def test_a_soft_link_is_refused_naming_where_it_points(saved):
+    _, path = saved
+    with h5py.File(path, "r+") as f:
+        del f["weights/dense_1/kernel"]
+        f["weights/dense_1/kernel"] = h5py.SoftLink("/weights/dense_2/kernel")
+    with pytest.raises(ModelFileError) as info:
+        load_model(path)
+    assert str(info.value) == (f"{path}: /weights/dense_1/kernel is a soft link to '/weights/dense_2/kernel'; nnscratch "
+                               "files keep every object in the file itself and never follow links, so this file was "
+                               "edited or not written by nnscratch")
+
+
+def test_read_array_and_read_json_refuse_what_they_cannot_read_by_name_type_shape_and_dtype(tmp_path):
+    with h5py.File(tmp_path / "x.h5", "w") as f:
+        group = f.create_group("g")
+        f["text"] = np.array([b"abc", b"de"])
+        with pytest.raises(TypeError) as info:
+            _h5.read_array(group)
+        assert str(info.value) == "/g should be a dataset, found a Group"
+        with pytest.raises(TypeError) as info:
+            _h5.read_array(f["text"])
+        assert str(info.value) == "/text should hold numbers, found dtype |S3"
+        with pytest.raises(TypeError) as info:
+            _h5.read_json(group)
+        assert str(info.value) == ("/g should be a one-element byte-string dataset holding JSON, found Group of shape "
+                                   "None and dtype None")
+        with pytest.raises(TypeError) as info:
+            _h5.read_json(f["text"])
+        assert str(info.value) == ("/text should be a one-element byte-string dataset holding JSON, found Dataset of "
+                                   "shape (2,) and dtype |S3")
+
+
+def test_to_json_writes_sets_as_lists_and_names_what_it_cannot_write():
+    assert _h5.to_json({"a": {3}, "b": frozenset(), "c": (1, 2)}) == '{"a": [3], "b": [], "c": [1, 2]}'
+    with pytest.raises(TypeError) as info:
+        _h5.to_json({"f": open})
+    assert str(info.value) == ("builtin_function_or_method (<built-in function open>) is not a number, string, list "
+                               "or dict")
+
+
+@pytest.mark.parametrize("getter, value, says", [
+    (_h5.get_int, 1.5, "should be an integer, found float64 (1.5)"),
+    (_h5.get_int, True, "should be an integer, found bool (True)"),
+    (_h5.get_float, np.bytes_(b"x"), "should be a number, found bytes_ (b'x')"),
+    (_h5.get_float, True, "should be a number, found bool (True)"),
+    (_h5.get_bool, 5, "should be a boolean, found int64 (5)"),
+    (_h5.get_bool, 0.5, "should be a boolean, found float64 (0.5)"),
+    (_h5.get_text, np.arange(40), "should be a string, found ndarray (" + repr(list(range(40)))[:80] + ")"),
+])
+def test_attribute_getters_refuse_other_types_showing_the_value_cut_to_80_characters(tmp_path, getter, value, says):
+    with h5py.File(tmp_path / "x.h5", "w") as f:
+        f.attrs["a"] = value
+        with pytest.raises(TypeError) as info:
+            getter(f, "a")
+        assert str(info.value) == f"attribute 'a' of / {says}"

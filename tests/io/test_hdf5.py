@@ -599,6 +599,10 @@ def test_slots_go_back_to_their_own_parameter_when_shapes_are_alike(tmp_path):
     # ... and 10**5 units (a 400 KB output, but a 1.6 MB kernel the file does not hold): refused on declaration
     (dense_model, lambda c: c["layers"][0]["config"].update(units=10**5),
      r"layer dense_1 \(Dense\): weight 'kernel' has shape \(4, 8\) in the file but \(4, 100000\) in the saved"),
+    # ... and 10**6 units: loading the file's shapes into the layers is what refuses it (found by mutation
+    # testing: without them the same message came later, from the reader, after 28 MB were allocated)
+    (dense_model, lambda c: c["layers"][0]["config"].update(units=10**6),
+     r"layer dense_1 \(Dense\): weight 'kernel' has shape \(4, 8\) in the file but \(4, 1000000\) in the saved"),
     # an input of 10**12 values per sample: refused when the first layer's output shape is computed
     (conv_model, lambda c: c["layers"][0]["config"].update(input_shape=[10**6, 10**6, 1]),
      r"conv2d_1 \(Conv2D\) would output \(1000000, 1000000, 3\) per sample, more than"),
@@ -727,3 +731,327 @@ def test_optimizer_state_missing_a_slot_is_refused(tmp_path):
     with pytest.raises(ModelFileError) as info:
         load_model(path)
     assert str(info.value) == f"{path}: optimizer state for dense_1/kernel has slots ['m'], but Adam keeps ['m', 'v']"
+
+
+# -- found by mutation testing, the rest of io/hdf5.py (docs/mutation-testing.md) --------------------------
+# Every refusal's whole message, so that a message, the path it starts with or the object it names cannot
+# change unnoticed. Each case edits one file saved from an Adam model with slots.
+def _set_json(name, value):
+    def edit(f):
+        del f[name]
+        data = json.dumps(value).encode()
+        f.create_dataset(name, data=np.array([data], dtype=f"S{len(data)}"))
+    return edit
+
+
+def _edit_json(name, change):
+    def edit(f):
+        value = json.loads(f[name][0])
+        change(value)
+        _set_json(name, value)(f)
+    return edit
+
+
+def _replace(name, make):
+    """Replaces the object ``name`` by what ``make(parent group, link)`` creates."""
+    def edit(f):
+        parent, link = name.rsplit("/", 1) if "/" in name else ("/", name)
+        del f[name]
+        make(f[parent], link)
+    return edit
+
+
+def _a_group(group, link):
+    group.create_group(link)
+
+
+def _a_dataset(group, link):
+    group.create_dataset(link, data=np.zeros(2))
+
+
+def _set_attr(name, key, value):
+    def edit(f):
+        f[name].attrs[key] = value
+    return edit
+
+
+_HINT = "the file's weights do not fit its own architecture; it was edited or written by a broken writer"
+_READ = "; the file is truncated, corrupted or was edited"
+_ARCH = "['dense_1', 're_lu_1', 'dropout_1', 'dense_2', 'softmax_1']"
+
+REFUSALS = {
+    "model_config a list": (_set_json("model_config", []),
+                            "model_config must be an object with a non-empty 'layers' list, found list"),
+    "no layers": (_edit_json("model_config", lambda c: c.update(layers=[])),
+                  "model_config must be an object with a non-empty 'layers' list, found dict"),
+    "layers an object": (_edit_json("model_config", lambda c: c.update(layers={"dense": 1})),
+                         "model_config must be an object with a non-empty 'layers' list, found dict"),
+    "a layer a string": (_edit_json("model_config", lambda c: c["layers"].__setitem__(1, "ReLU")),
+                         "model_config layer 1 must be {'class_name': str, 'config': dict}, found 'ReLU'"),
+    "a layer config a list": (_edit_json("model_config", lambda c: c["layers"][1].update(config=[])),
+                              "model_config layer 1 must be {'class_name': str, 'config': dict}, found "
+                              "{'class_name': 'ReLU', 'config': []}"),
+    "a class name a number": (_edit_json("model_config", lambda c: c["layers"][1].update(class_name=3)),
+                              "model_config layer 1 must be {'class_name': str, 'config': dict}, found "
+                              "{'class_name': 3, 'config': {'input_shape': None, 'name': 're_lu_1'}}"),
+    "training_config a list": (_set_json("training_config", []), "training_config must be an object, found list"),
+    "an unknown training key": (_edit_json("training_config", lambda c: c.update(momentum=0.9)),
+                                "training_config has unknown keys ['momentum']; expected loss, optimizer, accuracy, "
+                                "loss_weights, metrics"),
+    "no loss": (_edit_json("training_config", lambda c: c.pop("loss")),
+                "training_config has no loss; a saved model always has a loss and an optimizer"),
+    "no optimizer": (_edit_json("training_config", lambda c: c.pop("optimizer")),
+                     "training_config has no optimizer; a saved model always has a loss and an optimizer"),
+    "/metadata a list": (_set_json("metadata", [1]), "/metadata must hold a JSON object, found list"),
+    "a negative seed": (_set_attr("/", "seed", np.int64(-1)), "seed (-1) and epochs_trained (0) must be >= 0"),
+    "negative epochs": (_set_attr("/", "epochs_trained", np.int64(-2)),
+                        "seed (3) and epochs_trained (-2) must be >= 0"),
+    "a float seed": (_set_attr("/", "seed", 1.5),
+                     "cannot read the model description (/model_config, /training_config, /history, /metadata, seed, "
+                     "epochs_trained) (TypeError: attribute 'seed' of / should be an integer, found float64 (1.5))"
+                     + _READ),
+    "/model_config a group": (_replace("model_config", _a_group), "/model_config should be a Dataset, found a Group"),
+    "contents unknown": (_set_attr("/", "contents", np.bytes_(b"data")),
+                         "contents is 'data', expected 'model' or 'weights'"),
+    "format version 0": (_set_attr("/", "format_version", np.int64(0)),
+                         "format_version is 0; valid versions start at 1"),
+    "format version text": (_set_attr("/", "format_version", np.bytes_(b"2")),
+                            "cannot read the file header (TypeError: attribute 'format_version' of / should be an "
+                            "integer, found bytes_ (b'2'))" + _READ),
+    "no /weights": (lambda f: f.__delitem__("weights"), "/weights is missing; the file is incomplete or was edited"),
+    "/weights a dataset": (_replace("weights", _a_dataset), "/weights should be a Group, found a Dataset"),
+    "a layer's state a dataset": (lambda f: _a_dataset(f["state"], "dense_1"),
+                                  "/state/dense_1 should be a Group, found a Dataset"),
+    "a state array too many": (lambda f: f.create_group("state/dense_1").create_dataset("mean", data=np.zeros(2)),
+                               "layer dense_1 (Dense): the file has state arrays ['mean'] but the saved architecture "
+                               f"has []; {_HINT}"),
+    "no /state": (lambda f: f.__delitem__("state"), "/state is missing; the file is incomplete or was edited"),
+    "a layer missing": (lambda f: f.__delitem__("weights/dense_2"),
+                        "the layers do not match the saved architecture (layers are matched by name): the saved "
+                        "architecture has ['dense_2'] that the file lacks, and the file has nothing that the saved "
+                        "architecture lacks. File layers: ['dense_1', 're_lu_1', 'dropout_1', 'softmax_1']; the saved "
+                        f"architecture: {_ARCH}"),
+    "a layer too many": (lambda f: f["weights"].create_group("dense_9"),
+                         "the layers do not match the saved architecture (layers are matched by name): the saved "
+                         "architecture has nothing that the file lacks, and the file has ['dense_9'] that the saved "
+                         "architecture lacks. File layers: ['dense_1', 're_lu_1', 'dropout_1', 'dense_2', "
+                         f"'softmax_1', 'dense_9']; the saved architecture: {_ARCH}"),
+    "state of a layer too many": (lambda f: f["state"].create_group("dense_9"),
+                                  "the layers do not match the saved architecture (layers are matched by name): the "
+                                  "saved architecture has nothing that the file lacks, and the file has ['dense_9'] "
+                                  f"that the saved architecture lacks. File layers: {_ARCH}; the saved architecture: "
+                                  f"{_ARCH}"),
+    "a layer of another class": (_set_attr("weights/dense_2", "class_name", np.bytes_(b"Conv2D")),
+                                 f"layer 'dense_2' is a Conv2D in the file but a Dense in the saved architecture; {_HINT}"),
+    "a layer class a number": (_set_attr("weights/dense_2", "class_name", np.int64(3)),
+                               "cannot read the weights (TypeError: attribute 'class_name' of /weights/dense_2 should "
+                               "be a string, found int64 (3))" + _READ),
+    "trainable a 5": (_set_attr("weights/dense_2", "trainable", np.int64(5)),
+                      "cannot read the weights (TypeError: attribute 'trainable' of /weights/dense_2 should be a "
+                      "boolean, found int64 (5))" + _READ),
+    "a layer's group a dataset": (_replace("weights/re_lu_1", _a_dataset),
+                                  "/weights/re_lu_1 should be a Group, found a Dataset"),
+    "a weight a group": (_replace("weights/dense_2/bias", _a_group),
+                         "/weights/dense_2/bias should be a Dataset, found a Group"),
+    "an integer weight": (_replace("weights/dense_2/bias", lambda g, k: g.create_dataset(k, data=np.zeros(3, np.int32))),
+                          f"layer dense_2 (Dense): weight 'bias' is int32 in the file but float32 in the saved "
+                          f"architecture; {_HINT}"),
+    "no /optimizer": (lambda f: f.__delitem__("optimizer"),
+                      "/optimizer is missing; the file is incomplete or was edited"),
+    "no slots": (lambda f: f.__delitem__("optimizer/slots"),
+                 "/optimizer/slots is missing; the file is incomplete or was edited"),
+    "an optimizer class a number": (_set_attr("optimizer", "class_name", np.int64(3)),
+                                    "cannot read the optimizer state (TypeError: attribute 'class_name' of /optimizer "
+                                    "should be a string, found int64 (3))" + _READ),
+    "extra state a group": (lambda f: f["optimizer"].create_group("extra_state"),
+                            "/optimizer/extra_state should be a Dataset, found a Group"),
+    "a layer's slots a dataset": (_replace("optimizer/slots/dense_1", _a_dataset),
+                                  "/optimizer/slots/dense_1 should be a Group, found a Dataset"),
+    "a parameter's slots a dataset": (_replace("optimizer/slots/dense_1/bias", _a_dataset),
+                                      "/optimizer/slots/dense_1/bias should be a Group, found a Dataset"),
+    "a slot a group": (_replace("optimizer/slots/dense_1/bias/m", _a_group),
+                       "/optimizer/slots/dense_1/bias/m should be a Dataset, found a Group"),
+    "a slot of another shape": (_replace("optimizer/slots/dense_1/bias/m",
+                                         lambda g, k: g.create_dataset(k, data=np.zeros(3, np.float32))),
+                                "optimizer slot 'm' of dense_1/bias is float32 (3,) but the parameter is float32 (8,)"),
+    "a slot of another dtype": (_replace("optimizer/slots/dense_1/bias/m", lambda g, k: g.create_dataset(k, data=np.zeros(8))),
+                                "optimizer slot 'm' of dense_1/bias is float64 (8,) but the parameter is float32 (8,)"),
+}
+
+
+@pytest.fixture(scope="module")
+def adam_file_bytes(tmp_path_factory):
+    path = tmp_path_factory.mktemp("adam") / "m.h5"
+    _adam_model_with_slots(path)
+    return path.read_bytes()
+
+
+def _refusal(path, load=load_model):
+    with pytest.raises(ModelFileError) as info:
+        load(path)
+    assert info.value.path == str(path)
+    return str(info.value)
+
+
+@pytest.mark.parametrize("case", list(REFUSALS))
+def test_each_refusal_says_exactly_what_is_wrong_after_the_files_path(tmp_path, adam_file_bytes, case):
+    edit, reason = REFUSALS[case]
+    path = tmp_path / "m.h5"
+    path.write_bytes(adam_file_bytes)
+    with h5py.File(path, "r+") as f:
+        edit(f)
+    assert _refusal(path) == f"{path}: {reason}"
+
+
+def test_an_unregistered_layer_without_a_config_is_named_unnamed_and_the_known_layers_listed(tmp_path,
+                                                                                               adam_file_bytes):
+    from nnscratch.layers.base import LAYERS
+    path = tmp_path / "m.h5"
+    path.write_bytes(adam_file_bytes)
+    with h5py.File(path, "r+") as f:
+        _edit_json("model_config", lambda c: c["layers"].__setitem__(1, {"class_name": "Maxout"}))(f)
+    assert _refusal(path) == (f"{path}: layer 1 (unnamed) is of class 'Maxout', which is not a registered layer. "
+                              f"Known layers: {', '.join(LAYERS.names())}. A custom layer is registered by defining "
+                              "its class (a subclass of nnscratch.layers.Layer): import or define it before calling "
+                              "load_model.")
+
+
+def test_load_weights_and_read_header_refuse_with_the_path_and_this_models_words(tmp_path, adam_file_bytes):
+    path = tmp_path / "m.h5"
+    path.write_bytes(adam_file_bytes)
+    with h5py.File(path, "r+") as f:
+        f["weights/dense_2"].attrs["class_name"] = np.bytes_(b"Conv2D")
+    assert _refusal(path, lambda p: load_weights(dense_model("adam"), p)) == (
+        f"{path}: layer 'dense_2' is a Conv2D in the file but a Dense in this model; build the model with the same "
+        "layers and sizes as the saved one (layer names are assigned in order: dense_1, dense_2...)")
+    with h5py.File(path, "r+") as f:
+        f.attrs["contents"] = np.bytes_(b"data")
+    assert _refusal(path, read_header) == f"{path}: contents is 'data', expected 'model' or 'weights'"
+    assert _refusal(path, lambda p: load_weights(dense_model("adam"), p)) == (
+        f"{path}: contents is 'data', expected 'model' or 'weights'")
+
+
+@pytest.mark.parametrize("case", ["a layer's group a dataset", "a weight a group", "no /weights", "no /state",
+                                  "a layer's state a dataset"])
+def test_load_weights_refuses_what_load_model_refuses_with_the_same_words(tmp_path, adam_file_bytes, case):
+    # load_model meets these while it reads the file's shapes for the architecture; load_weights only in its reader
+    edit, reason = REFUSALS[case]
+    path = tmp_path / "m.h5"
+    path.write_bytes(adam_file_bytes)
+    with h5py.File(path, "r+") as f:
+        edit(f)
+    assert _refusal(path, lambda p: load_weights(dense_model("adam"), p)) == f"{path}: {reason}"
+
+
+def test_loss_weights_and_further_metrics_are_saved_and_restored(tmp_path):
+    model = dense_model("sgd")
+    model.set(loss_weights=[2.0], metrics=["accuracy"])
+    model.finalize()
+    model.save(tmp_path / "m.h5")
+    loaded = load_model(tmp_path / "m.h5")
+    assert {"loss_weights", "metrics"} <= set(model.get_training_config())
+    assert loaded.get_training_config() == model.get_training_config()
+
+
+def test_load_weights_casts_a_float64_file_into_a_float32_model(tmp_path):
+    path = tmp_path / "w.h5"
+    source = dense_model("sgd", seed=1, dtype="float64")
+    source.save_weights(path)
+    target = dense_model("sgd", seed=2)
+    load_weights(target, path)
+    for name, value in source.get_weights().items():
+        assert target.get_weights()[name].dtype == np.float32
+        np.testing.assert_array_equal(target.get_weights()[name], value.astype(np.float32))
+
+
+def test_the_non_finite_warning_names_the_file_the_array_and_what_to_do(tmp_path):
+    # the stacklevel is checked by tests/io/test_h5_safety.py; this pins the category and the whole message
+    path = tmp_path / "m.h5"
+    model = dense_model("adam")
+    model.layers[3].params["bias"][1] = np.nan
+    model.save(path)
+    with pytest.warns(RuntimeWarning) as caught:
+        load_model(path)
+    assert [(w.category, str(w.message)) for w in caught] == [(RuntimeWarning, (
+        f"{path}: layer dense_2 (Dense): weight 'bias' has 1 non-finite value(s) (NaN or infinity) out of 3; the "
+        "model was probably saved after training diverged and will predict NaN. Load an earlier checkpoint, or "
+        "retrain with a lower learning rate (DivergenceGuard stops training when the loss diverges)"))]
+    _adam_model_with_slots(path)
+    with h5py.File(path, "r+") as f:
+        m = f["optimizer/slots/dense_1/bias/m"][()]
+        m[0] = np.inf
+        del f["optimizer/slots/dense_1/bias/m"]
+        f["optimizer/slots/dense_1/bias"].create_dataset("m", data=m)
+    with pytest.warns(RuntimeWarning) as caught:
+        load_model(path)
+    assert [str(w.message) for w in caught] == [
+        f"{path}: optimizer slot 'm' of dense_1/bias has 1 non-finite value(s) (NaN or infinity) out of 8; the "
+        "model was probably saved after training diverged and will predict NaN. Load an earlier checkpoint, or "
+        "retrain with a lower learning rate (DivergenceGuard stops training when the loss diverges)"]
+
+
+def test_a_model_file_error_pickles_with_its_path_and_reason(tmp_path):
+    import pickle
+    error = pickle.loads(pickle.dumps(ModelFileError(tmp_path / "m.h5", "it is broken")))
+    assert (type(error), error.path, error.reason, str(error)) == (
+        ModelFileError, str(tmp_path / "m.h5"), "it is broken", f"{tmp_path / 'm.h5'}: it is broken")
+
+
+@pytest.mark.parametrize("error, says", [
+    (OSError("Unable to synchronously open file (unable to lock file, errno = 11, error message = 'Resource "
+             "temporarily unavailable')"), "cannot open it"),
+    (BlockingIOError("Resource temporarily unavailable"), "cannot open it"),
+    (OSError("Unable to open file (truncated file: eof = 1000, sblock->base_addr = 0, stored_eof = 5000)"),
+     "the file is truncated: it has 1000 bytes but its HDF5 header says 5000"),
+    (OSError("Unable to open file (bad superblock version number)"), "not a readable HDF5 file"),
+])
+def test_why_a_file_cannot_be_opened_is_told_from_hdf5s_error(tmp_path, monkeypatch, error, says):
+    path = tmp_path / "m.h5"
+    path.write_bytes(b"")
+
+    def refuse(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(hdf5.h5py, "File", refuse)
+    message = _refusal(path)
+    assert message.startswith(f"{path}: {says}")
+    if says == "cannot open it":
+        assert message == (f"{path}: cannot open it ({error}): another program has it open for writing (HDF5 file "
+                           "locking); close it there, or set HDF5_USE_FILE_LOCKING=FALSE on file systems without locks")
+
+
+def test_save_weights_writes_the_checksummed_format_in_layer_order_and_needs_a_finalized_model(tmp_path):
+    path = tmp_path / "w.h5"
+    dense_model("sgd").save_weights(path)
+    assert path.read_bytes()[8] >= 2     # superblock version 2 or later: the HDF5 1.10 format, checksummed
+    with h5py.File(path, "r") as f:
+        assert list(f) == ["weights", "state"]     # in the order written, as in a model file
+        assert list(f["weights"]) == ["dense_1", "re_lu_1", "dropout_1", "dense_2", "softmax_1"]
+    with pytest.raises(RuntimeError) as info:
+        hdf5.save_weights(nnscratch.Model([Dense(2, input_shape=(3,))]), tmp_path / "x.h5")
+    assert str(info.value) == ("call model.finalize() before model.save_weights(): the weights exist only once the "
+                               "layers are built (finalize again after add/set changes; built layers keep their "
+                               "weights)")
+
+
+@pytest.mark.skipif(os.name != "posix", reason="sends itself SIGINT")
+def test_ctrl_c_during_save_weights_lets_the_save_finish_then_raises(tmp_path, monkeypatch):
+    import signal
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        pytest.skip("SIGINT is handled by someone else in this process")
+    path = tmp_path / "w.h5"
+    dense_model("sgd", seed=1).save_weights(path)
+    write = hdf5._write_layer_arrays
+
+    def interrupted(*args):
+        os.kill(os.getpid(), signal.SIGINT)
+        write(*args)
+
+    monkeypatch.setattr(hdf5, "_write_layer_arrays", interrupted)
+    new = dense_model("sgd", seed=2)
+    with pytest.raises(KeyboardInterrupt):
+        new.save_weights(path)
+    monkeypatch.undo()
+    loaded = dense_model("sgd", seed=3)
+    load_weights(loaded, path)
+    assert all(np.array_equal(v, new.get_weights()[k]) for k, v in loaded.get_weights().items())

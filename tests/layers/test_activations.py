@@ -133,3 +133,15 @@ def test_the_output_is_not_kept_when_the_backward_does_not_read_it(cls):
     del y
     gc.collect()
     assert alive() is None
+
+
+def test_an_activation_without_a_second_order_backward_says_which_and_what_to_use_instead():
+    # found by mutation testing (with tests/test_sdlm.py selected): the message's advice was unpinned
+    from nnscratch.errors import SecondOrderNotImplemented
+    layer = Activation("softmax")
+    x = np.zeros((2, 3))
+    layer.forward(x)
+    with pytest.raises(SecondOrderNotImplemented) as info:
+        layer.backward_second_order(x, np.ones((2, 3)))
+    assert str(info.value) == (f"{layer.describe()}: the activation 'softmax' has no second-order backward, which "
+                               "SDLM needs; use an activation such as 'tanh' or 'relu', or another optimizer")

@@ -338,3 +338,19 @@ def test_subsampling_keeps_its_name():
 def test_too_small_or_flat_inputs_are_refused_with_the_fix(layer, shape, message):
     with pytest.raises(ValueError, match=message):
         layer.initialize(shape)
+
+
+def test_subsampling_hands_back_the_second_derivative_of_its_input_each_window_times_its_coefficient_squared():
+    # found by mutation testing with the SDLM tests selected: returning d2x only where no one needs it (and None
+    # where the layer below does) passed them
+    from nnscratch.layers import Subsampling2D
+    layer = Subsampling2D(2)
+    layer.build((4, 4, 3))
+    layer.params["coefficient"][...] = [0.5, -2.0, 3.0]
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 4, 4, 3)).astype(np.float32)
+    d2out = rng.uniform(0.0, 1.0, (2, 2, 2, 3)).astype(np.float32)
+    layer.forward(x, training=False)
+    d2x = layer.backward_second_order(x, d2out)
+    expected = np.repeat(np.repeat(d2out, 2, axis=1), 2, axis=2) * np.float32([0.25, 4.0, 9.0])
+    np.testing.assert_allclose(d2x, expected, rtol=1e-6)
