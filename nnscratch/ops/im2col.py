@@ -479,8 +479,13 @@ def grouped_conv2d_backward(dout: np.ndarray, cols: np.ndarray, kernel: np.ndarr
     """Gradients of :func:`grouped_conv2d_forward`: ``(dx or None, dkernel (kh, kw, C/g, F), dbias or None)``."""
     kh, kw, cg, f = kernel.shape
     dm = to_chwn(dout).reshape(groups, f // groups, -1)                       # (g, F/g, M)
-    # (g, K/g, M) @ (g, M, F/g) streams the big column matrix row by row: 10x faster than dm @ cols^T here
-    dk = np.matmul(cols, dm.transpose(0, 2, 1)).transpose(0, 2, 1)          # (g, F/g, K/g)
+    # (K/g, M) @ (M, F/g) per group streams the big column matrix row by row: 10x faster than dm @ cols^T here.
+    # One np.dot per group, not one stacked matmul: matmul keeps the GIL when its output has fewer than 500
+    # values (a depthwise layer's 9 x groups), and held it ~6 ms per call while the other thread waited
+    dk = np.empty((groups, cols.shape[1], f // groups), dtype=np.result_type(cols, dm))
+    for g in range(groups):
+        np.dot(cols[g], dm[g].T, out=dk[g])
+    dk = dk.transpose(0, 2, 1)                                                # (g, F/g, K/g)
     dkernel = dk.reshape(groups, f // groups, kh, kw, cg).transpose(2, 3, 4, 0, 1).reshape(kernel.shape)
     dbias = dm.sum(axis=2).reshape(f) if has_bias else None
     if not need_dx:
