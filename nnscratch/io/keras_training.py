@@ -141,8 +141,7 @@ def _optimizer_to_keras(optimizer):
     if name == "Nadam" and config.get("momentum_decay") != 1.0:
         return None, (f"its Nadam's momentum_decay {config.get('momentum_decay')} differs from Keras' fixed "
                       "schedule (momentum_decay 1.0, nnscratch's convention='keras')")
-    out = {"name": name.lower(), "learning_rate": optimizer.learning_rate * optimizer.lr_multiplier,
-           "weight_decay": weight_decay or None}
+    out = {"name": name.lower(), "learning_rate": optimizer.current_learning_rate, "weight_decay": weight_decay or None}
     out.update({key: config[key] for key in sorted(_OPTIMIZER_ARGS[name]) if key in config})
     out.update(_KERAS_ONLY.get(name, {}))
     return {"class_name": name, "config": out}, None
@@ -160,12 +159,10 @@ def training_to_keras(model) -> tuple[dict | None, str | None]:
     """
     if model.loss is None or model.optimizer is None:
         return None, None
-    remembered = (model.metadata or {}).get(KERAS_LOSS_KEY)
-    losses = model.loss if isinstance(model.loss, list) else [model.loss]
+    remembered = model.metadata.get(KERAS_LOSS_KEY)  # one name: training_from_keras maps a single loss only
     names = []
-    for i, loss in enumerate(losses):
-        name, why = _loss_to_keras(loss, remembered[i] if isinstance(remembered, list) and i < len(remembered)
-                                   else remembered)
+    for loss in model.loss if isinstance(model.loss, list) else [model.loss]:
+        name, why = _loss_to_keras(loss, remembered)
         if name is None:
             return None, why
         names.append(name)
