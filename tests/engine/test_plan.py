@@ -212,3 +212,264 @@ def test_an_unfused_loss_with_sample_weights_and_a_loss_weight_gives_its_loss_an
     dz = p * (dp - np.sum(dp * p, axis=1, keepdims=True))
     np.testing.assert_allclose(model.layers[0].grads["kernel"], x.T @ dz, rtol=1e-10, atol=1e-14)
     np.testing.assert_allclose(model.layers[0].grads["bias"], dz.sum(axis=0), rtol=1e-10, atol=1e-14)
+
+
+# --- the cases the plan's rewrites and instances must keep (found by mutation testing) ---
+def _softmax(z):
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def test_an_output_that_another_layer_also_reads_is_kept_and_not_fused():
+    # the softmax inside a Dense is an output and the input of a second head: its gradient from the head
+    # is dL/dp, which must go through the softmax, not be taken as a gradient of the logits
+    from nnscratch import Input
+    from nnscratch.gradcheck import check_model
+
+    x = Input((4,))
+    probs = Dense(3, activation="softmax", name="probs")(x)
+    head = Softmax(name="head")(Dense(2)(probs))
+    model = nnscratch.Model(inputs=x, outputs=[probs, head], seed=0, dtype="float64")
+    model.set(loss=["categorical_crossentropy", "categorical_crossentropy"], optimizer="sgd")
+    model.finalize()
+    assert model.plan.fused == [None, 3]
+    rng = np.random.default_rng(0)
+    xb, y1, y2 = rng.standard_normal((5, 4)), rng.integers(0, 3, 5), rng.integers(0, 2, 5)
+    p, h = model.predict(xb)
+    w = model.get_weights()
+    np.testing.assert_allclose(p, _softmax(xb @ w["probs/kernel"] + w["probs/bias"]), rtol=1e-12)
+    assert h.shape == (5, 2)
+    assert check_model(model, xb, [y1, y2]).ok
+
+
+def test_logits_that_are_an_output_too_get_their_own_loss_gradient_and_the_fused_one():
+    # the fused softmax sends its gradient straight to the logits, which have a loss of their own
+    from nnscratch import Input
+    from nnscratch.gradcheck import check_model
+
+    x = Input((4,))
+    z = Dense(3, name="logits")(x)
+    model = nnscratch.Model(inputs=x, outputs=[z, Softmax()(z)], seed=0, dtype="float64")
+    model.set(loss=["mse", "categorical_crossentropy"], loss_weights=[3.0, 1.0], optimizer="sgd")
+    model.finalize()
+    assert model.plan.fused == [None, 2]
+    rng = np.random.default_rng(1)
+    xb, labels, target = rng.standard_normal((6, 4)), rng.integers(0, 3, 6), rng.standard_normal((6, 3))
+    assert check_model(model, xb, [target, labels]).ok
+    w = model.get_weights()
+    z_value = xb @ w["logits/kernel"] + w["logits/bias"]
+    y = np.eye(3)[labels]
+    dz = 3.0 * 2 * (z_value - target) / z_value.size + (_softmax(z_value) - y) / 6
+    out, logits = model.plan.forward([xb], training=True)
+    model.plan.backward(out, logits, [target, y])
+    np.testing.assert_allclose(model.layers[1].grads["kernel"], xb.T @ dz, rtol=1e-10)
+
+
+def test_a_merge_whose_first_input_needs_no_gradient_still_passes_the_gradient_to_the_others():
+    from nnscratch import Input
+    from nnscratch.layers import Add
+
+    def build(input_first):
+        x = Input((4,))
+        d = Dense(4, name="inner")(x)
+        h = Add()([x, d] if input_first else [d, x])   # the model input needs no gradient in training
+        model = nnscratch.Model(inputs=x, outputs=Softmax()(Dense(3, name="top")(h)), seed=0, dtype="float64")
+        model.set(loss="categorical_crossentropy", optimizer="sgd")
+        model.finalize()
+        return model
+
+    rng = np.random.default_rng(2)
+    xb, y = rng.standard_normal((5, 4)), np.eye(3)[rng.integers(0, 3, 5)]
+    grads = []
+    for input_first in (True, False):
+        model = build(input_first)
+        out, logits = model.plan.forward([xb], training=True)
+        model.plan.backward(out, logits, [y])
+        grads.append(model.layers[1].grads["kernel"].copy())
+    w = model.get_weights()
+    h = xb + xb @ w["inner/kernel"] + w["inner/bias"]
+    dh = (_softmax(h @ w["top/kernel"] + w["top/bias"]) - y) / 5 @ w["top/kernel"].T
+    for g in grads:
+        np.testing.assert_allclose(g, xb.T @ dh, rtol=1e-10)
+
+
+def test_the_gradient_checker_gets_the_gradient_of_the_model_input():
+    from nnscratch.gradcheck import check_model, float64_copy
+
+    model = nnscratch.Model([Dense(3, input_shape=(4,)), Softmax()], seed=0)
+    model.set(loss="categorical_crossentropy", optimizer="sgd")
+    model.finalize()
+    assert model.plan.needs_grad[0] is False     # training never computes it
+    clone = float64_copy(model)
+    rng = np.random.default_rng(3)
+    xb, y = rng.standard_normal((4, 4)), np.eye(3)[rng.integers(0, 3, 4)]
+    out, logits = clone.plan.forward([xb], training=True)
+    (dx,) = clone.plan.backward(out, logits, [y])
+    w = clone.get_weights()
+    np.testing.assert_allclose(dx, (_softmax(xb @ w["dense_1/kernel"] + w["dense_1/bias"]) - y) / 4
+                               @ w["dense_1/kernel"].T, rtol=1e-10)
+    report = check_model(model, xb, y.argmax(axis=1))
+    assert report.ok and "x" in [c.tensor for c in report.checks]
+
+
+def test_two_seeded_dropouts_draw_their_own_masks():
+    from nnscratch import Input
+    from nnscratch.layers import Dropout
+    from nnscratch.layers.context import BatchContext, installed
+
+    x = Input((200,))
+    model = nnscratch.Model(inputs=x, outputs=[Dropout(0.5)(x), Dropout(0.5)(x)], seed=0)
+    model.set(loss=["mse", "mse"], optimizer="sgd")
+    model.finalize()
+    ones = np.ones((3, 200), np.float32)
+    with installed(BatchContext(0, 3, (0, 0, 0))):
+        (a, b), _ = model.plan.forward([ones], training=True)
+    with installed(BatchContext(0, 3, (0, 0, 0))):
+        (again, _), _ = model.plan.forward([ones], training=True)
+    np.testing.assert_array_equal(again, a)           # one seed, one mask per node
+    assert set(np.unique(a)) == {0.0, 2.0} and 0.3 < np.mean(a == 0) < 0.7
+    assert np.mean((a == 0) != (b == 0)) > 0.3        # two nodes: two streams (equal masks would give 0)
+
+
+@pytest.mark.parametrize("between", [None, "swish", "tanh", "leaky_relu"])
+def test_what_runs_between_a_convolution_and_max_pooling_keeps_its_place_unless_it_is_a_relu(between):
+    # only a ReLU may run after the pooling: swish is not monotonic, and other layers are no activation
+    from nnscratch.layers import Activation, Conv2D, MaxPool2D
+    layers = [Conv2D(3, 3, padding="same", input_shape=(6, 6, 2))]
+    layers += [] if between is None else [Activation(between)]
+    layers += [MaxPool2D(2), Flatten(), Dense(4), Softmax()]
+    model = nnscratch.Model(layers, seed=0, dtype="float64")
+    model.set(loss="categorical_crossentropy", optimizer="sgd")
+    model.finalize()
+    assert not any(step.skip_forward for step in model.plan.steps)
+    assert all(step.relu_after is None for step in model.plan.steps)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 6, 6, 2))
+    y = model.loss.check_targets(rng.integers(0, 4, 4), model.output_shape)
+    output, logits = model.forward(x, training=True)
+    model.backward(output, logits, y)
+    got = _grads(model)
+    h = x
+    for layer in model.layers[:-1]:
+        h = layer.forward(h, training=True)
+    np.testing.assert_allclose(logits, h, rtol=1e-12)
+    grad = model.loss.fused_gradient(model.layers[-1].forward(h), y)
+    for layer in reversed(model.layers[:-1]):
+        grad = layer.backward(grad)
+    for layer in model.layers:
+        for k, g in layer.grads.items():
+            np.testing.assert_allclose(got[f"{layer.name}/{k}"], g, rtol=1e-10, atol=1e-14)
+
+
+def test_outputs_fused_or_not_predicted_in_pieces_equal_one_piece(monkeypatch):
+    from nnscratch import Input
+    from nnscratch.engine import plan
+
+    x = Input((5,))
+    h = ReLU()(Dense(8)(x))
+    model = nnscratch.Model(inputs=x, outputs=[Softmax(name="cls")(Dense(3)(h)), Dense(2, name="reg")(h)], seed=0,
+                            threads=1)
+    model.set(loss=["categorical_crossentropy", "mse"], optimizer="sgd")
+    model.finalize()
+    assert model.plan.fused[0] is not None and model.plan.fused[1] is None
+    xb = np.random.default_rng(4).standard_normal((300, 5)).astype(np.float32)
+    whole, _ = model.plan.forward([xb])
+    monkeypatch.setattr(plan, "INFERENCE_ACTIVATIONS", 0)      # pieces of 128, 128 and 44
+    outputs, logits = model.plan.infer([xb])
+    for got, expected in zip(outputs, whole):
+        np.testing.assert_allclose(got, expected, rtol=1e-6)
+    assert logits[0].shape == (300, 3) and logits[1] is None
+    for got, expected in zip(model.predict(xb, batch_size=300), whole):
+        np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+
+def test_a_network_between_the_two_piece_sizes_is_predicted_in_whole_pieces(monkeypatch):
+    from nnscratch.engine import plan
+
+    model = nnscratch.Model([Dense(4_890, input_shape=(100,)), Dense(10), Softmax()], seed=0, threads=1)
+    model.set(loss="categorical_crossentropy", optimizer="sgd")
+    model.finalize()
+    assert model.plan.activations_per_sample == 5_010
+    assert plan.inference_piece(5_010) == 299 and type(plan.inference_piece(5_010)) is int
+    sizes = []
+    forward = plan.Plan.forward
+    monkeypatch.setattr(plan.Plan, "forward", lambda self, xs, *args: sizes.append(len(xs[0])) or
+                        forward(self, xs, *args))
+    xb = np.random.default_rng(5).standard_normal((400, 100)).astype(np.float32)
+    got = model.predict(xb, batch_size=400)
+    assert sizes == [299, 101]
+    np.testing.assert_allclose(got, forward(model.plan, [xb])[0][0], rtol=1e-5, atol=1e-7)
+
+
+def _shared_batchnorm_model(threads):
+    from nnscratch import Input
+    from nnscratch.layers import BatchNormalization
+
+    x = Input((4,))
+    bn = BatchNormalization(name="bn")
+    h = bn(Dense(4, name="inner")(bn(x)))       # one BatchNormalization called twice: its state is one
+    model = nnscratch.Model(inputs=x, outputs=Softmax()(Dense(3, name="top")(h)), seed=0, threads=threads,
+                            dtype="float64")
+    model.set(loss="categorical_crossentropy", optimizer="sgd")
+    model.finalize()
+    return model
+
+
+def test_a_layer_with_state_called_twice_updates_its_state_once_per_call():
+    model = _shared_batchnorm_model(threads=1)
+    rng = np.random.default_rng(6)
+    xb = rng.standard_normal((8, 4)) * 3 + 1
+    w = model.get_weights()
+    model.plan.forward([xb], training=True)
+    mu1, var1 = xb.mean(axis=0), xb.var(axis=0)
+    inner = (xb - mu1) / np.sqrt(var1 + 1e-3) @ w["inner/kernel"] + w["inner/bias"]
+    mu2, var2 = inner.mean(axis=0), inner.var(axis=0)
+    state = model.get_layer("bn").state
+    np.testing.assert_allclose(state["moving_mean"], 0.99 * (0.01 * mu1) + 0.01 * mu2, rtol=1e-12)
+    np.testing.assert_allclose(state["moving_variance"], 0.99 * (0.99 + 0.01 * var1) + 0.01 * var2, rtol=1e-12)
+
+
+def test_threads_with_a_shared_layer_with_state_train_and_predict_as_one_thread(monkeypatch):
+    from nnscratch.engine import parallel
+
+    monkeypatch.setattr(parallel, "MIN_ACTIVATIONS_PER_CHUNK", 0)
+    rng = np.random.default_rng(7)
+    xb, y = rng.standard_normal((64, 4)) * 3 + 1, rng.integers(0, 3, 64)
+    models = [_shared_batchnorm_model(threads) for threads in (1, 2)]
+    for model in models:
+        model.fit(xb, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    one, two = (model.get_layer("bn").state for model in models)
+    for key in one:   # each step's moving averages moved once per call, not once per call and thread
+        np.testing.assert_allclose(two[key], one[key], rtol=1e-10)
+    expected = models[0].predict(xb, batch_size=64)
+    np.testing.assert_allclose(models[1].predict(xb, batch_size=64), expected, rtol=1e-10)
+    models[1].fit(xb, y, batch_size=16, epochs=1, shuffle=False, verbose=0)    # the threads' twins see new state
+    models[0].fit(xb, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    np.testing.assert_allclose(models[1].predict(xb, batch_size=64), models[0].predict(xb, batch_size=64),
+                               rtol=1e-10)
+
+
+def test_each_thread_runs_its_own_instances_in_training_and_inference(monkeypatch):
+    import threading
+
+    from nnscratch.engine import parallel
+
+    monkeypatch.setattr(parallel, "MIN_ACTIVATIONS_PER_CHUNK", 0)
+    model = _shared_batchnorm_model(threads=2)
+    ran = {}
+    forward = Dense.forward
+
+    def recording(self, x, training=False):
+        ran.setdefault(id(self), set()).add(threading.get_ident())
+        return forward(self, x, training)
+
+    monkeypatch.setattr(Dense, "forward", recording)
+    rng = np.random.default_rng(8)
+    xb, y = rng.standard_normal((32, 4)), rng.integers(0, 3, 32)
+    for run in (lambda: model.fit(xb, y, batch_size=32, epochs=2, verbose=0),
+                lambda: model.predict(xb, batch_size=32)):
+        ran.clear()
+        run()
+        assert len(ran) == 4                          # two Dense layers, twinned for the second thread
+        assert all(len(threads) == 1 for threads in ran.values())
+        assert len(set.union(*ran.values())) == 2
