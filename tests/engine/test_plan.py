@@ -18,12 +18,14 @@ def test_fused_softmax_cross_entropy_is_used_and_stable():
 
 
 
+@pytest.mark.parametrize("relu", [ReLU, lambda: __import__("nnscratch").layers.Activation("relu")],
+                         ids=["ReLU", "Activation relu"])
 @pytest.mark.parametrize("pool", [{"pool_size": 2}, {"pool_size": 3, "strides": 2}])
-def test_a_relu_before_max_pooling_runs_after_it_with_the_same_values_and_gradients(pool):
+def test_a_relu_before_max_pooling_runs_after_it_with_the_same_values_and_gradients(pool, relu):
     from nnscratch.layers import Conv2D, MaxPool2D
     model = nnscratch.Model(seed=0)
     model.add(Conv2D(3, 3, padding="same", input_shape=(8, 8, 2)))
-    model.add(ReLU())
+    model.add(relu())
     model.add(MaxPool2D(**pool))
     model.add(Flatten())
     model.add(Dense(4))
@@ -284,7 +286,7 @@ def test_a_merge_whose_first_input_needs_no_gradient_still_passes_the_gradient_t
     for input_first in (True, False):
         model = build(input_first)
         out, logits = model.plan.forward([xb], training=True)
-        model.plan.backward(out, logits, [y])
+        assert model.plan.backward(out, logits, [y]) == [None]     # nobody asked for the input's gradient
         grads.append(model.layers[1].grads["kernel"].copy())
     w = model.get_weights()
     h = xb + xb @ w["inner/kernel"] + w["inner/bias"]
@@ -329,6 +331,12 @@ def test_two_seeded_dropouts_draw_their_own_masks():
     np.testing.assert_array_equal(again, a)           # one seed, one mask per node
     assert set(np.unique(a)) == {0.0, 2.0} and 0.3 < np.mean(a == 0) < 0.7
     assert np.mean((a == 0) != (b == 0)) > 0.3        # two nodes: two streams (equal masks would give 0)
+    # each mask is named by its layer's place in the graph, not by how many draws came before it
+    model.get_layer("dropout_1").rate = 0.0
+    with installed(BatchContext(0, 3, (0, 0, 0))):
+        (none_dropped, alone), _ = model.plan.forward([ones], training=True)
+    np.testing.assert_array_equal(none_dropped, ones)
+    np.testing.assert_array_equal(alone, b)
 
 
 @pytest.mark.parametrize("between", [None, "swish", "tanh", "leaky_relu"])
@@ -434,10 +442,13 @@ def test_threads_with_a_shared_layer_with_state_train_and_predict_as_one_thread(
 
     monkeypatch.setattr(parallel, "MIN_ACTIVATIONS_PER_CHUNK", 0)
     rng = np.random.default_rng(7)
-    xb, y = rng.standard_normal((64, 4)) * 3 + 1, rng.integers(0, 3, 64)
+    # the last batch of one sample runs in one thread: the other thread's twins miss that update
+    xb, y = rng.standard_normal((65, 4)) * 3 + 1, rng.integers(0, 3, 65)
     models = [_shared_batchnorm_model(threads) for threads in (1, 2)]
-    for model in models:
-        model.fit(xb, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    histories = [model.fit(xb, y, batch_size=16, epochs=2, shuffle=False, verbose=0, validation_data=(xb[:32], y[:32]))
+                 for model in models]
+    # validated between epochs on the threads that train: every thread's twins see the state of that epoch
+    np.testing.assert_allclose(histories[1].history["val_loss"], histories[0].history["val_loss"], rtol=1e-10)
     one, two = (model.get_layer("bn").state for model in models)
     for key in one:   # each step's moving averages moved once per call, not once per call and thread
         np.testing.assert_allclose(two[key], one[key], rtol=1e-10)
@@ -473,3 +484,40 @@ def test_each_thread_runs_its_own_instances_in_training_and_inference(monkeypatc
         assert len(ran) == 4                          # two Dense layers, twinned for the second thread
         assert all(len(threads) == 1 for threads in ran.values())
         assert len(set.union(*ran.values())) == 2
+
+
+def test_a_relu_with_two_readers_does_not_stop_a_later_relu_from_moving_after_its_pooling():
+    from nnscratch import Input
+    from nnscratch.layers import Add, Conv2D, MaxPool2D
+
+    x = Input((6, 6, 2))
+    r = ReLU()(Conv2D(2, 3, padding="same")(x))                   # read by the Add and by the next convolution
+    h = Add()([r, Conv2D(2, 3, padding="same")(r)])
+    h = MaxPool2D(2)(ReLU()(Conv2D(3, 3, padding="same")(h)))
+    model = nnscratch.Model(inputs=x, outputs=Softmax()(Dense(3)(Flatten()(h))), seed=0)
+    model.set(loss="categorical_crossentropy", optimizer="sgd")
+    model.finalize()
+    deferred = [type(step.layer).__name__ for step in model.plan.steps if step.skip_forward]
+    assert deferred == ["ReLU"] and model.plan.steps[2].skip_forward is False
+
+
+def test_first_layers_that_return_no_input_gradient_do_not_end_the_backward_pass():
+    from nnscratch import Input
+    from nnscratch.layers import Concatenate
+
+    a, b = Input((3,)), Input((2,))
+    u = Dense(4, name="from_b")(b)
+    v = Dense(4, name="from_a")(a)                 # runs after from_b, so its backward (no dx) comes first
+    model = nnscratch.Model(inputs=[a, b], outputs=Softmax()(Dense(3, name="top")(Concatenate()([u, v]))), seed=0,
+                            dtype="float64")
+    model.set(loss="categorical_crossentropy", optimizer="sgd")
+    model.finalize()
+    rng = np.random.default_rng(9)
+    xa, xb, y = rng.standard_normal((5, 3)), rng.standard_normal((5, 2)), np.eye(3)[rng.integers(0, 3, 5)]
+    out, logits = model.plan.forward([xa, xb], training=True)
+    assert model.plan.backward(out, logits, [y]) == [None, None]
+    w = model.get_weights()
+    uv = np.concatenate([xb @ w["from_b/kernel"] + w["from_b/bias"], xa @ w["from_a/kernel"] + w["from_a/bias"]], 1)
+    duv = (_softmax(uv @ w["top/kernel"] + w["top/bias"]) - y) / 5 @ w["top/kernel"].T
+    np.testing.assert_allclose(model.get_layer("from_b").grads["kernel"], xb.T @ duv[:, :4], rtol=1e-10)
+    np.testing.assert_allclose(model.get_layer("from_a").grads["kernel"], xa.T @ duv[:, 4:], rtol=1e-10)
