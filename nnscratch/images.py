@@ -38,6 +38,8 @@ import warnings
 
 import numpy as np
 
+from .errors import require
+
 __all__ = ["DEFAULT_MAX_PIXELS", "ImageError", "load_image", "otsu_threshold", "ink_map", "prepare_digit",
            "read_image"]
 
@@ -82,12 +84,7 @@ class ImageError(ValueError):
 
 
 def _pil():
-    try:
-        from PIL import Image
-    except ImportError:
-        raise ImportError('reading images needs Pillow, which is not installed; install it with: '
-                          'pip install "nnscratch[image]"') from None
-    return Image
+    return require("PIL.Image", "Pillow", "reading images", 'pip install "nnscratch[image]"')
 
 
 @contextlib.contextmanager

@@ -24,7 +24,11 @@ import os
 import sys
 
 from .callbacks.base import History
+from .errors import MissingDependencyError, require
 from .io.history_json import read_history_json
+
+__all__ = ["INSTALL_HINT", "MissingDependencyError", "add_plot_arguments", "main_plot", "plot_confusion_matrix",
+           "plot_health", "plot_history", "run_plot"]
 
 INSTALL_HINT = 'pip install "nnscratch[plot]"'
 
@@ -39,18 +43,10 @@ EVENT_STYLES = {
 }
 
 
-class MissingDependencyError(ImportError):
-    """An optional dependency is not installed; the message says what to install."""
-
-
 def _require_matplotlib():
-    try:
-        import matplotlib  # noqa: F401
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError as e:
-        raise MissingDependencyError(f"plotting needs matplotlib, which is not installed; install it with: "
-                                     f"{INSTALL_HINT}") from e
+    require(["matplotlib.figure", "matplotlib.backends.backend_agg"], "matplotlib", "plotting", INSTALL_HINT)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
     return Figure, FigureCanvasAgg
 
 

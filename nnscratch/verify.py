@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .errors import require
 from .io.onnx_export import INSTALL_HINT, MissingONNXError, call_names
 from .layers.context import BatchContext, installed
 
@@ -86,12 +87,7 @@ class NnscratchRunner:
 
 
 def _require_onnxruntime():
-    try:
-        import onnxruntime
-    except ImportError as e:
-        raise MissingONNXError(f"running ONNX files needs onnxruntime, which is not installed; install it with: "
-                               f"{INSTALL_HINT}") from e
-    return onnxruntime
+    return require("onnxruntime", "onnxruntime", "running ONNX files", INSTALL_HINT, MissingONNXError)
 
 
 _ONNX_DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(float16)": np.float16}

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import MissingDependencyError, require
+
 #: the ONNX operator set the files are written for (onnxruntime runs it; its ops used here are stable)
 OPSET = 17
 INSTALL_HINT = 'pip install "nnscratch[onnx]"'
@@ -15,7 +17,7 @@ _TO_NCHW = [0, 3, 1, 2]
 _TO_NHWC = [0, 2, 3, 1]
 
 
-class MissingONNXError(ImportError):
+class MissingONNXError(MissingDependencyError):
     """The optional ``onnx`` (or ``onnxruntime``) package is not installed; the message says how to get it."""
 
 
@@ -25,14 +27,8 @@ class UnsupportedLayerError(ValueError):
 
 def require_onnx():
     """The ``onnx`` module, or :class:`MissingONNXError` with the install command."""
-    try:
-        import onnx
-        import onnx.helper  # noqa: F401
-        import onnx.numpy_helper  # noqa: F401
-    except ImportError as e:
-        raise MissingONNXError(f"ONNX export needs the onnx package, which is not installed; install it with: "
-                               f"{INSTALL_HINT}") from e
-    return onnx
+    return require(["onnx", "onnx.helper", "onnx.numpy_helper"], "the onnx package", "ONNX export", INSTALL_HINT,
+                   MissingONNXError)
 
 
 #: ``{layer class name: exporter}``; an exporter is ``fn(layer, inputs, output, graph)`` that adds to
