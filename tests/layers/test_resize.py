@@ -44,19 +44,29 @@ def test_upsampling_counts_four_multiply_adds_per_output_value_when_bilinear(int
 
 
 @pytest.mark.parametrize("interpolation", ["nearest", "bilinear"])
-def test_upsampling_computes_in_its_dtype_and_follows_astype(interpolation):
+def test_upsampling_computes_in_its_dtype(interpolation):
     x = np.random.default_rng(1).standard_normal((2, 3, 3, 2))
-    reference = built(UpSampling2D(2, interpolation), (3, 3, 2), "float64")
-    layer = built(UpSampling2D(2, interpolation), (3, 3, 2), "float32")
+    reference = built(UpSampling2D(3, interpolation), (3, 3, 2), "float64")
+    layer = built(UpSampling2D(3, interpolation), (3, 3, 2), "float32")
     out = layer.forward(x)
     assert out.dtype == np.float32
-    np.testing.assert_allclose(out, reference.forward(x), rtol=1e-6)
+    np.testing.assert_allclose(out, reference.forward(x), rtol=1e-6, atol=1e-6)
     g = np.random.default_rng(2).standard_normal(out.shape)
     assert layer.backward(g).dtype == np.float32
-    layer.astype("float64")                               # float64 weights too: the same bits as a float64 layer
-    np.testing.assert_array_equal(layer.forward(x), reference.forward(x))
-    np.testing.assert_array_equal(layer.backward(g), reference.backward(g))
-    assert layer.forward(x).dtype == np.float64 and layer.backward(g.astype(np.float32)).dtype == np.float64
+
+
+@pytest.mark.parametrize("interpolation", ["nearest", "bilinear"])
+@pytest.mark.parametrize("start, to", [("float32", "float64"), ("float64", "float32")])
+def test_upsampling_after_astype_is_a_layer_built_in_the_new_dtype(interpolation, start, to):
+    # a factor of 3 makes interpolation weights (thirds) that float32 rounds: the weights must be cast too
+    x = np.random.default_rng(1).standard_normal((2, 3, 3, 2)).astype(to)
+    g = np.random.default_rng(2).standard_normal((2, 9, 9, 2)).astype(to)
+    reference = built(UpSampling2D(3, interpolation), (3, 3, 2), to)
+    layer = built(UpSampling2D(3, interpolation), (3, 3, 2), start).astype(to)
+    out, dx = layer.forward(x), layer.backward(g)
+    assert out.dtype == dx.dtype == np.dtype(to)
+    np.testing.assert_array_equal(out, reference.forward(x))
+    np.testing.assert_array_equal(dx, reference.backward(g))
 
 
 @pytest.mark.parametrize("interpolation", ["nearest", "bilinear"])
@@ -135,3 +145,12 @@ def test_cropping_puts_the_gradient_back_in_place_with_zeros_around_in_its_stora
     assert is_chwn(dx) == stored_chwn
     layer.input_grad_needed = False
     assert layer.backward(g) is None
+
+
+@pytest.mark.parametrize("layer, described", [(Cropping2D(1), "Cropping2D"), (UpSampling2D(), "UpSampling2D"),
+                                              (Cropping2D(1, name="crop"), "crop (Cropping2D)")])
+def test_flat_inputs_are_refused_naming_the_layer(layer, described):
+    message = (f"{described} expects images of shape (height, width, channels), got input shape (4, 4); add "
+               "Reshape((height, width, channels)) before it, e.g. Reshape((28, 28, 1))")
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        layer.initialize((4, 4))
