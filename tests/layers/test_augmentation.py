@@ -51,6 +51,7 @@ def test_inference_is_the_identity_and_gradients_pass_through():
         built(layer)
         assert layer.forward(x, training=False) is x
         assert layer.backward(x) is x
+        assert layer.forward(x) is x and layer(x) is x          # inference is the default
 
 
 def naive_shift(x, dr, dc, mode, fill_value=0.0):
@@ -286,16 +287,16 @@ def test_the_bounds_of_the_arguments_are_accepted():
     ElasticDistortion(alpha=0.0, sigma=1e-3)
 
 
-def recovered_maps(layer, n, size=21):
+def recovered_maps(layer, n, hw=(21, 21)):
     """Each sample's affine map ``source = M @ (pixel - centre) + centre + offset``, read back from the layer's
     output on two ramps (channel 0 the row, channel 1 the column, both from the centre): bilinear
     interpolation is exact on a linear function, so the output at the centre is the offset and its steps
     to the next row and column are ``M``'s columns."""
-    c = size // 2
-    grid = np.stack(np.meshgrid(np.arange(size) - c, np.arange(size) - c, indexing="ij"), axis=-1)
-    out = built(layer, (size, size, 2))(np.broadcast_to(grid, (n, size, size, 2)).astype(float), training=True)
-    offset = out[:, c, c]
-    m = np.stack([out[:, c + 1, c] - offset, out[:, c, c + 1] - offset], axis=-1)    # (n, 2, 2)
+    (h, w), (a, b) = hw, (hw[0] // 2, hw[1] // 2)
+    grid = np.stack(np.meshgrid(np.arange(h) - a, np.arange(w) - b, indexing="ij"), axis=-1)
+    out = built(layer, (h, w, 2))(np.broadcast_to(grid, (n, h, w, 2)).astype(float), training=True)
+    offset = out[:, a, b]
+    m = np.stack([out[:, a + 1, b] - offset, out[:, a, b + 1] - offset], axis=-1)    # (n, 2, 2)
     return m, offset
 
 
@@ -315,11 +316,11 @@ def assert_independent(a, b):
 
 
 def test_random_translation_shifts_by_uniform_independent_fractions_of_height_and_width():
-    m, offset = recovered_maps(RandomTranslation((-0.2, 0.3), 0.4), 600)
+    m, offset = recovered_maps(RandomTranslation((-0.2, 0.3), 0.4), 600, hw=(21, 31))
     np.testing.assert_allclose(m, np.broadcast_to(np.eye(2), m.shape), atol=1e-9)
     shift = -offset                                  # the image moves by the shift: it reads from pixel - shift
     assert_uniform(shift[:, 0], -0.2 * 21, 0.3 * 21)
-    assert_uniform(shift[:, 1], -0.4 * 21, 0.4 * 21)
+    assert_uniform(shift[:, 1], -0.4 * 31, 0.4 * 31)
     assert_independent(shift[:, 0], shift[:, 1])
 
 
@@ -349,7 +350,7 @@ def test_random_zoom_reads_one_plus_factor_times_the_extent_and_keeps_the_aspect
 
 def test_random_affine_draws_each_distortion_uniformly_and_independently():
     m, offset = recovered_maps(_affine(height_factor=(-0.05, 0.1), width_factor=0.08, scale=(-0.1, 0.2),
-                                       squeeze=0.15, shear=(-0.3, 0.1)), 800)
+                                       squeeze=0.15, shear=(-0.3, 0.1)), 800, hw=(21, 31))
     a = np.linalg.inv(m)                              # the map from input to output: diag(s q, s / q) @ [[1, 0], [k, 1]]
     np.testing.assert_allclose(a[:, 0, 1], 0, atol=1e-9)
     s, q, k = np.sqrt(a[:, 0, 0] * a[:, 1, 1]), np.sqrt(a[:, 0, 0] / a[:, 1, 1]), a[:, 1, 0] / a[:, 1, 1]
@@ -357,8 +358,8 @@ def test_random_affine_draws_each_distortion_uniformly_and_independently():
     assert_uniform(s, 0.9, 1.2)
     assert_uniform(q, 0.85, 1.15)
     assert_uniform(k, -0.3, 0.1)
-    assert_uniform(shift[:, 0], -0.05 * 21, 0.1 * 21)
-    assert_uniform(shift[:, 1], -0.08 * 21, 0.08 * 21)
+    assert_uniform(shift[:, 0], -0.05 * 21, 0.1 * 21)                # fractions of the height
+    assert_uniform(shift[:, 1], -0.08 * 31, 0.08 * 31)                # and of the width
     draws = [s, q, k, shift[:, 0], shift[:, 1]]
     for i in range(5):
         for j in range(i):
