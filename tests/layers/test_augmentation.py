@@ -503,3 +503,25 @@ def test_elastic_displacements_are_uniform_noise_blurred_per_axis_and_scaled_by_
     # blurred along both axes: a pixel moves like its neighbour in the next row and in the next column
     assert np.corrcoef(shift[:, 5, 5, 0], shift[:, 6, 5, 0])[0, 1] > 0.7
     assert np.corrcoef(shift[:, 5, 5, 1], shift[:, 5, 6, 1])[0, 1] > 0.7
+
+
+def test_a_model_draws_the_same_transformations_on_two_threads_as_on_one(monkeypatch):
+    from nnscratch.engine import parallel
+
+    monkeypatch.setattr(parallel, "MIN_ACTIVATIONS_PER_CHUNK", 0)   # split even this small batch
+    rng = np.random.default_rng(6)
+    x = rng.uniform(0, 1, (24, 8, 8, 1))
+    y = rng.integers(0, 2, 24)
+
+    def trained(threads):
+        m = nnscratch.Model([RandomFlip(input_shape=(8, 8, 1)), RandomTranslation(0.2, 0.2), RandomRotation(0.1),
+                             RandomZoom(0.2, 0.1), _affine(), RandomContrast(0.3, value_range=(0, 1)),
+                             ElasticDistortion(3.0, 1.5), Flatten(), Dense(2, activation="softmax")],
+                            seed=3, threads=threads, dtype="float64")
+        m.compile(optimizer="sgd", loss="categorical_crossentropy")
+        m.fit(x, y, epochs=2, batch_size=12, verbose=0)
+        return m.get_weights()
+
+    one, two = trained(1), trained(2)
+    for k, v in one.items():
+        np.testing.assert_allclose(two[k], v, rtol=1e-9, atol=1e-12, err_msg=k)
