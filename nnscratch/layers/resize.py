@@ -76,7 +76,8 @@ class UpSampling2D(Layer):
     def astype(self, dtype):
         super().astype(dtype)
         if getattr(self, "_weights", None) is not None:
-            self._weights = tuple(w.astype(self.dtype) for w in self._weights)
+            # made afresh, not cast: float32 weights cast to float64 would keep float32's rounding (of thirds, ...)
+            self.build(self.built_input_shape)
         return self
 
 
