@@ -691,9 +691,6 @@ class Model:
             if is_data_source(x) or is_data_source(validation_data):
                 raise TypeError("fit(distributed=True) splits arrays over the ranks; a data source is not split yet: "
                                 "pass arrays, or train in one process")
-            if sample_weight is not None or class_weight is not None:
-                raise ValueError("fit(distributed=True) does not take sample_weight or class_weight yet; weight the "
-                                 "data by repeating samples, or train in one process")
             arguments = {k: v for k, v in locals().items() if k not in ("self", "distributed")}
             from .engine.distributed import distributed_fit
             return distributed_fit(self, self.fit, arguments)
@@ -753,8 +750,7 @@ class Model:
         self.stop_training = False
         keep_freed_memory()
         if getattr(self, "_distributed", None) is not None:  # fit(distributed=True): this rank's share of each batch
-            val_arrays = None if val is None else (val.xs, val.ys)
-            runner = self._distributed.make_runner(self, train.xs, train.ys, val_arrays, batch_size, epochs, shuffle)
+            runner = self._distributed.make_runner(self, train, val, batch_size, epochs, shuffle)
         elif isinstance(train, SourceBatches):  # batch sizes are known batch by batch: the runner decides each time
             runner = DataParallel(self, self.threads, adaptive=True) if self.threads > 1 else None
         else:
@@ -877,7 +873,7 @@ class Model:
     def _evaluate(self, batches, runner=None) -> dict:
         """Loss (with the regularizers' penalties) and metrics over every batch, without dropout."""
         if hasattr(runner, "evaluate") and isinstance(batches, ArrayBatches):  # a distributed fit: ranks share it
-            return runner.evaluate(batches.xs, batches.ys, batches.batch_size)
+            return runner.evaluate(batches.xs, batches.ys, batches.batch_size, batches.weights)
         tally = LogTally(self._metric_table())
         with ExitStack() as stack:
             forward = self._inference(getattr(batches, "batch_size", 256), stack, runner)
@@ -903,13 +899,11 @@ class Model:
         self._require_loss("validate", optimizer=False)
         batch_size = _checks.positive_int("batch_size", batch_size)
         if distributed:
-            if is_data_source(x) or sample_weight is not None:
-                raise TypeError("validate(distributed=True) takes arrays x and y, without sample_weight")
-            xs, ys = self._check_xy(x, y)
-            if len(xs[0]) == 0:
-                raise ValueError("x has no samples")
+            if is_data_source(x):
+                raise TypeError("validate(distributed=True) splits arrays over the ranks, not a data source")
+            batches = self._batches_for_evaluation((x, y), batch_size, None, "x", sample_weight=sample_weight)
             from .engine.distributed import distributed_evaluate
-            return distributed_evaluate(self, xs, ys, batch_size)
+            return distributed_evaluate(self, batches.xs, batches.ys, batch_size, batches.weights)
         if is_data_source(x):
             if y is not None or sample_weight is not None:
                 raise ValueError("y and sample_weight must be None when x is a data source: it yields (x, y) or "

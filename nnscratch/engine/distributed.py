@@ -466,8 +466,6 @@ class DistributedRunner:
     def train_step(self, xs, ys, index=None, seed=None, weights=None) -> dict:
         """One step on the global batch ``(xs[index], ys[index])``: this rank's rows, the gradients summed
         over the ranks with one Allreduce, one optimizer step; returns the global batch's logs."""
-        if weights is not None and any(w is not None for w in weights):
-            raise ValueError("sample weights are not split over ranks yet; fit(distributed=True) refuses them")
         model, s = self.model, self.session
         if index is None:
             index = slice(0, len(xs[0]))
@@ -482,12 +480,12 @@ class DistributedRunner:
 
         if self.threads is not None and not ghost:
             results, sizes = self.threads.compute_gradients(xs, ys, local, seed, offset=a, total=n,
-                                                            exchange=exchange)
+                                                            exchange=exchange, weights=weights)
         else:
             ex = exchange(1)
             with installed(BatchContext(a, n, seed, ex.for_chunk(0))):
                 logs = model.forward_backward([x[local] for x in xs], [y[local] for y in ys],
-                                              scale=0.0 if ghost else (b - a) / n)
+                                              scale=0.0 if ghost else (b - a) / n, weights=_rows(weights, local))
             if model.plan.needs_collecting:
                 model.plan.collect_grads([model.plan.instances])
             results, sizes = [logs], [0 if ghost else b - a]
@@ -538,20 +536,27 @@ class DistributedRunner:
             self._buffer = np.zeros(sum(sizes) + n_logs + 1, self.model.dtype)
         return self._buffer
 
-    def evaluate(self, xs, ys, batch_size):
-        """Mean loss and metrics over ``(xs, ys)``, each rank scoring its contiguous share."""
-        return evaluate(self.model, xs, ys, batch_size, self.session, runner=self.threads)
+    def evaluate(self, xs, ys, batch_size, weights=None):
+        """Mean loss and metrics over ``(xs, ys)`` (with per-output sample ``weights``, or None), each rank
+        scoring its contiguous share."""
+        return evaluate(self.model, xs, ys, batch_size, self.session, runner=self.threads, weights=weights)
 
 
-def evaluate(model, xs, ys, batch_size, s: Session, runner=None) -> dict:
-    """Mean loss and metrics of prepared ``(xs, ys)`` on every rank: each rank scores its contiguous share
-    (with ``runner``'s threads, if given), and one Allreduce adds up the sums and sample counts."""
+def _rows(weights, rows):
+    """Per output, the sample weights of ``rows`` (a slice or an index array); None stays None."""
+    return None if weights is None else [None if w is None else w[rows] for w in weights]
+
+
+def evaluate(model, xs, ys, batch_size, s: Session, runner=None, weights=None) -> dict:
+    """Mean loss and metrics of prepared ``(xs, ys)`` and sample ``weights`` (per output, or None) on every
+    rank: each rank scores its contiguous share (with ``runner``'s threads, if given), and one Allreduce adds
+    up the sums and sample counts."""
     n = len(xs[0])
     share = rank_share(n, s.size, s.rank)
     if share is not None:
         a, b = share
-        scores = model._evaluate(ArrayBatches([x[a:b] for x in xs], [y[a:b] for y in ys], None, batch_size),
-                                 runner=runner)
+        scores = model._evaluate(ArrayBatches([x[a:b] for x in xs], [y[a:b] for y in ys],
+                                              _rows(weights, slice(a, b)), batch_size), runner=runner)
         m = b - a
     else:
         scores, m = {}, 0
@@ -581,12 +586,17 @@ def predict(model, xs, batch_size, multi_out):
         return gathered if multi_out else gathered[0]
 
 
-def distributed_evaluate(model, xs, ys, batch_size) -> dict:
+def distributed_evaluate(model, xs, ys, batch_size, weights=None) -> dict:
     s = session()
     with s.guard():
-        _compare(s, "models or data", {**_model_facts(model), "data": _rows_digest(xs + ys)})
+        _compare(s, "models or data", {**_model_facts(model), "data": _rows_digest(xs + ys + _given(weights))})
         check_same_weights(model, s, "before")
-        return evaluate(model, xs, ys, batch_size, s)
+        return evaluate(model, xs, ys, batch_size, s, weights=weights)
+
+
+def _given(weights) -> list:
+    """The sample weight arrays that were given (for the digest that every rank must agree on)."""
+    return [w for w in weights or [] if w is not None]
 
 
 class _FitState:
@@ -596,11 +606,13 @@ class _FitState:
         self.session = s
         self.runner = None
 
-    def make_runner(self, model, xs, ys, val, batch_size, epochs, shuffle):
+    def make_runner(self, model, train, val, batch_size, epochs, shuffle):
+        """The runner of a distributed ``fit`` on the prepared ``train`` and ``val`` batches (ArrayBatches),
+        once every rank has been found to hold the same model, settings and data (sample weights too)."""
         s = self.session
         facts = {**_model_facts(model), "batch_size": batch_size, "epochs": epochs, "shuffle": bool(shuffle),
-                 "training data": _rows_digest(xs + ys),
-                 "validation data": None if val is None else _rows_digest(val[0] + val[1])}
+                 "training data": _rows_digest(train.xs + train.ys + _given(train.weights)),
+                 "validation data": None if val is None else _rows_digest(val.xs + val.ys + _given(val.weights))}
         _compare(s, "models or training settings", facts)
         if batch_size < s.size:  # after the comparison: every rank has the same batch_size, so every rank raises
             error = ValueError(f"batch_size={batch_size} is smaller than the number of ranks ({s.size}): each rank "

@@ -2,14 +2,16 @@
 
     python mpi_script.py train MODEL OUT.npz [--distributed] [--threads T] [--split] [--dir DIR] [--n N]
                                              [--epochs E] [--resume FILE] [--save FILE] [--dtype D]
+                                             [--weighted]
     python mpi_script.py fail RANK          (rank RANK raises in a callback in the middle of training)
     python mpi_script.py failforward RANK   (rank RANK raises inside a BatchNormalization forward)
     python mpi_script.py late RANK          (rank RANK raises in user code after fit, outside nnscratch)
-    python mpi_script.py units|baddata|othermodel|smallbatch|alone x
+    python mpi_script.py units|baddata|othermodel|otherweights|smallbatch|alone x
 
 ``train`` fits MODEL ("mlp" or "cnn": BatchNormalization and Dropout) with a global batch of 32 that does
 not divide the data (the last batch is short; with --n 193 it is 1 sample, so rank 1 has none) and saves
-the final weights, losses, evaluation and predictions (rank 0).
+the final weights, losses, evaluation and predictions (rank 0). ``--weighted`` adds sample weights (training,
+validation and evaluation) and class weights.
 """
 import argparse
 import contextlib
@@ -162,6 +164,7 @@ def main():
     p.add_argument("--resume", default=None)
     p.add_argument("--save", default=None)
     p.add_argument("--split", action="store_true", help="split even tiny batches over the threads")
+    p.add_argument("--weighted", action="store_true", help="sample and class weights")
     args = p.parse_args()
     from nnscratch.engine.distributed import rank_of_this_process
     if args.what == "train":
@@ -175,12 +178,17 @@ def main():
         if args.dir:
             callbacks += [ModelCheckpoint(os.path.join(args.dir, "ckpt.h5")),
                           CSVLogger(os.path.join(args.dir, "log.csv"))]
+        # weights from 0 to 2.5 (some samples count for nothing) and classes weighed 1, 3 and 0.5
+        w = (np.arange(len(x)) % 6) * 0.5 if args.weighted else None
+        weights = {"sample_weight": w, "class_weight": {0: 1.0, 1: 3.0, 2: 0.5}} if args.weighted else {}
+        validation = (x[:50], y[:50]) if w is None else (x[:50], y[:50], w[:50])
         with split_every_batch() if args.split else contextlib.nullcontext():
             history = model.fit(x, y, epochs=args.epochs, batch_size=args.batch_size, verbose=2 if args.dir else 0,
-                                callbacks=callbacks, validation_data=(x[:50], y[:50]), distributed=args.distributed)
+                                callbacks=callbacks, validation_data=validation, distributed=args.distributed,
+                                **weights)
         if args.save:
             model.save(args.save)
-        scores = model.evaluate(x, y, distributed=args.distributed, return_dict=True)
+        scores = model.evaluate(x, y, distributed=args.distributed, return_dict=True, sample_weight=w)
         pred = model.predict(x, distributed=args.distributed)
         if args.dir:
             from nnscratch.io.history_json import write_history_json
@@ -241,6 +249,11 @@ def main():
         model.fit(*data("mlp"), epochs=1, verbose=0, distributed=True)
     elif args.what == "smallbatch":
         build("mlp", "float64", 1).fit(*data("mlp"), epochs=1, batch_size=1, verbose=0, distributed=True)
+    elif args.what == "otherweights":
+        x, y = data("mlp")
+        w = np.ones(len(x))
+        w[7] = 2.0 if world_rank() == 1 else 1.0
+        build("mlp", "float64", 1).fit(x, y, epochs=1, verbose=0, sample_weight=w, distributed=True)
     elif args.what == "alone":
         build("mlp", "float64", 1).fit(*data("mlp"), epochs=1, verbose=0, distributed=True)
 

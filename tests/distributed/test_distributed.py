@@ -76,6 +76,10 @@ def assert_close(ref_path, got_path, keys=None, rtol=1e-5):
     ("cnn", ["--n", 193]),
     # 2 ranks x 2 threads: each rank's share is cut again (tiny batches split on purpose)
     ("cnn", ["--n", 193, "--threads", 2, "--split"]),
+    # sample and class weights: in training (both paths: one thread and a rank's share cut again), validation
+    # and evaluation, each rank weighing its own rows
+    ("mlp", ["--weighted"]),
+    ("cnn", ["--n", 193, "--threads", 2, "--split", "--weighted"]),
 ])
 def test_two_ranks_train_like_one_process(tmp_path, model, extra):
     ref, got = tmp_path / "one.npz", tmp_path / "two.npz"
@@ -184,6 +188,8 @@ def test_ctrl_c_on_mpiexec_stops_every_rank(tmp_path):
     ("othermodel", "the ranks were given different models or training settings: rank 1 differs from rank 0 in "
                    "architecture, weight shapes"),
     ("smallbatch", "batch_size=1 is smaller than the number of ranks (2)"),
+    ("otherweights", "the ranks were given different models or training settings: rank 1 differs from rank 0 in "
+                     "training data"),
     # rank 1's own check fails; rank 0 hears it from rank 1
     ("baddata", "failed, so every rank stopped: ValueError: x contains 1 NaN/inf value(s)"),
 ])

@@ -145,3 +145,14 @@ def test_an_activation_without_a_second_order_backward_says_which_and_what_to_us
         layer.backward_second_order(x, np.ones((2, 3)))
     assert str(info.value) == (f"{layer.describe()}: the activation 'softmax' has no second-order backward, which "
                                "SDLM needs; use an activation such as 'tanh' or 'relu', or another optimizer")
+
+
+@pytest.mark.parametrize("layer", [ReLU, lambda: LeakyReLU(0.1)],
+                         ids=["ReLU", "LeakyReLU"])
+def test_kinked_activations_give_the_checker_inputs_off_the_kink_across_0_1_to_1_5_on_both_sides(layer):
+    # the finite differences (steps of 1e-5) must not cross 0; the whole range both ways still tests both slopes
+    x = layer().gradcheck_input((20_000,), np.random.default_rng(0))
+    magnitude = np.abs(x)
+    assert magnitude.min() >= 0.1 and magnitude.max() < 1.5
+    assert magnitude.min() < 0.11 and magnitude.max() > 1.49     # the whole range, not part of it
+    assert 0.45 < np.mean(x > 0) < 0.55

@@ -124,3 +124,20 @@ def test_the_layer_uses_the_codes_it_is_given():
     nnscratch.Model([random]).finalize()
     codes = random.state["codes"]
     assert set(np.unique(codes)) == {-1.0, 1.0} and len({tuple(c) for c in codes.T}) == 5
+
+
+def test_random_codes_default_to_seed_0_and_the_seed_chooses_them():
+    # the documented default: a layer built without a seed has the codes of seed=0, the same every time
+    def codes(**seed):
+        layer = RBFOutput(6, codes="random", input_shape=(20,), **seed)
+        nnscratch.Model([layer]).finalize()
+        return layer.state["codes"]
+
+    np.testing.assert_array_equal(codes(), codes(seed=0))
+    assert not np.array_equal(codes(), codes(seed=1))
+
+
+def test_count_macs_is_one_squared_difference_per_input_and_unit():
+    layer = RBFOutput(10, input_shape=(84,))
+    nnscratch.Model([layer]).finalize()
+    assert layer.count_macs() == 840                    # LeCun's F6 -> output connections: 84 x 10

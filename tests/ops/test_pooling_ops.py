@@ -206,3 +206,16 @@ def test_max_pool_2x2_backward_keeps_float32():
     out, winners = max_pool_2x2_forward(x)
     dx = max_pool_2x2_backward(np.ones_like(out), winners)
     assert dx.dtype == np.float32 and dx.sum() == out.size
+
+
+def test_max_pool_backward_writes_zeros_where_no_window_reaches_whatever_memory_it_gets():
+    # the width tiles (4 = 2 x 2) but the height does not (5): the fifth row is in no window. Blocks of NaN of
+    # dx's size are freed first, so NumPy's cache of small blocks hands that memory back to an np.empty
+    x = np.random.default_rng(0).standard_normal((1, 5, 4, 1))
+    out = max_pool_forward(x, (2, 2), (2, 2))
+    for _ in range(5):
+        blocks = [np.full(x.shape, np.nan) for _ in range(8)]
+        del blocks
+        dx = max_pool_backward(np.ones_like(out), x, out, (2, 2), (2, 2))
+        np.testing.assert_array_equal(dx[0, 4], 0.0)
+        assert dx[0, :4].sum() == 4.0                   # one gradient per window
