@@ -380,4 +380,5 @@ class RandomContrast(_Augmentation):
         return rng.uniform(0.3, 0.7, size=shape)
 
 
-__all__ = ["RandomFlip", "RandomTranslation", "RandomRotation", "RandomZoom", "RandomContrast", "ElasticDistortion"]
+__all__ = ["RandomFlip", "RandomTranslation", "RandomRotation", "RandomZoom", "RandomContrast", "RandomAffine",
+           "ElasticDistortion"]

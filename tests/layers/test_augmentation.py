@@ -525,3 +525,18 @@ def test_a_model_draws_the_same_transformations_on_two_threads_as_on_one(monkeyp
     one, two = trained(1), trained(2)
     for k, v in one.items():
         np.testing.assert_allclose(two[k], v, rtol=1e-9, atol=1e-12, err_msg=k)
+
+
+@pytest.mark.parametrize("factor", [1.0, (0.5, 0.5)])
+def test_random_contrast_gives_the_checker_values_that_no_factor_clips_for_images_in_0_1(factor):
+    # a clipped value has a zero gradient: the check would compare zeros there. Images in [0, 1] (value_range
+    # (0, 1)) are the tightest common range; factors reach 2 (factor 1.0) or 1.5
+    layer = RandomContrast(factor, value_range=(0, 1), input_shape=(6, 6, 3))
+    nnscratch.Model([layer], seed=0).finalize()
+    x = layer.gradcheck_input((64, 6, 6, 3), np.random.default_rng(0))
+    upper = 1 + (factor if isinstance(factor, float) else factor[1])
+    mean = x.mean(axis=(1, 2), keepdims=True)
+    extreme = np.concatenate([(x - mean) * upper + mean, (x - mean) * (2 - upper) + mean])
+    assert extreme.min() > 0 and extreme.max() < 1          # no factor drawn can reach either bound
+    out = layer.forward(x, training=True)
+    assert 0 < out.min() and out.max() < 1
