@@ -372,6 +372,13 @@ def test_astype_casts_the_sublayers_too_and_refuses_other_dtypes():
         layer.astype("int32")
 
 
+@pytest.mark.parametrize("dtype", ["flaot32", "FLOAT32", "int32", object])
+def test_a_dtype_numpy_cannot_read_or_that_is_not_a_float_is_refused_not_built_with_none(dtype):
+    # found by mutating initialize's default "float32": a name NumPy cannot read became dtype None
+    with pytest.raises(ValueError, match=rf"^dtype must be 'float32' or 'float64', got {re.escape(repr(dtype))}$"):
+        Dense(2).initialize((3,), dtype)
+
+
 def test_astype_leaves_every_array_c_ordered():
     dense = Dense(3)
     dense.initialize((4,))
