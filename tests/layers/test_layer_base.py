@@ -197,6 +197,14 @@ def test_a_new_layer_starts_unbuilt_trainable_in_float32_and_needing_its_input_g
     assert layer.workspace == {} and layer._expected_shapes is None
 
 
+def test_an_input_shape_argument_is_refused_naming_it():
+    with pytest.raises(ValueError, match=r"^input_shape\[1\] must be a positive integer, got 0$"):
+        Layer(input_shape=(3, 0))
+    with pytest.raises(ValueError, match=r"^input_shape must be a tuple of positive integers \(without the batch "
+                       r"axis\), got 'x'$"):
+        Layer(input_shape="x")
+
+
 @pytest.mark.parametrize("name", ["", 3, b"dense"])
 def test_a_name_that_is_not_a_non_empty_string_is_refused(name):
     with pytest.raises(ValueError, match=rf"^name must be a non-empty string, got {re.escape(repr(name))}$"):
@@ -301,6 +309,8 @@ def test_an_output_at_the_size_limit_is_allowed_and_one_past_it_refused(monkeypa
     with pytest.raises(base.SizeLimitError, match=r"^ReLU would output \(2147483649,\) per sample, more than "
                        r"2,147,483,648 values \(nnscratch\.layers\.base\.MAX_SAMPLE_ELEMENTS\)$"):
         ReLU().initialize((2**31 + 1,))
+    with pytest.raises(base.SizeLimitError, match=r"^ReLU would output \(4294967296, 4294967296\) per sample"):
+        ReLU().initialize((2**32, 2**32))  # 2**64 values: 0 in 64-bit integers
 
 
 def test_initialize_builds_afresh_in_the_dtype_asked_with_the_generator_given():
@@ -309,6 +319,7 @@ def test_initialize_builds_afresh_in_the_dtype_asked_with_the_generator_given():
 
         def build(self, input_shape):
             self.params["w"] = [[1, 2], [3, 4]]
+            self.params["f"] = np.asfortranarray(np.arange(6.0).reshape(2, 3))
             self.state["s"] = np.ones((2, 2), order="F")
 
         def compute_output_shape(self, input_shape):
@@ -318,12 +329,14 @@ def test_initialize_builds_afresh_in_the_dtype_asked_with_the_generator_given():
     assert layer.initialize((3,), "float64") == (2, 2)
     assert type(layer.output_shape[0]) is int and type(layer.output_shape[1]) is int
     assert layer.params["w"].dtype == np.float64 and layer.state["s"].flags.c_contiguous
+    assert layer.params["f"].flags.c_contiguous and layer.params["f"].tolist() == [[0, 1, 2], [3, 4, 5]]
     assert layer.state["s"].dtype == np.float64
-    assert set(layer.grads) == {"w"} and layer.grads["w"].tolist() == [[0.0, 0.0], [0.0, 0.0]]
+    assert set(layer.grads) == {"w", "f"} and layer.grads["w"].tolist() == [[0.0, 0.0], [0.0, 0.0]]
     assert layer.grads["w"].dtype == np.float64
     layer.grads["w"] += 1
     layer.initialize((3,), "float32")
     assert layer.params["w"].dtype == np.float32 and layer.grads["w"].sum() == 0
+    assert layer.state["s"].dtype == np.float32 and layer.params["f"].dtype == np.float32
 
     rng = np.random.default_rng(5)
     dense = Dense(3)
@@ -359,6 +372,15 @@ def test_multiple_input_shapes_refused_word_for_word():
     with pytest.raises(ValueError, match=r"^input shape of r \(ReLU\)\[1\] must be a positive integer, got 0$"):
         ReLU(name="r").initialize((3, 0))
     assert Add().initialize([[3], (3,)]) == (3,)
+
+    class Gate(Layer, register=False):
+        """Takes a list of one input or more."""
+        multiple_inputs = True
+
+        def compute_output_shape(self, input_shape):
+            return input_shape[0]
+
+    assert Gate().initialize([(3,)]) == (3,)  # a list of one shape is a list of shapes
 
 
 def test_astype_casts_the_sublayers_too_and_refuses_other_dtypes():
