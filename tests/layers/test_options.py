@@ -119,3 +119,21 @@ def test_the_second_order_backward_through_an_activation_squares_its_slope():
     d2x = layer.backward_second_order(x, d2out)
     np.testing.assert_allclose(d2x, d2z @ (layer.params["kernel"] ** 2).T)
     np.testing.assert_allclose(layer.hessian_diagonal["kernel"], (x ** 2).T @ d2z)
+
+
+def test_a_weight_name_with_underscores_keeps_them_and_an_unknown_option_kind_is_refused():
+    class Holder(KerasOptions):
+        """A user's layer class using the mixin, with a weight called ``depthwise_kernel``."""
+
+    holder = Holder()
+    holder._init_options(None, depthwise_kernel_regularizer="l2", depthwise_kernel_constraint="non_neg")
+    assert set(holder.weight_regularizers) == {"depthwise_kernel"} and set(holder.weight_constraints) == {
+        "depthwise_kernel"}
+    assert holder.depthwise_kernel_regularizer == "l2"
+    with pytest.raises(TypeError, match=r"^unknown weight option 'kernel_initializer'$"):
+        holder._init_options(None, kernel_initializer="zeros")
+
+
+def test_an_unknown_activation_is_refused_naming_the_argument():
+    with pytest.raises(ValueError, match=r"^activation: unknown activation 'relux'; known: .*\(or None\)$"):
+        Dense(2, activation="relux")
