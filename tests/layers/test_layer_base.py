@@ -581,18 +581,18 @@ def test_training_reaches_forward_when_a_layer_is_called_on_arrays():
 
 
 def test_the_input_shape_check_words_and_check_input():
-    dense = ReLU(name="d")
-    dense.initialize((4, 2))
+    relu = ReLU(name="d")
+    relu.initialize((4, 2))
     with pytest.raises(ValueError, match=r"^d \(ReLU\) expects input of shape \(batch, 4, 2\), got \(5, 4\); "
                        r"reshape the data or rebuild the model for this input shape$"):
-        dense.check_input_shape(np.ones((5, 4)))
+        relu.check_input_shape(np.ones((5, 4)))
     assert Layer().check_input_shape(np.ones((5, 4))) is None  # not built: nothing to check against
-    x = base.check_input(dense, [[[1.0, 2.0]] * 4])
+    x = base.check_input(relu, [[[1.0, 2.0]] * 4])
     assert isinstance(x, np.ndarray) and x.shape == (1, 4, 2)
     same = np.ones((2, 4, 2))
-    assert base.check_input(dense, same) is same
+    assert base.check_input(relu, same) is same
     with pytest.raises(ValueError, match=r"expects input of shape \(batch, 4, 2\), got \(1, 4\)"):
-        base.check_input(dense, [[1.0] * 4])
+        base.check_input(relu, [[1.0] * 4])
 
 
 def test_the_default_gradcheck_input_is_standard_normal_of_the_shape_asked():
