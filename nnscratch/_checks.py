@@ -52,7 +52,8 @@ def float_dtype(value) -> np.dtype:
         dtype = np.dtype(value)
     except TypeError:
         dtype = None
-    if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+    # `None in (float32, float64)` is True: NumPy compares None as its default dtype, float64
+    if dtype is None or dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise ValueError(f"dtype must be 'float32' or 'float64', got {value!r}")
     return dtype
 
