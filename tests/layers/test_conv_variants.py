@@ -1,6 +1,8 @@
 """Dilated and grouped Conv2D, DepthwiseConv2D, SeparableConv2D, Conv2DTranspose and Conv1D: shapes as Keras
 gives them, values and gradients against the loop references in tests/naive_conv.py and against PyTorch's
 torch.nn.functional (skipped without torch), and bad arguments named."""
+import re
+
 import numpy as np
 import pytest
 
@@ -344,3 +346,144 @@ def test_bad_arguments_are_named(make, message):
 def test_bad_input_shapes_are_named(layer, shape, message):
     with pytest.raises(ValueError, match=message):
         layer.initialize(shape)
+
+
+# -- found by mutation testing ---------------------------------------------------------------------
+# multiply-adds per sample (the summary's flops column): every kernel tap of every output, plus one per output for
+# the bias (LeCun's "connections"); shapes where height, width and channels all differ, so a swapped axis shows
+@pytest.mark.parametrize("layer, shape, macs", [
+    (DepthwiseConv2D((2, 3), strides=(2, 1), depth_multiplier=2), (7, 5, 3), 3 * 3 * 6 * (2 * 3 + 1)),
+    (DepthwiseConv2D((2, 3), depth_multiplier=3, use_bias=False), (4, 6, 2), 3 * 4 * 6 * (2 * 3)),
+    (SeparableConv2D(5, (3, 2), depth_multiplier=2, padding="same"), (4, 6, 3),
+     4 * 6 * (6 * 3 * 2 + 6 * 5 + 5)),
+    (SeparableConv2D(4, (2, 3), strides=(1, 2), use_bias=False), (5, 7, 2), 4 * 3 * (2 * 2 * 3 + 2 * 4)),
+    # a transposed convolution scatters every input value through the whole kernel, then adds the bias per output
+    (Conv2DTranspose(4, (2, 3), strides=(2, 1)), (3, 5, 2), 3 * 5 * 2 * (2 * 3) * 4 + 6 * 7 * 4),
+    (Conv2DTranspose(3, (3, 2), strides=(1, 3), use_bias=False), (2, 4, 5), 2 * 4 * 5 * (3 * 2) * 3),
+    (Conv1D(6, 3, strides=2), (9, 4), 4 * 6 * (3 * 4 + 1)),
+    (Conv1D(6, 2, groups=3, use_bias=False), (5, 9), 4 * 6 * (2 * 3)),
+])
+def test_count_macs_is_each_outputs_kernel_taps_plus_its_bias(layer, shape, macs):
+    layer.initialize(shape)
+    assert layer.count_macs() == macs
+
+
+_INITIALIZERS = "glorot_normal, glorot_uniform, he_normal, he_uniform, lecun1998, lecun_normal, lecun_uniform, ones, zeros"
+_PADDING_2D = ("padding must be one of 'valid', 'same', 'full', a non-negative int, a pair (ph, pw), "
+               "((top, bottom), (left, right)); got ")
+_PADDING_1D = "padding must be one of 'valid', 'same', 'causal', 'full', a non-negative int or a pair (left, right); got "
+
+
+def _refusals():
+    """(layer class, its required arguments, the bad argument, the whole message) for every layer of the module."""
+    cases = []
+    for cls, required in ((DepthwiseConv2D, {"kernel_size": 3}), (SeparableConv2D, {"filters": 2, "kernel_size": 3}),
+                          (Conv2DTranspose, {"filters": 2, "kernel_size": 3})):
+        cases += [
+            (cls, {**required, "kernel_size": (3, 0)}, "kernel_size[1] must be a positive integer, got 0"),
+            (cls, {**required, "kernel_size": "a"}, "kernel_size must be an integer or a pair of integers, got 'a'"),
+            (cls, {**required, "strides": (0, 1)}, "strides[0] must be a positive integer, got 0"),
+            (cls, {**required, "dilation_rate": (1, -1)}, "dilation_rate[1] must be a positive integer, got -1"),
+            (cls, {**required, "bias_initializer": "zero"},
+             f"bias_initializer: unknown initializer 'zero'; known: {_INITIALIZERS}"),
+        ]
+    for cls in (SeparableConv2D, Conv2DTranspose):
+        cases.append((cls, {"filters": 0, "kernel_size": 3}, "filters must be a positive integer, got 0"))
+    for cls, required in ((DepthwiseConv2D, {"kernel_size": 3}), (SeparableConv2D, {"filters": 2, "kernel_size": 3})):
+        cases += [
+            (cls, {**required, "padding": "causal"}, _PADDING_2D + "'causal'"),
+            (cls, {**required, "depth_multiplier": -1}, "depth_multiplier must be a positive integer, got -1"),
+            (cls, {**required, "depthwise_initializer": "onez"},
+             f"depthwise_initializer: unknown initializer 'onez'; known: {_INITIALIZERS}"),
+        ]
+    cases += [
+        (SeparableConv2D, {"filters": 2, "kernel_size": 3, "pointwise_initializer": "one"},
+         f"pointwise_initializer: unknown initializer 'one'; known: {_INITIALIZERS}"),
+        (Conv2DTranspose, {"filters": 2, "kernel_size": 3, "padding": 1}, "padding must be one of 'valid', 'same'; got 1"),
+        (Conv2DTranspose, {"filters": 2, "kernel_size": 3, "kernel_initializer": "glorot"},
+         f"kernel_initializer: unknown initializer 'glorot'; known: {_INITIALIZERS}"),
+        (Conv2DTranspose, {"filters": 2, "kernel_size": 3, "strides": 2, "output_padding": -1},
+         "output_padding must be non-negative, got -1"),
+        (Conv2DTranspose, {"filters": 2, "kernel_size": 3, "strides": 2, "output_padding": [0, -1]},
+         "output_padding must be non-negative, got (0, -1)"),
+        (Conv2DTranspose, {"filters": 2, "kernel_size": 3, "strides": 2, "output_padding": True},
+         "output_padding must be an integer or a pair of integers, got True"),
+        (Conv2DTranspose, {"filters": 2, "kernel_size": 3, "strides": (3, 2), "output_padding": (2, 2)},
+         "output_padding 2 along the width must be smaller than the stride (2) or the dilation (1) along it; "
+         "got output_padding=(2, 2)"),
+        (Conv2DTranspose, {"filters": 2, "kernel_size": 3, "strides": 2, "dilation_rate": (3, 1), "output_padding": 3},
+         "output_padding 3 along the height must be smaller than the stride (2) or the dilation (3) along it; "
+         "got output_padding=3"),
+        (Conv1D, {"filters": 0, "kernel_size": 3}, "filters must be a positive integer, got 0"),
+        (Conv1D, {"filters": 2, "kernel_size": 0}, "kernel_size must be a positive integer, got 0"),
+        (Conv1D, {"filters": 2, "kernel_size": (3, 3)}, "kernel_size must be a positive integer, got (3, 3)"),
+        (Conv1D, {"filters": 2, "kernel_size": 3, "strides": 0}, "strides must be a positive integer, got 0"),
+        (Conv1D, {"filters": 2, "kernel_size": 3, "dilation_rate": 0}, "dilation_rate must be a positive integer, got 0"),
+        (Conv1D, {"filters": 2, "kernel_size": 3, "groups": 0}, "groups must be a positive integer, got 0"),
+        (Conv1D, {"filters": 3, "kernel_size": 3, "groups": 2}, "groups=2 must divide filters=3"),
+        (Conv1D, {"filters": 2, "kernel_size": 3, "kernel_initializer": "glorot"},
+         f"kernel_initializer: unknown initializer 'glorot'; known: {_INITIALIZERS}"),
+        (Conv1D, {"filters": 2, "kernel_size": 3, "bias_initializer": "zero"},
+         f"bias_initializer: unknown initializer 'zero'; known: {_INITIALIZERS}"),
+    ]
+    cases += [(Conv1D, {"filters": 2, "kernel_size": 3, "padding": p}, _PADDING_1D + repr(p))
+              for p in ("causl", -1, True, (1,), (1, -1), (1, True), [2, 1.0], 1.0)]
+    return cases
+
+
+@pytest.mark.parametrize("cls, config, message", _refusals())
+def test_each_bad_argument_is_refused_word_for_word(cls, config, message):
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        cls(**config)
+
+
+@pytest.mark.parametrize("layer, shape", [
+    (DepthwiseConv2D(2, depthwise_initializer="ones", bias_initializer="ones"), (3, 3, 2)),
+    (SeparableConv2D(3, 2, depthwise_initializer="ones", pointwise_initializer="ones", bias_initializer="ones"),
+     (3, 3, 2)),
+    (Conv2DTranspose(3, 2, kernel_initializer="ones", bias_initializer="ones"), (3, 3, 2)),
+    (Conv1D(3, 2, kernel_initializer="ones", bias_initializer="ones"), (4, 2)),
+])
+def test_the_initializers_given_are_the_ones_used(layer, shape):
+    layer.initialize(shape, "float64", np.random.default_rng(0))
+    assert set(layer.params) >= {"bias"} and len(layer.params) >= 2
+    for name, weight in layer.params.items():
+        np.testing.assert_array_equal(weight, np.ones_like(weight), err_msg=name)
+
+
+@pytest.mark.parametrize("cls, required, shape, weights", [
+    (DepthwiseConv2D, {"kernel_size": 2}, (3, 3, 2), ("depthwise", "bias")),
+    (SeparableConv2D, {"filters": 3, "kernel_size": 2}, (3, 3, 2), ("depthwise", "pointwise", "bias")),
+    (Conv2DTranspose, {"filters": 3, "kernel_size": 2}, (3, 3, 2), ("kernel", "bias")),
+    (Conv1D, {"filters": 3, "kernel_size": 2}, (4, 2), ("kernel", "bias")),
+])
+def test_every_weights_regularizer_and_constraint_is_kept_and_configured(cls, required, shape, weights):
+    options = {f"{w}_{kind}": spec for w in weights for kind, spec in (("regularizer", "l2"), ("constraint", "non_neg"))}
+    layer = cls(**required, **options)
+    layer.initialize(shape)
+    names = {w if w in ("kernel", "bias") else f"{w}_kernel" for w in weights}
+    assert set(layer.weight_regularizers) == names and set(layer.weight_constraints) == names
+    assert {k: layer.get_config()[k] for k in options} == options
+
+
+def test_depthwise_and_pointwise_regularizers_and_constraints_reach_their_kernels():
+    # Keras' depthwise_regularizer / pointwise_constraint act on depthwise_kernel / pointwise_kernel; they were
+    # once filed under weights named "depthwise" and "pointwise", which no layer has, and silently dropped
+    import nnscratch
+    from nnscratch.engine.penalties import total_penalty
+    from nnscratch.layers import Flatten
+    model = nnscratch.Model([SeparableConv2D(2, 2, depthwise_regularizer={"class_name": "L2", "config": {"l2": 0.5}},
+                                             pointwise_regularizer={"class_name": "L1", "config": {"l1": 0.25}},
+                                             pointwise_constraint="non_neg", input_shape=(3, 3, 2)),
+                             DepthwiseConv2D(2, depthwise_regularizer={"class_name": "L2", "config": {"l2": 2.0}},
+                                             depthwise_constraint="non_neg"), Flatten()], seed=0)
+    model.compile(optimizer="sgd", loss="mse")
+    sep, dw = model.layers[0], model.layers[1]
+    expected = (0.5 * np.sum(sep.params["depthwise_kernel"] ** 2) + 0.25 * np.sum(np.abs(sep.params["pointwise_kernel"]))
+                + 2.0 * np.sum(dw.params["depthwise_kernel"] ** 2))
+    assert total_penalty(model) == pytest.approx(expected, rel=1e-6)
+    assert (sep.params["pointwise_kernel"] < 0).any() and (dw.params["depthwise_kernel"] < 0).any()
+    rng = np.random.default_rng(0)
+    model.fit(rng.standard_normal((4, 3, 3, 2)), rng.standard_normal((4, 2)), epochs=1, batch_size=4, verbose=0)
+    assert (sep.params["pointwise_kernel"] >= 0).all() and (dw.params["depthwise_kernel"] >= 0).all()
+    assert (sep.params["depthwise_kernel"] < 0).any()   # no constraint asked for there
