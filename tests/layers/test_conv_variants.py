@@ -487,3 +487,73 @@ def test_depthwise_and_pointwise_regularizers_and_constraints_reach_their_kernel
     model.fit(rng.standard_normal((4, 3, 3, 2)), rng.standard_normal((4, 2)), epochs=1, batch_size=4, verbose=0)
     assert (sep.params["pointwise_kernel"] >= 0).all() and (dw.params["depthwise_kernel"] >= 0).all()
     assert (sep.params["depthwise_kernel"] < 0).any()   # no constraint asked for there
+
+
+def _uniform_limit(name, shape):
+    """Keras' bound of ``glorot_uniform`` or ``he_uniform`` for a kernel of ``shape`` (fans from the last two axes
+    times the receptive field)."""
+    receptive = int(np.prod(shape[:-2]))
+    fan_in, fan_out = receptive * shape[-2], receptive * shape[-1]
+    return np.sqrt(6.0 / (fan_in + fan_out)) if name == "glorot_uniform" else np.sqrt(6.0 / fan_in)
+
+
+@pytest.mark.parametrize("make, shape, expected", [
+    (lambda a: DepthwiseConv2D(3, depth_multiplier=4, activation=a), (6, 6, 16), {"depthwise_kernel": None}),
+    # the depthwise step is linear: only the pointwise kernel follows the activation
+    (lambda a: SeparableConv2D(16, 3, depth_multiplier=4, activation=a), (6, 6, 16),
+     {"depthwise_kernel": "glorot_uniform", "pointwise_kernel": None}),
+    (lambda a: Conv2DTranspose(16, 3, activation=a), (3, 3, 16), {"kernel": None}),
+    (lambda a: Conv1D(16, 5, groups=2, activation=a), (8, 32), {"kernel": None}),
+])
+@pytest.mark.parametrize("activation, default", [(None, "glorot_uniform"), ("relu", "he_uniform")])
+def test_default_kernels_are_glorot_uniform_or_he_uniform_before_a_relu_and_biases_zero(make, shape, expected,
+                                                                                       activation, default):
+    layer = make(activation)
+    layer.initialize(shape, "float64", np.random.default_rng(0))
+    for name, initializer in expected.items():
+        kernel = layer.params[name]
+        limit = _uniform_limit(initializer or default, kernel.shape)
+        assert kernel.size >= 500 and 0.95 * limit < np.abs(kernel).max() <= limit, name
+    np.testing.assert_array_equal(layer.params["bias"], np.zeros_like(layer.params["bias"]))
+
+
+_IMAGES = ("expects images of shape (height, width, channels), got input shape {}; add Reshape((height, width, "
+           "channels)) before it, e.g. Reshape((28, 28, 1))")
+_TOO_LONG = ("the kernel {0} {1} is larger than the padded input {0} {2} (input {2}, padding 0+0); use a smaller "
+             "kernel, padding='same', or a larger input")
+
+
+@pytest.mark.parametrize("layer, shape, message", [
+    (Conv1D(2, 3), (6, 6, 1), "Conv1D expects sequences of shape (steps, channels), got input shape (6, 6, 1); "
+                              "add Reshape((steps, channels)) before it"),
+    (Conv1D(4, 3, groups=2, name="seq"), (6, 3), "seq (Conv1D) has groups=2, which must divide the input's 3 channels"),
+    (Conv1D(2, 4), (3, 2), _TOO_LONG.format("height", 4, 3)),
+    (Conv1D(2, 3, dilation_rate=2), (4, 2), _TOO_LONG.format("height", 5, 4)),
+    (DepthwiseConv2D(3), (6, 6), "DepthwiseConv2D " + _IMAGES.format((6, 6))),
+    (SeparableConv2D(2, 3), (4, 4), "SeparableConv2D " + _IMAGES.format((4, 4))),
+    (Conv2DTranspose(2, 3), (4, 4), "Conv2DTranspose " + _IMAGES.format((4, 4))),
+    (DepthwiseConv2D((2, 4)), (5, 3, 1), _TOO_LONG.format("width", 4, 3)),
+    (SeparableConv2D(2, (4, 2), dilation_rate=(2, 1)), (5, 5, 1), _TOO_LONG.format("height", 7, 5)),
+])
+def test_each_bad_input_shape_is_refused_word_for_word(layer, shape, message):
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        layer.initialize(shape)
+
+
+@pytest.mark.parametrize("make, shape", [
+    (lambda: DepthwiseConv2D(2, depth_multiplier=2), (4, 5, 2)),
+    (lambda: SeparableConv2D(3, 2), (4, 5, 2)),
+    (lambda: Conv2DTranspose(3, 2, strides=2), (3, 2, 2)),
+    (lambda: Conv1D(4, 2), (5, 2)),
+    (lambda: Conv1D(4, 2, groups=2, use_bias=False), (5, 2)),
+])
+def test_a_first_layer_skips_the_input_gradient_and_keeps_its_weight_gradients(make, shape):
+    grads = []
+    for needed in (True, False):
+        layer = built(make(), shape, seed=1)
+        layer.input_grad_needed = needed
+        x, out, dout, dx = run(layer, shape)
+        assert (dx is None) == (not needed)
+        grads.append({k: g.copy() for k, g in layer.grads.items()})
+    for key in grads[0]:
+        np.testing.assert_array_equal(grads[0][key], grads[1][key], err_msg=key)
