@@ -287,3 +287,60 @@ def test_the_initializers_given_are_the_ones_used():
 def test_count_macs_is_one_scale_and_shift_per_value(layer, shape, macs):
     layer.initialize(shape)
     assert layer.count_macs() == macs
+
+
+@pytest.mark.parametrize("cls, defaults", [
+    (BatchNormalization, {"axis": -1, "momentum": 0.99, "epsilon": 1e-3, "center": True, "scale": True,
+                          "beta_initializer": "zeros", "gamma_initializer": "ones", "moving_mean_initializer": "zeros",
+                          "moving_variance_initializer": "ones"}),
+    (LayerNormalization, {"axis": -1, "epsilon": 1e-3, "center": True, "scale": True, "beta_initializer": "zeros",
+                          "gamma_initializer": "ones"}),
+])
+def test_the_defaults_are_keras_and_a_name_is_kept(cls, defaults):
+    config = cls(name="norm").get_config()
+    assert {k: config[k] for k in defaults} == defaults and config["name"] == "norm"
+    assert set(config) == set(defaults) | {"name", "input_shape"}
+    assert cls(input_shape=(3,)).get_config()["input_shape"] == [3]
+
+
+def test_forward_without_training_normalises_with_the_moving_statistics_and_moves_nothing():
+    bn = BatchNormalization(epsilon=0.5)
+    bn.initialize((3,), "float64")
+    bn.state["moving_mean"][...] = [1.0, -2.0, 0.5]
+    bn.state["moving_variance"][...] = [4.0, 0.5, 1.5]
+    x = np.random.default_rng(8).normal(3.0, 2.0, (5, 3))
+    np.testing.assert_allclose(bn.forward(x), (x - [1.0, -2.0, 0.5]) / np.sqrt(np.array([4.0, 0.5, 1.5]) + 0.5),
+                               rtol=1e-12)
+    np.testing.assert_array_equal(bn.state["moving_mean"], [1.0, -2.0, 0.5])
+
+
+@pytest.mark.parametrize("trainable", [True, False])
+def test_the_inference_backward_uses_the_moving_statistics(trainable):
+    # a check in inference mode, or a frozen layer in training: y = (x - moving_mean) / sqrt(moving_var + eps) * gamma
+    # + beta, so dgamma = sum(dout * xhat) and dx = dout * gamma / sqrt(moving_var + eps)
+    rng = np.random.default_rng(9)
+    bn = BatchNormalization(epsilon=0.25)
+    bn.initialize((2, 3), "float64")
+    bn.trainable = trainable
+    mean, var, gamma = rng.normal(size=3), rng.uniform(0.5, 2.0, 3), rng.normal(size=3)
+    bn.state["moving_mean"][...], bn.state["moving_variance"][...], bn.params["gamma"][...] = mean, var, gamma
+    x, dout = rng.normal(2.0, 1.0, (4, 2, 3)), rng.normal(size=(4, 2, 3))
+    bn.forward(x, training=not trainable)
+    dx = bn.backward(dout)
+    xhat = (x - mean) / np.sqrt(var + 0.25)
+    np.testing.assert_allclose(bn.grads["gamma"], (dout * xhat).sum(axis=(0, 1)), rtol=1e-12)
+    np.testing.assert_allclose(bn.grads["beta"], dout.sum(axis=(0, 1)), rtol=1e-12)
+    np.testing.assert_allclose(dx, dout * gamma / np.sqrt(var + 0.25), rtol=1e-12)
+
+
+def test_a_backward_after_an_inference_plan_forward_is_refused_word_for_word():
+    from nnscratch.ops.workspace import SharedWorkspace
+    bn = BatchNormalization(name="bn")
+    bn.initialize((4,), "float64")
+    bn.workspace = SharedWorkspace(bn.workspace, {})
+    x = np.ones((2, 4))
+    bn.forward(x, training=False)
+    with pytest.raises(RuntimeError, match=r"^bn \(BatchNormalization\): backward after a forward inside "
+                                           r"predict/evaluate, which keeps nothing for a backward; call forward \(or "
+                                           r"fit\) outside them first$"):
+        bn.backward(x)
