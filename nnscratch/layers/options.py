@@ -27,6 +27,11 @@ from .activations import RELU_LIKE_ACTIVATIONS, Softmax, check_activation, make_
 from .second_order import SecondOrderNotImplemented, squared_weights_backward
 
 
+#: Keras' argument prefixes that are not the weight's own name (``depthwise_regularizer`` is that of the
+#: ``depthwise_kernel``)
+_WEIGHT_OF_PREFIX = {"depthwise": "depthwise_kernel", "pointwise": "pointwise_kernel"}
+
+
 class KerasOptions:
     """Mixin: ``activation``, per-weight regularizers and constraints (see the module docstring)."""
 
@@ -44,6 +49,7 @@ class KerasOptions:
         self.weight_regularizers, self.weight_constraints = {}, {}
         for argument, spec in weight_options.items():
             weight, kind = argument.rsplit("_", 1)
+            weight = _WEIGHT_OF_PREFIX.get(weight, weight)
             if kind == "regularizer":
                 obj, store, to_config = get_regularizer(spec, argument), self.weight_regularizers, regularizer_config
             elif kind == "constraint":

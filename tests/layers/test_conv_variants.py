@@ -1,6 +1,8 @@
 """Dilated and grouped Conv2D, DepthwiseConv2D, SeparableConv2D, Conv2DTranspose and Conv1D: shapes as Keras
 gives them, values and gradients against the loop references in tests/naive_conv.py and against PyTorch's
 torch.nn.functional (skipped without torch), and bad arguments named."""
+import re
+
 import numpy as np
 import pytest
 
@@ -344,3 +346,302 @@ def test_bad_arguments_are_named(make, message):
 def test_bad_input_shapes_are_named(layer, shape, message):
     with pytest.raises(ValueError, match=message):
         layer.initialize(shape)
+
+
+# -- found by mutation testing ---------------------------------------------------------------------
+# multiply-adds per sample (the summary's flops column): every kernel tap of every output, plus one per output for
+# the bias (LeCun's "connections"); shapes where height, width and channels all differ, so a swapped axis shows
+@pytest.mark.parametrize("layer, shape, macs", [
+    (DepthwiseConv2D((2, 3), strides=(2, 1), depth_multiplier=2), (7, 5, 3), 3 * 3 * 6 * (2 * 3 + 1)),
+    (DepthwiseConv2D((2, 3), depth_multiplier=3, use_bias=False), (4, 6, 2), 3 * 4 * 6 * (2 * 3)),
+    (SeparableConv2D(5, (3, 2), depth_multiplier=2, padding="same"), (4, 6, 3),
+     4 * 6 * (6 * 3 * 2 + 6 * 5 + 5)),
+    (SeparableConv2D(4, (2, 3), strides=(1, 2), use_bias=False), (5, 7, 2), 4 * 3 * (2 * 2 * 3 + 2 * 4)),
+    # a transposed convolution scatters every input value through the whole kernel, then adds the bias per output
+    (Conv2DTranspose(4, (2, 3), strides=(2, 1)), (3, 5, 2), 3 * 5 * 2 * (2 * 3) * 4 + 6 * 7 * 4),
+    (Conv2DTranspose(3, (3, 2), strides=(1, 3), use_bias=False), (2, 4, 5), 2 * 4 * 5 * (3 * 2) * 3),
+    (Conv1D(6, 3, strides=2), (9, 4), 4 * 6 * (3 * 4 + 1)),
+    (Conv1D(6, 2, groups=3, use_bias=False), (5, 9), 4 * 6 * (2 * 3)),
+])
+def test_count_macs_is_each_outputs_kernel_taps_plus_its_bias(layer, shape, macs):
+    layer.initialize(shape)
+    assert layer.count_macs() == macs and type(layer.count_macs()) is int   # the summary prints it with commas
+
+
+_INITIALIZERS = "glorot_normal, glorot_uniform, he_normal, he_uniform, lecun1998, lecun_normal, lecun_uniform, ones, zeros"
+_PADDING_2D = ("padding must be one of 'valid', 'same', 'full', a non-negative int, a pair (ph, pw), "
+               "((top, bottom), (left, right)); got ")
+_PADDING_1D = "padding must be one of 'valid', 'same', 'causal', 'full', a non-negative int or a pair (left, right); got "
+
+
+def _refusals():
+    """(layer class, its required arguments, the bad argument, the whole message) for every layer of the module."""
+    cases = []
+    for cls, required in ((DepthwiseConv2D, {"kernel_size": 3}), (SeparableConv2D, {"filters": 2, "kernel_size": 3}),
+                          (Conv2DTranspose, {"filters": 2, "kernel_size": 3})):
+        cases += [
+            (cls, {**required, "kernel_size": (3, 0)}, "kernel_size[1] must be a positive integer, got 0"),
+            (cls, {**required, "kernel_size": "a"}, "kernel_size must be an integer or a pair of integers, got 'a'"),
+            (cls, {**required, "strides": (0, 1)}, "strides[0] must be a positive integer, got 0"),
+            (cls, {**required, "dilation_rate": (1, -1)}, "dilation_rate[1] must be a positive integer, got -1"),
+            (cls, {**required, "bias_initializer": "zero"},
+             f"bias_initializer: unknown initializer 'zero'; known: {_INITIALIZERS}"),
+        ]
+    for cls in (SeparableConv2D, Conv2DTranspose):
+        cases.append((cls, {"filters": 0, "kernel_size": 3}, "filters must be a positive integer, got 0"))
+    for cls, required in ((DepthwiseConv2D, {"kernel_size": 3}), (SeparableConv2D, {"filters": 2, "kernel_size": 3})):
+        cases += [
+            (cls, {**required, "padding": "causal"}, _PADDING_2D + "'causal'"),
+            (cls, {**required, "depth_multiplier": -1}, "depth_multiplier must be a positive integer, got -1"),
+            (cls, {**required, "depthwise_initializer": "onez"},
+             f"depthwise_initializer: unknown initializer 'onez'; known: {_INITIALIZERS}"),
+        ]
+    cases += [
+        (SeparableConv2D, {"filters": 2, "kernel_size": 3, "pointwise_initializer": "one"},
+         f"pointwise_initializer: unknown initializer 'one'; known: {_INITIALIZERS}"),
+        (Conv2DTranspose, {"filters": 2, "kernel_size": 3, "padding": 1}, "padding must be one of 'valid', 'same'; got 1"),
+        (Conv2DTranspose, {"filters": 2, "kernel_size": 3, "kernel_initializer": "glorot"},
+         f"kernel_initializer: unknown initializer 'glorot'; known: {_INITIALIZERS}"),
+        (Conv2DTranspose, {"filters": 2, "kernel_size": 3, "strides": 2, "output_padding": -1},
+         "output_padding must be non-negative, got -1"),
+        (Conv2DTranspose, {"filters": 2, "kernel_size": 3, "strides": 2, "output_padding": [0, -1]},
+         "output_padding must be non-negative, got (0, -1)"),
+        (Conv2DTranspose, {"filters": 2, "kernel_size": 3, "strides": 2, "output_padding": True},
+         "output_padding must be an integer or a pair of integers, got True"),
+        (Conv2DTranspose, {"filters": 2, "kernel_size": 3, "strides": (3, 2), "output_padding": (2, 2)},
+         "output_padding 2 along the width must be smaller than the stride (2) or the dilation (1) along it; "
+         "got output_padding=(2, 2)"),
+        (Conv2DTranspose, {"filters": 2, "kernel_size": 3, "strides": 2, "dilation_rate": (3, 1), "output_padding": 3},
+         "output_padding 3 along the height must be smaller than the stride (2) or the dilation (3) along it; "
+         "got output_padding=3"),
+        (Conv1D, {"filters": 0, "kernel_size": 3}, "filters must be a positive integer, got 0"),
+        (Conv1D, {"filters": 2, "kernel_size": 0}, "kernel_size must be a positive integer, got 0"),
+        (Conv1D, {"filters": 2, "kernel_size": (3, 3)}, "kernel_size must be a positive integer, got (3, 3)"),
+        (Conv1D, {"filters": 2, "kernel_size": 3, "strides": 0}, "strides must be a positive integer, got 0"),
+        (Conv1D, {"filters": 2, "kernel_size": 3, "dilation_rate": 0}, "dilation_rate must be a positive integer, got 0"),
+        (Conv1D, {"filters": 2, "kernel_size": 3, "groups": 0}, "groups must be a positive integer, got 0"),
+        (Conv1D, {"filters": 3, "kernel_size": 3, "groups": 2}, "groups=2 must divide filters=3"),
+        (Conv1D, {"filters": 2, "kernel_size": 3, "kernel_initializer": "glorot"},
+         f"kernel_initializer: unknown initializer 'glorot'; known: {_INITIALIZERS}"),
+        (Conv1D, {"filters": 2, "kernel_size": 3, "bias_initializer": "zero"},
+         f"bias_initializer: unknown initializer 'zero'; known: {_INITIALIZERS}"),
+    ]
+    cases += [(Conv1D, {"filters": 2, "kernel_size": 3, "padding": p}, _PADDING_1D + repr(p))
+              for p in ("causl", -1, True, (1,), (1, -1), (1, True), [2, 1.0], 1.0)]
+    return cases
+
+
+@pytest.mark.parametrize("cls, config, message", _refusals())
+def test_each_bad_argument_is_refused_word_for_word(cls, config, message):
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        cls(**config)
+
+
+@pytest.mark.parametrize("layer, shape", [
+    (DepthwiseConv2D(2, depthwise_initializer="ones", bias_initializer="ones"), (3, 3, 2)),
+    (SeparableConv2D(3, 2, depthwise_initializer="ones", pointwise_initializer="ones", bias_initializer="ones"),
+     (3, 3, 2)),
+    (Conv2DTranspose(3, 2, kernel_initializer="ones", bias_initializer="ones"), (3, 3, 2)),
+    (Conv1D(3, 2, kernel_initializer="ones", bias_initializer="ones"), (4, 2)),
+])
+def test_the_initializers_given_are_the_ones_used(layer, shape):
+    layer.initialize(shape, "float64", np.random.default_rng(0))
+    assert set(layer.params) >= {"bias"} and len(layer.params) >= 2
+    for name, weight in layer.params.items():
+        np.testing.assert_array_equal(weight, np.ones_like(weight), err_msg=name)
+
+
+@pytest.mark.parametrize("cls, required, shape, weights", [
+    (DepthwiseConv2D, {"kernel_size": 2}, (3, 3, 2), ("depthwise", "bias")),
+    (SeparableConv2D, {"filters": 3, "kernel_size": 2}, (3, 3, 2), ("depthwise", "pointwise", "bias")),
+    (Conv2DTranspose, {"filters": 3, "kernel_size": 2}, (3, 3, 2), ("kernel", "bias")),
+    (Conv1D, {"filters": 3, "kernel_size": 2}, (4, 2), ("kernel", "bias")),
+])
+def test_every_weights_regularizer_and_constraint_is_kept_and_configured(cls, required, shape, weights):
+    options = {f"{w}_{kind}": spec for w in weights for kind, spec in (("regularizer", "l2"), ("constraint", "non_neg"))}
+    layer = cls(**required, **options)
+    layer.initialize(shape)
+    names = {w if w in ("kernel", "bias") else f"{w}_kernel" for w in weights}
+    assert set(layer.weight_regularizers) == names and set(layer.weight_constraints) == names
+    assert {k: layer.get_config()[k] for k in options} == options
+
+
+def test_depthwise_and_pointwise_regularizers_and_constraints_reach_their_kernels():
+    # Keras' depthwise_regularizer / pointwise_constraint act on depthwise_kernel / pointwise_kernel; they were
+    # once filed under weights named "depthwise" and "pointwise", which no layer has, and silently dropped
+    import nnscratch
+    from nnscratch.engine.penalties import total_penalty
+    from nnscratch.layers import Flatten
+    model = nnscratch.Model([SeparableConv2D(2, 2, depthwise_regularizer={"class_name": "L2", "config": {"l2": 0.5}},
+                                             pointwise_regularizer={"class_name": "L1", "config": {"l1": 0.25}},
+                                             pointwise_constraint="non_neg", input_shape=(3, 3, 2)),
+                             DepthwiseConv2D(2, depthwise_regularizer={"class_name": "L2", "config": {"l2": 2.0}},
+                                             depthwise_constraint="non_neg"), Flatten()], seed=0)
+    model.compile(optimizer="sgd", loss="mse")
+    sep, dw = model.layers[0], model.layers[1]
+    expected = (0.5 * np.sum(sep.params["depthwise_kernel"] ** 2) + 0.25 * np.sum(np.abs(sep.params["pointwise_kernel"]))
+                + 2.0 * np.sum(dw.params["depthwise_kernel"] ** 2))
+    assert total_penalty(model) == pytest.approx(expected, rel=1e-6)
+    assert (sep.params["pointwise_kernel"] < 0).any() and (dw.params["depthwise_kernel"] < 0).any()
+    rng = np.random.default_rng(0)
+    model.fit(rng.standard_normal((4, 3, 3, 2)), rng.standard_normal((4, 2)), epochs=1, batch_size=4, verbose=0)
+    assert (sep.params["pointwise_kernel"] >= 0).all() and (dw.params["depthwise_kernel"] >= 0).all()
+    assert (sep.params["depthwise_kernel"] < 0).any()   # no constraint asked for there
+
+
+def _uniform_limit(name, shape):
+    """Keras' bound of ``glorot_uniform`` or ``he_uniform`` for a kernel of ``shape`` (fans from the last two axes
+    times the receptive field)."""
+    receptive = int(np.prod(shape[:-2]))
+    fan_in, fan_out = receptive * shape[-2], receptive * shape[-1]
+    return np.sqrt(6.0 / (fan_in + fan_out)) if name == "glorot_uniform" else np.sqrt(6.0 / fan_in)
+
+
+@pytest.mark.parametrize("make, shape, expected", [
+    (lambda a: DepthwiseConv2D(3, depth_multiplier=4, activation=a), (6, 6, 16), {"depthwise_kernel": None}),
+    # the depthwise step is linear: only the pointwise kernel follows the activation
+    (lambda a: SeparableConv2D(16, 3, depth_multiplier=4, activation=a), (6, 6, 16),
+     {"depthwise_kernel": "glorot_uniform", "pointwise_kernel": None}),
+    (lambda a: Conv2DTranspose(16, 3, activation=a), (3, 3, 16), {"kernel": None}),
+    (lambda a: Conv1D(16, 5, groups=2, activation=a), (8, 32), {"kernel": None}),
+])
+@pytest.mark.parametrize("activation, default", [(None, "glorot_uniform"), ("relu", "he_uniform")])
+def test_default_kernels_are_glorot_uniform_or_he_uniform_before_a_relu_and_biases_zero(make, shape, expected,
+                                                                                       activation, default):
+    layer = make(activation)
+    layer.initialize(shape, "float64", np.random.default_rng(0))
+    for name, initializer in expected.items():
+        kernel = layer.params[name]
+        limit = _uniform_limit(initializer or default, kernel.shape)
+        assert kernel.size >= 500 and 0.95 * limit < np.abs(kernel).max() <= limit, name
+    np.testing.assert_array_equal(layer.params["bias"], np.zeros_like(layer.params["bias"]))
+
+
+_IMAGES = ("expects images of shape (height, width, channels), got input shape {}; add Reshape((height, width, "
+           "channels)) before it, e.g. Reshape((28, 28, 1))")
+_TOO_LONG = ("the kernel {0} {1} is larger than the padded input {0} {2} (input {2}, padding 0+0); use a smaller "
+             "kernel, padding='same', or a larger input")
+
+
+@pytest.mark.parametrize("layer, shape, message", [
+    (Conv1D(2, 3), (6, 6, 1), "Conv1D expects sequences of shape (steps, channels), got input shape (6, 6, 1); "
+                              "add Reshape((steps, channels)) before it"),
+    (Conv1D(4, 3, groups=2, name="seq"), (6, 3), "seq (Conv1D) has groups=2, which must divide the input's 3 channels"),
+    (Conv1D(2, 4), (3, 2), _TOO_LONG.format("height", 4, 3)),
+    (Conv1D(2, 3, dilation_rate=2), (4, 2), _TOO_LONG.format("height", 5, 4)),
+    (DepthwiseConv2D(3), (6, 6), "DepthwiseConv2D " + _IMAGES.format((6, 6))),
+    (SeparableConv2D(2, 3), (4, 4), "SeparableConv2D " + _IMAGES.format((4, 4))),
+    (Conv2DTranspose(2, 3), (4, 4), "Conv2DTranspose " + _IMAGES.format((4, 4))),
+    (DepthwiseConv2D((2, 4)), (5, 3, 1), _TOO_LONG.format("width", 4, 3)),
+    (SeparableConv2D(2, (4, 2), dilation_rate=(2, 1)), (5, 5, 1), _TOO_LONG.format("height", 7, 5)),
+])
+def test_each_bad_input_shape_is_refused_word_for_word(layer, shape, message):
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        layer.initialize(shape)
+
+
+@pytest.mark.parametrize("make, shape", [
+    (lambda: DepthwiseConv2D(2, depth_multiplier=2), (4, 5, 2)),
+    (lambda: SeparableConv2D(3, 2), (4, 5, 2)),
+    (lambda: Conv2DTranspose(3, 2, strides=2), (3, 2, 2)),
+    (lambda: Conv1D(4, 2), (5, 2)),
+    (lambda: Conv1D(4, 2, groups=2, use_bias=False), (5, 2)),
+])
+def test_a_first_layer_skips_the_input_gradient_and_keeps_its_weight_gradients(make, shape):
+    grads = []
+    for needed in (True, False):
+        layer = built(make(), shape, seed=1)
+        layer.input_grad_needed = needed
+        x, out, dout, dx = run(layer, shape)
+        assert (dx is None) == (not needed)
+        grads.append({k: g.copy() for k, g in layer.grads.items()})
+    for key in grads[0]:
+        np.testing.assert_array_equal(grads[0][key], grads[1][key], err_msg=key)
+
+
+
+@pytest.mark.parametrize("config, length", [
+    ({"kernel_size": (3,), "strides": (2,), "dilation_rate": (2,)}, (9 - 5) // 2 + 1),   # Keras' one-element tuples
+    ({"kernel_size": 3, "padding": "full"}, 9 + 3 - 1),
+    ({"kernel_size": 3, "padding": 2}, 9 + 4 - 2),
+    ({"kernel_size": 3, "padding": np.int64(0)}, 9 - 2),
+    ({"kernel_size": 3, "padding": (0, 2)}, 9 + 2 - 2),
+    ({"kernel_size": 3, "padding": [np.int64(1), 0]}, 9 + 1 - 2),
+])
+def test_conv1d_accepts_keras_argument_forms_and_pads_as_asked(config, length):
+    layer = built(Conv1D(2, **config), (9, 1))
+    assert layer.output_shape == (length, 2)
+    x = np.random.default_rng(0).standard_normal((2, 9, 1))
+    pads = config.get("padding", 0)
+    pads = {"full": (2, 2)}.get(pads, pads) if isinstance(pads, str) else pads
+    left, right = (int(pads), int(pads)) if np.ndim(pads) == 0 else map(int, pads)
+    k, s, d = (_one(config[key]) if key in config else 1 for key in ("kernel_size", "strides", "dilation_rate"))
+    ref = naive_conv.conv2d_general(x[:, None], layer.params["kernel"][None], layer.params["bias"], (1, s),
+                                    ((0, 0), (left, right)), (1, d))[:, 0]
+    np.testing.assert_allclose(layer.forward(x), ref, rtol=1e-10, atol=1e-12)
+
+
+def _one(value):
+    return value[0] if isinstance(value, tuple) else value
+
+
+@pytest.mark.parametrize("cls, required, defaults", [
+    (DepthwiseConv2D, {"kernel_size": 3},
+     {"strides": 1, "padding": "valid", "depth_multiplier": 1, "dilation_rate": 1, "activation": None, "use_bias": True,
+      "depthwise_initializer": None, "bias_initializer": "zeros", "depthwise_regularizer": None,
+      "bias_regularizer": None, "depthwise_constraint": None, "bias_constraint": None}),
+    (SeparableConv2D, {"filters": 2, "kernel_size": 3},
+     {"strides": 1, "padding": "valid", "dilation_rate": 1, "depth_multiplier": 1, "activation": None, "use_bias": True,
+      "depthwise_initializer": None, "pointwise_initializer": None, "bias_initializer": "zeros",
+      "depthwise_regularizer": None, "pointwise_regularizer": None, "bias_regularizer": None,
+      "depthwise_constraint": None, "pointwise_constraint": None, "bias_constraint": None}),
+    (Conv2DTranspose, {"filters": 2, "kernel_size": 3},
+     {"strides": 1, "padding": "valid", "output_padding": None, "dilation_rate": 1, "activation": None,
+      "use_bias": True, "kernel_initializer": None, "bias_initializer": "zeros", "kernel_regularizer": None,
+      "bias_regularizer": None, "kernel_constraint": None, "bias_constraint": None}),
+    (Conv1D, {"filters": 2, "kernel_size": 3},
+     {"strides": 1, "padding": "valid", "dilation_rate": 1, "groups": 1, "activation": None, "use_bias": True,
+      "kernel_initializer": None, "bias_initializer": "zeros", "kernel_regularizer": None, "bias_regularizer": None,
+      "kernel_constraint": None, "bias_constraint": None}),
+])
+def test_the_defaults_are_keras(cls, required, defaults):
+    config = cls(**required).get_config()
+    assert {k: config[k] for k in defaults} == defaults
+    assert set(config) == set(defaults) | set(required) | {"name", "input_shape"}
+    # and they act: a 3x3 kernel over 5x5 (or 5 steps), one output channel per input channel and multiplier
+    layer = built(cls(**required), (5, 5, 2) if cls is not Conv1D else (5, 2))
+    assert layer.output_shape == {DepthwiseConv2D: (3, 3, 2), SeparableConv2D: (3, 3, 2), Conv2DTranspose: (7, 7, 2),
+                                  Conv1D: (3, 2)}[cls]
+
+
+@pytest.mark.parametrize("output_padding, shape", [((0, 1), (7, 8, 2)), (0, (7, 7, 2)), ([1, 0], (8, 7, 2)),
+                                                    ((np.int64(0), np.int64(1)), (7, 8, 2))])
+def test_transpose_takes_an_output_padding_of_zero_on_either_axis(output_padding, shape):
+    # (size - 1) * stride + kernel + output_padding, Keras' deconv_output_length for 'valid'
+    layer = Conv2DTranspose(2, 3, strides=2, output_padding=output_padding)
+    assert layer.compute_output_shape((3, 3, 1)) == shape
+
+
+@pytest.mark.parametrize("make, shape", [
+    (lambda: DepthwiseConv2D(2, depth_multiplier=2), (4, 5, 2)),
+    (lambda: SeparableConv2D(3, 2), (4, 5, 2)),
+    (lambda: Conv2DTranspose(3, 2, strides=2), (3, 2, 2)),
+    (lambda: Conv1D(4, 2), (5, 2)),
+    (lambda: Conv1D(4, 2, groups=2), (5, 2)),
+])
+@pytest.mark.parametrize("layer_dtype, data_dtype", [("float32", "float64"), ("float64", "float32")])
+def test_data_of_another_dtype_is_computed_in_the_layers_dtype(make, shape, layer_dtype, data_dtype):
+    layer = built(make(), shape, dtype=layer_dtype)
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2,) + shape).astype(data_dtype)
+    y = layer.forward(x, training=True)
+    dout = rng.standard_normal(y.shape).astype(data_dtype)
+    dx = layer.backward(dout)
+    grads = {k: g.copy() for k, g in layer.grads.items()}
+    same = layer.forward(x.astype(layer_dtype), training=True)
+    same_dx = layer.backward(dout.astype(layer_dtype))
+    assert y.dtype == dx.dtype == np.dtype(layer_dtype)
+    np.testing.assert_array_equal(y, same)
+    np.testing.assert_array_equal(dx, same_dx)
+    for k, g in layer.grads.items():
+        np.testing.assert_array_equal(grads[k], g, err_msg=k)
