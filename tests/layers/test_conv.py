@@ -1,5 +1,7 @@
 """Conv2D and ZeroPad2D: shapes, the loop reference, connection tables, initialisation, errors."""
 import json
+import re
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -8,6 +10,7 @@ import naive_conv
 from nnscratch.gradcheck import check_layer
 from nnscratch.layers import LAYERS, LENET5_C3_CONNECTIONS, Conv2D, ZeroPad2D
 from nnscratch.ops.im2col import resolve_padding
+from nnscratch.ops.layout import from_chwn, is_chwn, to_chwn
 
 
 def built(layer, shape, dtype="float64", seed=0):
@@ -320,3 +323,176 @@ def test_a_small_lenet_style_model_passes_the_whole_model_gradient_check():
     assert np.isfinite(history.history["loss"]).all()
     kernel = model.layers[3].params["kernel"]
     assert np.all(kernel[:, :, 0, 1] == 0) and np.all(kernel[:, :, 2, 1] != 0)  # still masked after training
+
+
+# -- found by mutation testing (docs/mutation-testing.md, layers/conv.py) ------------------------------------------
+@pytest.mark.parametrize("layer, shape, macs", [
+    (Conv2D(4, 3), (6, 6, 2), 4 * 4 * (9 * 2 * 4 + 4)),                     # 4x4 outputs, 2 inputs x 4 maps
+    (Conv2D(4, 3, use_bias=False), (6, 6, 2), 4 * 4 * (9 * 2 * 4)),
+    (Conv2D(4, (3, 2), groups=2), (6, 5, 2), 4 * 4 * (6 * 1 * 4 + 4)),      # each map sees 1 of the 2 channels
+    (Conv2D(3, 3, connections=[[1, 0, 1], [0, 1, 1]]), (5, 5, 2), 3 * 3 * (9 * 4 + 3)),  # 4 links
+    (Conv2D(16, 5, connections=LENET5_C3_CONNECTIONS), (14, 14, 6), 151_600),   # LeCun et al. 1998: C3
+])
+def test_count_macs_is_outputs_times_the_taps_of_every_link_plus_the_bias_adds(layer, shape, macs):
+    counted = built(layer, shape).count_macs()
+    assert counted == macs and type(counted) is int    # the summary prints it with thousands separators
+
+
+def test_a_connection_table_counts_the_linked_weights_of_a_kernel_that_is_not_square():
+    layer = built(Conv2D(3, (3, 2), connections=[[1, 0, 1], [0, 1, 1]]), (5, 5, 2))
+    assert layer.count_params() == 3 * 2 * 4 + 3
+
+
+def test_a_0_1_connection_table_is_kept_and_saved_as_booleans():
+    layer = Conv2D(3, 2, connections=np.array([[1, 0, 1], [0, 1, 1]]))
+    assert json.dumps(layer.get_config()["connections"]) == "[[true, false, true], [false, true, true]]"
+
+
+@pytest.mark.parametrize("table, message", [
+    ([[0, 1, 2], [1, 1, 1]], "connections must hold booleans (or 0/1), got values of dtype int64: [0, 1, 2]"),
+    ([[0, 1, 2, 3, 4, 5, 6]], "connections must hold booleans (or 0/1), got values of dtype int64: [0, 1, 2, 3, 4]"),
+    ([[1, 0, 0], [1, 0, 1]], "output map(s) [1] are connected to no input map; every column of connections needs "
+                             "at least one True (or reduce filters)"),
+])
+def test_a_bad_connection_table_is_refused_word_for_word(table, message):
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        Conv2D(len(table[0]), 3, connections=table)
+
+
+def test_zero_pad_pads_one_on_every_side_by_default():
+    layer = ZeroPad2D()
+    assert layer.get_config()["padding"] == 1 and built(layer, (3, 4, 2)).output_shape == (5, 6, 2)
+
+
+def test_zero_pad_refuses_a_flat_input_word_for_word():
+    with pytest.raises(ValueError, match=r"^pad \(ZeroPad2D\) expects images of shape \(height, width, channels\), "
+                                         r"got input shape \(12,\); add Reshape\(\(height, width, channels\)\) "
+                                         r"before it, e\.g\. Reshape\(\(28, 28, 1\)\)$"):
+        ZeroPad2D(name="pad").compute_output_shape((12,))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_zero_pad_keeps_a_batch_innermost_input_batch_innermost_and_in_the_layers_dtype(dtype):
+    layer = built(ZeroPad2D(((1, 0), (0, 2))), (3, 4, 2), dtype)
+    x = np.random.default_rng(0).standard_normal((5, 3, 4, 2))
+    out = layer.forward(from_chwn(np.ascontiguousarray(to_chwn(x))))
+    assert is_chwn(out) and out.dtype == np.dtype(dtype)
+    np.testing.assert_allclose(out, naive_conv.pad(x, ((1, 0), (0, 2))), rtol=1e-6)
+    dout = np.random.default_rng(1).standard_normal(out.shape)   # C-ordered: the order must come from the input
+    dx = layer.backward(dout)
+    assert is_chwn(dx)
+    np.testing.assert_array_equal(dx, dout[:, 1:4, 0:4])
+
+
+def _bytes_allocated_by(call):
+    """``(result, peak bytes allocated during call())``; NumPy's ufunc buffers shrunk so that only arrays count."""
+    old_bufsize = np.setbufsize(1024)
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        result = call()
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        np.setbufsize(old_bufsize)
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_a_repeated_training_step_allocates_only_the_output_and_the_input_gradient(groups):
+    # the layer keeps its scratch arrays (column matrices, padded copies) in its workspace between batches; a
+    # grouped convolution also makes its column gradient afresh (tests/ops/test_im2col.py), one row per output
+    # position and sample, one column per kernel tap and input channel
+    column_gradient = 0 if groups == 1 else 8 * 12 * 12 * (3 * 3 * 4) * 8
+    layer = built(Conv2D(4, 3, padding="same", groups=groups), (12, 12, 4))
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((8, 12, 12, 4))
+    out = layer.forward(x, training=True)
+    dout = from_chwn(rng.standard_normal(to_chwn(out).shape))   # stored as the kernels keep it: no copy
+
+    def step():
+        out = layer.forward(x, training=True)
+        return out, layer.backward(dout)
+
+    step()
+    (out, dx), allocated = _bytes_allocated_by(step)
+    assert allocated <= out.nbytes + dx.nbytes + column_gradient + 16 * 1024
+
+
+def _recording_initializer(seen, value):
+    def initializer(shape, fan_in, fan_out, rng, dtype):
+        seen.append((shape, fan_in, fan_out, np.dtype(dtype)))
+        return np.full(shape, value, dtype)
+    return initializer
+
+
+def test_the_initializers_are_told_the_layers_fans_and_dtype():
+    kernel_seen, bias_seen = [], []
+    layer = Conv2D(3, (3, 2), kernel_initializer=_recording_initializer(kernel_seen, 0.25),
+                   bias_initializer=_recording_initializer(bias_seen, 0.5))
+    built(layer, (5, 5, 2), "float32")
+    assert kernel_seen == [((3, 2, 2, 3), 6 * 2, 6 * 3, np.float32)]      # fans: taps x inputs, taps x maps
+    assert bias_seen == [((3,), 6 * 2, 6 * 3, np.float32)]
+    np.testing.assert_array_equal(layer.params["bias"], [0.5, 0.5, 0.5])
+
+
+def test_a_connection_table_draws_each_maps_weights_with_its_own_fan_in_and_the_mean_fan_out():
+    seen = []
+    table = [[1, 0, 1], [0, 1, 1]]             # maps 0 and 1 see one input map, map 2 both; 4 links
+    layer = built(Conv2D(3, (3, 2), connections=table, kernel_initializer=_recording_initializer(seen, 0.25)),
+                  (5, 5, 2), "float32")
+    # fan-out: an input map feeds 4 / 2 maps on average, through 3 x 2 taps each
+    assert seen == [((3, 2, 1), 6, 12, np.float32), ((3, 2, 1), 6, 12, np.float32), ((3, 2, 2), 12, 12, np.float32)]
+    kernel = layer.params["kernel"]
+    assert np.all(kernel[:, :, [0, 1, 0, 1], [0, 1, 2, 2]] == 0.25) and kernel.sum() == 0.25 * 6 * 4
+
+
+def test_a_bias_initializer_is_used():
+    layer = built(Conv2D(2, 3, bias_initializer="ones"), (5, 5, 1))
+    np.testing.assert_array_equal(layer.params["bias"], [1, 1])
+
+
+def test_bias_regularizer_and_constraint_are_kept_and_configured():
+    layer = built(Conv2D(2, 3, bias_regularizer="l2", bias_constraint="non_neg"), (5, 5, 1))
+    assert set(layer.weight_regularizers) == {"bias"} and set(layer.weight_constraints) == {"bias"}
+    config = layer.get_config()
+    assert config["bias_regularizer"] == "l2" and config["bias_constraint"] == "non_neg"
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"dilation_rate": 0}, "dilation_rate[0] must be a positive integer, got 0"),
+    ({"groups": 0}, "groups must be a positive integer, got 0"),
+    ({"groups": 3}, "groups=3 must divide filters=2"),
+    ({"groups": 2, "connections": [[1, 0], [0, 1]]},
+     "give either connections (a table of which input maps feed which output maps) or groups, not both; got groups=2"),
+    ({"kernel_initializer": "glorot"}, "kernel_initializer: unknown initializer 'glorot'; known: glorot_normal, "
+                                       "glorot_uniform, he_normal, he_uniform, lecun1998, lecun_normal, "
+                                       "lecun_uniform, ones, zeros"),
+    ({"bias_initializer": "zero"}, "bias_initializer: unknown initializer 'zero'; known: glorot_normal, "
+                                   "glorot_uniform, he_normal, he_uniform, lecun1998, lecun_normal, lecun_uniform, "
+                                   "ones, zeros"),
+])
+def test_bad_arguments_are_refused_word_for_word_naming_the_argument(kwargs, message):
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        Conv2D(2, 3, **kwargs)
+
+
+@pytest.mark.parametrize("layer, shape, message", [
+    (Conv2D(2, 3, groups=2, name="c"), (5, 5, 3), "c (Conv2D) has groups=2, which must divide the input's 3 channels"),
+    (Conv2D(2, 3, connections=[[1, 0], [0, 1], [1, 1]], name="c"), (5, 5, 2),
+     "c (Conv2D) has a connection table for 3 input maps but the input has 2 channels; give a (2, 2) table or feed 3 "
+     "channels"),
+    (Conv2D(2, 3, dilation_rate=3), (4, 8, 1),
+     "the dilated kernel (dilation_rate=3) height 7 is larger than the padded input height 4 (input 4, padding 0+0); "
+     "use a smaller dilated kernel (dilation_rate=3), padding='same', or a larger input"),
+])
+def test_an_input_the_layer_cannot_take_is_refused_word_for_word(layer, shape, message):
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        layer.compute_output_shape(shape)
+
+
+def test_a_grouped_first_layer_skips_the_input_gradient():
+    layer = built(Conv2D(4, 3, groups=2), (5, 5, 2))
+    out = layer.forward(np.ones((2, 5, 5, 2)), training=True)
+    layer.input_grad_needed = False
+    assert layer.backward(np.ones_like(out)) is None
+    np.testing.assert_allclose(layer.grads["kernel"], 2 * 9)   # 2 samples x 3x3 positions of ones

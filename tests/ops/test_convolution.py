@@ -1,9 +1,13 @@
 """The convolution layers call: which kernel runs for which shape, and that the choice never shows in the results."""
+import tracemalloc
+
 import numpy as np
 import pytest
 
+import naive_conv
 from nnscratch.layers import Conv2D
 from nnscratch.ops import convolution, im2col
+from nnscratch.ops.layout import from_chwn, to_chwn
 
 SAME = ((1, 1), (1, 1))
 
@@ -82,3 +86,56 @@ def test_what_a_layer_keeps_or_returns_survives_other_layers_of_its_thread(chann
     again = convolution.conv2d_backward(dout, saved, kernel, x.shape, strides, SAME, workspace=first)
     for got, before in zip(again, kept[1:]):   # what forward saved is intact too
         np.testing.assert_array_equal(got, before)
+
+
+# --- found by mutation testing (docs/mutation-testing.md) ---
+def test_a_dilated_3x3_stride_1_convolution_with_many_channels_is_computed_dilated():
+    # 16 channels, 3x3, stride 1 and a small image: everything but the dilation asks for Winograd, which cannot
+    # dilate; the dilation must also reach the input gradient of the kernel that runs instead
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 6, 5, 16))
+    kernel, bias = rng.standard_normal((3, 3, 16, 2)), rng.standard_normal(2)
+    pads, dilation = ((2, 2), (2, 2)), (2, 2)
+    out, saved = convolution.conv2d_forward(x, kernel, bias, (1, 1), pads, {}, dilation)
+    np.testing.assert_allclose(out, naive_conv.conv2d_general(x, kernel, bias, (1, 1), pads, dilation),
+                               rtol=1e-12, atol=1e-12)
+    dout = rng.standard_normal(out.shape)
+    got = convolution.conv2d_backward(dout, saved, kernel, x.shape, (1, 1), pads, workspace={}, dilation=dilation)
+    for g, r in zip(got, naive_conv.conv2d_general_backward(x, kernel, (1, 1), pads, dout, dilation)):
+        np.testing.assert_allclose(g, r, rtol=1e-12, atol=1e-12)
+
+
+def _bytes_allocated_by(call):
+    """``(result, peak bytes allocated during call())``; NumPy's ufunc buffers shrunk so that only arrays count."""
+    old_bufsize = np.setbufsize(1024)
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        result = call()
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        np.setbufsize(old_bufsize)
+
+
+#: what a call may allocate besides its result (a transformed or reshaped kernel, a kernel and bias gradient,
+#: Python objects); the scratch arrays of the cases below are 160-560 KB
+SMALL = 64 * 1024
+
+
+@pytest.mark.parametrize("channels, method", [(16, "winograd"), (3, "im2col")])
+def test_with_a_workspace_a_repeated_forward_and_backward_allocate_only_their_results(channels, method):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4, 16, 16, channels))
+    kernel, bias = rng.standard_normal((3, 3, channels, 4)), rng.standard_normal(4)
+    workspace = {}
+    for _ in range(2):   # the first call fills the workspace (and the thread's pool of temporaries)
+        (out, saved), allocated = _bytes_allocated_by(
+            lambda: convolution.conv2d_forward(x, kernel, bias, (1, 1), SAME, workspace))
+    assert saved[0] == method
+    assert allocated <= out.nbytes + SMALL
+    dout = from_chwn(rng.standard_normal(to_chwn(out).shape))   # stored as the kernels keep it: no copy
+    for _ in range(2):
+        (dx, _, _), allocated = _bytes_allocated_by(
+            lambda: convolution.conv2d_backward(dout, saved, kernel, x.shape, (1, 1), SAME, workspace=workspace))
+    assert allocated <= dx.nbytes + SMALL

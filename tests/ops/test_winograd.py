@@ -1,4 +1,7 @@
 """Winograd F(2x2, 3x3): the same convolution and gradients as im2col + GEMM, in every padding, size and dtype."""
+import threading
+import tracemalloc
+
 import numpy as np
 import pytest
 
@@ -149,3 +152,153 @@ def test_forward_and_backward_in_blocks_of_tile_rows_give_the_same_results(monke
     ref, got = _both(x, kernel, bias, SAME, rng, {})
     for r, g in zip(ref, got):
         np.testing.assert_allclose(g, r, rtol=1e-12, atol=1e-12)
+
+
+# --- found by mutation testing (docs/mutation-testing.md) ---
+#: Lavin & Gray's input transform of F(2x2, 3x3): ``V = B^T d B`` for a 4x4 tile ``d``
+B_T = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], float)
+
+
+@pytest.mark.parametrize("shape, pads", [
+    ((2, 6, 5, 3), SAME),                     # odd width: one more zero column so the tiles cover it
+    ((3, 7, 7, 2), ((0, 0), (0, 0))),         # odd output both ways
+    ((1, 4, 9, 3), ((0, 3), (2, 2))),         # one-sided padding
+])
+@pytest.mark.parametrize("with_workspace", [False, True])
+def test_transform_input_is_b_t_d_b_of_every_tile_in_tile_row_column_sample_order(shape, pads, with_workspace):
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal(shape)
+    x = np.asfortranarray(x)                  # any memory order
+    n, h, w, c = shape
+    (t, b), (l, r) = pads
+    th, tw = -(-(h + t + b - 2) // 2), -(-(w + l + r - 2) // 2)
+    padded = np.zeros((n, 2 * th + 2, 2 * tw + 2, c))
+    padded[:, t:t + h, l:l + w] = x
+    expected = np.empty((4, 4, c, th, tw, n))
+    for i in range(th):
+        for j in range(tw):
+            for s in range(n):
+                for ch in range(c):
+                    expected[:, :, ch, i, j, s] = B_T @ padded[s, 2 * i:2 * i + 4, 2 * j:2 * j + 4, ch] @ B_T.T
+    got = winograd.transform_input(x, pads, {} if with_workspace else None)
+    assert got.shape == (16, c, th * tw * n)
+    np.testing.assert_allclose(got, expected.reshape(16, c, th * tw * n), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape, pads, message", [
+    ((1, 4, 1, 1), ((1, 2), (0, 1)), r"got 7x2 \(input 4x1, padding \(\(1, 2\), \(0, 1\)\)\)"),
+    ((1, 1, 4, 1), ((1, 0), (1, 2)), r"got 2x7 \(input 1x4, padding \(\(1, 0\), \(1, 2\)\)\)"),
+])
+def test_too_small_a_padded_input_is_refused_with_its_padded_size_input_and_padding(shape, pads, message):
+    with pytest.raises(ValueError, match=r"^a 3x3 kernel needs a padded input of at least 3x3, " + message
+                       + r"; pad more or use a larger input$"):
+        winograd.winograd_forward(np.ones(shape), np.ones((3, 3, 1, 1)), None, pads)
+
+
+def test_float32_stays_float32_in_what_forward_keeps_and_in_every_result_of_an_odd_output():
+    rng = np.random.default_rng(9)
+    x, kernel, bias = _case(rng, (2, 7, 6, 3), 4, np.float32)   # 7x6 'same' output: the tiles overhang
+    assert winograd.transform_kernel(kernel).dtype == np.float32
+    out, saved = winograd.winograd_forward(x, kernel, bias, SAME, {})
+    assert out.dtype == np.float32 and all(a.dtype == np.float32 for a in saved)
+    got = winograd.winograd_backward(rng.standard_normal(out.shape).astype(np.float32), saved, kernel, x.shape,
+                                     SAME, workspace={})
+    assert [a.dtype for a in got] == [np.float32] * 3
+
+
+def _peak_bytes(call):
+    """``(result, peak bytes allocated during call())``, run in a new thread, i.e. with an empty pool of
+    temporaries (nnscratch.ops.workspace.thread_pool); NumPy's ufunc buffers (up to 8192 elements per operand,
+    taken afresh by every call) shrunk so that only arrays count."""
+    result, peak = [], []
+
+    def run():
+        np.setbufsize(1024)   # a setting of the calling thread
+        tracemalloc.reset_peak()
+        result.append(call())
+        peak.append(tracemalloc.get_traced_memory()[1])
+
+    tracemalloc.start()
+    try:
+        thread = threading.Thread(target=run)
+        thread.start()
+        thread.join()
+    finally:
+        tracemalloc.stop()
+    return result[0], peak[0]
+
+
+#: what a call may allocate besides its results and scratch arrays: the transformed kernel, the kernel and bias
+#: gradients, Python objects (6-17 KB measured, the most under mutmut); every scratch array of the cases below is
+#: larger (the smallest, the zero-padded output gradient, 56 KB in float32)
+SMALL = 32 * 1024
+
+
+@pytest.mark.parametrize("shape, filters, pads", [
+    ((16, 15, 13, 8), 4, SAME),                 # a 15x13 output: the tiles overhang
+    ((32, 4, 4, 32), 2, ((3, 3), (3, 3))),      # padded 10x10: the input gradient's scratch is larger than it
+])
+def test_with_a_workspace_repeated_forwards_and_backwards_allocate_only_their_results(monkeypatch, shape, filters,
+                                                                                     pads):
+    # forward and backward in turn, in float32: every scratch array is taken from the workspace or the thread's
+    # pool, each name always in the data's dtype (a name asked for in two dtypes is allocated afresh each time);
+    # in one block of tile rows, since neighbouring blocks set aside the two rows they share
+    monkeypatch.setattr(winograd, "TILES_PER_BLOCK", 10**6)
+    rng = np.random.default_rng(10)
+    x, kernel, bias = _case(rng, shape, filters, np.float32)
+
+    def allocated_by(call):
+        tracemalloc.reset_peak()
+        before = tracemalloc.get_traced_memory()[0]
+        result = call()
+        return result, tracemalloc.get_traced_memory()[1] - before
+
+    def twice(workspace):
+        for _ in range(2):   # the first time fills the workspace and the thread's pool
+            (out, saved), forward = allocated_by(lambda: winograd.winograd_forward(x, kernel, bias, pads, workspace))
+            dout = np.ones_like(out)
+            grads, backward = allocated_by(
+                lambda: winograd.winograd_backward(dout, saved, kernel, x.shape, pads, workspace=workspace))
+            weight_grads, weights_only = allocated_by(   # a first layer's: no input gradient to outweigh a scratch
+                lambda: winograd.winograd_backward(dout, saved, kernel, x.shape, pads, need_dx=False,
+                                                   workspace=workspace))
+        return out, forward, grads, backward, weight_grads[1:], weights_only
+
+    (out, forward, grads, backward, weight_grads, weights_only), _ = _peak_bytes(lambda: twice({}))
+    assert forward <= out.nbytes + SMALL
+    assert backward <= sum(a.nbytes for a in grads) + SMALL
+    assert weights_only <= sum(a.nbytes for a in weight_grads) + SMALL
+
+
+def test_float32_work_takes_half_the_memory_of_float64():
+    rng = np.random.default_rng(11)
+    x, kernel, bias = _case(rng, (16, 15, 13, 8), 4)
+    peaks = {}
+    for dtype in (np.float64, np.float32):
+        args = [a.astype(dtype) for a in (x, kernel, bias)]
+
+        def forward_and_backward():
+            out, saved = winograd.winograd_forward(*args, SAME, {})
+            return winograd.winograd_backward(np.ones_like(out), saved, args[1], x.shape, SAME, workspace={})
+
+        _, peaks[dtype] = _peak_bytes(forward_and_backward)
+    assert peaks[np.float32] <= peaks[np.float64] / 2 + SMALL
+
+
+def test_transform_input_reuses_its_workspace_and_takes_half_the_memory_in_float32():
+    x = np.random.default_rng(12).standard_normal((16, 15, 13, 8))
+
+    def again(x, workspace):
+        winograd.transform_input(x, SAME, workspace)   # fills the workspace and the thread's pool
+        tracemalloc.reset_peak()
+        before = tracemalloc.get_traced_memory()[0]
+        v = winograd.transform_input(x, SAME, workspace)
+        return v, tracemalloc.get_traced_memory()[1] - before
+
+    (v, allocated), _ = _peak_bytes(lambda: again(x.astype(np.float32), {}))
+    assert v.dtype == np.float32 and allocated <= SMALL
+    peaks = {}
+    for dtype in (np.float64, np.float32):
+        x_as = x.astype(dtype)
+        _, peaks[dtype] = _peak_bytes(lambda: winograd.transform_input(x_as, SAME, {}))
+    assert peaks[np.float32] <= peaks[np.float64] / 2 + SMALL
