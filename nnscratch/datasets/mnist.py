@@ -229,8 +229,9 @@ def _read_cache(path: Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise SourceUnavailable(f"{path} does not exist")
     try:
-        # allow_pickle=False: a cache file is data only, never code.
-        with np.load(path, allow_pickle=False) as npz:
+        # allow_pickle=False: a cache file is data only, never code. The file is opened here, not by np.load,
+        # which leaves its own file open when a truncated archive fails to parse.
+        with open(path, "rb") as file, np.load(file, allow_pickle=False) as npz:
             missing = sorted(set(IDX_NAMES) - set(npz.files))
             if missing:
                 raise SourceUnavailable(f"{path} lacks arrays {missing}; it will be rebuilt")

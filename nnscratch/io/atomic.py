@@ -17,7 +17,8 @@ Example:
     >>> with atomic_write(path) as tmp:
     ...     with open(tmp, "w") as f:
     ...         _ = f.write("hello")
-    >>> open(path).read()
+    >>> with open(path) as f:
+    ...     f.read()
     'hello'
 """
 from __future__ import annotations
@@ -259,7 +260,8 @@ def atomic_open(path, mode: str = "wb", encoding: str | None = None, fsync: bool
         >>> path = os.path.join(tempfile.mkdtemp(), "run.json")
         >>> with atomic_open(path, "w") as f:
         ...     _ = f.write("{}")
-        >>> open(path).read()
+        >>> with open(path) as f:
+        ...     f.read()
         '{}'
     """
     if mode not in ("w", "wb"):
