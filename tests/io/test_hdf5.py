@@ -1,6 +1,7 @@
 """HDF5 model files: exact resumption, every layer's round trip, the documented layout, safety and errors."""
 import json
 import os
+import re
 
 import h5py
 import numpy as np
@@ -811,6 +812,10 @@ REFUSALS = {
                      "epochs_trained) (TypeError: attribute 'seed' of / should be an integer, found float64 (1.5))"
                      + _READ),
     "/model_config a group": (_replace("model_config", _a_group), "/model_config should be a Dataset, found a Group"),
+    "/training_config a group": (_replace("training_config", _a_group),
+                                 "/training_config should be a Dataset, found a Group"),
+    "no /history": (lambda f: f.__delitem__("history"), "/history is missing; the file is incomplete or was edited"),
+    "/metadata a group": (_replace("metadata", _a_group), "/metadata should be a Dataset, found a Group"),
     "contents unknown": (_set_attr("/", "contents", np.bytes_(b"data")),
                          "contents is 'data', expected 'model' or 'weights'"),
     "format version 0": (_set_attr("/", "format_version", np.int64(0)),
@@ -1055,3 +1060,99 @@ def test_ctrl_c_during_save_weights_lets_the_save_finish_then_raises(tmp_path, m
     loaded = dense_model("sgd", seed=3)
     load_weights(loaded, path)
     assert all(np.array_equal(v, new.get_weights()[k]) for k, v in loaded.get_weights().items())
+
+
+# -- found by mutation testing, the run to the end of io/hdf5.py and io/_h5.py (docs/mutation-testing.md) --------
+def test_damage_met_while_reading_the_files_shapes_says_so(tmp_path):
+    # the kernel's digest attribute lives in its checksummed object header: one changed hex digit there makes
+    # opening the dataset fail, which load_model first does when it hands the file's shapes to the layers
+    path = tmp_path / "m.h5"
+    dense_model("adam").save(path)
+    with h5py.File(path, "r") as f:
+        digest = bytes(f["weights/dense_1/kernel"].attrs["sha256"])
+    data = path.read_bytes()
+    assert data.count(digest) == 1
+    at = data.index(digest)
+    path.write_bytes(data[:at] + (b"1" if digest[:1] == b"0" else b"0") + data[at + 1:])
+    message = _refusal(path)
+    assert re.fullmatch(re.escape(f"{path}: cannot read the weights' shapes (checksum mismatch, the stored bytes have "
+                                  "changed; ") + r"\w+: .*checksum.*" + re.escape(_READ.replace("; ", "); ", 1)),
+                        message), message
+
+
+def test_a_layer_holding_two_dense_layers_loads_each_ones_shapes_from_its_own_path(tmp_path):
+    # the sublayers' paths "a/" and "b/" have one length: "b/kernel" minus the prefix "a/" is "kernel" too,
+    # so only the prefix itself tells a's weights from b's
+    class HDF5TestPair(Layer):
+        """``b(a(x))`` with ``a`` and ``b`` two Dense layers held by this one."""
+
+        def __init__(self, hidden=5, units=3, **kwargs):
+            super().__init__(**kwargs)
+            self.hidden, self.units = hidden, units
+            self.a, self.b = Dense(hidden), Dense(units)
+
+        def build(self, input_shape):
+            self.b.initialize(self.a.initialize(input_shape, self.dtype, self.rng), self.dtype, self.rng)
+
+        def compute_output_shape(self, input_shape):
+            return (self.units,)
+
+        def forward(self, x, training=False):
+            return self.b.forward(self.a.forward(x, training), training)
+
+        def backward(self, dout):
+            return self.a.backward(self.b.backward(dout))
+
+    model = nnscratch.Model([HDF5TestPair(input_shape=(4,)), Softmax()], seed=0)
+    model.set(loss="categorical_crossentropy", optimizer="adam")
+    model.finalize()
+    model.fit(np.ones((4, 4), np.float32), np.array([0, 1, 2, 0]), epochs=1, verbose=0)
+    path = tmp_path / "pair.h5"
+    model.save(path)
+    group = f"weights/{model.layers[0].name}"
+    with h5py.File(path, "r") as f:
+        assert list(f[group]) == ["a%2Fkernel", "a%2Fbias", "b%2Fkernel", "b%2Fbias"]
+    assert_same_model(model, load_model(path))
+    with h5py.File(path, "r+") as f:
+        del f[f"{group}/b%2Fkernel"]
+        f[group].create_dataset("b%2Fkernel", data=np.zeros((6, 3), np.float32))
+    assert _refusal(path) == (f"{path}: layer {model.layers[0].b.describe()}: weight 'kernel' has shape (6, 3) in the "
+                              f"file but (5, 3) in the saved architecture; {_HINT}")
+
+
+
+def _hdf5_file_with(**attrs):
+    def make(path):
+        with h5py.File(path, "w") as f:
+            f["images"] = np.zeros((2, 3))
+            f.attrs.update(attrs)
+    return make
+
+
+_NOT_OURS = "an HDF5 file, but not an nnscratch model file (it has no 'format' attribute)."
+_KERAS = (" It looks like a Keras file: load it with nnscratch.load_model (or model.load_weights), which read Keras "
+          "files")
+
+HEADER_REFUSALS = {
+    "no format": (_hdf5_file_with(), _NOT_OURS),
+    "a Keras file": (_hdf5_file_with(keras_version="2.15.0"), _NOT_OURS + _KERAS),
+    "a Keras file naming only its backend": (_hdf5_file_with(backend="tensorflow"), _NOT_OURS + _KERAS),
+    "another format": (_hdf5_file_with(format=np.bytes_(b"onnx")),
+                       "the file's format is 'onnx', expected 'nnscratch'; not an nnscratch model file"),
+    "a newer format from an unknown writer": (
+        _hdf5_file_with(format=np.bytes_(b"nnscratch"), format_version=np.int64(FORMAT_VERSION + 1)),
+        f"written in file format version {FORMAT_VERSION + 1} by nnscratch unknown; this nnscratch "
+        f"({nnscratch.__version__}) reads format versions up to {FORMAT_VERSION}. Upgrade nnscratch (pip install "
+        "--upgrade nnscratch) to load it"),
+    "a weights file": (lambda path: dense_model("sgd").save_weights(path),
+                       "holds weights only (written by save_weights), without an architecture; build the same model "
+                       "in code, finalize it and call model.load_weights(path)"),
+}
+
+
+@pytest.mark.parametrize("case", list(HEADER_REFUSALS))
+def test_each_header_refusal_says_exactly_what_the_file_is(tmp_path, case):
+    make, reason = HEADER_REFUSALS[case]
+    path = tmp_path / "m.h5"
+    make(path)
+    assert _refusal(path) == f"{path}: {reason}"
