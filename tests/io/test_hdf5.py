@@ -1156,3 +1156,24 @@ def test_each_header_refusal_says_exactly_what_the_file_is(tmp_path, case):
     path = tmp_path / "m.h5"
     make(path)
     assert _refusal(path) == f"{path}: {reason}"
+
+
+@pytest.mark.skipif(os.name != "posix", reason="sends itself SIGINT")
+def test_ctrl_c_during_save_lets_the_save_finish_then_raises(tmp_path, monkeypatch):
+    import signal
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        pytest.skip("SIGINT is handled by someone else in this process")
+    path = tmp_path / "m.h5"
+    dense_model("adam", seed=1).save(path)
+    write = hdf5._write_optimizer
+
+    def interrupted(*args):
+        os.kill(os.getpid(), signal.SIGINT)
+        write(*args)
+
+    monkeypatch.setattr(hdf5, "_write_optimizer", interrupted)
+    new = dense_model("adam", seed=2)
+    with pytest.raises(KeyboardInterrupt):
+        new.save(path)
+    monkeypatch.undo()
+    assert_same_model(load_model(path), new)
