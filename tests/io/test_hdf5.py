@@ -1177,3 +1177,28 @@ def test_ctrl_c_during_save_lets_the_save_finish_then_raises(tmp_path, monkeypat
         new.save(path)
     monkeypatch.undo()
     assert_same_model(load_model(path), new)
+
+
+def test_every_group_of_a_model_file_keeps_its_members_and_attributes_in_creation_order(tmp_path):
+    # docs/file-format.md: groups list their members in creation order. Where that order is also alphabetical
+    # (/optimizer's class_name, iterations, lr_multiplier and slots; Adam's m and v) only the group's own flags
+    # tell a file that guarantees it from one that happens to have it.
+    path = tmp_path / "m.h5"
+    _adam_model_with_slots(path)
+    tracked = h5py.h5p.CRT_ORDER_TRACKED | h5py.h5p.CRT_ORDER_INDEXED
+    with h5py.File(path, "r") as f:
+        groups = []
+        f.visititems(lambda name, obj: groups.append(obj) if isinstance(obj, h5py.Group) else None)
+        assert "/optimizer/slots/dense_1/kernel" in [g.name for g in groups]
+        for group in groups:
+            plist = group.id.get_create_plist()
+            assert (plist.get_link_creation_order(), plist.get_attr_creation_order()) == (tracked, tracked), group.name
+
+
+def test_read_header_tells_what_a_file_holds_without_loading_it(tmp_path):
+    model = dense_model("sgd")
+    model.save(tmp_path / "m.h5")
+    model.save_weights(tmp_path / "w.h5")
+    header = {"format": "nnscratch", "format_version": FORMAT_VERSION, "nnscratch_version": nnscratch.__version__}
+    assert read_header(tmp_path / "m.h5") == {**header, "contents": "model"}
+    assert read_header(tmp_path / "w.h5") == {**header, "contents": "weights"}
