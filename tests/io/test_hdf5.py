@@ -1080,9 +1080,9 @@ def test_damage_met_while_reading_the_files_shapes_says_so(tmp_path):
                         message), message
 
 
-def test_a_layer_holding_two_dense_layers_loads_each_ones_shapes_from_its_own_path(tmp_path):
-    # the sublayers' paths "a/" and "b/" have one length: "b/kernel" minus the prefix "a/" is "kernel" too,
-    # so only the prefix itself tells a's weights from b's
+def _pair_layer():
+    """A user's layer holding two Dense layers, ``a`` and ``b`` (defined, and so registered, when a test runs:
+    the contract check of tests/test_common.py covers the layers registered when it is collected)."""
     class HDF5TestPair(Layer):
         """``b(a(x))`` with ``a`` and ``b`` two Dense layers held by this one."""
 
@@ -1103,6 +1103,13 @@ def test_a_layer_holding_two_dense_layers_loads_each_ones_shapes_from_its_own_pa
         def backward(self, dout):
             return self.a.backward(self.b.backward(dout))
 
+    return HDF5TestPair
+
+
+def test_a_layer_holding_two_dense_layers_loads_each_ones_shapes_from_its_own_path(tmp_path):
+    # the sublayers' paths "a/" and "b/" have one length: "b/kernel" minus the prefix "a/" is "kernel" too,
+    # so only the prefix itself tells a's weights from b's
+    HDF5TestPair = _pair_layer()
     model = nnscratch.Model([HDF5TestPair(input_shape=(4,)), Softmax()], seed=0)
     model.set(loss="categorical_crossentropy", optimizer="adam")
     model.finalize()
@@ -1202,3 +1209,16 @@ def test_read_header_tells_what_a_file_holds_without_loading_it(tmp_path):
     header = {"format": "nnscratch", "format_version": FORMAT_VERSION, "nnscratch_version": nnscratch.__version__}
     assert read_header(tmp_path / "m.h5") == {**header, "contents": "model"}
     assert read_header(tmp_path / "w.h5") == {**header, "contents": "weights"}
+
+
+def test_a_frozen_first_sublayer_does_not_hide_the_optimizer_state_of_the_next(tmp_path):
+    # a fine-tuned layer: its first sublayer frozen, so only the second has optimizer slots
+    model = nnscratch.Model([_pair_layer()(input_shape=(4,)), Softmax()], seed=0)
+    model.layers[0].a.trainable = False
+    model.set(loss="categorical_crossentropy", optimizer="adam")
+    model.finalize()
+    model.fit(np.ones((4, 4), np.float32), np.array([0, 1, 2, 0]), epochs=1, verbose=0)
+    assert sorted(model.optimizer.get_state()["slots"]) == [f"{model.layers[0].name}/b/bias",
+                                                            f"{model.layers[0].name}/b/kernel"]
+    model.save(tmp_path / "m.h5")
+    assert_same_model(model, load_model(tmp_path / "m.h5"))
