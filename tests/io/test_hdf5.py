@@ -1186,14 +1186,23 @@ def test_ctrl_c_during_save_lets_the_save_finish_then_raises(tmp_path, monkeypat
     assert_same_model(load_model(path), new)
 
 
-def test_every_group_of_a_model_file_keeps_its_members_and_attributes_in_creation_order(tmp_path):
+def test_state_arrays_round_trip_and_every_group_keeps_its_members_and_attributes_in_creation_order(tmp_path):
     # docs/file-format.md: groups list their members in creation order. Where that order is also alphabetical
-    # (/optimizer's class_name, iterations, lr_multiplier and slots; Adam's m and v) only the group's own flags
-    # tell a file that guarantees it from one that happens to have it.
+    # (/optimizer's class_name, iterations, lr_multiplier and slots; Adam's m and v; moving_mean, moving_variance)
+    # only the group's own flags tell a file that guarantees it from one that happens to have it.
+    from nnscratch.layers import BatchNormalization
+    model = nnscratch.Model([Dense(8, input_shape=(4,)), BatchNormalization(), ReLU(), Dense(3), Softmax()], seed=0)
+    model.set(loss="categorical_crossentropy", optimizer="adam")
+    model.finalize()
+    x, y = dense_data()
+    model.fit(x[:16], y[:16], epochs=1, verbose=0)
     path = tmp_path / "m.h5"
-    _adam_model_with_slots(path)
+    model.save(path)
+    assert_same_model(model, load_model(path))
     tracked = h5py.h5p.CRT_ORDER_TRACKED | h5py.h5p.CRT_ORDER_INDEXED
     with h5py.File(path, "r") as f:
+        assert list(f["state"]) == ["batch_normalization_1"]
+        assert list(f["state/batch_normalization_1"]) == ["moving_mean", "moving_variance"]
         groups = []
         f.visititems(lambda name, obj: groups.append(obj) if isinstance(obj, h5py.Group) else None)
         assert "/optimizer/slots/dense_1/kernel" in [g.name for g in groups]
