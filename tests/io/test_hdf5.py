@@ -1231,3 +1231,52 @@ def test_a_frozen_first_sublayer_does_not_hide_the_optimizer_state_of_the_next(t
                                                             f"{model.layers[0].name}/b/kernel"]
     model.save(tmp_path / "m.h5")
     assert_same_model(model, load_model(tmp_path / "m.h5"))
+
+
+class _NotJSON:
+    def __repr__(self):
+        return "_NotJSON()"
+
+
+def _set_attr_of(get, name):
+    def edit(model):
+        setattr(get(model), name, _NotJSON())
+    return edit
+
+
+@pytest.mark.parametrize("edit, what", [
+    (_set_attr_of(lambda m: m.layers[0], "units"), "architecture (model.get_config())"),
+    (_set_attr_of(lambda m: m.optimizer, "momentum"), "training configuration (model.get_training_config())"),
+    (lambda m: m.history.history.update(note=[_NotJSON()]), "training history"),
+    (lambda m: m.metadata.update(note=_NotJSON()), "metadata (model.metadata)"),
+    (_set_attr_of(lambda m: m.optimizer, "average_loss"), "optimizer state"),
+], ids=["config", "training config", "history", "metadata", "optimizer state"])
+def test_what_is_not_json_is_named_word_for_word_and_nothing_is_written(tmp_path, edit, what):
+    model = dense_model(HDF5TestAveragedSGD(0.1))
+    model.optimizer.average_loss = 0.5
+    edit(model)
+    path = tmp_path / "m.h5"
+    with pytest.raises(TypeError) as info:
+        model.save(path)
+    assert str(info.value) == (f"cannot save {str(path)!r}: the {what} is not plain JSON (_NotJSON (_NotJSON()) is not a "
+                               "number, string, list or dict); keep it to numbers, strings, booleans, None, lists and "
+                               "dicts")
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_model_without_an_optimizer_is_not_saved_and_says_how_to_set_one(tmp_path):
+    model = nnscratch.Model([Dense(2, input_shape=(3,))])
+    model.set(loss="mse")
+    model.finalize()
+    with pytest.raises(RuntimeError) as info:
+        model.save(tmp_path / "m.h5")
+    assert str(info.value) == "the model has no optimizer; call model.set(optimizer=...) and model.finalize() first"
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_model_files_root_lists_its_attributes_and_members_in_the_documented_order(tmp_path):
+    path = tmp_path / "m.h5"
+    dense_model("sgd").save(path)
+    with h5py.File(path, "r") as f:
+        assert list(f.attrs) == ["format", "format_version", "nnscratch_version", "contents", "seed", "epochs_trained"]
+        assert list(f) == ["model_config", "training_config", "history", "metadata", "weights", "state", "optimizer"]
