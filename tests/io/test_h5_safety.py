@@ -311,3 +311,33 @@ def test_attribute_getters_refuse_other_types_showing_the_value_cut_to_80_charac
         with pytest.raises(TypeError) as info:
             getter(f, "a")
         assert str(info.value) == f"attribute 'a' of / {says}"
+
+
+@pytest.mark.parametrize("array", [np.float32(2.5), np.zeros((0, 3)), np.arange(6, dtype=np.int16).reshape(2, 3),
+                                   np.array([True, False])], ids=["0-d", "empty", "2-d", "bool"])
+def test_write_array_keeps_shape_dtype_and_values_in_checksummed_storage(tmp_path, array):
+    # Fletcher-32 needs chunks, which 0-d and empty arrays cannot have: those live in their (checksummed) header
+    array = np.asarray(array)
+    with h5py.File(tmp_path / "a.h5", "w", libver=_h5.LIBVER) as f:
+        _h5.write_array(f, "a", array)
+    with h5py.File(tmp_path / "a.h5", "r") as f:
+        dataset = f["a"]
+        back = _h5.read_array(dataset)
+        plist = dataset.id.get_create_plist()
+        layout = plist.get_layout()
+        filters = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
+        digest = bytes(dataset.attrs["sha256"]).decode()
+    assert (back.shape, back.dtype) == (array.shape, array.dtype) and np.array_equal(back, array)
+    assert digest == _h5.array_digest(array)
+    if array.ndim and array.size:
+        assert (layout, filters) == (h5py.h5d.CHUNKED, [h5py.h5z.FILTER_FLETCHER32])
+    else:
+        assert (layout, filters) == (h5py.h5d.COMPACT, [])
+
+
+def test_write_array_refuses_what_is_not_numbers_by_name_and_dtype(tmp_path):
+    with h5py.File(tmp_path / "a.h5", "w") as f:
+        with pytest.raises(TypeError) as info:
+            _h5.write_array(f, "names", np.array(["a", "bc"]))
+        assert str(info.value) == "names: only numeric arrays are stored, got dtype <U2"
+        assert "names" not in f

@@ -1280,3 +1280,30 @@ def test_a_model_files_root_lists_its_attributes_and_members_in_the_documented_o
     with h5py.File(path, "r") as f:
         assert list(f.attrs) == ["format", "format_version", "nnscratch_version", "contents", "seed", "epochs_trained"]
         assert list(f) == ["model_config", "training_config", "history", "metadata", "weights", "state", "optimizer"]
+
+
+def test_a_layer_with_a_scalar_weight_saves_and_loads(tmp_path):
+    # write_array stored a 0-d array as shape (1,) (np.ascontiguousarray makes at least 1-d), so such a model saved
+    # but could not be loaded: "weight 'scale' has shape (1,) in the file but () in the saved architecture"
+    class HDF5TestScale(Layer):
+        """``y = x * scale``, one trainable scalar."""
+
+        def build(self, input_shape):
+            self.add_weight("scale", (), 1.5)
+
+        def forward(self, x, training=False):
+            self._x = x
+            return x * self.params["scale"]
+
+        def backward(self, dout):
+            self.grads["scale"][...] = (dout * self._x).sum()
+            return dout * self.params["scale"]
+
+    model = nnscratch.Model([Dense(3, input_shape=(2,)), HDF5TestScale(), Softmax()], seed=0)
+    model.set(loss="categorical_crossentropy", optimizer="adam")
+    model.finalize()
+    model.fit(np.ones((4, 2), np.float32), np.array([0, 1, 2, 0]), epochs=1, verbose=0)
+    model.save(tmp_path / "m.h5")
+    loaded = load_model(tmp_path / "m.h5")
+    assert loaded.layers[1].params["scale"].shape == ()
+    assert_same_model(model, loaded)
