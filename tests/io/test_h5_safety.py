@@ -341,3 +341,50 @@ def test_write_array_refuses_what_is_not_numbers_by_name_and_dtype(tmp_path):
             _h5.write_array(f, "names", np.array(["a", "bc"]))
         assert str(info.value) == "names: only numeric arrays are stored, got dtype <U2"
         assert "names" not in f
+
+
+def test_each_storage_refusal_says_what_was_found_word_for_word(tmp_path):
+    path = tmp_path / "s.h5"
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as g:
+        g["k"] = np.zeros(4)
+    layout = h5py.VirtualLayout(shape=(4,), dtype="f8")
+    layout[...] = h5py.VirtualSource(str(other), "k", shape=(4,))
+    with h5py.File(path, "w") as f:
+        f.create_virtual_dataset("virtual", layout)
+        f.create_dataset("external", (4,), "f8", external=[(b"\xff.bin", 0, 32)])
+        f.create_dataset("lzf", data=np.zeros(100), compression="lzf")
+        f.create_dataset("gzip", data=np.zeros(100), compression="gzip")
+        f.create_dataset("null", data=h5py.Empty("f8"))
+        f.create_dataset("odd", (5,), "f8", chunks=(2,))
+        f["odd"].id.write_direct_chunk((0,), np.ones(2).tobytes())  # 1 chunk of 3 written
+    stored = " nnscratch files store every array in the file itself, refusing to read it"
+    filters = ("; nnscratch files use only the Fletcher-32 checksum filter (compression could inflate a small file into "
+               "gigabytes, other filters load plugins), refusing to read it")
+    cases = {
+        "virtual": "/virtual is a virtual dataset (it maps data from other datasets or files);" + stored,
+        "external": "/external keeps its data in external file(s) ['\ufffd.bin'] (HDF5 external storage);" + stored,
+        "lzf": "/lzf is stored through the HDF5 filter number 32000" + filters,
+        "gzip": "/gzip is stored through the HDF5 filter deflate (gzip)" + filters,
+        "null": "/null has no shape (an HDF5 null dataspace); nnscratch never writes one",
+        "odd": "/odd: 16 of its 48 bytes of chunks are stored; chunks were never written (they would read as zeros) or "
+               "the file is damaged",
+    }
+    with h5py.File(path, "r") as f:
+        for name, message in cases.items():
+            with pytest.raises(_h5.FileContentError) as info:
+                _h5.read_array(f[name])
+            assert str(info.value) == message
+
+
+def test_chunks_up_to_a_mebibyte_larger_than_their_dataset_are_read(tmp_path):
+    # the bound is inclusive: 16 bytes of data in one chunk of 16 bytes + 1 MiB
+    with h5py.File(tmp_path / "c.h5", "w") as f:
+        f.create_dataset("a", data=np.arange(4, dtype=np.float32), maxshape=(None,), chunks=(4 + 2**18,))
+        f.create_dataset("b", data=np.arange(4, dtype=np.float32), maxshape=(None,), chunks=(5 + 2**18,))
+    with h5py.File(tmp_path / "c.h5", "r") as f:
+        np.testing.assert_array_equal(_h5.read_array(f["a"]), np.arange(4, dtype=np.float32))
+        with pytest.raises(_h5.FileContentError) as info:
+            _h5.read_array(f["b"])
+    assert str(info.value) == ("/b has chunks of shape (262149,) (1048596 bytes) for a dataset of shape (4,) (16 bytes); "
+                               "nnscratch never writes chunks larger than their dataset, refusing to read it")
