@@ -106,7 +106,8 @@ def test_files_written_before_the_digest_existed_still_load(saved):
     (np.bytes_(b"abc"), "found 'abc'"), (np.int64(7), "should be a string"), (np.bytes_(b"A" * 64), "found 'AAAA"),
     ("0" * 64, None),  # a variable-length string holding a valid digest of other data
     (np.array([b"01234567"] * 8), "should be a string"),  # 64 bytes too, but eight strings: must not be read as one
-], ids=["short", "int", "upper-case", "vlen", "string-array"])
+    (np.array([b"0" * 64] * 2), "should be a string"),  # two strings of 64 bytes: neither is read as the digest
+], ids=["short", "int", "upper-case", "vlen", "string-array", "array-of-64-byte-strings"])
 def test_a_digest_attribute_that_is_not_64_hex_digits(saved, value, found):
     _, path = saved
     with h5py.File(path, "r+") as f:
@@ -388,3 +389,43 @@ def test_chunks_up_to_a_mebibyte_larger_than_their_dataset_are_read(tmp_path):
             _h5.read_array(f["b"])
     assert str(info.value) == ("/b has chunks of shape (262149,) (1048596 bytes) for a dataset of shape (4,) (16 bytes); "
                                "nnscratch never writes chunks larger than their dataset, refusing to read it")
+
+
+
+def test_a_digest_of_65_characters_or_of_non_ascii_bytes_is_refused_word_for_word(saved):
+    _, path = saved
+    name = "weights/dense_1/kernel"
+    with h5py.File(path, "r") as f:
+        digest = bytes(f[name].attrs["sha256"])
+    start = f"{path}: attribute 'sha256' of /{name} should be 64 lowercase hex digits (a SHA-256), found "
+    for value, text in [(digest + b"0", (digest + b"0").decode()), (b"\xff" * 64, "\ufffd" * 64)]:
+        with h5py.File(path, "r+") as f:
+            f[name].attrs["sha256"] = np.bytes_(value)
+        with pytest.raises(ModelFileError) as info:
+            load_model(path)
+        assert str(info.value) == start + f"{text!r:.80}"
+
+
+def test_a_digest_mismatch_shows_the_first_16_digits_of_both(saved):
+    _, path = saved
+    name = "weights/dense_1/kernel"
+    with h5py.File(path, "r+") as f:
+        actual = bytes(f[name].attrs["sha256"]).decode()
+        f[name].attrs["sha256"] = np.bytes_(b"0123456789abcdef" * 4)
+    with pytest.raises(ModelFileError) as info:
+        load_model(path)
+    assert str(info.value) == (f"{path}: /{name}: SHA-256 content digest mismatch, the stored bytes have changed (the "
+                               f"data read hashes to {actual[:16]}..., the file recorded 0123456789abcdef...); the "
+                               "file is corrupted or was edited")
+
+
+@pytest.mark.parametrize("dtype", [">f8", ">i4", "<f4", "u1"])
+def test_the_digest_is_of_the_little_endian_bytes_whatever_the_byte_order_in_memory(tmp_path, dtype):
+    array = np.arange(6, dtype=dtype).reshape(2, 3)
+    expected = hashlib.sha256(array.astype(np.dtype(dtype).newbyteorder("<")).tobytes()).hexdigest()
+    assert _h5.array_digest(array) == expected
+    with h5py.File(tmp_path / "a.h5", "w", libver=_h5.LIBVER) as f:
+        _h5.write_array(f, "a", array)
+    with h5py.File(tmp_path / "a.h5", "r") as f:
+        assert bytes(f["a"].attrs["sha256"]).decode() == expected
+        np.testing.assert_array_equal(_h5.read_array(f["a"]), array)
