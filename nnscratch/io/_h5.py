@@ -93,7 +93,7 @@ def write_array(group: h5py.Group, name: str, array: np.ndarray) -> h5py.Dataset
 
     Dtype and shape are kept exactly.
     """
-    array = np.ascontiguousarray(array)
+    array = np.asarray(array, order="C")  # not ascontiguousarray, which turns a 0-d array into shape (1,)
     if array.dtype.kind not in "biuf":
         raise TypeError(f"{name}: only numeric arrays are stored, got dtype {array.dtype}")
     if array.ndim and array.size:

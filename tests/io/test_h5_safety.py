@@ -106,7 +106,8 @@ def test_files_written_before_the_digest_existed_still_load(saved):
     (np.bytes_(b"abc"), "found 'abc'"), (np.int64(7), "should be a string"), (np.bytes_(b"A" * 64), "found 'AAAA"),
     ("0" * 64, None),  # a variable-length string holding a valid digest of other data
     (np.array([b"01234567"] * 8), "should be a string"),  # 64 bytes too, but eight strings: must not be read as one
-], ids=["short", "int", "upper-case", "vlen", "string-array"])
+    (np.array([b"0" * 64] * 2), "should be a string"),  # two strings of 64 bytes: neither is read as the digest
+], ids=["short", "int", "upper-case", "vlen", "string-array", "array-of-64-byte-strings"])
 def test_a_digest_attribute_that_is_not_64_hex_digits(saved, value, found):
     _, path = saved
     with h5py.File(path, "r+") as f:
@@ -311,3 +312,120 @@ def test_attribute_getters_refuse_other_types_showing_the_value_cut_to_80_charac
         with pytest.raises(TypeError) as info:
             getter(f, "a")
         assert str(info.value) == f"attribute 'a' of / {says}"
+
+
+@pytest.mark.parametrize("array", [np.float32(2.5), np.zeros((0, 3)), np.arange(6, dtype=np.int16).reshape(2, 3),
+                                   np.array([True, False])], ids=["0-d", "empty", "2-d", "bool"])
+def test_write_array_keeps_shape_dtype_and_values_in_checksummed_storage(tmp_path, array):
+    # Fletcher-32 needs chunks, which 0-d and empty arrays cannot have: those live in their (checksummed) header
+    array = np.asarray(array)
+    with h5py.File(tmp_path / "a.h5", "w", libver=_h5.LIBVER) as f:
+        _h5.write_array(f, "a", array)
+    with h5py.File(tmp_path / "a.h5", "r") as f:
+        dataset = f["a"]
+        back = _h5.read_array(dataset)
+        plist = dataset.id.get_create_plist()
+        layout = plist.get_layout()
+        filters = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
+        digest = bytes(dataset.attrs["sha256"]).decode()
+    assert (back.shape, back.dtype) == (array.shape, array.dtype) and np.array_equal(back, array)
+    assert digest == _h5.array_digest(array)
+    if array.ndim and array.size:
+        assert (layout, filters) == (h5py.h5d.CHUNKED, [h5py.h5z.FILTER_FLETCHER32])
+    else:
+        assert (layout, filters) == (h5py.h5d.COMPACT, [])
+
+
+def test_write_array_refuses_what_is_not_numbers_by_name_and_dtype(tmp_path):
+    with h5py.File(tmp_path / "a.h5", "w") as f:
+        with pytest.raises(TypeError) as info:
+            _h5.write_array(f, "names", np.array(["a", "bc"]))
+        assert str(info.value) == "names: only numeric arrays are stored, got dtype <U2"
+        assert "names" not in f
+
+
+def test_each_storage_refusal_says_what_was_found_word_for_word(tmp_path):
+    path = tmp_path / "s.h5"
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as g:
+        g["k"] = np.zeros(4)
+    layout = h5py.VirtualLayout(shape=(4,), dtype="f8")
+    layout[...] = h5py.VirtualSource(str(other), "k", shape=(4,))
+    with h5py.File(path, "w") as f:
+        f.create_virtual_dataset("virtual", layout)
+        f.create_dataset("external", (4,), "f8", external=[(b"\xff.bin", 0, 32)])
+        f.create_dataset("lzf", data=np.zeros(100), compression="lzf")
+        f.create_dataset("gzip", data=np.zeros(100), compression="gzip")
+        f.create_dataset("null", data=h5py.Empty("f8"))
+        f.create_dataset("odd", (5,), "f8", chunks=(2,))
+        f["odd"].id.write_direct_chunk((0,), np.ones(2).tobytes())  # 1 chunk of 3 written
+    stored = " nnscratch files store every array in the file itself, refusing to read it"
+    filters = ("; nnscratch files use only the Fletcher-32 checksum filter (compression could inflate a small file into "
+               "gigabytes, other filters load plugins), refusing to read it")
+    cases = {
+        "virtual": "/virtual is a virtual dataset (it maps data from other datasets or files);" + stored,
+        "external": "/external keeps its data in external file(s) ['\ufffd.bin'] (HDF5 external storage);" + stored,
+        "lzf": "/lzf is stored through the HDF5 filter number 32000" + filters,
+        "gzip": "/gzip is stored through the HDF5 filter deflate (gzip)" + filters,
+        "null": "/null has no shape (an HDF5 null dataspace); nnscratch never writes one",
+        "odd": "/odd: 16 of its 48 bytes of chunks are stored; chunks were never written (they would read as zeros) or "
+               "the file is damaged",
+    }
+    with h5py.File(path, "r") as f:
+        for name, message in cases.items():
+            with pytest.raises(_h5.FileContentError) as info:
+                _h5.read_array(f[name])
+            assert str(info.value) == message
+
+
+def test_chunks_up_to_a_mebibyte_larger_than_their_dataset_are_read(tmp_path):
+    # the bound is inclusive: 16 bytes of data in one chunk of 16 bytes + 1 MiB
+    with h5py.File(tmp_path / "c.h5", "w") as f:
+        f.create_dataset("a", data=np.arange(4, dtype=np.float32), maxshape=(None,), chunks=(4 + 2**18,))
+        f.create_dataset("b", data=np.arange(4, dtype=np.float32), maxshape=(None,), chunks=(5 + 2**18,))
+    with h5py.File(tmp_path / "c.h5", "r") as f:
+        np.testing.assert_array_equal(_h5.read_array(f["a"]), np.arange(4, dtype=np.float32))
+        with pytest.raises(_h5.FileContentError) as info:
+            _h5.read_array(f["b"])
+    assert str(info.value) == ("/b has chunks of shape (262149,) (1048596 bytes) for a dataset of shape (4,) (16 bytes); "
+                               "nnscratch never writes chunks larger than their dataset, refusing to read it")
+
+
+
+def test_a_digest_of_65_characters_or_of_non_ascii_bytes_is_refused_word_for_word(saved):
+    _, path = saved
+    name = "weights/dense_1/kernel"
+    with h5py.File(path, "r") as f:
+        digest = bytes(f[name].attrs["sha256"])
+    start = f"{path}: attribute 'sha256' of /{name} should be 64 lowercase hex digits (a SHA-256), found "
+    for value, text in [(digest + b"0", (digest + b"0").decode()), (b"\xff" * 64, "\ufffd" * 64)]:
+        with h5py.File(path, "r+") as f:
+            f[name].attrs["sha256"] = np.bytes_(value)
+        with pytest.raises(ModelFileError) as info:
+            load_model(path)
+        assert str(info.value) == start + f"{text!r:.80}"
+
+
+def test_a_digest_mismatch_shows_the_first_16_digits_of_both(saved):
+    _, path = saved
+    name = "weights/dense_1/kernel"
+    with h5py.File(path, "r+") as f:
+        actual = bytes(f[name].attrs["sha256"]).decode()
+        f[name].attrs["sha256"] = np.bytes_(b"0123456789abcdef" * 4)
+    with pytest.raises(ModelFileError) as info:
+        load_model(path)
+    assert str(info.value) == (f"{path}: /{name}: SHA-256 content digest mismatch, the stored bytes have changed (the "
+                               f"data read hashes to {actual[:16]}..., the file recorded 0123456789abcdef...); the "
+                               "file is corrupted or was edited")
+
+
+@pytest.mark.parametrize("dtype", [">f8", ">i4", "<f4", "u1"])
+def test_the_digest_is_of_the_little_endian_bytes_whatever_the_byte_order_in_memory(tmp_path, dtype):
+    array = np.arange(6, dtype=dtype).reshape(2, 3)
+    expected = hashlib.sha256(array.astype(np.dtype(dtype).newbyteorder("<")).tobytes()).hexdigest()
+    assert _h5.array_digest(array) == expected
+    with h5py.File(tmp_path / "a.h5", "w", libver=_h5.LIBVER) as f:
+        _h5.write_array(f, "a", array)
+    with h5py.File(tmp_path / "a.h5", "r") as f:
+        assert bytes(f["a"].attrs["sha256"]).decode() == expected
+        np.testing.assert_array_equal(_h5.read_array(f["a"]), array)

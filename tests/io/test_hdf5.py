@@ -1,6 +1,7 @@
 """HDF5 model files: exact resumption, every layer's round trip, the documented layout, safety and errors."""
 import json
 import os
+import re
 
 import h5py
 import numpy as np
@@ -811,6 +812,10 @@ REFUSALS = {
                      "epochs_trained) (TypeError: attribute 'seed' of / should be an integer, found float64 (1.5))"
                      + _READ),
     "/model_config a group": (_replace("model_config", _a_group), "/model_config should be a Dataset, found a Group"),
+    "/training_config a group": (_replace("training_config", _a_group),
+                                 "/training_config should be a Dataset, found a Group"),
+    "no /history": (lambda f: f.__delitem__("history"), "/history is missing; the file is incomplete or was edited"),
+    "/metadata a group": (_replace("metadata", _a_group), "/metadata should be a Dataset, found a Group"),
     "contents unknown": (_set_attr("/", "contents", np.bytes_(b"data")),
                          "contents is 'data', expected 'model' or 'weights'"),
     "format version 0": (_set_attr("/", "format_version", np.int64(0)),
@@ -1055,3 +1060,250 @@ def test_ctrl_c_during_save_weights_lets_the_save_finish_then_raises(tmp_path, m
     loaded = dense_model("sgd", seed=3)
     load_weights(loaded, path)
     assert all(np.array_equal(v, new.get_weights()[k]) for k, v in loaded.get_weights().items())
+
+
+# -- found by mutation testing, the run to the end of io/hdf5.py and io/_h5.py (docs/mutation-testing.md) --------
+def test_damage_met_while_reading_the_files_shapes_says_so(tmp_path):
+    # the kernel's digest attribute lives in its checksummed object header: one changed hex digit there makes
+    # opening the dataset fail, which load_model first does when it hands the file's shapes to the layers
+    path = tmp_path / "m.h5"
+    dense_model("adam").save(path)
+    with h5py.File(path, "r") as f:
+        digest = bytes(f["weights/dense_1/kernel"].attrs["sha256"])
+    data = path.read_bytes()
+    assert data.count(digest) == 1
+    at = data.index(digest)
+    path.write_bytes(data[:at] + (b"1" if digest[:1] == b"0" else b"0") + data[at + 1:])
+    message = _refusal(path)
+    assert re.fullmatch(re.escape(f"{path}: cannot read the weights' shapes (checksum mismatch, the stored bytes have "
+                                  "changed; ") + r"\w+: .*checksum.*" + re.escape(_READ.replace("; ", "); ", 1)),
+                        message), message
+
+
+def _pair_layer():
+    """A user's layer holding two Dense layers, ``a`` and ``b`` (defined, and so registered, when a test runs:
+    the contract check of tests/test_common.py covers the layers registered when it is collected)."""
+    class HDF5TestPair(Layer):
+        """``b(a(x))`` with ``a`` and ``b`` two Dense layers held by this one."""
+
+        def __init__(self, hidden=5, units=3, **kwargs):
+            super().__init__(**kwargs)
+            self.hidden, self.units = hidden, units
+            self.a, self.b = Dense(hidden), Dense(units)
+
+        def build(self, input_shape):
+            self.b.initialize(self.a.initialize(input_shape, self.dtype, self.rng), self.dtype, self.rng)
+
+        def compute_output_shape(self, input_shape):
+            return (self.units,)
+
+        def forward(self, x, training=False):
+            return self.b.forward(self.a.forward(x, training), training)
+
+        def backward(self, dout):
+            return self.a.backward(self.b.backward(dout))
+
+    return HDF5TestPair
+
+
+def test_a_layer_holding_two_dense_layers_loads_each_ones_shapes_from_its_own_path(tmp_path):
+    # the sublayers' paths "a/" and "b/" have one length: "b/kernel" minus the prefix "a/" is "kernel" too,
+    # so only the prefix itself tells a's weights from b's
+    HDF5TestPair = _pair_layer()
+    model = nnscratch.Model([HDF5TestPair(input_shape=(4,)), Softmax()], seed=0)
+    model.set(loss="categorical_crossentropy", optimizer="adam")
+    model.finalize()
+    model.fit(np.ones((4, 4), np.float32), np.array([0, 1, 2, 0]), epochs=1, verbose=0)
+    path = tmp_path / "pair.h5"
+    model.save(path)
+    group = f"weights/{model.layers[0].name}"
+    with h5py.File(path, "r") as f:
+        assert list(f[group]) == ["a%2Fkernel", "a%2Fbias", "b%2Fkernel", "b%2Fbias"]
+    assert_same_model(model, load_model(path))
+    with h5py.File(path, "r+") as f:
+        del f[f"{group}/b%2Fkernel"]
+        f[group].create_dataset("b%2Fkernel", data=np.zeros((6, 3), np.float32))
+    assert _refusal(path) == (f"{path}: layer {model.layers[0].b.describe()}: weight 'kernel' has shape (6, 3) in the "
+                              f"file but (5, 3) in the saved architecture; {_HINT}")
+
+
+
+def _hdf5_file_with(**attrs):
+    def make(path):
+        with h5py.File(path, "w") as f:
+            f["images"] = np.zeros((2, 3))
+            f.attrs.update(attrs)
+    return make
+
+
+_NOT_OURS = "an HDF5 file, but not an nnscratch model file (it has no 'format' attribute)."
+_KERAS = (" It looks like a Keras file: load it with nnscratch.load_model (or model.load_weights), which read Keras "
+          "files")
+
+HEADER_REFUSALS = {
+    "no format": (_hdf5_file_with(), _NOT_OURS),
+    "a Keras file": (_hdf5_file_with(keras_version="2.15.0"), _NOT_OURS + _KERAS),
+    "a Keras file naming only its backend": (_hdf5_file_with(backend="tensorflow"), _NOT_OURS + _KERAS),
+    "another format": (_hdf5_file_with(format=np.bytes_(b"onnx")),
+                       "the file's format is 'onnx', expected 'nnscratch'; not an nnscratch model file"),
+    "a newer format from an unknown writer": (
+        _hdf5_file_with(format=np.bytes_(b"nnscratch"), format_version=np.int64(FORMAT_VERSION + 1)),
+        f"written in file format version {FORMAT_VERSION + 1} by nnscratch unknown; this nnscratch "
+        f"({nnscratch.__version__}) reads format versions up to {FORMAT_VERSION}. Upgrade nnscratch (pip install "
+        "--upgrade nnscratch) to load it"),
+    "a weights file": (lambda path: dense_model("sgd").save_weights(path),
+                       "holds weights only (written by save_weights), without an architecture; build the same model "
+                       "in code, finalize it and call model.load_weights(path)"),
+}
+
+
+@pytest.mark.parametrize("case", list(HEADER_REFUSALS))
+def test_each_header_refusal_says_exactly_what_the_file_is(tmp_path, case):
+    make, reason = HEADER_REFUSALS[case]
+    path = tmp_path / "m.h5"
+    make(path)
+    assert _refusal(path) == f"{path}: {reason}"
+
+
+@pytest.mark.skipif(os.name != "posix", reason="sends itself SIGINT")
+def test_ctrl_c_during_save_lets_the_save_finish_then_raises(tmp_path, monkeypatch):
+    import signal
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        pytest.skip("SIGINT is handled by someone else in this process")
+    path = tmp_path / "m.h5"
+    dense_model("adam", seed=1).save(path)
+    write = hdf5._write_optimizer
+
+    def interrupted(*args):
+        os.kill(os.getpid(), signal.SIGINT)
+        write(*args)
+
+    monkeypatch.setattr(hdf5, "_write_optimizer", interrupted)
+    new = dense_model("adam", seed=2)
+    with pytest.raises(KeyboardInterrupt):
+        new.save(path)
+    monkeypatch.undo()
+    assert_same_model(load_model(path), new)
+
+
+def test_state_arrays_round_trip_and_every_group_keeps_its_members_and_attributes_in_creation_order(tmp_path):
+    # docs/file-format.md: groups list their members in creation order. Where that order is also alphabetical
+    # (/optimizer's class_name, iterations, lr_multiplier and slots; Adam's m and v; moving_mean, moving_variance)
+    # only the group's own flags tell a file that guarantees it from one that happens to have it.
+    from nnscratch.layers import BatchNormalization
+    model = nnscratch.Model([Dense(8, input_shape=(4,)), BatchNormalization(), ReLU(), Dense(3), Softmax()], seed=0)
+    model.set(loss="categorical_crossentropy", optimizer="adam")
+    model.finalize()
+    x, y = dense_data()
+    model.fit(x[:16], y[:16], epochs=1, verbose=0)
+    path = tmp_path / "m.h5"
+    model.save(path)
+    assert_same_model(model, load_model(path))
+    tracked = h5py.h5p.CRT_ORDER_TRACKED | h5py.h5p.CRT_ORDER_INDEXED
+    with h5py.File(path, "r") as f:
+        assert list(f["state"]) == ["batch_normalization_1"]
+        assert list(f["state/batch_normalization_1"]) == ["moving_mean", "moving_variance"]
+        groups = []
+        f.visititems(lambda name, obj: groups.append(obj) if isinstance(obj, h5py.Group) else None)
+        assert "/optimizer/slots/dense_1/kernel" in [g.name for g in groups]
+        for group in groups:
+            plist = group.id.get_create_plist()
+            assert (plist.get_link_creation_order(), plist.get_attr_creation_order()) == (tracked, tracked), group.name
+
+
+def test_read_header_tells_what_a_file_holds_without_loading_it(tmp_path):
+    model = dense_model("sgd")
+    model.save(tmp_path / "m.h5")
+    model.save_weights(tmp_path / "w.h5")
+    header = {"format": "nnscratch", "format_version": FORMAT_VERSION, "nnscratch_version": nnscratch.__version__}
+    assert read_header(tmp_path / "m.h5") == {**header, "contents": "model"}
+    assert read_header(tmp_path / "w.h5") == {**header, "contents": "weights"}
+
+
+def test_a_frozen_first_sublayer_does_not_hide_the_optimizer_state_of_the_next(tmp_path):
+    # a fine-tuned layer: its first sublayer frozen, so only the second has optimizer slots
+    model = nnscratch.Model([_pair_layer()(input_shape=(4,)), Softmax()], seed=0)
+    model.layers[0].a.trainable = False
+    model.set(loss="categorical_crossentropy", optimizer="adam")
+    model.finalize()
+    model.fit(np.ones((4, 4), np.float32), np.array([0, 1, 2, 0]), epochs=1, verbose=0)
+    assert sorted(model.optimizer.get_state()["slots"]) == [f"{model.layers[0].name}/b/bias",
+                                                            f"{model.layers[0].name}/b/kernel"]
+    model.save(tmp_path / "m.h5")
+    assert_same_model(model, load_model(tmp_path / "m.h5"))
+
+
+class _NotJSON:
+    def __repr__(self):
+        return "_NotJSON()"
+
+
+def _set_attr_of(get, name):
+    def edit(model):
+        setattr(get(model), name, _NotJSON())
+    return edit
+
+
+@pytest.mark.parametrize("edit, what", [
+    (_set_attr_of(lambda m: m.layers[0], "units"), "architecture (model.get_config())"),
+    (_set_attr_of(lambda m: m.optimizer, "momentum"), "training configuration (model.get_training_config())"),
+    (lambda m: m.history.history.update(note=[_NotJSON()]), "training history"),
+    (lambda m: m.metadata.update(note=_NotJSON()), "metadata (model.metadata)"),
+    (_set_attr_of(lambda m: m.optimizer, "average_loss"), "optimizer state"),
+], ids=["config", "training config", "history", "metadata", "optimizer state"])
+def test_what_is_not_json_is_named_word_for_word_and_nothing_is_written(tmp_path, edit, what):
+    model = dense_model(HDF5TestAveragedSGD(0.1))
+    model.optimizer.average_loss = 0.5
+    edit(model)
+    path = tmp_path / "m.h5"
+    with pytest.raises(TypeError) as info:
+        model.save(path)
+    assert str(info.value) == (f"cannot save {str(path)!r}: the {what} is not plain JSON (_NotJSON (_NotJSON()) is not a "
+                               "number, string, list or dict); keep it to numbers, strings, booleans, None, lists and "
+                               "dicts")
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_model_without_an_optimizer_is_not_saved_and_says_how_to_set_one(tmp_path):
+    model = nnscratch.Model([Dense(2, input_shape=(3,))])
+    model.set(loss="mse")
+    model.finalize()
+    with pytest.raises(RuntimeError) as info:
+        model.save(tmp_path / "m.h5")
+    assert str(info.value) == "the model has no optimizer; call model.set(optimizer=...) and model.finalize() first"
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_model_files_root_lists_its_attributes_and_members_in_the_documented_order(tmp_path):
+    path = tmp_path / "m.h5"
+    dense_model("sgd").save(path)
+    with h5py.File(path, "r") as f:
+        assert list(f.attrs) == ["format", "format_version", "nnscratch_version", "contents", "seed", "epochs_trained"]
+        assert list(f) == ["model_config", "training_config", "history", "metadata", "weights", "state", "optimizer"]
+
+
+def test_a_layer_with_a_scalar_weight_saves_and_loads(tmp_path):
+    # write_array stored a 0-d array as shape (1,) (np.ascontiguousarray makes at least 1-d), so such a model saved
+    # but could not be loaded: "weight 'scale' has shape (1,) in the file but () in the saved architecture"
+    class HDF5TestScale(Layer):
+        """``y = x * scale``, one trainable scalar."""
+
+        def build(self, input_shape):
+            self.add_weight("scale", (), 1.5)
+
+        def forward(self, x, training=False):
+            self._x = x
+            return x * self.params["scale"]
+
+        def backward(self, dout):
+            self.grads["scale"][...] = (dout * self._x).sum()
+            return dout * self.params["scale"]
+
+    model = nnscratch.Model([Dense(3, input_shape=(2,)), HDF5TestScale(), Softmax()], seed=0)
+    model.set(loss="categorical_crossentropy", optimizer="adam")
+    model.finalize()
+    model.fit(np.ones((4, 2), np.float32), np.array([0, 1, 2, 0]), epochs=1, verbose=0)
+    model.save(tmp_path / "m.h5")
+    loaded = load_model(tmp_path / "m.h5")
+    assert loaded.layers[1].params["scale"].shape == ()
+    assert_same_model(model, loaded)
