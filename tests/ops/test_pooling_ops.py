@@ -158,8 +158,8 @@ def test_max_pool_2x2_matches_loops_in_every_storage_order(order, ties):
     ref, ref_backward = naive_conv.max_pool(x, (2, 2), (2, 2), NO_PAD)
     np.testing.assert_array_equal(out, ref)
     dout = rng.standard_normal(out.shape)
-    for given in naive_conv.STORAGE_ORDERS:  # the gradient may arrive stored differently from x
-        np.testing.assert_array_equal(max_pool_2x2_backward(naive_conv.stored(dout, given), winners),
+    for stored_as in naive_conv.STORAGE_ORDERS:  # the gradient may arrive stored differently from x
+        np.testing.assert_array_equal(max_pool_2x2_backward(naive_conv.stored(dout, stored_as), winners),
                                       ref_backward(dout))
 
 
