@@ -1039,29 +1039,6 @@ def test_save_weights_writes_the_checksummed_format_in_layer_order_and_needs_a_f
                                "weights)")
 
 
-@pytest.mark.skipif(os.name != "posix", reason="sends itself SIGINT")
-def test_ctrl_c_during_save_weights_lets_the_save_finish_then_raises(tmp_path, monkeypatch):
-    import signal
-    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-        pytest.skip("SIGINT is handled by someone else in this process")
-    path = tmp_path / "w.h5"
-    dense_model("sgd", seed=1).save_weights(path)
-    write = hdf5._write_layer_arrays
-
-    def interrupted(*args):
-        os.kill(os.getpid(), signal.SIGINT)
-        write(*args)
-
-    monkeypatch.setattr(hdf5, "_write_layer_arrays", interrupted)
-    new = dense_model("sgd", seed=2)
-    with pytest.raises(KeyboardInterrupt):
-        new.save_weights(path)
-    monkeypatch.undo()
-    loaded = dense_model("sgd", seed=3)
-    load_weights(loaded, path)
-    assert all(np.array_equal(v, new.get_weights()[k]) for k, v in loaded.get_weights().items())
-
-
 # -- found by mutation testing, the run to the end of io/hdf5.py and io/_h5.py (docs/mutation-testing.md) --------
 def test_damage_met_while_reading_the_files_shapes_says_so(tmp_path):
     # the kernel's digest attribute lives in its checksummed object header: one changed hex digit there makes
@@ -1165,25 +1142,37 @@ def test_each_header_refusal_says_exactly_what_the_file_is(tmp_path, case):
     assert _refusal(path) == f"{path}: {reason}"
 
 
+def _loads_as_saved(path, saved, save, optimizer):
+    """What ``saved.<save>(path)`` wrote gives back ``saved``: the whole model, or its weights in a fresh model."""
+    if save == "save":
+        assert_same_model(load_model(path), saved)
+        return
+    loaded = dense_model(optimizer, seed=3)
+    load_weights(loaded, path)
+    assert all(np.array_equal(v, saved.get_weights()[k]) for k, v in loaded.get_weights().items())
+
+
 @pytest.mark.skipif(os.name != "posix", reason="sends itself SIGINT")
-def test_ctrl_c_during_save_lets_the_save_finish_then_raises(tmp_path, monkeypatch):
+@pytest.mark.parametrize("save, writer, file, optimizer", [("save", "_write_optimizer", "m.h5", "adam"),
+                                                           ("save_weights", "_write_layer_arrays", "w.h5", "sgd")])
+def test_ctrl_c_during_a_save_lets_the_save_finish_then_raises(tmp_path, monkeypatch, save, writer, file, optimizer):
     import signal
     if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
         pytest.skip("SIGINT is handled by someone else in this process")
-    path = tmp_path / "m.h5"
-    dense_model("adam", seed=1).save(path)
-    write = hdf5._write_optimizer
+    path = tmp_path / file
+    getattr(dense_model(optimizer, seed=1), save)(path)
+    write = getattr(hdf5, writer)
 
     def interrupted(*args):
         os.kill(os.getpid(), signal.SIGINT)
         write(*args)
 
-    monkeypatch.setattr(hdf5, "_write_optimizer", interrupted)
-    new = dense_model("adam", seed=2)
+    monkeypatch.setattr(hdf5, writer, interrupted)
+    new = dense_model(optimizer, seed=2)
     with pytest.raises(KeyboardInterrupt):
-        new.save(path)
+        getattr(new, save)(path)
     monkeypatch.undo()
-    assert_same_model(load_model(path), new)
+    _loads_as_saved(path, new, save, optimizer)
 
 
 def test_state_arrays_round_trip_and_every_group_keeps_its_members_and_attributes_in_creation_order(tmp_path):

@@ -1,11 +1,11 @@
 """Conv2D and ZeroPad2D: shapes, the loop reference, connection tables, initialisation, errors."""
 import json
 import re
-import tracemalloc
 
 import numpy as np
 import pytest
 
+from allocations import bytes_allocated_by
 import naive_conv
 from nnscratch.gradcheck import check_layer
 from nnscratch.layers import LAYERS, LENET5_C3_CONNECTIONS, Conv2D, ZeroPad2D
@@ -384,19 +384,6 @@ def test_zero_pad_keeps_a_batch_innermost_input_batch_innermost_and_in_the_layer
     np.testing.assert_array_equal(dx, dout[:, 1:4, 0:4])
 
 
-def _bytes_allocated_by(call):
-    """``(result, peak bytes allocated during call())``; NumPy's ufunc buffers shrunk so that only arrays count."""
-    old_bufsize = np.setbufsize(1024)
-    tracemalloc.start()
-    try:
-        tracemalloc.reset_peak()
-        result = call()
-        return result, tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-        np.setbufsize(old_bufsize)
-
-
 @pytest.mark.parametrize("groups", [1, 2])
 def test_a_repeated_training_step_allocates_only_the_output_and_the_input_gradient(groups):
     # the layer keeps its scratch arrays (column matrices, padded copies) in its workspace between batches; a
@@ -414,7 +401,7 @@ def test_a_repeated_training_step_allocates_only_the_output_and_the_input_gradie
         return out, layer.backward(dout)
 
     step()
-    (out, dx), allocated = _bytes_allocated_by(step)
+    (out, dx), allocated = bytes_allocated_by(step)
     assert allocated <= out.nbytes + dx.nbytes + column_gradient + 16 * 1024
 
 

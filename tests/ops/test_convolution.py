@@ -1,9 +1,9 @@
 """The convolution layers call: which kernel runs for which shape, and that the choice never shows in the results."""
-import tracemalloc
 
 import numpy as np
 import pytest
 
+from allocations import bytes_allocated_by
 import naive_conv
 from nnscratch.layers import Conv2D
 from nnscratch.ops import convolution, im2col
@@ -105,19 +105,6 @@ def test_a_dilated_3x3_stride_1_convolution_with_many_channels_is_computed_dilat
         np.testing.assert_allclose(g, r, rtol=1e-12, atol=1e-12)
 
 
-def _bytes_allocated_by(call):
-    """``(result, peak bytes allocated during call())``; NumPy's ufunc buffers shrunk so that only arrays count."""
-    old_bufsize = np.setbufsize(1024)
-    tracemalloc.start()
-    try:
-        tracemalloc.reset_peak()
-        result = call()
-        return result, tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-        np.setbufsize(old_bufsize)
-
-
 #: what a call may allocate besides its result (a transformed or reshaped kernel, a kernel and bias gradient,
 #: Python objects); the scratch arrays of the cases below are 160-560 KB
 SMALL = 64 * 1024
@@ -130,12 +117,12 @@ def test_with_a_workspace_a_repeated_forward_and_backward_allocate_only_their_re
     kernel, bias = rng.standard_normal((3, 3, channels, 4)), rng.standard_normal(4)
     workspace = {}
     for _ in range(2):   # the first call fills the workspace (and the thread's pool of temporaries)
-        (out, saved), allocated = _bytes_allocated_by(
+        (out, saved), allocated = bytes_allocated_by(
             lambda: convolution.conv2d_forward(x, kernel, bias, (1, 1), SAME, workspace))
     assert saved[0] == method
     assert allocated <= out.nbytes + SMALL
     dout = from_chwn(rng.standard_normal(to_chwn(out).shape))   # stored as the kernels keep it: no copy
     for _ in range(2):
-        (dx, _, _), allocated = _bytes_allocated_by(
+        (dx, _, _), allocated = bytes_allocated_by(
             lambda: convolution.conv2d_backward(dout, saved, kernel, x.shape, (1, 1), SAME, workspace=workspace))
     assert allocated <= dx.nbytes + SMALL

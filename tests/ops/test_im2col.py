@@ -1,11 +1,11 @@
 """im2col / col2im / conv2d kernels against the loop reference in tests/naive_conv.py."""
-import tracemalloc
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from allocations import bytes_allocated_by
 import naive_conv
 from nnscratch.ops.im2col import (check_padding, col2im, conv2d_backward, conv2d_forward, grouped_conv2d_backward,
                                   grouped_conv2d_forward, im2col, output_hw, pad_spatial, resolve_padding)
@@ -381,24 +381,6 @@ def test_input_gradient_is_a_new_array_that_the_next_call_leaves_alone(pads, s):
     np.testing.assert_array_equal(first, kept)
 
 
-def _bytes_allocated_by(call):
-    """``(result, peak bytes NumPy and Python allocated during call())``, traced by tracemalloc.
-
-    NumPy's ufuncs iterate through buffers of up to 8192 elements per operand (64 KB in float64), taken
-    afresh by every call such as ``acc[rows] += part``; they are shrunk here so that only the kernels'
-    own arrays count.
-    """
-    old_bufsize = np.setbufsize(1024)
-    tracemalloc.start()
-    try:
-        tracemalloc.reset_peak()
-        result = call()
-        return result, tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-        np.setbufsize(old_bufsize)
-
-
 #: what a call may allocate besides its result: small reshaped kernels, shapes, Python objects; every scratch
 #: array of the cases below is larger (the smallest, the padded input, is ~50 KB)
 SMALL = 16 * 1024
@@ -410,14 +392,14 @@ def test_with_a_workspace_a_repeated_call_allocates_only_its_result(pads, s):
     rng, x, kernel, bias = _conv_case((8, 12, 12, 4), (3, 3, 4, 4), np.float64)
     workspace = {}
     for _ in range(2):   # the first call fills the workspace
-        cols, allocated = _bytes_allocated_by(lambda: im2col(x, (3, 3), s, pads, workspace=workspace))
+        cols, allocated = bytes_allocated_by(lambda: im2col(x, (3, 3), s, pads, workspace=workspace))
     assert allocated <= SMALL and np.shares_memory(cols, im2col(x, (3, 3), s, pads, workspace=workspace))
     for _ in range(2):
-        (out, cols), allocated = _bytes_allocated_by(lambda: conv2d_forward(x, kernel, bias, s, pads, workspace))
+        (out, cols), allocated = bytes_allocated_by(lambda: conv2d_forward(x, kernel, bias, s, pads, workspace))
     assert allocated <= out.nbytes + SMALL
     dout = from_chwn(rng.standard_normal(to_chwn(out).shape))   # stored as the kernels keep it: no copy
     for _ in range(2):
-        (dx, _, _), allocated = _bytes_allocated_by(
+        (dx, _, _), allocated = bytes_allocated_by(
             lambda: conv2d_backward(dout, cols, kernel, x.shape, s, pads, workspace=workspace))
     assert allocated <= dx.nbytes + SMALL
 
@@ -427,12 +409,12 @@ def test_grouped_conv2d_with_a_workspace_allocates_only_its_result_and_column_gr
     rng, x, kernel, bias = _conv_case((8, 12, 12, 4), (3, 3, 2, 2 * fg), np.float64)
     pads, workspace = ((1, 1), (0, 1)), {}
     for _ in range(2):
-        (out, cols), allocated = _bytes_allocated_by(
+        (out, cols), allocated = bytes_allocated_by(
             lambda: grouped_conv2d_forward(x, kernel, bias, 2, (1, 1), pads, workspace=workspace))
     assert allocated <= out.nbytes + SMALL
     dout = from_chwn(rng.standard_normal(to_chwn(out).shape))
     for _ in range(2):
-        (dx, _, _), allocated = _bytes_allocated_by(
+        (dx, _, _), allocated = bytes_allocated_by(
             lambda: grouped_conv2d_backward(dout, cols, kernel, x.shape, 2, (1, 1), pads, workspace=workspace))
     # the column gradient (g, K/g, M) is a new product each call; the padded accumulator is kept
     assert allocated <= dx.nbytes + cols.nbytes + SMALL
@@ -449,7 +431,7 @@ def test_float32_work_takes_half_the_memory_of_float64(s):
         out, cols = conv2d_forward(x, kernel, bias, s, pads, workspace)
         return conv2d_backward(np.ones_like(out), cols, kernel, x.shape, s, pads, workspace=workspace)
 
-    (dx32, _, _), float32_bytes = _bytes_allocated_by(lambda: first_forward_and_backward(np.float32))
-    (dx64, _, _), float64_bytes = _bytes_allocated_by(lambda: first_forward_and_backward(np.float64))
+    (dx32, _, _), float32_bytes = bytes_allocated_by(lambda: first_forward_and_backward(np.float32))
+    (dx64, _, _), float64_bytes = bytes_allocated_by(lambda: first_forward_and_backward(np.float64))
     assert dx32.dtype == np.float32 and dx64.dtype == np.float64
     assert float32_bytes <= float64_bytes / 2 + SMALL
