@@ -891,6 +891,15 @@ def adam_file_bytes(tmp_path_factory):
     return path.read_bytes()
 
 
+def _edited_file(tmp_path, data, edit):
+    """``tmp_path / "m.h5"`` holding ``data`` (a file's bytes), then changed by ``edit(h5py.File)``."""
+    path = tmp_path / "m.h5"
+    path.write_bytes(data)
+    with h5py.File(path, "r+") as f:
+        edit(f)
+    return path
+
+
 def _refusal(path, load=load_model):
     with pytest.raises(ModelFileError) as info:
         load(path)
@@ -901,20 +910,15 @@ def _refusal(path, load=load_model):
 @pytest.mark.parametrize("case", list(REFUSALS))
 def test_each_refusal_says_exactly_what_is_wrong_after_the_files_path(tmp_path, adam_file_bytes, case):
     edit, reason = REFUSALS[case]
-    path = tmp_path / "m.h5"
-    path.write_bytes(adam_file_bytes)
-    with h5py.File(path, "r+") as f:
-        edit(f)
+    path = _edited_file(tmp_path, adam_file_bytes, edit)
     assert _refusal(path) == f"{path}: {reason}"
 
 
 def test_an_unregistered_layer_without_a_config_is_named_unnamed_and_the_known_layers_listed(tmp_path,
                                                                                                adam_file_bytes):
     from nnscratch.layers.base import LAYERS
-    path = tmp_path / "m.h5"
-    path.write_bytes(adam_file_bytes)
-    with h5py.File(path, "r+") as f:
-        _edit_json("model_config", lambda c: c["layers"].__setitem__(1, {"class_name": "Maxout"}))(f)
+    path = _edited_file(tmp_path, adam_file_bytes,
+                        _edit_json("model_config", lambda c: c["layers"].__setitem__(1, {"class_name": "Maxout"})))
     assert _refusal(path) == (f"{path}: layer 1 (unnamed) is of class 'Maxout', which is not a registered layer. "
                               f"Known layers: {', '.join(LAYERS.names())}. A custom layer is registered by defining "
                               "its class (a subclass of nnscratch.layers.Layer): import or define it before calling "
@@ -922,10 +926,8 @@ def test_an_unregistered_layer_without_a_config_is_named_unnamed_and_the_known_l
 
 
 def test_load_weights_and_read_header_refuse_with_the_path_and_this_models_words(tmp_path, adam_file_bytes):
-    path = tmp_path / "m.h5"
-    path.write_bytes(adam_file_bytes)
-    with h5py.File(path, "r+") as f:
-        f["weights/dense_2"].attrs["class_name"] = np.bytes_(b"Conv2D")
+    path = _edited_file(tmp_path, adam_file_bytes,
+                        lambda f: f["weights/dense_2"].attrs.__setitem__("class_name", np.bytes_(b"Conv2D")))
     assert _refusal(path, lambda p: load_weights(dense_model("adam"), p)) == (
         f"{path}: layer 'dense_2' is a Conv2D in the file but a Dense in this model; build the model with the same "
         "layers and sizes as the saved one (layer names are assigned in order: dense_1, dense_2...)")
@@ -941,10 +943,7 @@ def test_load_weights_and_read_header_refuse_with_the_path_and_this_models_words
 def test_load_weights_refuses_what_load_model_refuses_with_the_same_words(tmp_path, adam_file_bytes, case):
     # load_model meets these while it reads the file's shapes for the architecture; load_weights only in its reader
     edit, reason = REFUSALS[case]
-    path = tmp_path / "m.h5"
-    path.write_bytes(adam_file_bytes)
-    with h5py.File(path, "r+") as f:
-        edit(f)
+    path = _edited_file(tmp_path, adam_file_bytes, edit)
     assert _refusal(path, lambda p: load_weights(dense_model("adam"), p)) == f"{path}: {reason}"
 
 
