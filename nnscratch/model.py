@@ -43,7 +43,7 @@ import numpy as np
 from . import _checks
 from .callbacks.base import Callback, CallbackList, History
 from .callbacks.progress import progress_callback
-from .engine.data_source import ArrayBatches, SourceBatches, array_weights, is_data_source
+from .engine.data_source import ArrayBatches, SourceBatches, array_weights, is_data_source, take_rows
 from .engine.malloc import keep_freed_memory
 from .engine.parallel import DataParallel, blas_single_thread, default_threads, worthwhile
 from .engine.penalties import optimizer_step, total_penalty
@@ -797,7 +797,8 @@ class Model:
                     if runner is not None:  # its threads gather their own parts of the batch
                         raw = runner.train_step(xs, ys, idx, seed=batch_seed, weights=weights)
                     else:
-                        raw = self._train_step(_take(xs, idx), _take(ys, idx), batch_seed, _take(weights, idx))
+                        raw = self._train_step(take_rows(xs, idx), take_rows(ys, idx), batch_seed,
+                                               take_rows(weights, idx))
                     step_times.append(time.perf_counter() - t0)
                     m = len(xs[0]) if idx is None else (idx.stop - idx.start if isinstance(idx, slice) else len(idx))
                     batch_logs = tally.add(raw, m)
@@ -880,7 +881,7 @@ class Model:
             epoch = batches.epoch(0)
             try:
                 for xs, ys, idx, weights in epoch:
-                    xb, yb, wb = _take(xs, idx), _take(ys, idx), _take(weights, idx)
+                    xb, yb, wb = take_rows(xs, idx), take_rows(ys, idx), take_rows(weights, idx)
                     outputs, logits = forward(xb)
                     tally.add(self._scores(outputs, logits, yb, wb), len(xb[0]))
             finally:
@@ -1121,13 +1122,6 @@ class Model:
     def __repr__(self):
         kind = "graph" if self.is_graph else "sequential"
         return f"Model(name={self.name!r}, {kind}, layers={len(self.layers)}, finalized={self.finalized})"
-
-
-def _take(arrays, index):
-    """``[a[index] for a in arrays]`` (None entries stay None); the arrays themselves for index None."""
-    if arrays is None or index is None:
-        return arrays
-    return [None if a is None else a[index] for a in arrays]
 
 
 def _relu_like(layer) -> bool:

@@ -60,8 +60,17 @@ def _is_sequence(x) -> bool:
     return hasattr(x, "__len__") and hasattr(x, "__getitem__") and not hasattr(x, "__next__")
 
 
-def _take(arrays, index):
-    return arrays if index is None else [a[index] for a in arrays]
+def take_rows(arrays, index):
+    """``[a[index] for a in arrays]`` (None entries stay None: an output without sample weights); ``arrays``
+    itself when it or ``index`` is None.
+
+    Example:
+        >>> take_rows([np.arange(4), None], slice(1, 3))
+        [array([1, 2]), None]
+    """
+    if arrays is None or index is None:
+        return arrays
+    return [None if a is None else a[index] for a in arrays]
 
 
 class ArrayBatches:

@@ -43,7 +43,7 @@ from contextlib import ExitStack
 import numpy as np
 
 from ..layers.context import BatchContext, installed
-from .data_source import ArrayBatches
+from .data_source import ArrayBatches, take_rows
 from .parallel import DataParallel, Exchange, blas_single_thread, chunk_bounds, combine_logs, worthwhile
 from .penalties import optimizer_step
 
@@ -485,7 +485,7 @@ class DistributedRunner:
             ex = exchange(1)
             with installed(BatchContext(a, n, seed, ex.for_chunk(0))):
                 logs = model.forward_backward([x[local] for x in xs], [y[local] for y in ys],
-                                              scale=0.0 if ghost else (b - a) / n, weights=_rows(weights, local))
+                                              scale=0.0 if ghost else (b - a) / n, weights=take_rows(weights, local))
             if model.plan.needs_collecting:
                 model.plan.collect_grads([model.plan.instances])
             results, sizes = [logs], [0 if ghost else b - a]
@@ -542,11 +542,6 @@ class DistributedRunner:
         return evaluate(self.model, xs, ys, batch_size, self.session, runner=self.threads, weights=weights)
 
 
-def _rows(weights, rows):
-    """Per output, the sample weights of ``rows`` (a slice or an index array); None stays None."""
-    return None if weights is None else [None if w is None else w[rows] for w in weights]
-
-
 def evaluate(model, xs, ys, batch_size, s: Session, runner=None, weights=None) -> dict:
     """Mean loss and metrics of prepared ``(xs, ys)`` and sample ``weights`` (per output, or None) on every
     rank: each rank scores its contiguous share (with ``runner``'s threads, if given), and one Allreduce adds
@@ -556,7 +551,7 @@ def evaluate(model, xs, ys, batch_size, s: Session, runner=None, weights=None) -
     if share is not None:
         a, b = share
         scores = model._evaluate(ArrayBatches([x[a:b] for x in xs], [y[a:b] for y in ys],
-                                              _rows(weights, slice(a, b)), batch_size), runner=runner)
+                                              take_rows(weights, slice(a, b)), batch_size), runner=runner)
         m = b - a
     else:
         scores, m = {}, 0

@@ -29,6 +29,7 @@ from contextlib import ExitStack
 import numpy as np
 
 from ..layers.context import BatchContext, installed
+from .data_source import take_rows
 from .penalties import apply_constraints, has_penalties, optimizer_step
 from .plan import join
 
@@ -314,8 +315,7 @@ class DataParallel:
             with installed(context), np.errstate(**errors):
                 logs = model.forward_backward([x[part] for x in xs], [y[part] for y in ys],
                                               instances=self.instance_sets[r], scale=(stop - start) / total,
-                                              weights=None if weights is None else
-                                              [None if w is None else w[part] for w in weights])
+                                              weights=take_rows(weights, part))
                 if then is not None:
                     if exchange is not None:
                         exchange.gather(r, None)  # every chunk's gradients are complete
