@@ -22,7 +22,7 @@ import numpy as np
 
 from .. import _checks
 from ..initializers import check_name
-from ..ops.workspace import SharedWorkspace
+from ..ops.workspace import backward_follows
 from .base import Layer
 
 
@@ -159,7 +159,7 @@ class BatchNormalization(_Normalization):
             # would hold every BatchNormalization's input alive: ~250 MB for ResNet-20 predicting.
             inv_std = 1.0 / np.sqrt(self.state["moving_variance"] + self.dtype.type(self.epsilon))
             self._inv_std = inv_std
-            self._x = None if isinstance(self.workspace, SharedWorkspace) else x
+            self._x = x if backward_follows(self.workspace) else None
             a, b = self._scale_shift(inv_std, self.state["moving_mean"])
             out = x * self._broadcast(a, rank)
             out += self._broadcast(b, rank)

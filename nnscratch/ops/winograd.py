@@ -36,7 +36,7 @@ import numpy as np
 
 from .im2col import Pads
 from .layout import from_chwn, to_chwn
-from .workspace import bordered, scratch, temporary
+from .workspace import backward_follows, bordered, scratch, temporary
 
 # Scratch names: "winograd_stage" holds the half-transformed array between the two one-axis stages of every
 # transform (input, output and their adjoints never overlap in time), "winograd_tmp" the adjoints' sums. All
@@ -157,8 +157,8 @@ TILES_PER_BLOCK = 1024
 
 
 def _forward_tile_rows(xp, i, k, v, u, bias, y6, workspace):
-    """Tile rows ``i`` to ``i + k`` of the forward pass: their input transform (into ``v``, kept for backward),
-    16 GEMMs and output transform (into ``y6``).
+    """Tile rows ``i`` to ``i + k`` of the forward pass: their input transform (into ``v``, kept for backward, or
+    when ``v`` is None into a temporary), 16 GEMMs and output transform (into ``y6``).
 
     A block of tile rows at a time keeps every intermediate but ``v`` in cache (0.5-2 MB) instead of
     sending arrays 2-4x the image's size through memory: done for the whole batch at once, the same
@@ -166,10 +166,13 @@ def _forward_tile_rows(xp, i, k, v, u, bias, y6, workspace):
     Blocks of fewer than :data:`TILES_PER_BLOCK` tiles give the GEMMs too little to do.
     """
     c, n = xp.shape[0], xp.shape[3]
-    tw, f = v.shape[4], u.shape[1]
+    tw, f = y6.shape[3], u.shape[1]
     rows = temporary(workspace, "winograd_stage", (4, c, k, 2 * tw + 2, n), xp.dtype)
     _input_stage(xp[:, 2 * i:2 * (i + k) + 2], 1, k, rows)
-    vi = v[:, :, :, i:i + k]                    # (4, 4, C, k, tw, N): a view, rows th * tw * N apart
+    if v is None:  # inference: this block's transform, in cache, instead of its place in a V kept for backward
+        vi = temporary(workspace, "winograd_v_block", (4, 4, c, k, tw, n), xp.dtype)
+    else:
+        vi = v[:, :, :, i:i + k]                # (4, 4, C, k, tw, N): a view, rows th * tw * N apart
     _input_stage(rows, 3, tw, vi.transpose(1, 0, 2, 3, 4, 5))
     m = np.matmul(u, vi.reshape(16, c, k * tw * n),
                   out=temporary(workspace, "winograd_m", (16, f, k * tw * n), xp.dtype))
@@ -258,7 +261,9 @@ def winograd_forward(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None,
                          f"(input {h}x{w}, padding {pads}); pad more or use a larger input")
     th, tw = _tiles(h, t, b), _tiles(w, l, r)
     xp = _padded(x, pads, th, tw, workspace)
-    v = scratch(workspace, "winograd_v", (4, 4, c, th, tw, n), x.dtype)
+    # in inference nothing reads V afterwards: each block's transform stays in cache (VGG's 32x32 layer: 67 MB of
+    # V per piece of 128 images written out for nothing)
+    v = scratch(workspace, "winograd_v", (4, 4, c, th, tw, n), x.dtype) if backward_follows(workspace) else None
     u = transform_kernel(kernel)
     exact = ho == 2 * th and wo == 2 * tw
     y = np.empty((f, 2 * th, 2 * tw, n), x.dtype) if exact else temporary(workspace, "winograd_y",
@@ -270,7 +275,7 @@ def winograd_forward(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None,
         _forward_tile_rows(xp, i, min(k, th - i), v, u, bias, y6, workspace)
     if not exact:
         y = y[:, :ho, :wo].copy()
-    return from_chwn(y), (v.reshape(16, c, th * tw * n), u)
+    return from_chwn(y), (None if v is None else v.reshape(16, c, th * tw * n), u)
 
 
 def winograd_backward(dout: np.ndarray, saved: tuple, kernel: np.ndarray, input_shape, pads: Pads,

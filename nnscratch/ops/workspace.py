@@ -147,3 +147,14 @@ class SharedWorkspace:
 
     def setdefault(self, name, default=None):
         return self.own.setdefault(name, default)
+
+
+def backward_follows(workspace) -> bool:
+    """Whether a backward may follow the call that uses ``workspace``: False inside an inference plan (a
+    :class:`SharedWorkspace`), where a layer need keep nothing for a backward.
+
+    Example:
+        >>> backward_follows({}), backward_follows(None), backward_follows(SharedWorkspace({}, {}))
+        (True, True, False)
+    """
+    return not isinstance(workspace, SharedWorkspace)
