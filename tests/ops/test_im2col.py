@@ -405,7 +405,7 @@ def test_with_a_workspace_a_repeated_call_allocates_only_its_result(pads, s):
 
 
 @pytest.mark.parametrize("fg", [1, 2])
-def test_grouped_conv2d_with_a_workspace_allocates_only_its_result_and_column_gradient(fg):
+def test_grouped_conv2d_with_a_workspace_allocates_only_its_results(fg):
     rng, x, kernel, bias = _conv_case((8, 12, 12, 4), (3, 3, 2, 2 * fg), np.float64)
     pads, workspace = ((1, 1), (0, 1)), {}
     for _ in range(2):
@@ -416,8 +416,9 @@ def test_grouped_conv2d_with_a_workspace_allocates_only_its_result_and_column_gr
     for _ in range(2):
         (dx, _, _), allocated = bytes_allocated_by(
             lambda: grouped_conv2d_backward(dout, cols, kernel, x.shape, 2, (1, 1), pads, workspace=workspace))
-    # the column gradient (g, K/g, M) is a new product each call; the padded accumulator is kept
-    assert allocated <= dx.nbytes + cols.nbytes + SMALL
+    # the column gradient (g, K/g, M) is a temporary too: a depthwise layer's was 75 MB per 64 images of 32x32,
+    # mapped afresh and faulted in on every call
+    assert allocated <= dx.nbytes + SMALL
 
 
 @pytest.mark.parametrize("s", [(1, 1), (1, 2)])

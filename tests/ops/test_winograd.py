@@ -302,3 +302,22 @@ def test_transform_input_reuses_its_workspace_and_takes_half_the_memory_in_float
         x_as = x.astype(dtype)
         _, peaks[dtype] = _peak_bytes(lambda: winograd.transform_input(x_as, SAME, {}))
     assert peaks[np.float32] <= peaks[np.float64] / 2 + SMALL
+
+
+def test_in_inference_the_forward_keeps_no_transformed_input(monkeypatch):
+    # a SharedWorkspace (an inference plan) means no backward follows: the transformed input, 4x the input's size,
+    # need not be written out, and the outputs are those of a training forward bit for bit
+    from nnscratch.ops.workspace import SharedWorkspace, thread_pool
+    monkeypatch.setattr(winograd, "TILES_PER_BLOCK", 16)   # blocks of one tile row: each far smaller than V
+    rng = np.random.default_rng(13)
+    x, kernel, bias = _case(rng, (16, 15, 13, 8), 4, np.float32)
+    trained, saved = winograd.winograd_forward(x, kernel, bias, SAME, {})
+    own, pool = {}, {}
+    workspace = SharedWorkspace(own, pool)
+    for _ in range(2):   # the first call fills the pools
+        (out, kept), allocated = _peak_bytes(lambda: winograd.winograd_forward(x, kernel, bias, SAME, workspace))
+    np.testing.assert_array_equal(out, trained)
+    assert kept[0] is None and allocated <= out.nbytes + SMALL
+    v_bytes = saved[0].nbytes
+    assert own == {} and max(a.nbytes for a in pool.values()) < v_bytes / 2
+    assert all(a.nbytes < v_bytes / 2 for a in thread_pool().values())
