@@ -14,7 +14,8 @@ turn, A B A B ..., so both see the same machine state; medians are reported. A w
 machine's float32 GEMM rate (one thread, 1024x1024) so each row can say what fraction of the machine's
 peak (that rate times the thread count) it reaches. A timed training run is one shuffled pass over
 ``steps * batch_size`` samples in both frameworks (nnscratch's ``fit``; PyTorch gathers each batch through a
-``randperm`` index), as in ``bench_lenet.py``.
+``randperm`` index), as in ``bench_lenet.py``. A timed inference run predicts a per-row number of images
+(:data:`INFER_SAMPLES`, 2,000 to 40,000) in batches of 1,000, so that every window lasts ~0.2 s or more.
 
 PyTorch's OpenMP threads lose far more than nnscratch's when another process wants the cores (a LeNet-5 step
 of ~4.4 ms on a quiet machine took 50-350 ms at a load average of 3), so the torch column of a run on a busy
@@ -44,6 +45,11 @@ SHAPES = {"lenet5": (28, 28, 1), "vgg": (32, 32, 3), "resnet20": (32, 32, 3), "s
 
 #: seconds of pause before every timed run, so that the other framework's spinning threads have gone to sleep
 SETTLE_SECONDS = 0.5
+
+#: images per timed inference run, unless --infer-samples says otherwise: enough for a window of ~0.2 s or more
+#: in each row (the MLP predicts ~150k images/s, so 2,000 images were a 14 ms window, in which a scheduler tick
+#: or another process's burst moved the ratio by 20-30 %)
+INFER_SAMPLES = {"lenet5": 20_000, "vgg": 2_000, "resnet20": 2_000, "separable": 2_000, "mlp": 40_000}
 
 
 def _limit_threads(threads: int) -> None:
@@ -221,9 +227,9 @@ def _serve(kind, row, conn, batch_size, threads, seed, samples):
             return
 
 
-def run_row(row, kinds, args):
+def run_row(row, kinds, args, infer_samples):
     ctx = mp.get_context("spawn")
-    samples = max(args.batch_size * args.steps, args.infer_samples)
+    samples = max(args.batch_size * args.steps, infer_samples)
     workers, facts = {}, {}
     for kind in kinds:
         parent, child = ctx.Pipe()
@@ -247,7 +253,7 @@ def run_row(row, kinds, args):
 
     for kind in kinds:  # untimed warm-up: thread pools, first-touch memory, workspaces
         ask(kind, "train", 2)
-        ask(kind, "infer", min(args.infer_samples, 1000))
+        ask(kind, "infer", min(infer_samples, 1000))
     train = {k: [] for k in kinds}
     infer = {k: [] for k in kinds}
     for r in range(args.repeats):
@@ -255,7 +261,7 @@ def run_row(row, kinds, args):
         for kind in order:
             train[kind].append(timed(kind, "train", args.steps))
         for kind in order:
-            infer[kind].append(timed(kind, "infer", args.infer_samples))
+            infer[kind].append(timed(kind, "infer", infer_samples))
     memory = {k: ask(k, "memory") for k in kinds}
     for kind in kinds:
         ask(kind, "stop")
@@ -269,7 +275,9 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=30, help="training steps per timed run (default 30)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per framework and row (default 3)")
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--infer-samples", type=int, default=2000, help="images per timed inference run")
+    parser.add_argument("--infer-samples", type=int, default=None,
+                        help="images per timed inference run (default per row: " +
+                        ", ".join(f"{row} {n:,}" for row, n in INFER_SAMPLES.items()) + ")")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="lenet5 and vgg, 8 steps, 2 repeats")
@@ -290,11 +298,12 @@ def main(argv=None):
 
     table = []
     for row in args.rows:
-        train, infer, memory, facts = run_row(row, kinds, args)
+        infer_samples = args.infer_samples or INFER_SAMPLES[row]
+        train, infer, memory, facts = run_row(row, kinds, args, infer_samples)
         macs = facts["nnscratch"]["macs"]
         peak = facts["nnscratch"]["gemm"] * args.threads
         ms = {k: 1000 * statistics.median(train[k]) / args.steps for k in kinds}
-        ips = {k: args.infer_samples / statistics.median(infer[k]) for k in kinds}
+        ips = {k: infer_samples / statistics.median(infer[k]) for k in kinds}
         for kind in kinds:
             gflops = 3 * 2 * macs * args.batch_size / (ms[kind] / 1000) / 1e9
             table.append([row, kind, f"{ms[kind]:.1f}", f"{args.batch_size / ms[kind] * 1000:,.0f}", f"{ips[kind]:,.0f}",
