@@ -206,11 +206,26 @@ class Worker:
         return time.perf_counter() - t
 
 
+def numpy_blas() -> str:
+    """Which BLAS NumPy runs and with which kernels, e.g. ``"openblas 0.3.31 (Haswell kernels, as
+    OPENBLAS_CORETYPE says)"``: the GEMM rate, and so every ratio here, depends on it."""
+    import numpy  # noqa: F401 (loads the BLAS threadpoolctl looks for)
+    from threadpoolctl import threadpool_info
+
+    for info in threadpool_info():
+        if info.get("user_api") == "blas":
+            forced = os.environ.get("OPENBLAS_CORETYPE") if info.get("internal_api") == "openblas" else None
+            arch = info.get("architecture")
+            return (f"{info.get('internal_api')} {info.get('version')}" + (f" ({arch} kernels" if arch else "") +
+                    (f", as OPENBLAS_CORETYPE says)" if forced else ")" if arch else ""))
+    return "no BLAS found"
+
+
 def _serve(kind, row, conn, batch_size, threads, seed, samples):
     _limit_threads(threads)
     try:
         worker = Worker(kind, row, batch_size, threads, seed, samples)
-        conn.send(("ready", {"macs": worker.macs, "gemm": gemm_gflops()}))
+        conn.send(("ready", {"macs": worker.macs, "gemm": gemm_gflops(), "blas": numpy_blas()}))
     except Exception as e:  # reported by the parent
         conn.send(("error", f"{type(e).__name__}: {e}"))
         return
@@ -316,7 +331,8 @@ def main(argv=None):
                                                    for k in kinds), flush=True)
     print()
     print(f"batch {args.batch_size}, Adam, float32, {args.threads} thread(s) each, {args.steps} steps x {args.repeats} "
-          f"interleaved runs per row (medians); GEMM peak {facts['nnscratch']['gemm']:.1f} GFLOP/s per thread")
+          f"interleaved runs per row (medians); GEMM peak {facts['nnscratch']['gemm']:.1f} GFLOP/s per thread "
+          f"(NumPy's {facts['nnscratch']['blas']})")
     print(tabulate(table, headers=["row", "framework", "ms/step", "train img/s", "infer img/s",
                                    "ratio train / infer (ours vs torch)", "GFLOP/s", "of peak", "peak RSS (MB)"],
                    disable_numparse=True))
