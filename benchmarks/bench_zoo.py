@@ -209,15 +209,17 @@ class Worker:
 def numpy_blas() -> str:
     """Which BLAS NumPy runs and with which kernels, e.g. ``"openblas 0.3.31 (Haswell kernels, as
     OPENBLAS_CORETYPE says)"``: the GEMM rate, and so every ratio here, depends on it."""
-    import numpy  # noqa: F401 (loads the BLAS threadpoolctl looks for)
+    import numpy as np
     from threadpoolctl import threadpool_info
 
+    np.dot  # the import loads the BLAS that threadpoolctl looks for
     for info in threadpool_info():
         if info.get("user_api") == "blas":
-            forced = os.environ.get("OPENBLAS_CORETYPE") if info.get("internal_api") == "openblas" else None
-            arch = info.get("architecture")
-            return (f"{info.get('internal_api')} {info.get('version')}" + (f" ({arch} kernels" if arch else "") +
-                    (f", as OPENBLAS_CORETYPE says)" if forced else ")" if arch else ""))
+            name, arch = f"{info.get('internal_api')} {info.get('version')}", info.get("architecture")
+            if not arch:
+                return name
+            forced = info.get("internal_api") == "openblas" and os.environ.get("OPENBLAS_CORETYPE")
+            return f"{name} ({arch} kernels" + (", as OPENBLAS_CORETYPE says)" if forced else ")")
     return "no BLAS found"
 
 
