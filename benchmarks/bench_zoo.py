@@ -207,15 +207,15 @@ class Worker:
 
 
 def numpy_blas() -> str:
-    """Which BLAS NumPy runs and with which kernels, e.g. ``"openblas 0.3.31 (Haswell kernels, as
+    """Which BLAS NumPy runs and with which kernels, e.g. ``"NumPy 2.4.6's openblas 0.3.31 (Haswell kernels, as
     OPENBLAS_CORETYPE says)"``: the GEMM rate, and so every ratio here, depends on it."""
-    import numpy as np
+    import numpy as np  # loaded first: threadpoolctl sees only the libraries already loaded
     from threadpoolctl import threadpool_info
 
-    np.dot  # the import loads the BLAS that threadpoolctl looks for
     for info in threadpool_info():
         if info.get("user_api") == "blas":
-            name, arch = f"{info.get('internal_api')} {info.get('version')}", info.get("architecture")
+            name = f"NumPy {np.__version__}'s {info.get('internal_api')} {info.get('version')}"
+            arch = info.get("architecture")
             if not arch:
                 return name
             forced = info.get("internal_api") == "openblas" and os.environ.get("OPENBLAS_CORETYPE")
@@ -334,7 +334,7 @@ def main(argv=None):
     print()
     print(f"batch {args.batch_size}, Adam, float32, {args.threads} thread(s) each, {args.steps} steps x {args.repeats} "
           f"interleaved runs per row (medians); GEMM peak {facts['nnscratch']['gemm']:.1f} GFLOP/s per thread "
-          f"(NumPy's {facts['nnscratch']['blas']})")
+          f"({facts['nnscratch']['blas']})")
     print(tabulate(table, headers=["row", "framework", "ms/step", "train img/s", "infer img/s",
                                    "ratio train / infer (ours vs torch)", "GFLOP/s", "of peak", "peak RSS (MB)"],
                    disable_numparse=True))

@@ -128,7 +128,7 @@ def transform_kernel(kernel: np.ndarray) -> np.ndarray:
     g = G.astype(kernel.dtype)
     c, f = kernel.shape[2:]
     # two GEMMs, one per side of G g G^T: np.einsum's three-operand loop took 8-13x as long (0.3 ms at 64x64
-    # channels, per layer and step) and holds the GIL
+    # channels, per layer, step and thread)
     half = np.matmul(g, kernel.reshape(3, 3 * c * f)).reshape(4, 3, c, f)                   # (a, j, c, f)
     u = np.matmul(g, half.transpose(1, 0, 2, 3).reshape(3, 4 * c * f)).reshape(4, 4, c, f)  # (b, a, c, f)
     return np.ascontiguousarray(u.transpose(1, 0, 3, 2)).reshape(16, f, c)
