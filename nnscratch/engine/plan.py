@@ -13,7 +13,7 @@ faster:
   then ReLU, values and gradients alike (ReLU keeps the order of positive values, and a window whose maximum
   is <= 0 passes no gradient either way), and the second order applies ReLU to a quarter of the values;
 * **inference in pieces** of :data:`INFERENCE_PIECE` samples, which keep im2col's columns in cache (larger
-  pieces for networks with few activations per sample, see :func:`inference_piece`);
+  pieces for networks with few activations per sample or many layer calls, see :func:`inference_piece`);
 * **first calls skip dx**: a call whose inputs need no gradient (nothing trainable before it) is told so
   (``input_grad_needed``), which saves a whole col2im for a first convolution.
 
@@ -50,30 +50,37 @@ from ..losses import CategoricalCrossEntropy, weight_rows, weighted_mean
 from ..ops.workspace import SharedWorkspace
 
 #: inference runs through the layers this many samples at a time: a batch of 1000 LeNet-5 inputs unfolds
-#: into ~80 MB of im2col columns, far out of cache; pieces of 128 ran 1.7x faster here
-INFERENCE_PIECE = 128
-#: a network with few activations per sample (an MLP) runs in larger pieces, up to this many samples, while a
-#: piece's activations stay within :data:`INFERENCE_ACTIVATIONS`: each piece's GEMMs pack the whole weight
-#: matrices again, and the MLP 784-512-512-10 spent ~7 % less CPU time per image in pieces of 512 than of
-#: 128 (one thread; 1000 at once was slower again, and LeNet-5 was 7-12 % slower in pieces of 256-512)
+#: into ~80 MB of im2col columns, far out of cache. Pieces of 64 predicted LeNet-5 1.23x, the VGG-style CNN 1.09x
+#: and the separable CNN 1.11x as fast as pieces of 128 (two threads, 8 interleaved rounds each)
+INFERENCE_PIECE = 64
+#: ... but a plan of more layer calls than this runs in pieces twice as large: each call costs the same whatever
+#: its piece's size (Python, small per-feature arithmetic, a GIL handoff), and ResNet-20's 74 calls made pieces
+#: of 64 0.93x as fast as pieces of 128 (0.97x on one thread)
+DEEP_PLAN_CALLS = 32
+#: a network with few activations per sample (an MLP) runs in larger pieces, up to this many samples, when at least
+#: half as many fit in :data:`INFERENCE_ACTIVATIONS`: each piece's GEMMs pack the whole weight matrices again, and
+#: the MLP 784-512-512-10 spent ~7 % less CPU time per image in pieces of 512 than of 128 (one thread; 1000 at once
+#: was slower again), and predicted 0.975x as fast in pieces of 350
 MAX_INFERENCE_PIECE = 512
-#: activations (all layers' outputs) per piece up to which a piece grows beyond :data:`INFERENCE_PIECE`:
-#: 512 MLP samples (2,852 each) fit, 128 LeNet-5 samples (15,796 each) do not, so LeNet-5 and every CNN of
-#: the zoo keep pieces of 128
+#: activations (all layers' outputs) per piece that decide whether a network has few activations per sample:
+#: 512 MLP samples (2,852 each) fit, 94 LeNet-5 samples (15,796 each) would, which is not enough to grow
 INFERENCE_ACTIVATIONS = 1_500_000
 
 
-def inference_piece(activations_per_sample: int) -> int:
+def inference_piece(activations_per_sample: int, calls: int = 0) -> int:
     """Samples per inference piece for a network whose layers output ``activations_per_sample`` values per
-    sample: :data:`INFERENCE_PIECE`, or more (at most :data:`MAX_INFERENCE_PIECE`) while a piece's
-    activations stay within :data:`INFERENCE_ACTIVATIONS`.
+    sample in ``calls`` layer calls: as many as fit in :data:`INFERENCE_ACTIVATIONS` (at most
+    :data:`MAX_INFERENCE_PIECE`) when that is at least half of the maximum; else :data:`INFERENCE_PIECE`, twice
+    that beyond :data:`DEEP_PLAN_CALLS` calls.
 
     Example:
-        >>> inference_piece(2_852), inference_piece(15_796), inference_piece(1)
-        (512, 128, 512)
+        >>> inference_piece(2_852, 7), inference_piece(15_796, 14), inference_piece(678_996, 74), inference_piece(1)
+        (512, 64, 128, 512)
     """
     fits = INFERENCE_ACTIVATIONS // max(1, activations_per_sample)
-    return max(INFERENCE_PIECE, min(MAX_INFERENCE_PIECE, fits))
+    if fits >= MAX_INFERENCE_PIECE // 2:
+        return min(MAX_INFERENCE_PIECE, fits)
+    return INFERENCE_PIECE * (2 if calls > DEEP_PLAN_CALLS else 1)
 
 
 class Step:
@@ -273,7 +280,7 @@ class Plan:
         :class:`~nnscratch.ops.workspace.SharedWorkspace`): a backward must not follow."""
         instances = self.instances if instances is None else instances
         n = len(xs[0])
-        piece = inference_piece(self.activations_per_sample)
+        piece = inference_piece(self.activations_per_sample, len(self.steps))
         with _shared_scratch(instances, self._scratch_pools):
             if n <= piece:
                 return self.forward(xs, False, instances)

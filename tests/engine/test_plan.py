@@ -62,7 +62,7 @@ def test_inference_layers_share_one_scratch_pool_per_thread_and_give_the_same_pr
     from nnscratch.engine import plan
 
     monkeypatch.setattr(parallel, "MIN_ACTIVATIONS_PER_CHUNK", 0)
-    monkeypatch.setattr(plan, "INFERENCE_ACTIVATIONS", 0)  # pieces of 128 even for the small 4-channel net
+    monkeypatch.setattr(plan, "INFERENCE_ACTIVATIONS", 0)  # pieces of 64 even for the small 4-channel net
     x_in = nnscratch.Input((8, 8, 3))
     h = ReLU()(BatchNormalization()(Conv2D(channels, 3, padding="same")(x_in)))
     r = BatchNormalization()(Conv2D(channels, 3, padding="same")(h))
@@ -82,7 +82,7 @@ def test_inference_layers_share_one_scratch_pool_per_thread_and_give_the_same_pr
         expected = model.predict(x, batch_size=300)
     convs = [layer for layer in model.layers if isinstance(layer, Conv2D) and "cols" in layer.workspace]  # im2col's
     own_columns = [layer.workspace["cols"] for layer in convs]
-    for _ in range(2):  # in two threads (150 samples each: pieces of 128 and 22), then in one
+    for _ in range(2):  # in two threads (150 samples each: pieces of 64, 64 and 22), then in one
         np.testing.assert_array_equal(model.predict(x, batch_size=300), expected)
     model.threads = 1
     np.testing.assert_allclose(model.predict(x, batch_size=300), expected, rtol=1e-5)
@@ -91,19 +91,24 @@ def test_inference_layers_share_one_scratch_pool_per_thread_and_give_the_same_pr
     assert pool["cols"].size >= max(c.size for c in own_columns)
 
 
-def test_inference_pieces_grow_only_for_networks_with_few_activations_per_sample(monkeypatch):
+def test_inference_pieces_grow_for_networks_with_few_activations_per_sample_or_many_calls(monkeypatch):
     from nnscratch.engine import plan
     from nnscratch.layers import Conv2D, MaxPool2D
 
     mlp = nnscratch.Model([Dense(64, input_shape=(784,)), ReLU(), Dense(10), Softmax()], seed=0, threads=1)
     cnn = nnscratch.Model([Conv2D(6, 5, padding="same", input_shape=(28, 28, 1)), ReLU(), MaxPool2D(2), Flatten(),
                            Dense(10), Softmax()], seed=0, threads=1)
+    deep = nnscratch.Model([Conv2D(6, 5, padding="same", input_shape=(28, 28, 1))] +
+                           [ReLU() if i % 2 else Conv2D(6, 3, padding="same") for i in range(plan.DEEP_PLAN_CALLS)] +
+                           [Flatten(), Dense(10), Softmax()], seed=0, threads=1)
     sizes = []
     forward = plan.Plan.forward
     monkeypatch.setattr(plan.Plan, "forward", lambda self, xs, *args: sizes.append(len(xs[0])) or
                         forward(self, xs, *args))
     rng = np.random.default_rng(0)
-    for model, expected in ((mlp, [512, 512, 76]), (cnn, [128] * 8 + [76])):
+    piece = plan.INFERENCE_PIECE
+    for model, expected in ((mlp, [512, 512, 76]), (cnn, [piece] * (1100 // piece) + [1100 % piece]),
+                            (deep, [2 * piece] * (1100 // (2 * piece)) + [1100 % (2 * piece)])):
         model.set(loss="categorical_crossentropy", optimizer="sgd")
         model.finalize()
         x = rng.standard_normal((1100,) + model.input_shape).astype(np.float32)
@@ -111,10 +116,11 @@ def test_inference_pieces_grow_only_for_networks_with_few_activations_per_sample
         got = model.predict(x, batch_size=1100)
         assert sizes == expected
         with monkeypatch.context() as patch:
-            patch.setattr(plan, "MAX_INFERENCE_PIECE", plan.INFERENCE_PIECE)
+            patch.setattr(plan, "MAX_INFERENCE_PIECE", piece)
+            patch.setattr(plan, "DEEP_PLAN_CALLS", 10**6)
             sizes.clear()
             np.testing.assert_allclose(model.predict(x, batch_size=1100), got, rtol=1e-5, atol=1e-7)
-            assert sizes == [128] * 8 + [76]
+            assert sizes == [piece] * (1100 // piece) + [1100 % piece]
 
 
 # --- found by mutation testing (docs/mutation-testing.md) ---
@@ -382,7 +388,7 @@ def test_outputs_fused_or_not_predicted_in_pieces_equal_one_piece(monkeypatch):
     assert model.plan.fused[0] is not None and model.plan.fused[1] is None
     xb = np.random.default_rng(4).standard_normal((300, 5)).astype(np.float32)
     whole, _ = model.plan.forward([xb])
-    monkeypatch.setattr(plan, "INFERENCE_ACTIVATIONS", 0)      # pieces of 128, 128 and 44
+    monkeypatch.setattr(plan, "INFERENCE_ACTIVATIONS", 0)      # pieces of 64: four, and one of 44
     outputs, logits = model.plan.infer([xb])
     for got, expected in zip(outputs, whole):
         np.testing.assert_allclose(got, expected, rtol=1e-6)
