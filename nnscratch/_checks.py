@@ -78,11 +78,10 @@ def finite_array(name: str, x) -> np.ndarray:
     # min and max propagate NaN and see every inf, with no temporary: np.isfinite's two boolean arrays of the
     # data's size (47 MB for MNIST's training images) were faulted in afresh by every fit; only bad data pays them
     if x.dtype.kind == "f" and x.size and not (np.isfinite(x.min()) and np.isfinite(x.max())):
-        bad = ~np.isfinite(x)
-        if bad.any():
-            first = tuple(int(i) for i in np.argwhere(bad)[0])
-            raise ValueError(
-                f"{name} contains {int(bad.sum())} NaN/inf value(s), the first at index {first}; "
-                "clean or impute the data before training"
-            )
+        bad = ~np.isfinite(x)   # at least one: the min or the max is NaN or inf
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(
+            f"{name} contains {int(bad.sum())} NaN/inf value(s), the first at index {first}; "
+            "clean or impute the data before training"
+        )
     return x
