@@ -1,4 +1,4 @@
-"""3x3 stride-1 convolutions alone: im2col + GEMM against Winograd F(2x2, 3x3), interleaved A/B per layer shape.
+"""3x3 stride-1 convolutions alone: im2col + GEMM against Winograd F(4x2, 3x3), interleaved A/B per layer shape.
 
 Each case runs the way a training step runs it: the batch of 128 cut into chunks of 64, one chunk per thread,
 BLAS held to one thread, inputs and output gradients stored batch-innermost as the layers hand them over.

@@ -43,7 +43,7 @@ LAYER_CASES: dict[str, list[tuple[dict, tuple]]] = {
                ({"filters": 3, "kernel_size": 3, "strides": 2, "padding": (1, 2)}, (6, 5, 2)),
                ({"filters": 2, "kernel_size": (1, 3), "padding": [[0, 2], [1, 0]]}, (3, 4, 2)),
                ({"filters": 3, "kernel_size": 5, "padding": "same"}, (6, 7, 1)),
-               # 32 channels: 3x3 stride 1 then runs by Winograd F(2x2, 3x3) (nnscratch.ops.convolution)
+               # 32 channels: 3x3 stride 1 then runs by Winograd F(4x2, 3x3) (nnscratch.ops.convolution)
                ({"filters": 1, "kernel_size": 3, "padding": "same"}, (3, 4, 32)),
                ({"filters": 4, "kernel_size": 2, "connections": [[True, False, True, True], [False, True, True, False],
                                                                  [True, True, False, True]]}, (5, 4, 3)),

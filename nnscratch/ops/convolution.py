@@ -1,16 +1,16 @@
 """The 2-D convolution a layer calls: one interface, and per layer shape the kernel that measured fastest.
 
 Two kernels compute the same convolution: im2col + GEMM (:mod:`nnscratch.ops.im2col`, any geometry) and
-Winograd F(2x2, 3x3) (:mod:`nnscratch.ops.winograd`, 3x3 stride 1 only). Which one runs is decided here from
+Winograd F(4x2, 3x3) (:mod:`nnscratch.ops.winograd`, 3x3 stride 1 only). Which one runs is decided here from
 the shapes alone, so a layer never names a kernel: it calls :func:`conv2d_forward`, keeps what it returns as
 ``saved`` and hands that back to :func:`conv2d_backward`. Both kernels give the same values up to rounding
-(float32: a few ulps; float64: ~1e-15 relative).
+(float32: ~1e-6 relative; float64: ~1e-15).
 
 The rule (:func:`use_winograd`) follows ``benchmarks/bench_conv3x3.py`` (tables in docs/performance.md):
-Winograd does 2.25x fewer multiplications, but its transforms are extra passes over memory, so it pays only
-when the GEMMs are large enough: with 3 input channels the transforms cost more than the GEMM time they save;
-from 32 channels on Winograd was faster at every image size measured (8x8 to 32x32), and with 16 once its
-backward ran block by block (ResNet-20's 32x32 16-16 layers: whole training steps 0.93x the CPU time).
+Winograd does 3x fewer multiplications, but its transforms are extra passes over memory, so it pays only
+when the GEMMs are large enough: with 3 input channels the transforms cost more than the GEMM time they save
+(32x32 3-32: 1.3x im2col's time), with 8 about as much (8-8: 1.12x, 8-16: 0.93x); from 16 channels on it was
+faster at every image size measured, 8x8 to 128x128 (forward + backward 0.66-0.88x im2col's time).
 
 Example:
     >>> import numpy as np
@@ -28,13 +28,13 @@ from .im2col import Pads
 
 #: Winograd needs at least this many input channels ...
 WINOGRAD_MIN_CHANNELS = 16
-#: ... and images of at most this many pixels (padded): the largest measured (32x32 with 32 channels: 0.9x
-#: im2col's time for forward + backward, 0.8x for inference)
-WINOGRAD_MAX_PIXELS = 34 * 34
+#: ... and images of at most this many pixels (padded): the largest measured (128x128 with 16 channels in, 32 out,
+#: chunks of 16 images: 0.88x im2col's time for forward + backward, 0.98x for inference; 64x64: 0.67x)
+WINOGRAD_MAX_PIXELS = 130 * 130
 
 
 def use_winograd(input_shape, kernel_shape, strides=(1, 1), pads: Pads = ((0, 0), (0, 0)), dilation=(1, 1)) -> bool:
-    """Whether :func:`conv2d_forward` runs this convolution by Winograd F(2x2, 3x3).
+    """Whether :func:`conv2d_forward` runs this convolution by Winograd F(4x2, 3x3).
 
     Args:
         input_shape: ``(N, H, W, C)``; kernel_shape: ``(kh, kw, C, F)``; strides, pads, dilation: the

@@ -1,24 +1,30 @@
-"""3x3 stride-1 convolutions by Winograd's minimal filtering F(2x2, 3x3) (Lavin & Gray 2015), training included.
+"""3x3 stride-1 convolutions by Winograd's minimal filtering F(4x2, 3x3) (Lavin & Gray 2015), training included.
 
-Every 2x2 block of outputs comes from a 4x4 tile of the padded input ``d`` (tiles overlap by 2) and the
-3x3 kernel ``g`` as ``Y = A^T [(G g G^T) * (B^T d B)] A``: 16 multiplications per tile and channel pair
-instead of im2col's 36, i.e. 2.25x fewer. Over a batch the 16 element-wise products become 16 GEMMs
-``(F, C) @ (C, T)`` with ``T`` the number of tiles (``Ho * Wo * N / 4``), run as one stacked ``np.matmul``.
+Every tile of 4 output rows by 2 output columns comes from a 6x4 tile of the padded input ``d`` (tiles overlap
+by 2 both ways) and the 3x3 kernel ``g`` as ``Y = A4^T [(G4 g G2^T) * (B4^T d B2)] A2``: F(4, 3) along the rows
+and F(2, 3) along the columns, 24 multiplications per tile and channel pair where im2col takes 72, i.e. 3x
+fewer (F(2x2, 3x3), which this module ran before, took 16 per 4 outputs: 2.25x fewer). Over a batch the 24
+element-wise products become 24 GEMMs ``(F, C) @ (C, T)`` with ``T`` the number of tiles
+(``Ho * Wo * N / 8``), run as one stacked ``np.matmul``.
 
-The transforms are additions and subtractions only (``B`` and ``A`` hold 0 and +-1; ``G`` halves), done on
-whole arrays in batch-innermost storage (:mod:`nnscratch.ops.layout`), one axis at a time: four strided
-slices of the padded input along the rows, then four along the columns of the result, so no Python loop
-runs over tiles or samples.
+Why the two axes differ: the transforms are additions, subtractions and exact scalings by 2, 4, 5 and 8, done on
+whole arrays in batch-innermost storage (:mod:`nnscratch.ops.layout`), one axis at a time. Along the rows a
+tap is a whole padded row (``W * N`` contiguous values), and NumPy is fast there, so the rows take F(4, 3),
+whose transforms need ~4x the passes of F(2, 3) per value but leave 25 % fewer GEMM multiplications and a 25 %
+smaller transformed input. Along the columns a tap is a run of only ``N`` values (NumPy's strided loops run at
+a quarter of the contiguous speed there), so the columns keep F(2, 3)'s four plain sums, on 25 % less data.
 
 The backward pass stays in the transformed domain, as the adjoint of each step: the output gradient is
-transformed once (``A dY A^T`` per tile) and feeds both the kernel gradient (16 GEMMs against the forward's
-transformed input, then ``G^T dU G``) and the input gradient (16 GEMMs against the transformed kernel, then
+transformed once (``A dY A^T`` per tile) and feeds both the kernel gradient (24 GEMMs against the forward's
+transformed input, then ``G^T dU G``) and the input gradient (24 GEMMs against the transformed kernel, then
 ``B dV B^T`` added back onto the overlapping tiles). Forward and backward both run over blocks of whole tile
-rows, so their intermediates stay in cache (:func:`_forward_tile_rows`, :func:`_backward_tile_rows`). What forward keeps for backward is the transformed
-input, ``16 * C * T = 4 * C * Ho * Wo * N`` values, less than half of im2col's column matrix.
+rows, so their intermediates stay in cache (:func:`_forward_tile_rows`, :func:`_backward_tile_rows`). What
+forward keeps for backward is the transformed input, ``24 * C * T = 3 * C * Ho * Wo * N`` values, a third of
+im2col's column matrix.
 
-Rounding: the transforms add at most four terms per stage and ``G`` only halves, so float32 results stay
-within a few ulps of im2col's (``tests/test_winograd.py`` measures it).
+Rounding: the row transforms add up to five terms scaled by powers of two (and 5), ``G4`` divides by 4, 6
+and 24, so float32 results are a few times further from the exact ones than im2col's, still ~1e-6 relative
+(``tests/ops/test_winograd.py`` measures it; docs/performance.md has the figures).
 
 Example:
     >>> import numpy as np
@@ -39,12 +45,19 @@ from .layout import from_chwn, to_chwn
 from .workspace import backward_follows, bordered, scratch, temporary
 
 # Scratch names: "winograd_stage" holds the half-transformed array between the two one-axis stages of every
-# transform (input, output and their adjoints never overlap in time), "winograd_tmp" the adjoints' sums. All
-# but "winograd_v" (the transformed input, kept for backward) are temporaries: one block per name and thread,
-# shared by every layer (nnscratch.ops.workspace.temporary).
+# transform (input, output and their adjoints never overlap in time), "winograd_tmp" the row stages' partial sums
+# and the adjoints' sums. All but "winograd_v" (the transformed input, kept for backward) are temporaries: one
+# block per name and thread, shared by every layer (nnscratch.ops.workspace.temporary).
 
-#: the kernel transform of F(2x2, 3x3): ``U = G g G^T`` per (input channel, output map)
-G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
+#: the kernel transform of F(4, 3), along the rows: ``U = G4 g G2^T`` per (input channel, output map)
+G4 = np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6], [1 / 24, 1 / 12, 1 / 6],
+               [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]])
+#: the kernel transform of F(2, 3), along the columns
+G2 = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
+#: outputs and input taps of a tile along the rows (F(4, 3)) and along the columns (F(2, 3))
+ROW_OUT, ROW_TAPS, COL_OUT, COL_TAPS = 4, 6, 2, 4
+#: transformed values per tile: the number of GEMMs
+PRODUCTS = ROW_TAPS * COL_TAPS
 
 
 def applies(kernel_hw, strides, dilation=(1, 1), groups: int = 1) -> bool:
@@ -57,9 +70,9 @@ def applies(kernel_hw, strides, dilation=(1, 1), groups: int = 1) -> bool:
     return tuple(kernel_hw) == (3, 3) and tuple(strides) == (1, 1) and tuple(dilation) == (1, 1) and groups == 1
 
 
-def _tiles(size: int, before: int, after: int) -> int:
-    """Number of 2-wide output tiles along an axis of ``size`` padded by ``before + after`` (3-tap kernel)."""
-    return -(-(size + before + after - 2) // 2)
+def _tiles(size: int, before: int, after: int, width: int) -> int:
+    """Number of ``width``-wide output tiles along an axis of ``size`` padded by ``before + after`` (3-tap kernel)."""
+    return -(-(size + before + after - 2) // width)
 
 
 def _along(a: np.ndarray, axis: int, index) -> np.ndarray:
@@ -67,7 +80,7 @@ def _along(a: np.ndarray, axis: int, index) -> np.ndarray:
 
 
 def _input_stage(src, axis, tiles, out):
-    """``out[k]`` = row ``k`` of ``B^T`` applied to the 4 overlapping taps of each tile along ``axis``."""
+    """F(2, 3) along ``axis``: ``out[k]`` = row ``k`` of ``B2^T`` applied to the 4 overlapping taps of each tile along ``axis``."""
     d0, d1, d2, d3 = (_along(src, axis, slice(j, j + 2 * tiles, 2)) for j in range(4))
     np.subtract(d0, d2, out=out[0])
     np.add(d1, d2, out=out[1])
@@ -100,7 +113,7 @@ def _input_stage_adjoint(dv, axis, tiles, out, tmp):
 
 
 def _output_stage(m, out):
-    """``out[i]`` = row ``i`` of ``A^T`` = ``[[1, 1, 1, 0], [0, 1, -1, -1]]`` applied to ``m[0..3]``."""
+    """F(2, 3): ``out[i]`` = row ``i`` of ``A2^T`` = ``[[1, 1, 1, 0], [0, 1, -1, -1]]`` applied to ``m[0..3]``."""
     np.add(m[0], m[1], out=out[0])
     out[0] += m[2]
     np.subtract(m[1], m[2], out=out[1])
@@ -115,42 +128,150 @@ def _output_stage_adjoint(dy, out):
     np.negative(dy[1], out=out[3])
 
 
-def _both_sides(m: np.ndarray, a: np.ndarray) -> np.ndarray:
-    """``m a m^T`` over the first two axes of ``a`` ``(p, p, X, Y)`` with ``m`` ``(q, p)``: ``(q, q, Y, X)``,
-    C-contiguous (the last two axes swapped), by two GEMMs, one per side. np.einsum's three-operand loop took
-    8-13x as long (0.3 ms at 64x64 channels, per layer, step and thread)."""
-    q, p = m.shape
+def _input_rows(src, tiles, out, tmp):
+    """F(4, 3) along axis 1: ``out[k]`` = row ``k`` of ``B4^T`` applied to the 6 overlapping rows of each tile
+    (rows ``4 s .. 4 s + 5`` of ``src`` for tile ``s``). ``tmp`` is scratch ``(2,) + out[0].shape``.
+
+    ``B4^T = [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0], [0, -2, -1, 2, 1, 0],
+    [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]]``, in 18 passes through shared differences.
+    """
+    d0, d1, d2, d3, d4, d5 = (src[:, j:j + 4 * tiles:4] for j in range(6))
+    p, q = tmp
+    np.subtract(d4, d2, out=p)
+    np.subtract(d3, d1, out=q)
+    np.multiply(q, 2, out=out[3])
+    out[3] += p                                 # -2 d1 - d2 + 2 d3 + d4
+    np.multiply(q, -2, out=out[4])
+    out[4] += p                                 # 2 d1 - d2 - 2 d3 + d4
+    np.multiply(d2, 4, out=p)
+    np.subtract(d4, p, out=p)                   # d4 - 4 d2
+    np.multiply(d1, 4, out=q)
+    np.subtract(d3, q, out=q)                   # d3 - 4 d1
+    np.add(p, q, out=out[1])
+    np.subtract(p, q, out=out[2])
+    np.multiply(d0, 4, out=out[0])
+    out[0] += p
+    out[0] -= d2                                # 4 d0 - 5 d2 + d4
+    np.multiply(d3, -4, out=out[5])
+    out[5] += d5
+    out[5] -= q                                 # 4 d1 - 5 d3 + d5
+
+
+def _input_rows_adjoint(dv, tiles, out, tmp):
+    """The adjoint of :func:`_input_rows`: ``out`` (``4 * tiles + 2`` rows along axis 1) receives ``B4 dV``, the
+    contributions of neighbouring tiles added where they overlap. ``tmp`` is scratch ``(5,) + dv[0].shape``.
+
+    Row ``4 s + j`` gets tap ``j`` of tile ``s`` and, for ``j < 2``, tap ``j + 4`` of tile ``s - 1``. Every element
+    of ``out`` is written (no read-modify-write pass over what it held).
+    """
+    s12, d12, s34, d34, e = tmp
+    np.add(dv[1], dv[2], out=s12)
+    np.subtract(dv[1], dv[2], out=d12)
+    np.add(dv[3], dv[4], out=s34)
+    np.subtract(dv[3], dv[4], out=d34)
+    r0, r1, r2, r3 = (out[:, j:j + 4 * tiles:4] for j in range(4))
+    np.add(s12, s34, out=e)
+    e += dv[0]                                  # tap 4: dv0 + dv1 + dv2 + dv3 + dv4
+    np.multiply(dv[0], 4, out=r0)               # tap 0: 4 dv0
+    r0[:, 1:] += e[:, :-1]
+    np.copyto(out[:, 4 * tiles], e[:, tiles - 1])
+    np.multiply(s12, 4, out=e)
+    e += s34
+    np.multiply(dv[0], -5, out=r2)
+    r2 -= e                                     # tap 2: -5 dv0 - 4 dv1 - 4 dv2 - dv3 - dv4
+    np.subtract(dv[5], d12, out=e)
+    e *= 4
+    np.multiply(d34, -2, out=r1)
+    r1 += e                                     # tap 1: -4 dv1 + 4 dv2 - 2 dv3 + 2 dv4 + 4 dv5
+    r1[:, 1:] += dv[5][:, :-1]                  # tap 5 of the tile above: dv5
+    np.copyto(out[:, 4 * tiles + 1], dv[5][:, tiles - 1])
+    np.multiply(d34, 2, out=r3)
+    r3 += d12
+    np.multiply(dv[5], 5, out=e)
+    r3 -= e                                     # tap 3: dv1 - dv2 + 2 dv3 - 2 dv4 - 5 dv5
+
+
+def _output_rows(m, out, tmp):
+    """F(4, 3): ``out[i]`` = row ``i`` of ``A4^T`` = ``[[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0],
+    [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]]`` applied to ``m[0..5]``; ``out`` may be strided views, each written
+    once. ``tmp`` is scratch ``(5,) + m[0].shape``."""
+    a, b, c, d, e = tmp
+    np.add(m[1], m[2], out=a)
+    np.subtract(m[1], m[2], out=b)
+    np.add(m[3], m[4], out=c)
+    np.subtract(m[3], m[4], out=d)
+    np.add(a, c, out=e)
+    np.add(e, m[0], out=out[0])
+    c *= 4
+    np.add(a, c, out=out[2])
+    np.multiply(d, 2, out=e)
+    np.add(b, e, out=out[1])
+    np.multiply(d, 8, out=e)
+    e += b
+    np.add(e, m[5], out=out[3])
+
+
+def _output_rows_adjoint(dy, out, tmp):
+    """The adjoint of :func:`_output_rows`: ``out[k]`` = row ``k`` of ``A4`` applied to ``dy[0..3]`` (strided views
+    may be given). ``tmp`` is scratch ``(2,) + out[0].shape``."""
+    p, q = tmp
+    np.copyto(out[0], dy[0])
+    np.copyto(out[5], dy[3])
+    o0, o3 = out[0], out[5]                     # contiguous copies, read from here on
+    np.add(o0, dy[2], out=p)
+    np.add(dy[1], o3, out=q)
+    np.add(p, q, out=out[1])                    # o0 + o1 + o2 + o3
+    np.subtract(p, q, out=out[2])               # o0 - o1 + o2 - o3
+    np.multiply(dy[2], 4, out=p)
+    p += o0
+    np.multiply(o3, 4, out=q)
+    q += dy[1]
+    q *= 2
+    np.add(p, q, out=out[3])                    # o0 + 2 o1 + 4 o2 + 8 o3
+    np.subtract(p, q, out=out[4])               # o0 - 2 o1 + 4 o2 - 8 o3
+
+
+def _both_sides(rows: np.ndarray, cols: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """``rows a cols^T`` over the first two axes of ``a`` ``(p, r, X, Y)``, with ``rows`` ``(q, p)`` and ``cols``
+    ``(s, r)``: ``(q, s, Y, X)``, C-contiguous (the last two axes swapped), by two GEMMs, one per side.
+    np.einsum's three-operand loop took 8-13x as long (0.3 ms at 64x64 channels, per layer, step and thread)."""
+    q, p = rows.shape
+    s, r = cols.shape
     rest = a.shape[2:]
-    half = np.matmul(m, a.reshape(p, -1)).reshape(q, p, *rest)                          # (r, j, X, Y)
-    full = np.matmul(m, half.transpose(1, 0, 2, 3).reshape(p, -1)).reshape(q, q, *rest)  # (s, r, X, Y)
+    half = np.matmul(rows, a.reshape(p, -1)).reshape(q, r, *rest)                           # (q, r, X, Y)
+    full = np.matmul(cols, half.transpose(1, 0, 2, 3).reshape(r, -1)).reshape(s, q, *rest)  # (s, q, X, Y)
     return np.ascontiguousarray(full.transpose(1, 0, 3, 2))
 
 
 def transform_kernel(kernel: np.ndarray) -> np.ndarray:
-    """``(3, 3, C, F)`` -> ``U`` ``(16, F, C)``: ``G g G^T`` for every (channel, map) pair, C-contiguous.
+    """``(3, 3, C, F)`` -> ``U`` ``(24, F, C)``: ``G4 g G2^T`` for every (channel, map) pair, C-contiguous, the
+    24 values of a pair ordered (row tap, column tap).
 
     Example:
-        >>> transform_kernel(np.ones((3, 3, 1, 1)))[:, 0, 0].reshape(4, 4)
-        array([[1.  , 1.5 , 0.5 , 1.  ],
-               [1.5 , 2.25, 0.75, 1.5 ],
-               [0.5 , 0.75, 0.25, 0.5 ],
-               [1.  , 1.5 , 0.5 , 1.  ]])
+        >>> transform_kernel(np.ones((3, 3, 1, 1)))[:, 0, 0].reshape(6, 4)
+        array([[ 0.25      ,  0.375     ,  0.125     ,  0.25      ],
+               [-0.5       , -0.75      , -0.25      , -0.5       ],
+               [-0.16666667, -0.25      , -0.08333333, -0.16666667],
+               [ 0.29166667,  0.4375    ,  0.14583333,  0.29166667],
+               [ 0.125     ,  0.1875    ,  0.0625    ,  0.125     ],
+               [ 1.        ,  1.5       ,  0.5       ,  1.        ]])
     """
     c, f = kernel.shape[2:]
-    return _both_sides(G.astype(kernel.dtype), kernel).reshape(16, f, c)
+    return _both_sides(G4.astype(kernel.dtype), G2.astype(kernel.dtype), kernel).reshape(PRODUCTS, f, c)
 
 
 def _kernel_gradient(du: np.ndarray, dtype) -> np.ndarray:
-    """``(16, F, C)`` -> ``(3, 3, C, F)``: ``G^T dU G``, the adjoint of :func:`transform_kernel`."""
+    """``(24, F, C)`` -> ``(3, 3, C, F)``: ``G4^T dU G2``, the adjoint of :func:`transform_kernel`."""
     f, c = du.shape[1:]
-    return _both_sides(G.T.astype(dtype), du.reshape(4, 4, f, c))
+    return _both_sides(G4.T.astype(dtype), G2.T.astype(dtype), du.reshape(ROW_TAPS, COL_TAPS, f, c))
 
 
 def _padded(x, pads, th, tw, workspace):
-    """``x`` stored ``(C, 2 * th + 2, 2 * tw + 2, N)`` with zeros around it (and past it, for an odd output)."""
+    """``x`` stored ``(C, 4 * th + 2, 2 * tw + 2, N)`` with zeros around it (and past it, where the tiles overhang
+    the output)."""
     n, h, w, c = x.shape
     (t, _), (l, _) = pads
-    xp = bordered(workspace, "winograd_padded", (c, 2 * th + 2, 2 * tw + 2, n), x.dtype, t, h, l, w)
+    xp = bordered(workspace, "winograd_padded", (c, ROW_OUT * th + 2, COL_OUT * tw + 2, n), x.dtype, t, h, l, w)
     xp[:, t:t + h, l:l + w] = x.transpose(3, 1, 2, 0)
     return xp
 
@@ -159,9 +280,9 @@ def _padded(x, pads, th, tw, workspace):
 TILES_PER_BLOCK = 1024
 
 
-def _forward_tile_rows(xp, i, k, v, u, bias, y6, workspace):
+def _forward_tile_rows(xp, i, k, v, u, bias, y7, workspace):
     """Tile rows ``i`` to ``i + k`` of the forward pass: their input transform (into ``v``, kept for backward, or
-    when ``v`` is None into a temporary), 16 GEMMs and output transform (into ``y6``).
+    when ``v`` is None into a temporary), 24 GEMMs and output transform (into ``y7``).
 
     A block of tile rows at a time keeps every intermediate but ``v`` in cache (0.5-2 MB) instead of
     sending arrays 2-4x the image's size through memory: done for the whole batch at once, the same
@@ -169,79 +290,88 @@ def _forward_tile_rows(xp, i, k, v, u, bias, y6, workspace):
     Blocks of fewer than :data:`TILES_PER_BLOCK` tiles give the GEMMs too little to do.
     """
     c, n = xp.shape[0], xp.shape[3]
-    tw, f = y6.shape[3], u.shape[1]
-    rows = temporary(workspace, "winograd_stage", (4, c, k, 2 * tw + 2, n), xp.dtype)
-    _input_stage(xp[:, 2 * i:2 * (i + k) + 2], 1, k, rows)
+    tw, f = y7.shape[3], u.shape[1]
+    rows = temporary(workspace, "winograd_stage", (ROW_TAPS, c, k, 2 * tw + 2, n), xp.dtype)
+    _input_rows(xp[:, 4 * i:4 * (i + k) + 2], k, rows,
+                temporary(workspace, "winograd_tmp", (2,) + rows.shape[1:], xp.dtype))
     if v is None:  # inference: this block's transform, in cache, instead of its place in a V kept for backward
-        vi = temporary(workspace, "winograd_v_block", (4, 4, c, k, tw, n), xp.dtype)
+        vi = temporary(workspace, "winograd_v_block", (ROW_TAPS, COL_TAPS, c, k, tw, n), xp.dtype)
     else:
-        vi = v[:, :, :, i:i + k]                # (4, 4, C, k, tw, N): a view, rows th * tw * N apart
+        vi = v[:, :, :, i:i + k]                # (6, 4, C, k, tw, N): a view, rows th * tw * N apart
     _input_stage(rows, 3, tw, vi.transpose(1, 0, 2, 3, 4, 5))
-    m = np.matmul(u, vi.reshape(16, c, k * tw * n),
-                  out=temporary(workspace, "winograd_m", (16, f, k * tw * n), xp.dtype))
-    if bias is not None:  # A^T e_11 A is all ones: a bias added to product (1, 1) reaches all four outputs
-        m[5] += bias
-    half = temporary(workspace, "winograd_stage", (4, 2, f, k, tw, n), xp.dtype)
-    _output_stage(m.reshape(4, 4, f, k, tw, n).transpose(1, 0, 2, 3, 4, 5), half.transpose(1, 0, 2, 3, 4, 5))
-    _output_stage(half, [y6[:, i:i + k, r].transpose(3, 0, 1, 2, 4) for r in range(2)])
+    m = np.matmul(u, vi.reshape(PRODUCTS, c, k * tw * n),
+                  out=temporary(workspace, "winograd_m", (PRODUCTS, f, k * tw * n), xp.dtype))
+    if bias is not None:  # A4^T e_1 and A2^T e_1 are all ones: a bias added to product (1, 1) reaches every output
+        m[COL_TAPS + 1] += bias
+    half = temporary(workspace, "winograd_stage", (ROW_TAPS, COL_OUT, f, k, tw, n), xp.dtype)
+    _output_stage(m.reshape(ROW_TAPS, COL_TAPS, f, k, tw, n).transpose(1, 0, 2, 3, 4, 5),
+                  half.transpose(1, 0, 2, 3, 4, 5))
+    _output_rows(half, [y7[:, i:i + k, r].transpose(3, 0, 1, 2, 4) for r in range(ROW_OUT)],
+                 temporary(workspace, "winograd_tmp", (5,) + half.shape[1:], xp.dtype))
 
 
-def _backward_tile_rows(dy6, i, k, v, u, du, dbias, dxp, workspace):
+def _backward_tile_rows(dy7, i, k, v, u, du, dbias, dxp, workspace):
     """Tile rows ``i`` to ``i + k`` of the backward pass: the output gradient's transform, the kernel and bias
     gradients added into ``du`` and ``dbias``, and (when ``dxp`` is given) the input gradient of those tiles
-    added onto padded rows ``2 i .. 2 (i + k) + 2`` of ``dxp``.
+    added onto padded rows ``4 i .. 4 (i + k) + 2`` of ``dxp``.
 
-    As in :func:`_forward_tile_rows`, a block keeps the transformed gradient, its 16 products and the adjoint
+    As in :func:`_forward_tile_rows`, a block keeps the transformed gradient, its 24 products and the adjoint
     stages in cache; done for the whole chunk at once they went through memory.
     Neighbouring blocks share two padded rows (tiles overlap by two): the rows the previous block wrote there are
     set aside, overwritten by this block's adjoint (which writes every element once) and added back.
     """
-    f, tw, n = dy6.shape[0], dy6.shape[3], dy6.shape[5]
+    f, tw, n = dy7.shape[0], dy7.shape[3], dy7.shape[5]
     c = v.shape[1]
-    half = temporary(workspace, "winograd_stage", (4, 2, f, k, tw, n), dy6.dtype)
-    _output_stage_adjoint([dy6[:, i:i + k, r].transpose(3, 0, 1, 2, 4) for r in range(2)], half)
-    dm = temporary(workspace, "winograd_m", (4, 4, f, k, tw, n), dy6.dtype)
+    half = temporary(workspace, "winograd_stage", (ROW_TAPS, COL_OUT, f, k, tw, n), dy7.dtype)
+    _output_rows_adjoint([dy7[:, i:i + k, r].transpose(3, 0, 1, 2, 4) for r in range(ROW_OUT)], half,
+                         temporary(workspace, "winograd_tmp", (2,) + half.shape[1:], dy7.dtype))
+    dm = temporary(workspace, "winograd_m", (ROW_TAPS, COL_TAPS, f, k, tw, n), dy7.dtype)
     _output_stage_adjoint(half.transpose(1, 0, 2, 3, 4, 5), dm.transpose(1, 0, 2, 3, 4, 5))
-    dm = dm.reshape(16, f, k * tw * n)
+    dm = dm.reshape(PRODUCTS, f, k * tw * n)
     th = v.shape[2] // (tw * n)
-    vi = v.reshape(16, c, th, tw * n)[:, :, i:i + k].reshape(16, c, k * tw * n)  # a view: whole tile rows
+    vi = v.reshape(PRODUCTS, c, th, tw * n)[:, :, i:i + k].reshape(PRODUCTS, c, k * tw * n)  # a view: whole tile rows
     du += np.matmul(dm, vi.transpose(0, 2, 1))
     if dbias is not None:
-        dbias += dm[5].sum(axis=1)
+        dbias += dm[COL_TAPS + 1].sum(axis=1)
     if dxp is None:
         return
-    dv = np.matmul(u.transpose(0, 2, 1), dm, out=temporary(workspace, "winograd_dv", (16, c, k * tw * n), dy6.dtype))
-    rows = temporary(workspace, "winograd_stage", (4, c, k, 2 * tw + 2, n), dy6.dtype)
-    tmp = temporary(workspace, "winograd_tmp", (4, c, k, tw, n), dy6.dtype)
-    _input_stage_adjoint(dv.reshape(4, 4, c, k, tw, n).transpose(1, 0, 2, 3, 4, 5), 3, tw, rows, tmp)
-    overlap = dxp[:, 2 * i:2 * i + 2].copy() if i else None
-    _input_stage_adjoint(rows, 1, k, dxp[:, 2 * i:2 * (i + k) + 2],
-                         temporary(workspace, "winograd_tmp", rows.shape[1:], dy6.dtype))
+    dv = np.matmul(u.transpose(0, 2, 1), dm,
+                   out=temporary(workspace, "winograd_dv", (PRODUCTS, c, k * tw * n), dy7.dtype))
+    rows = temporary(workspace, "winograd_stage", (ROW_TAPS, c, k, 2 * tw + 2, n), dy7.dtype)
+    _input_stage_adjoint(dv.reshape(ROW_TAPS, COL_TAPS, c, k, tw, n).transpose(1, 0, 2, 3, 4, 5), 3, tw, rows,
+                         temporary(workspace, "winograd_tmp", (ROW_TAPS, c, k, tw, n), dy7.dtype))
+    overlap = dxp[:, 4 * i:4 * i + 2].copy() if i else None
+    _input_rows_adjoint(rows, k, dxp[:, 4 * i:4 * (i + k) + 2],
+                        temporary(workspace, "winograd_tmp", (5,) + rows.shape[1:], dy7.dtype))
     if overlap is not None:
-        dxp[:, 2 * i:2 * i + 2] += overlap
+        dxp[:, 4 * i:4 * i + 2] += overlap
+
+
+def _tile_counts(h, w, pads):
+    (t, b), (l, r) = pads
+    return _tiles(h, t, b, ROW_OUT), _tiles(w, l, r, COL_OUT)
 
 
 def transform_input(x: np.ndarray, pads: Pads, workspace: dict | None = None) -> np.ndarray:
-    """``x`` ``(N, H, W, C)`` (any memory order), zero-padded by ``pads`` -> ``V`` ``(16, C, T)``: ``B^T d B`` of
-    every 4x4 tile, with ``T = th * tw * N`` tiles ordered ``(tile row, tile column, sample)``.
+    """``x`` ``(N, H, W, C)`` (any memory order), zero-padded by ``pads`` -> ``V`` ``(24, C, T)``: ``B4^T d B2`` of
+    every 6x4 tile, with ``T = th * tw * N`` tiles ordered ``(tile row, tile column, sample)``.
 
-    An odd output size gets one more zero row or column so the tiles cover it; the extra outputs are
-    dropped by :func:`winograd_forward`.
+    Where the tiles overhang the output (its height not a multiple of 4, its width odd), the padded input gets
+    more zero rows or columns; the extra outputs are dropped by :func:`winograd_forward`.
     """
     n, h, w, c = x.shape
-    (t, b), (l, r) = pads
-    th, tw = _tiles(h, t, b), _tiles(w, l, r)
+    th, tw = _tile_counts(h, w, pads)
     xp = _padded(x, pads, th, tw, workspace)
-    rows = temporary(workspace, "winograd_stage", (4, c, th, 2 * tw + 2, n), x.dtype)
-    _input_stage(xp, 1, th, rows)
-    v = scratch(workspace, "winograd_v", (4, 4, c, th, tw, n), x.dtype)
+    rows = temporary(workspace, "winograd_stage", (ROW_TAPS, c, th, 2 * tw + 2, n), x.dtype)
+    _input_rows(xp, th, rows, temporary(workspace, "winograd_tmp", (2,) + rows.shape[1:], x.dtype))
+    v = scratch(workspace, "winograd_v", (ROW_TAPS, COL_TAPS, c, th, tw, n), x.dtype)
     _input_stage(rows, 3, tw, v.transpose(1, 0, 2, 3, 4, 5))
-    return v.reshape(16, c, th * tw * n)
+    return v.reshape(PRODUCTS, c, th * tw * n)
 
 
 def winograd_forward(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, pads: Pads,
                      workspace: dict | None = None) -> tuple[np.ndarray, tuple]:
-    """A 3x3 stride-1 convolution (cross-correlation) plus ``bias``, by F(2x2, 3x3).
+    """A 3x3 stride-1 convolution (cross-correlation) plus ``bias``, by F(4x2, 3x3).
 
     Args:
         x: ``(N, H, W, C)``, any memory order.
@@ -262,23 +392,24 @@ def winograd_forward(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None,
     if ho < 1 or wo < 1:
         raise ValueError(f"a 3x3 kernel needs a padded input of at least 3x3, got {h + t + b}x{w + l + r} "
                          f"(input {h}x{w}, padding {pads}); pad more or use a larger input")
-    th, tw = _tiles(h, t, b), _tiles(w, l, r)
+    th, tw = _tile_counts(h, w, pads)
     xp = _padded(x, pads, th, tw, workspace)
-    # in inference nothing reads V afterwards: each block's transform stays in cache (VGG's 32x32 layer: 67 MB of
+    # in inference nothing reads V afterwards: each block's transform stays in cache (VGG's 32x32 layer: 50 MB of
     # V per piece of 128 images written out for nothing)
-    v = scratch(workspace, "winograd_v", (4, 4, c, th, tw, n), x.dtype) if backward_follows(workspace) else None
+    v = (scratch(workspace, "winograd_v", (ROW_TAPS, COL_TAPS, c, th, tw, n), x.dtype) if backward_follows(workspace)
+         else None)
     u = transform_kernel(kernel)
-    exact = ho == 2 * th and wo == 2 * tw
-    y = np.empty((f, 2 * th, 2 * tw, n), x.dtype) if exact else temporary(workspace, "winograd_y",
-                                                                         (f, 2 * th, 2 * tw, n), x.dtype)
-    y6 = y.reshape(f, th, 2, tw, 2, n)
+    exact = ho == ROW_OUT * th and wo == COL_OUT * tw
+    shape = (f, ROW_OUT * th, COL_OUT * tw, n)
+    y = np.empty(shape, x.dtype) if exact else temporary(workspace, "winograd_y", shape, x.dtype)
+    y7 = y.reshape(f, th, ROW_OUT, tw, COL_OUT, n)
     bias = None if bias is None else bias.astype(x.dtype)[:, None]
     k = max(1, -(-TILES_PER_BLOCK // (tw * n)))
     for i in range(0, th, k):
-        _forward_tile_rows(xp, i, min(k, th - i), v, u, bias, y6, workspace)
+        _forward_tile_rows(xp, i, min(k, th - i), v, u, bias, y7, workspace)
     if not exact:
         y = y[:, :ho, :wo].copy()
-    return from_chwn(y), (None if v is None else v.reshape(16, c, th * tw * n), u)
+    return from_chwn(y), (None if v is None else v.reshape(PRODUCTS, c, th * tw * n), u)
 
 
 def winograd_backward(dout: np.ndarray, saved: tuple, kernel: np.ndarray, input_shape, pads: Pads,
@@ -301,21 +432,22 @@ def winograd_backward(dout: np.ndarray, saved: tuple, kernel: np.ndarray, input_
     v, u = saved
     n, h, w, c = input_shape
     f = kernel.shape[3]
-    (t, b), (l, r) = pads
-    th, tw = _tiles(h, t, b), _tiles(w, l, r)
+    (t, _), (l, _) = pads
+    th, tw = _tile_counts(h, w, pads)
     dy = to_chwn(dout)
-    if dy.shape[1:3] != (2 * th, 2 * tw):  # odd output: zero gradient for the tiles' extra row/column
+    if dy.shape[1:3] != (ROW_OUT * th, COL_OUT * tw):  # the tiles overhang: zero gradient for their extra outputs
         ho, wo = dy.shape[1:3]
-        padded = bordered(workspace, "winograd_dy", (f, 2 * th, 2 * tw, n), dy.dtype, 0, ho, 0, wo)
-        padded[:, :dy.shape[1], :dy.shape[2]] = dy
+        padded = bordered(workspace, "winograd_dy", (f, ROW_OUT * th, COL_OUT * tw, n), dy.dtype, 0, ho, 0, wo)
+        padded[:, :ho, :wo] = dy
         dy = padded
-    dy6 = dy.reshape(f, th, 2, tw, 2, n)
-    du = np.zeros((16, f, c), dy.dtype)
+    dy7 = dy.reshape(f, th, ROW_OUT, tw, COL_OUT, n)
+    du = np.zeros((PRODUCTS, f, c), dy.dtype)
     dbias = np.zeros(f, dy.dtype) if has_bias else None
-    dxp = temporary(workspace, "winograd_dx", (c, 2 * th + 2, 2 * tw + 2, n), dy.dtype) if need_dx else None
+    dxp = (temporary(workspace, "winograd_dx", (c, ROW_OUT * th + 2, COL_OUT * tw + 2, n), dy.dtype) if need_dx
+           else None)
     k = max(1, -(-TILES_PER_BLOCK // (tw * n)))
     for i in range(0, th, k):
-        _backward_tile_rows(dy6, i, min(k, th - i), v, u, du, dbias, dxp, workspace)
+        _backward_tile_rows(dy7, i, min(k, th - i), v, u, du, dbias, dxp, workspace)
     dkernel = _kernel_gradient(du, dy.dtype)
     if not need_dx:
         return None, dkernel, dbias

@@ -15,8 +15,9 @@ SAME = ((1, 1), (1, 1))
 @pytest.mark.parametrize("input_shape, kernel_shape, strides, pads, dilation, expected", [
     ((64, 16, 16, 32), (3, 3, 32, 64), (1, 1), SAME, (1, 1), True),      # vgg's third convolution
     ((64, 8, 8, 64), (3, 3, 64, 64), (1, 1), SAME, (1, 1), True),        # resnet20's last stage
-    ((64, 32, 32, 32), (3, 3, 32, 32), (1, 1), SAME, (1, 1), True),      # vgg's second: padded 34x34, the largest
-    ((64, 33, 32, 32), (3, 3, 32, 32), (1, 1), SAME, (1, 1), False),     # one row more: not measured, im2col
+    ((64, 32, 32, 32), (3, 3, 32, 32), (1, 1), SAME, (1, 1), True),      # vgg's second
+    ((16, 128, 128, 16), (3, 3, 16, 32), (1, 1), SAME, (1, 1), True),    # padded 130x130, the largest measured
+    ((16, 129, 128, 16), (3, 3, 16, 32), (1, 1), SAME, (1, 1), False),   # one row more: not measured, im2col
     ((64, 32, 32, 16), (3, 3, 16, 16), (1, 1), SAME, (1, 1), True),      # resnet20's first stage: 16 channels
     ((64, 16, 16, 8), (3, 3, 8, 32), (1, 1), SAME, (1, 1), False),       # too few channels
     ((64, 32, 32, 3), (3, 3, 3, 16), (1, 1), SAME, (1, 1), False),       # a first layer: 3 channels
