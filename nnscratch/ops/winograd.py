@@ -7,12 +7,13 @@ fewer (F(2x2, 3x3), which this module ran before, took 16 per 4 outputs: 2.25x f
 element-wise products become 24 GEMMs ``(F, C) @ (C, T)`` with ``T`` the number of tiles
 (``Ho * Wo * N / 8``), run as one stacked ``np.matmul``.
 
-Why the two axes differ: the transforms are additions, subtractions and exact scalings by 2, 4, 5 and 8, done on
-whole arrays in batch-innermost storage (:mod:`nnscratch.ops.layout`), one axis at a time. Along the rows a
-tap is a whole padded row (``W * N`` contiguous values), and NumPy is fast there, so the rows take F(4, 3),
-whose transforms need ~4x the passes of F(2, 3) per value but leave 25 % fewer GEMM multiplications and a 25 %
-smaller transformed input. Along the columns a tap is a run of only ``N`` values (NumPy's strided loops run at
-a quarter of the contiguous speed there), so the columns keep F(2, 3)'s four plain sums, on 25 % less data.
+Why the two axes differ: the transforms work on whole arrays in batch-innermost storage
+(:mod:`nnscratch.ops.layout`), one axis at a time. Along the rows a tap is a whole padded row (``W * N``
+contiguous values), so the rows take F(4, 3), whose transforms are dense 6x6 (or 4x6) matrices, done as small
+GEMMs over those rows, one ``np.matmul`` call per stage; they leave 25 % fewer GEMM multiplications and a 25 %
+smaller transformed input than F(2, 3). Along the columns a tap is a run of only ``N`` values (NumPy's strided
+loops run at a quarter of the contiguous speed there), so the columns keep F(2, 3)'s four plain sums and
+differences, on 25 % less data.
 
 The backward pass stays in the transformed domain, as the adjoint of each step: the output gradient is
 transformed once (``A dY A^T`` per tile) and feeds both the kernel gradient (24 GEMMs against the forward's
@@ -22,8 +23,8 @@ rows, so their intermediates stay in cache (:func:`_forward_tile_rows`, :func:`_
 forward keeps for backward is the transformed input, ``24 * C * T = 3 * C * Ho * Wo * N`` values, a third of
 im2col's column matrix.
 
-Rounding: the row transforms add up to five terms scaled by powers of two (and 5), ``G4`` divides by 4, 6
-and 24, so float32 results are a few times further from the exact ones than im2col's, still ~1e-6 relative
+Rounding: the row transforms add up to five terms scaled by up to 8, ``G4`` divides by 4, 6 and 24, so float32
+results are a few times further from the exact ones than im2col's, still ~1e-6 relative
 (``tests/ops/test_winograd.py`` measures it; docs/performance.md has the figures).
 
 Example:
@@ -128,107 +129,63 @@ def _output_stage_adjoint(dy, out):
     np.negative(dy[1], out=out[3])
 
 
-def _input_rows(src, tiles, out, tmp):
-    """F(4, 3) along axis 1: ``out[k]`` = row ``k`` of ``B4^T`` applied to the 6 overlapping rows of each tile
-    (rows ``4 s .. 4 s + 5`` of ``src`` for tile ``s``). ``tmp`` is scratch ``(2,) + out[0].shape``.
+#: F(4, 3)'s input transform, applied down the rows: ``B4^T`` (Lavin & Gray's points 0, +-1, +-2, infinity)
+B4_T = np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0], [0, -2, -1, 2, 1, 0],
+                 [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], float)
+#: F(4, 3)'s output transform: ``A4^T``
+A4_T = np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]], float)
 
-    ``B4^T = [[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0], [0, -2, -1, 2, 1, 0],
-    [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]]``, in 18 passes through shared differences.
-    """
-    d0, d1, d2, d3, d4, d5 = (src[:, j:j + 4 * tiles:4] for j in range(6))
-    p, q = tmp
-    np.subtract(d4, d2, out=p)
-    np.subtract(d3, d1, out=q)
-    np.multiply(q, 2, out=out[3])
-    out[3] += p                                 # -2 d1 - d2 + 2 d3 + d4
-    np.multiply(q, -2, out=out[4])
-    out[4] += p                                 # 2 d1 - d2 - 2 d3 + d4
-    np.multiply(d2, 4, out=p)
-    np.subtract(d4, p, out=p)                   # d4 - 4 d2
-    np.multiply(d1, 4, out=q)
-    np.subtract(d3, q, out=q)                   # d3 - 4 d1
-    np.add(p, q, out=out[1])
-    np.subtract(p, q, out=out[2])
-    np.multiply(d0, 4, out=out[0])
-    out[0] += p
-    out[0] -= d2                                # 4 d0 - 5 d2 + d4
-    np.multiply(d3, -4, out=out[5])
-    out[5] += d5
-    out[5] -= q                                 # 4 d1 - 5 d3 + d5
+
+def _tile_rows(a: np.ndarray, tiles: int, taps: int) -> np.ndarray:
+    """``a`` ``(C, R, W, N)`` (its last two axes contiguous together) as ``(C, tiles, taps, W * N)``: row ``j`` of
+    tile ``s`` is row ``4 s + j`` of ``a``, a view (tiles overlap when ``taps`` > 4). Writing through it is safe
+    for ``taps`` <= 4, where no two of its elements share memory."""
+    s0, s1 = a.strides[:2]
+    assert a.strides[3] == a.itemsize and a.strides[2] == a.shape[3] * a.itemsize
+    return np.lib.stride_tricks.as_strided(a, (a.shape[0], tiles, taps, a.shape[2] * a.shape[3]),
+                                           (s0, ROW_OUT * s1, s1, a.itemsize))
+
+
+# The row stages are small GEMMs, one per (channel, tile row), in one np.matmul call each: the 6 (or 4) taps of a
+# tile are whole padded rows, so every GEMM is (6, 6) @ (6, W * N) with long contiguous rows. As ufuncs the same
+# transform took 13-18 passes (0.65-0.75x the time measured per block, and each call one more GIL handoff when
+# two threads run).
+
+def _input_rows(src, tiles, out):
+    """F(4, 3) down axis 1: ``out`` ``(6, C, tiles, W, N)`` receives ``B4^T`` applied to the 6 overlapping rows of
+    every tile (rows ``4 s .. 4 s + 5`` of ``src`` ``(C, 4 * tiles + 2, W, N)`` for tile ``s``)."""
+    c, m = src.shape[0], src.shape[2] * src.shape[3]
+    np.matmul(B4_T.astype(src.dtype), _tile_rows(src, tiles, ROW_TAPS),
+              out=out.reshape(ROW_TAPS, c, tiles, m).transpose(1, 2, 0, 3))
 
 
 def _input_rows_adjoint(dv, tiles, out, tmp):
-    """The adjoint of :func:`_input_rows`: ``out`` (``4 * tiles + 2`` rows along axis 1) receives ``B4 dV``, the
-    contributions of neighbouring tiles added where they overlap. ``tmp`` is scratch ``(5,) + dv[0].shape``.
-
-    Row ``4 s + j`` gets tap ``j`` of tile ``s`` and, for ``j < 2``, tap ``j + 4`` of tile ``s - 1``. Every element
-    of ``out`` is written (no read-modify-write pass over what it held).
-    """
-    s12, d12, s34, d34, e = tmp
-    np.add(dv[1], dv[2], out=s12)
-    np.subtract(dv[1], dv[2], out=d12)
-    np.add(dv[3], dv[4], out=s34)
-    np.subtract(dv[3], dv[4], out=d34)
-    r0, r1, r2, r3 = (out[:, j:j + 4 * tiles:4] for j in range(4))
-    np.add(s12, s34, out=e)
-    e += dv[0]                                  # tap 4: dv0 + dv1 + dv2 + dv3 + dv4
-    np.multiply(dv[0], 4, out=r0)               # tap 0: 4 dv0
-    r0[:, 1:] += e[:, :-1]
-    np.copyto(out[:, 4 * tiles], e[:, tiles - 1])
-    np.multiply(s12, 4, out=e)
-    e += s34
-    np.multiply(dv[0], -5, out=r2)
-    r2 -= e                                     # tap 2: -5 dv0 - 4 dv1 - 4 dv2 - dv3 - dv4
-    np.subtract(dv[5], d12, out=e)
-    e *= 4
-    np.multiply(d34, -2, out=r1)
-    r1 += e                                     # tap 1: -4 dv1 + 4 dv2 - 2 dv3 + 2 dv4 + 4 dv5
-    r1[:, 1:] += dv[5][:, :-1]                  # tap 5 of the tile above: dv5
-    np.copyto(out[:, 4 * tiles + 1], dv[5][:, tiles - 1])
-    np.multiply(d34, 2, out=r3)
-    r3 += d12
-    np.multiply(dv[5], 5, out=e)
-    r3 -= e                                     # tap 3: dv1 - dv2 + 2 dv3 - 2 dv4 - 5 dv5
+    """The adjoint of :func:`_input_rows`: ``out`` (``(C, 4 * tiles + 2, W, N)``) receives ``B4 dV``, the
+    contributions of neighbouring tiles added where they overlap; ``dv`` is ``(6, C, tiles, W, N)``. ``tmp`` is
+    scratch ``(C, tiles, 6, W * N)``. Every element of ``out`` is written (no read-modify-write pass over what it
+    held): row ``4 s + j`` gets tap ``j`` of tile ``s`` and, for ``j < 2``, tap ``j + 4`` of tile ``s - 1``."""
+    c, m = dv.shape[1], dv.shape[3] * dv.shape[4]
+    taps = np.matmul(B4_T.T.astype(dv.dtype), dv.reshape(ROW_TAPS, c, tiles, m).transpose(1, 2, 0, 3), out=tmp)
+    by_tile = _tile_rows(out, tiles, ROW_OUT)
+    np.copyto(by_tile, taps[:, :, :ROW_OUT])
+    by_tile[:, 1:, :2] += taps[:, :-1, ROW_OUT:]
+    np.copyto(out[:, ROW_OUT * tiles:], taps[:, tiles - 1, ROW_OUT:].reshape(out[:, ROW_OUT * tiles:].shape))
 
 
-def _output_rows(m, out, tmp):
-    """F(4, 3): ``out[i]`` = row ``i`` of ``A4^T`` = ``[[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0],
-    [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]]`` applied to ``m[0..5]``; ``out`` may be strided views, each written
-    once. ``tmp`` is scratch ``(5,) + m[0].shape``."""
-    a, b, c, d, e = tmp
-    np.add(m[1], m[2], out=a)
-    np.subtract(m[1], m[2], out=b)
-    np.add(m[3], m[4], out=c)
-    np.subtract(m[3], m[4], out=d)
-    np.add(a, c, out=e)
-    np.add(e, m[0], out=out[0])
-    c *= 4
-    np.add(a, c, out=out[2])
-    np.multiply(d, 2, out=e)
-    np.add(b, e, out=out[1])
-    np.multiply(d, 8, out=e)
-    e += b
-    np.add(e, m[5], out=out[3])
+def _output_rows(half, out, tmp):
+    """F(4, 3): ``A4^T`` applied to the row taps of ``half`` ``(6, 2, F, k, tw, N)``, into ``out`` ``(F, k, 4, tw, 2,
+    N)`` (a strided view of the output); ``tmp`` is scratch ``(2 * F, 4, k * tw * N)``."""
+    _, cols, f, k, tw, n = half.shape
+    rows = np.matmul(A4_T.astype(half.dtype), half.reshape(ROW_TAPS, cols * f, k * tw * n).transpose(1, 0, 2), out=tmp)
+    np.copyto(out, rows.reshape(cols, f, ROW_OUT, k, tw, n).transpose(1, 3, 2, 4, 0, 5))
 
 
 def _output_rows_adjoint(dy, out, tmp):
-    """The adjoint of :func:`_output_rows`: ``out[k]`` = row ``k`` of ``A4`` applied to ``dy[0..3]`` (strided views
-    may be given). ``tmp`` is scratch ``(2,) + out[0].shape``."""
-    p, q = tmp
-    np.copyto(out[0], dy[0])
-    np.copyto(out[5], dy[3])
-    o0, o3 = out[0], out[5]                     # contiguous copies, read from here on
-    np.add(o0, dy[2], out=p)
-    np.add(dy[1], o3, out=q)
-    np.add(p, q, out=out[1])                    # o0 + o1 + o2 + o3
-    np.subtract(p, q, out=out[2])               # o0 - o1 + o2 - o3
-    np.multiply(dy[2], 4, out=p)
-    p += o0
-    np.multiply(o3, 4, out=q)
-    q += dy[1]
-    q *= 2
-    np.add(p, q, out=out[3])                    # o0 + 2 o1 + 4 o2 + 8 o3
-    np.subtract(p, q, out=out[4])               # o0 - 2 o1 + 4 o2 - 8 o3
+    """The adjoint of :func:`_output_rows`: ``out`` ``(6, 2, F, k, tw, N)`` receives ``A4`` applied to ``dy`` ``(F, k,
+    4, tw, 2, N)`` (a strided view of the output gradient); ``tmp`` is scratch ``(2 * F, 4, k * tw * N)``."""
+    f, k, _, tw, cols, n = dy.shape
+    np.copyto(tmp.reshape(cols, f, ROW_OUT, k, tw, n), dy.transpose(4, 0, 2, 1, 3, 5))
+    np.matmul(A4_T.T.astype(dy.dtype), tmp, out=out.reshape(ROW_TAPS, cols * f, k * tw * n).transpose(1, 0, 2))
 
 
 def _both_sides(rows: np.ndarray, cols: np.ndarray, a: np.ndarray) -> np.ndarray:
@@ -292,8 +249,7 @@ def _forward_tile_rows(xp, i, k, v, u, bias, y7, workspace):
     c, n = xp.shape[0], xp.shape[3]
     tw, f = y7.shape[3], u.shape[1]
     rows = temporary(workspace, "winograd_stage", (ROW_TAPS, c, k, 2 * tw + 2, n), xp.dtype)
-    _input_rows(xp[:, 4 * i:4 * (i + k) + 2], k, rows,
-                temporary(workspace, "winograd_tmp", (2,) + rows.shape[1:], xp.dtype))
+    _input_rows(xp[:, 4 * i:4 * (i + k) + 2], k, rows)
     if v is None:  # inference: this block's transform, in cache, instead of its place in a V kept for backward
         vi = temporary(workspace, "winograd_v_block", (ROW_TAPS, COL_TAPS, c, k, tw, n), xp.dtype)
     else:
@@ -306,8 +262,8 @@ def _forward_tile_rows(xp, i, k, v, u, bias, y7, workspace):
     half = temporary(workspace, "winograd_stage", (ROW_TAPS, COL_OUT, f, k, tw, n), xp.dtype)
     _output_stage(m.reshape(ROW_TAPS, COL_TAPS, f, k, tw, n).transpose(1, 0, 2, 3, 4, 5),
                   half.transpose(1, 0, 2, 3, 4, 5))
-    _output_rows(half, [y7[:, i:i + k, r].transpose(3, 0, 1, 2, 4) for r in range(ROW_OUT)],
-                 temporary(workspace, "winograd_tmp", (5,) + half.shape[1:], xp.dtype))
+    _output_rows(half, y7[:, i:i + k],
+                 temporary(workspace, "winograd_tmp", (COL_OUT * f, ROW_OUT, k * tw * n), xp.dtype))
 
 
 def _backward_tile_rows(dy7, i, k, v, u, du, dbias, dxp, workspace):
@@ -323,8 +279,8 @@ def _backward_tile_rows(dy7, i, k, v, u, du, dbias, dxp, workspace):
     f, tw, n = dy7.shape[0], dy7.shape[3], dy7.shape[5]
     c = v.shape[1]
     half = temporary(workspace, "winograd_stage", (ROW_TAPS, COL_OUT, f, k, tw, n), dy7.dtype)
-    _output_rows_adjoint([dy7[:, i:i + k, r].transpose(3, 0, 1, 2, 4) for r in range(ROW_OUT)], half,
-                         temporary(workspace, "winograd_tmp", (2,) + half.shape[1:], dy7.dtype))
+    _output_rows_adjoint(dy7[:, i:i + k], half,
+                         temporary(workspace, "winograd_tmp", (COL_OUT * f, ROW_OUT, k * tw * n), dy7.dtype))
     dm = temporary(workspace, "winograd_m", (ROW_TAPS, COL_TAPS, f, k, tw, n), dy7.dtype)
     _output_stage_adjoint(half.transpose(1, 0, 2, 3, 4, 5), dm.transpose(1, 0, 2, 3, 4, 5))
     dm = dm.reshape(PRODUCTS, f, k * tw * n)
@@ -342,7 +298,7 @@ def _backward_tile_rows(dy7, i, k, v, u, du, dbias, dxp, workspace):
                          temporary(workspace, "winograd_tmp", (ROW_TAPS, c, k, tw, n), dy7.dtype))
     overlap = dxp[:, 4 * i:4 * i + 2].copy() if i else None
     _input_rows_adjoint(rows, k, dxp[:, 4 * i:4 * (i + k) + 2],
-                        temporary(workspace, "winograd_tmp", (5,) + rows.shape[1:], dy7.dtype))
+                        temporary(workspace, "winograd_tmp", (c, k, ROW_TAPS, rows.shape[3] * n), dy7.dtype))
     if overlap is not None:
         dxp[:, 4 * i:4 * i + 2] += overlap
 
@@ -363,7 +319,7 @@ def transform_input(x: np.ndarray, pads: Pads, workspace: dict | None = None) ->
     th, tw = _tile_counts(h, w, pads)
     xp = _padded(x, pads, th, tw, workspace)
     rows = temporary(workspace, "winograd_stage", (ROW_TAPS, c, th, 2 * tw + 2, n), x.dtype)
-    _input_rows(xp, th, rows, temporary(workspace, "winograd_tmp", (2,) + rows.shape[1:], x.dtype))
+    _input_rows(xp, th, rows)
     v = scratch(workspace, "winograd_v", (ROW_TAPS, COL_TAPS, c, th, tw, n), x.dtype)
     _input_stage(rows, 3, tw, v.transpose(1, 0, 2, 3, 4, 5))
     return v.reshape(PRODUCTS, c, th * tw * n)
