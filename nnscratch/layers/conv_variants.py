@@ -465,7 +465,7 @@ class Conv1D(KerasOptions, Layer):
             pads = resolve_padding(self._padding, (1, length), (1, extent), (1, self.strides))[1]
         else:
             pads = tuple(self._padding)
-        (lo,) = output_hw((length,), (extent,), (self.strides,), (pads,), what="kernel")
+        (lo,) = output_hw((length,), (extent,), (self.strides,), (pads,), what="kernel", axes=("length",))
         return ((0, 0), tuple(pads)), lo
 
     def compute_output_shape(self, input_shape):

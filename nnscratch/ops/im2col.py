@@ -123,15 +123,23 @@ def resolve_padding(padding, input_hw, kernel_hw, strides) -> Pads:
     return (tuple(first), tuple(second))
 
 
-def output_hw(input_hw, kernel_hw, strides, pads: Pads, what: str = "window") -> tuple[int, int]:
-    """``(Ho, Wo)`` of a sliding window; ``ValueError`` when the window (``what``) does not fit even once.
+def output_hw(input_hw, kernel_hw, strides, pads: Pads, what: str = "window",
+              axes=("height", "width")) -> tuple[int, ...]:
+    """``(Ho, Wo)`` of a sliding window; ``ValueError`` when the window (``what``) does not fit even once, naming
+    the axis by ``axes`` (a 1-D layer passes ``("length",)``).
 
     Example:
         >>> output_hw((28, 28), (5, 5), (1, 1), ((0, 0), (0, 0)))
         (24, 24)
+        >>> output_hw((3,), (5,), (1,), ((0, 0),), what="kernel", axes=("length",))
+        Traceback (most recent call last):
+        ...
+        ValueError: the kernel length 5 is larger than the padded input length 3 (input 3, padding 0+0); use a smaller kernel, padding='same', or a larger input
     """
+    if len(axes) != len(input_hw):
+        raise ValueError(f"output_hw got {len(input_hw)} input sizes but {len(axes)} axis names {axes!r}")
     out = []
-    for axis, size, k, s, (before, after) in zip(("height", "width"), input_hw, kernel_hw, strides, pads):
+    for axis, size, k, s, (before, after) in zip(axes, input_hw, kernel_hw, strides, pads):
         padded = size + before + after
         if k > padded:
             raise ValueError(

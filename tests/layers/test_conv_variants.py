@@ -527,8 +527,8 @@ _TOO_LONG = ("the kernel {0} {1} is larger than the padded input {0} {2} (input 
     (Conv1D(2, 3), (6, 6, 1), "Conv1D expects sequences of shape (steps, channels), got input shape (6, 6, 1); "
                               "add Reshape((steps, channels)) before it"),
     (Conv1D(4, 3, groups=2, name="seq"), (6, 3), "seq (Conv1D) has groups=2, which must divide the input's 3 channels"),
-    (Conv1D(2, 4), (3, 2), _TOO_LONG.format("height", 4, 3)),
-    (Conv1D(2, 3, dilation_rate=2), (4, 2), _TOO_LONG.format("height", 5, 4)),
+    (Conv1D(2, 4), (3, 2), _TOO_LONG.format("length", 4, 3)),      # a sequence's axis is its length
+    (Conv1D(2, 3, dilation_rate=2), (4, 2), _TOO_LONG.format("length", 5, 4)),
     (DepthwiseConv2D(3), (6, 6), "DepthwiseConv2D " + _IMAGES.format((6, 6))),
     (SeparableConv2D(2, 3), (4, 4), "SeparableConv2D " + _IMAGES.format((4, 4))),
     (Conv2DTranspose(2, 3), (4, 4), "Conv2DTranspose " + _IMAGES.format((4, 4))),

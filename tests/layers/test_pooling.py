@@ -330,7 +330,7 @@ def test_subsampling_keeps_its_name():
 
 
 @pytest.mark.parametrize("layer, shape, message", [
-    (MaxPool1D(5, name="p"), (3, 2), r"^the pool width 5 is larger than the padded input width 3 "
+    (MaxPool1D(5, name="p"), (3, 2), r"^the pool length 5 is larger than the padded input length 3 "
                                       r"\(input 3, padding 0\+0\); "
                                           r"use a smaller pool, padding='same', or a larger input$"),
     (GlobalMaxPool2D(name="g"), (4, 4), r"^g \(GlobalMaxPool2D\) expects images of shape \(height, width, channels\)"),

@@ -189,7 +189,7 @@ def test_bad_arguments_are_named(make, message):
 @pytest.mark.parametrize("layer, shape, message", [
     (Cropping2D(((2, 2), (0, 0))), (4, 4, 1), r"cropping=.* removes 2 \+ 2 of the 4 positions along the height"),
     (MaxPool1D(2), (4, 4, 1), r"expects sequences of shape \(steps, channels\)"),
-    (MaxPool1D(5), (4, 1), r"pool width 5 is larger than the padded input width 4"),
+    (MaxPool1D(5), (4, 1), r"pool length 5 is larger than the padded input length 4"),
     (UpSampling2D(), (4, 4), r"expects images of shape \(height, width, channels\)"),
 ])
 def test_bad_input_shapes_are_named(layer, shape, message):
