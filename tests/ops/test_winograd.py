@@ -328,3 +328,16 @@ def test_in_inference_the_forward_keeps_no_transformed_input(monkeypatch):
     v_bytes = saved[0].nbytes
     assert own == {} and max(a.nbytes for a in pool.values()) < v_bytes / 2
     assert all(size < v_bytes / 2 for size in thread_pooled)
+
+
+def test_tile_rows_refuses_what_as_strided_would_read_past():
+    # the row stages view a tile's rows through as_strided; a block with too few rows, or rows whose (W, N)
+    # values are not contiguous, must fail loudly rather than read memory it does not own
+    rows = np.arange(5 * 2 * 3, dtype=np.float32).reshape(1, 5, 2, 3)
+    assert winograd._tile_rows(rows, 1, 4).shape == (1, 1, 4, 6)
+    with pytest.raises(ValueError, match="6 rows for 1 tiles of 6 taps"):
+        winograd._tile_rows(rows, 1, 6)
+    with pytest.raises(ValueError, match="contiguous"):
+        winograd._tile_rows(np.zeros((1, 6, 3, 4), np.float32)[:, :, :, ::2], 1, 6)
+    np.testing.assert_array_equal(winograd._tile_rows(np.arange(10.0).reshape(1, 10, 1, 1), 2, 6)[0, :, :, 0],
+                                  [[0, 1, 2, 3, 4, 5], [4, 5, 6, 7, 8, 9]])
