@@ -1,10 +1,8 @@
 """Winograd F(4x2, 3x3): the same convolution and gradients as im2col + GEMM, in every padding, size and dtype."""
-import threading
-import tracemalloc
-
 import numpy as np
 import pytest
 
+from allocations import allocated_during, bytes_allocated_by
 import naive_conv
 from nnscratch.ops import im2col, winograd
 from nnscratch.ops.layout import is_chwn
@@ -209,28 +207,6 @@ def test_float32_stays_float32_in_what_forward_keeps_and_in_every_result_of_an_o
     assert [a.dtype for a in got] == [np.float32] * 3
 
 
-def _peak_bytes(call):
-    """``(result, peak bytes allocated during call())``, run in a new thread, i.e. with an empty pool of
-    temporaries (nnscratch.ops.workspace.thread_pool); NumPy's ufunc buffers (up to 8192 elements per operand,
-    taken afresh by every call) shrunk so that only arrays count."""
-    result, peak = [], []
-
-    def run():
-        np.setbufsize(1024)   # a setting of the calling thread
-        tracemalloc.reset_peak()
-        result.append(call())
-        peak.append(tracemalloc.get_traced_memory()[1])
-
-    tracemalloc.start()
-    try:
-        thread = threading.Thread(target=run)
-        thread.start()
-        thread.join()
-    finally:
-        tracemalloc.stop()
-    return result[0], peak[0]
-
-
 #: what a call may allocate besides its results and scratch arrays: the transformed kernel, the kernel and bias
 #: gradients, Python objects (6-17 KB measured, the most under mutmut); every scratch array of the cases below is
 #: larger (the smallest, the zero-padded output gradient, 56 KB in float32)
@@ -250,24 +226,20 @@ def test_with_a_workspace_repeated_forwards_and_backwards_allocate_only_their_re
     rng = np.random.default_rng(10)
     x, kernel, bias = _case(rng, shape, filters, np.float32)
 
-    def allocated_by(call):
-        tracemalloc.reset_peak()
-        before = tracemalloc.get_traced_memory()[0]
-        result = call()
-        return result, tracemalloc.get_traced_memory()[1] - before
-
     def twice(workspace):
         for _ in range(2):   # the first time fills the workspace and the thread's pool
-            (out, saved), forward = allocated_by(lambda: winograd.winograd_forward(x, kernel, bias, pads, workspace))
+            (out, saved), forward = allocated_during(
+                lambda: winograd.winograd_forward(x, kernel, bias, pads, workspace))
             dout = np.ones_like(out)
-            grads, backward = allocated_by(
+            grads, backward = allocated_during(
                 lambda: winograd.winograd_backward(dout, saved, kernel, x.shape, pads, workspace=workspace))
-            weight_grads, weights_only = allocated_by(   # a first layer's: no input gradient to outweigh a scratch
+            weight_grads, weights_only = allocated_during(   # a first layer's: no input gradient to outweigh a scratch
                 lambda: winograd.winograd_backward(dout, saved, kernel, x.shape, pads, need_dx=False,
                                                    workspace=workspace))
         return out, forward, grads, backward, weight_grads[1:], weights_only
 
-    (out, forward, grads, backward, weight_grads, weights_only), _ = _peak_bytes(lambda: twice({}))
+    (out, forward, grads, backward, weight_grads, weights_only), _ = bytes_allocated_by(lambda: twice({}),
+                                                                                       new_thread=True)
     assert forward <= out.nbytes + SMALL
     assert backward <= sum(a.nbytes for a in grads) + SMALL
     assert weights_only <= sum(a.nbytes for a in weight_grads) + SMALL
@@ -284,7 +256,7 @@ def test_float32_work_takes_half_the_memory_of_float64():
             out, saved = winograd.winograd_forward(*args, SAME, {})
             return winograd.winograd_backward(np.ones_like(out), saved, args[1], x.shape, SAME, workspace={})
 
-        _, peaks[dtype] = _peak_bytes(forward_and_backward)
+        _, peaks[dtype] = bytes_allocated_by(forward_and_backward, new_thread=True)
     assert peaks[np.float32] <= peaks[np.float64] / 2 + SMALL
 
 
@@ -293,17 +265,14 @@ def test_transform_input_reuses_its_workspace_and_takes_half_the_memory_in_float
 
     def again(x, workspace):
         winograd.transform_input(x, SAME, workspace)   # fills the workspace and the thread's pool
-        tracemalloc.reset_peak()
-        before = tracemalloc.get_traced_memory()[0]
-        v = winograd.transform_input(x, SAME, workspace)
-        return v, tracemalloc.get_traced_memory()[1] - before
+        return allocated_during(lambda: winograd.transform_input(x, SAME, workspace))
 
-    (v, allocated), _ = _peak_bytes(lambda: again(x.astype(np.float32), {}))
+    (v, allocated), _ = bytes_allocated_by(lambda: again(x.astype(np.float32), {}), new_thread=True)
     assert v.dtype == np.float32 and allocated <= SMALL
     peaks = {}
     for dtype in (np.float64, np.float32):
         x_as = x.astype(dtype)
-        _, peaks[dtype] = _peak_bytes(lambda: winograd.transform_input(x_as, SAME, {}))
+        _, peaks[dtype] = bytes_allocated_by(lambda: winograd.transform_input(x_as, SAME, {}), new_thread=True)
     assert peaks[np.float32] <= peaks[np.float64] / 2 + SMALL
 
 
@@ -322,7 +291,7 @@ def test_in_inference_the_forward_keeps_no_transformed_input(monkeypatch):
         return winograd.winograd_forward(x, kernel, bias, SAME, workspace), [a.nbytes for a in thread_pool().values()]
 
     for _ in range(2):   # the first call fills the pools
-        ((out, kept), thread_pooled), allocated = _peak_bytes(infer)
+        ((out, kept), thread_pooled), allocated = bytes_allocated_by(infer, new_thread=True)
     np.testing.assert_array_equal(out, trained)
     assert kept[0] is None and allocated <= out.nbytes + SMALL
     v_bytes = saved[0].nbytes
