@@ -346,8 +346,8 @@ class _Pool1D(Layer, register=False):
             raise ValueError(f"{self.describe()} expects sequences of shape (steps, channels), got input shape "
                              f"{tuple(input_shape)}")
         pads = resolve_padding(self.padding, (1, input_shape[0]), self._pool, self._strides)
-        return pads, output_hw((1, input_shape[0]), self._pool, self._strides, pads, what="pool",
-                               axes=("(unused)", "length"))[1]
+        (lo,) = output_hw((input_shape[0],), self._pool[1:], self._strides[1:], pads[1:], what="pool", axes=("length",))
+        return pads, lo
 
     def compute_output_shape(self, input_shape):
         _, lo = self._geometry(input_shape)
