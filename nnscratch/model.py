@@ -46,6 +46,7 @@ from .callbacks.progress import progress_callback
 from .engine.data_source import ArrayBatches, SourceBatches, array_weights, is_data_source, take_rows
 from .engine.malloc import keep_freed_memory
 from .engine.parallel import DataParallel, blas_single_thread, default_threads, worthwhile
+from .engine.processes import ProcessParallel, fork_available
 from .engine.penalties import optimizer_step, total_penalty
 from .engine.plan import Plan
 from .graph import (InputLayer, Node, SymbolicTensor, _serials, as_tensor_list, graph_config, graph_from_config,
@@ -92,6 +93,11 @@ class Model:
             to gain run in one. Default None: the cores available, at most 4. BLAS is held to one thread
             whatever the count (so ``threads=1`` means one core), which is why the bits of a run depend only on
             the seed and the thread count, never on ``OPENBLAS_NUM_THREADS`` or the like.
+        parallel: how ``fit`` shares each training batch between those ``threads`` cores: ``"threads"``
+            (default) in this process, or ``"processes"`` in forked worker processes of one thread each
+            (Linux; see :mod:`nnscratch.engine.processes`), which no GIL slows: ~10 % shorter steps for
+            LeNet-5 and ResNet-20 here, the same numbers bit for bit, for ~0.1-0.5 s of starting them per
+            ``fit``. Inference stays in threads.
         inputs, outputs: for a graph model (Keras' functional API): the tensors from
             :func:`nnscratch.Input` the model starts at and the layer outputs it ends at (one or a list
             each). ``Model(inputs, outputs)`` works positionally too.
@@ -105,13 +111,14 @@ class Model:
     """
 
     def __init__(self, layers=None, name="model", dtype="float32", seed=None, threads=None, *, inputs=None,
-                 outputs=None):
+                 outputs=None, parallel="threads"):
         if inputs is None and outputs is None and _is_tensors(layers) and _is_tensors(name):
             layers, name, inputs, outputs = None, "model", layers, name  # Model(inputs, outputs)
         if not isinstance(name, str) or not name:
             raise ValueError(f"name must be a non-empty string, got {name!r}")
         self.name = name
         self.threads = default_threads() if threads is None else _checks.positive_int("threads", threads)
+        self.parallel = parallel
         self.dtype = _checks.float_dtype(dtype)
         if seed is None:
             seed = int(np.random.SeedSequence().entropy % (2**32))
@@ -752,9 +759,9 @@ class Model:
         if getattr(self, "_distributed", None) is not None:  # fit(distributed=True): this rank's share of each batch
             runner = self._distributed.make_runner(self, train, val, batch_size, epochs, shuffle)
         elif isinstance(train, SourceBatches):  # batch sizes are known batch by batch: the runner decides each time
-            runner = DataParallel(self, self.threads, adaptive=True) if self.threads > 1 else None
+            runner = self._training_runner(adaptive=True) if self.threads > 1 else None
         else:
-            runner = DataParallel(self, self.threads) if worthwhile(self, batch_size, self.threads) else None
+            runner = self._training_runner() if worthwhile(self, batch_size, self.threads) else None
         with ExitStack() as stack:
             if runner is not None:
                 stack.enter_context(runner)
@@ -775,6 +782,27 @@ class Model:
                     pass
                 raise
         return this_run
+
+    @property
+    def parallel(self) -> str:
+        """How ``fit`` shares each training batch between ``threads`` cores: ``"threads"`` or ``"processes"``."""
+        return self._parallel
+
+    @parallel.setter
+    def parallel(self, value):
+        choices = ("threads", "processes")
+        if value not in choices:
+            raise ValueError(f"parallel must be one of {', '.join(map(repr, choices))}, got {value!r}")
+        if value == "processes" and not fork_available():
+            raise ValueError("parallel='processes' forks worker processes, which nnscratch does on Linux only; use "
+                             "parallel='threads' here")
+        self._parallel = value
+
+    def _training_runner(self, adaptive=False):
+        """The engine that shares training batches between ``self.threads`` cores (see ``parallel``)."""
+        if self.parallel == "processes":
+            return ProcessParallel(self, self.threads, adaptive=adaptive)
+        return DataParallel(self, self.threads, adaptive=adaptive)
 
     def _fit_epochs(self, train, val, epochs, callback_list, runner, steps):
         callback_list.on_train_begin({"epochs": epochs, "steps": steps, "samples": getattr(train, "n", None),

@@ -1,0 +1,518 @@
+"""Data parallelism over forked worker processes: the chunks of a training batch run in processes of one
+thread each instead of in threads of one process (``Model(parallel="processes")``).
+
+Why: threads of one process hand the GIL to each other between NumPy calls, and a network of many small
+calls (ResNet-20: ~60 layers, a few milliseconds each) spends 15-20 % of its step in those handoffs on this
+2-core machine. Processes share no GIL. They pay instead for moving data between them, all through one
+anonymous shared mapping made before the fork (no names to leak, freed when the last process exits):
+
+* before each step the main process writes every layer's weights and state into it, and each worker's rows
+  of the batch into that worker's part; a JSON order in the worker's message area and a semaphore start
+  the step (not a pipe: see :class:`_Shared`);
+* BatchNormalization's sums (any ``Layer.batch_gather``/``batch_sum``) go through per-process slots, with
+  a pair of semaphores per pair of processes as the barrier (semaphore operations order the memory
+  accesses around them, on every CPU);
+* after its backward a worker writes its gradients into its part and answers; the main process adds them
+  to its own in chunk order and takes the optimizer step alone.
+
+The numbers are the threads' bit for bit: the chunks are :func:`chunk_bounds`', exchanged sums are added in
+chunk order and the workers' gradients are added to the main process's in chunk order, as
+:class:`~nnscratch.engine.parallel.DataParallel` adds them. (A layer called twice sums its calls inside each
+process first, which rounds differently from the threads.)
+
+The workers are forked at the first step of ``fit`` (so they start from the model as it is then) and stopped
+when it returns or fails. Everything but the forward and backward of their chunks stays in the main process:
+optimizer, callbacks, data loading, validation (in threads). A failing worker stops the step with a
+:class:`WorkerError` carrying its traceback; a worker that dies (killed, out of memory) is noticed within
+milliseconds; a worker whose main process dies exits. Fork is POSIX's, and safe to use for this on Linux only
+(macOS' system libraries are not fork-safe), so :func:`fork_available` is False elsewhere.
+
+Measured on this 2-core machine (docs/performance.md): LeNet-5 steps 12 % shorter than with threads,
+ResNet-20's 4-6 %, VGG's about the same, the MLP's longer (BLAS needs no help with the GIL); starting the
+workers costs 0.1-0.5 s per ``fit``. Hence opt-in, for long fits of convolutional networks.
+
+Example:
+    >>> isinstance(fork_available(), bool)
+    True
+"""
+from __future__ import annotations
+
+import json
+import mmap
+import multiprocessing
+import os
+import signal
+import sys
+import time
+import traceback
+from contextlib import ExitStack
+
+import numpy as np
+
+from ..layers.context import BatchContext, installed
+from .data_source import take_rows
+from .parallel import DataParallel, blas_single_thread, chunk_bounds, combine_logs, worthwhile
+from .penalties import optimizer_step
+
+#: bytes one process may hand in per batch exchange (BatchNormalization hands in 2 x channels + 1 numbers);
+#: the pages are touched only as far as they are used
+SLOT_BYTES = 8 << 20
+#: seconds a worker gets to stop by itself before it is terminated
+STOP_SECONDS = 2.0
+#: bytes of one JSON message between the main process and a worker (an order, an answer with a traceback)
+MESSAGE_BYTES = 256 << 10
+#: iterations of busy waiting (~1 ms) before a waiting process sleeps in the kernel: a BatchNormalization
+#: exchange between two busy processes takes tens of microseconds, and a sleeping virtual CPU is slow to wake
+SPINS = 2000
+
+_ALIGN = 64
+_HEADER = 128  # a slot's header: int64 [nbytes, ndim, *shape (<= 8)], then the dtype string
+
+
+class WorkerError(RuntimeError):
+    """A worker process of ``Model(parallel="processes")`` failed (its traceback is in the message) or died."""
+
+
+class _Aborted(Exception):
+    """Another process of the step failed: this one stops waiting for it."""
+
+
+def fork_available() -> bool:
+    """Whether worker processes can be forked here (Linux)."""
+    return sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
+
+
+def _aligned(n: int) -> int:
+    return -(-n // _ALIGN) * _ALIGN
+
+
+def _layout(specs) -> tuple[list, int]:
+    """``([[dtype, shape, offset], ...], bytes needed)`` of arrays of the given ``(dtype, shape)`` (or arrays)
+    laid end to end; None stays None.
+
+    Example:
+        >>> _layout([(np.dtype("float32"), (2, 3)), None, np.zeros(1)])
+        ([['<f4', [2, 3], 0], None, ['<f8', [1], 64]], 128)
+    """
+    out, at = [], 0
+    for spec in specs:
+        if spec is None:
+            out.append(None)
+            continue
+        dtype, shape = (spec.dtype, spec.shape) if isinstance(spec, np.ndarray) else spec
+        out.append([np.dtype(dtype).str, [int(d) for d in shape], at])
+        at += _aligned(int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize)
+    return out, at
+
+
+def _views(region: np.ndarray, layout) -> list:
+    return [None if item is None else
+            region[item[2]:item[2] + int(np.prod(item[1], dtype=np.int64)) * np.dtype(item[0]).itemsize]
+            .view(item[0]).reshape(item[1]) for item in layout]
+
+
+def _model_arrays(model, kind: str) -> list:
+    """``[(dict, key)]`` of every sublayer's ``params`` and ``state`` (kind "weights") or ``grads`` ("grads"),
+    in the plan's order: the same list in every process. Made once per set of workers (walking ResNet-20's
+    layers takes ~0.7 ms); ``dict[key]`` is looked up every step, as a callback may put in a new array."""
+    names = ("params", "state") if kind == "weights" else ("grads",)
+    return [(getattr(sub, name), key) for layer, _ in model.plan.layer_calls for _, sub in layer.walk()
+            for name in names for key in getattr(sub, name)]
+
+
+class _Shared:
+    """The shared mapping and the semaphores of one set of workers: made before the fork, used by all."""
+
+    def __init__(self, model, parties: int, input_bytes: int):
+        self.parties = parties
+        self.weights_layout, weight_bytes = _layout([d[k] for d, k in _model_arrays(model, "weights")])
+        self.grads_layout, grad_bytes = _layout([d[k] for d, k in _model_arrays(model, "grads")])
+        self.input_bytes = _aligned(input_bytes)
+        workers = parties - 1
+        sizes = [_ALIGN, 2 * parties * SLOT_BYTES, _aligned(weight_bytes), workers * _aligned(grad_bytes),
+                 workers * self.input_bytes, 2 * workers * MESSAGE_BYTES]
+        self.map = mmap.mmap(-1, max(1, sum(sizes)))  # anonymous and shared: the forked workers see it
+        buf = np.frombuffer(self.map, np.uint8)
+        edges = np.cumsum([0] + sizes).tolist()
+        self.flags = buf[edges[0]:edges[0] + 8].view(np.int64)  # [0]: 1 once any process aborts the step
+        slots = buf[edges[1]:edges[2]].reshape(2, parties, SLOT_BYTES)
+        self.slots = slots
+        self.weights = buf[edges[2]:edges[3]]
+        self.grads = [buf[edges[3] + w * _aligned(grad_bytes):edges[3] + (w + 1) * _aligned(grad_bytes)]
+                      for w in range(workers)]
+        self.inputs = [buf[edges[4] + w * self.input_bytes:edges[4] + (w + 1) * self.input_bytes]
+                       for w in range(workers)]
+        messages = buf[edges[5]:edges[6]].reshape(2, workers, MESSAGE_BYTES)
+        self.orders, self.answers = messages[0], messages[1]  # to each worker, from each worker
+        ctx = multiprocessing.get_context("fork")
+        # posts[i][j]: process i has arrived, for process j (one per ordered pair keeps the rounds apart)
+        self.posts = [[ctx.Semaphore(0) if i != j else None for j in range(parties)] for i in range(parties)]
+        # Semaphores, not pipes, say "an order" and "an answer": Linux places a task woken through a pipe
+        # on the CPU of the task that wrote (a "sync" wakeup), and a worker so woken shared the main
+        # process's core for its first ~8 LeNet-5 steps (11-12 ms instead of 5) until the load balancer
+        # moved it.
+        self.go = [ctx.Semaphore(0) for _ in range(workers)]
+        self.done = [ctx.Semaphore(0) for _ in range(workers)]
+        #: busy waiting pays only when every process has a core of its own
+        self.spin = parties <= len(os.sched_getaffinity(0))
+        self.weight_arrays = _model_arrays(model, "weights")
+        self.grad_arrays = _model_arrays(model, "grads")
+
+    def close(self):
+        self.flags = self.slots = self.weights = self.grads = self.inputs = self.orders = self.answers = None
+        try:
+            self.map.close()
+        except BufferError:  # a view is still alive somewhere: the mapping goes with the last one
+            pass
+
+
+class _Exchange:
+    """One process's side of the batch exchange: ``port(array)`` gathers every chunk's array in chunk order,
+    ``port.sum(array)`` adds them in chunk order (:func:`nnscratch.layers.context.batch_sum`'s bits)."""
+
+    def __init__(self, shared: _Shared, party: int, check):
+        self.shared, self.party, self.check = shared, party, check
+        self.round = 0
+
+    def __call__(self, array):
+        array = np.asarray(array)
+        if array.dtype.hasobject or array.ndim > 8:
+            raise TypeError(f"a layer handed the batch exchange an array of dtype {array.dtype} and {array.ndim} "
+                            "dimensions; between worker processes only numeric arrays of up to 8 dimensions can "
+                            "pass: hand in numbers, or use Model(parallel='threads')")
+        if _HEADER + array.nbytes > SLOT_BYTES:
+            raise ValueError(f"a layer handed the batch exchange {array.nbytes} bytes; between worker processes "
+                             f"at most {SLOT_BYTES - _HEADER} bytes pass at once: hand in less (sums rather than "
+                             "rows), or use Model(parallel='threads')")
+        parity = self.round % 2  # two sets of slots: a fast process writes the next round beside a slow reader
+        self.round += 1
+        slot = self.shared.slots[parity, self.party]
+        head = slot[:_HEADER - 16].view(np.int64)
+        head[0], head[1] = array.nbytes, array.ndim
+        head[2:2 + array.ndim] = array.shape
+        slot[_HEADER - 16:_HEADER] = np.frombuffer(array.dtype.str.encode().ljust(16), np.uint8)
+        slot[_HEADER:_HEADER + array.nbytes] = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
+        self._barrier()
+        out = []
+        for p in range(self.shared.parties):
+            if p == self.party:
+                out.append(array)
+                continue
+            other = self.shared.slots[parity, p]
+            head = other[:_HEADER - 16].view(np.int64)
+            nbytes, ndim = int(head[0]), int(head[1])
+            dtype = np.dtype(other[_HEADER - 16:_HEADER].tobytes().decode().strip())
+            out.append(other[_HEADER:_HEADER + nbytes].view(dtype).reshape(head[2:2 + ndim].tolist()).copy())
+        return out
+
+    def sum(self, array):
+        parts = self(array)
+        total = np.array(parts[0], copy=True)
+        for part in parts[1:]:
+            total += part
+        return total
+
+    def _barrier(self):
+        posts = self.shared.posts
+        for j in range(self.shared.parties):
+            if j != self.party:
+                posts[self.party][j].release()
+        for i in range(self.shared.parties):
+            if i != self.party:
+                self._wait(posts[i][self.party])
+
+    def _wait(self, semaphore):
+        _wait(semaphore, self.shared.spin, self.check)
+
+
+def _wait(semaphore, spin: bool, check, sleep=0.002) -> None:
+    """Acquires ``semaphore``: busy for ~1 ms when ``spin`` (a BatchNormalization exchange between two busy
+    processes takes tens of microseconds, and a sleeping virtual CPU is slow to wake), then in sleeps of
+    ``sleep`` seconds; ``check()`` runs in between and raises (or exits) when waiting is pointless."""
+    if spin:
+        for k in range(SPINS):
+            if semaphore.acquire(False):
+                return
+            if k % 64 == 63:
+                check()
+    while not semaphore.acquire(True, sleep):
+        check()
+
+
+def _send(area: np.ndarray, message: dict) -> None:
+    """Writes ``message`` as JSON into a message area (its length first); a traceback too long is cut."""
+    data = json.dumps(message).encode()
+    if len(data) > MESSAGE_BYTES - 8 and "traceback" in message:
+        cut = len(data) - (MESSAGE_BYTES - 8) + 100
+        message = {**message, "traceback": "...\n" + message["traceback"][cut:]}
+        data = json.dumps(message).encode()
+    if len(data) > MESSAGE_BYTES - 8:
+        raise ValueError(f"a message of {len(data)} bytes between processes; at most {MESSAGE_BYTES - 8} fit")
+    area[:8].view(np.int64)[0] = len(data)
+    area[8:8 + len(data)] = np.frombuffer(data, np.uint8)
+
+
+def _receive(area: np.ndarray) -> dict:
+    return json.loads(area[8:8 + int(area[:8].view(np.int64)[0])].tobytes())
+
+
+def _encode_logs(logs: dict) -> dict:
+    out = {}
+    for key, value in logs.items():
+        if key == "_states":
+            out[key] = {k: [np.asarray(v).dtype.str, list(np.shape(v)), np.asarray(v).ravel().tolist()]
+                        for k, v in value.items()}
+        else:
+            out[key] = float(value)
+    return out
+
+
+def _decode_logs(logs: dict) -> dict:
+    if "_states" in logs:
+        logs["_states"] = {k: np.array(data, dtype).reshape(shape) for k, (dtype, shape, data) in
+                           logs["_states"].items()}
+    return logs
+
+
+def _put_rows(view, array, part) -> None:
+    """``view[...] = array[part]`` without an intermediate copy when ``part`` is an index array."""
+    if isinstance(part, slice):
+        np.copyto(view, array[part])
+    else:
+        np.take(array, part, axis=0, out=view)
+
+
+def _worker(engine: "ProcessParallel", party: int, shared: _Shared) -> None:
+    """A worker's life: steps on command until told to stop (or its main process is gone)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle; it stops us
+    main = engine._main_pid
+    model = engine.model
+
+    def alive():
+        if os.getppid() != main:  # the main process died: nobody will ever read our answer
+            os._exit(1)
+
+    def check():
+        alive()
+        if shared.flags[0]:
+            raise _Aborted()
+
+    exchange = _Exchange(shared, party, check)
+    weight_views = _views(shared.weights, shared.weights_layout)
+    grad_views = _views(shared.grads[party - 1], shared.grads_layout)
+    with blas_single_thread():
+        while True:
+            _wait(shared.go[party - 1], shared.spin, alive, sleep=1.0)
+            order = _receive(shared.orders[party - 1])
+            if order["op"] == "stop":
+                return
+            try:
+                for (d, k), view in zip(shared.weight_arrays, weight_views):
+                    np.copyto(d[k], view)
+                arrays = _views(shared.inputs[party - 1], order["inputs"])
+                nx, ny = order["counts"]
+                xs, ys, ws = arrays[:nx], arrays[nx:nx + ny], arrays[nx + ny:]
+                seed = None if order["seed"] is None else tuple(order["seed"])
+                with installed(BatchContext(order["offset"], order["total"], seed, exchange)), \
+                        np.errstate(**order["errors"]):
+                    logs = model.forward_backward(xs, ys, scale=order["scale"], weights=ws or None)
+                if model.plan.needs_collecting:
+                    model.plan.collect_grads([model.plan.instances])
+                for (d, k), view in zip(shared.grad_arrays, grad_views):
+                    np.copyto(view, d[k])
+                reply = {"logs": _encode_logs(logs)}
+            except _Aborted:
+                reply = {"aborted": True}
+            except BaseException as e:  # noqa: BLE001 (sent to the main process, which raises it)
+                shared.flags[0] = 1
+                reply = {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
+            _send(shared.answers[party - 1], reply)
+            shared.done[party - 1].release()
+
+
+class ProcessParallel:
+    """Runs a finalized model's training steps on chunks of each batch in ``parties`` processes: this one and
+    ``parties - 1`` forked workers. Use as a context manager, like :class:`DataParallel`.
+
+    Args:
+        model: a finalized :class:`~nnscratch.Model`.
+        parties: processes sharing each batch (>= 2).
+        adaptive: decide for every batch whether it is worth splitting, default False (see DataParallel).
+    """
+
+    def __init__(self, model, parties: int, adaptive: bool = False):
+        if not fork_available():
+            raise RuntimeError("worker processes need fork, which nnscratch uses on Linux only; use "
+                               "Model(parallel='threads') here")
+        self.model = model
+        self.parties = parties
+        self.adaptive = adaptive
+        self._stack = ExitStack()
+        self._shared = None
+        self._exchange = None
+        self._workers = []
+        self._main_pid = os.getpid()
+        self._inference = None
+        #: seconds this process spent waiting for the workers' answers, over all steps (for benchmarks)
+        self.wait_seconds = 0.0
+
+    def __enter__(self):
+        self._stack.enter_context(blas_single_thread())
+        self._stack.callback(self._stop)
+        return self
+
+    def __exit__(self, *exc):
+        self._stack.close()
+        self._inference = None
+        return False
+
+    # -- the workers ------------------------------------------------------------------------------------
+    def _start(self, input_bytes: int):
+        self._shared = _Shared(self.model, self.parties, input_bytes)
+        self._exchange = _Exchange(self._shared, 0, self._check)
+        ctx = multiprocessing.get_context("fork")
+        for party in range(1, self.parties):
+            process = ctx.Process(target=_worker, args=(self, party, self._shared), daemon=True,
+                                  name=f"nnscratch-worker-{party}")
+            process.start()
+            self._workers.append(process)
+
+    def _stop(self):
+        """Stops the workers (asking first, then terminating them) and frees the mapping."""
+        shared = self._shared
+        if shared is not None:
+            shared.flags[0] = 1  # a worker waiting in an exchange for this process stops waiting
+            for w in range(len(self._workers)):
+                _send(shared.orders[w], {"op": "stop"})
+                shared.go[w].release()
+        deadline = time.monotonic() + STOP_SECONDS
+        for process in self._workers:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                process.terminate()
+                process.join(1.0)
+            if process.is_alive():
+                process.kill()
+                process.join()
+        self._workers = []
+        self._exchange = None
+        if self._shared is not None:
+            self._shared.close()
+            self._shared = None
+
+    def _check(self):
+        """Raises when a worker has died or aborted the step."""
+        self._check_alive()
+        if self._shared.flags[0]:
+            raise _Aborted()
+
+    def _check_alive(self):
+        """Raises :class:`WorkerError` when a worker has died."""
+        for party, process in enumerate(self._workers, 1):
+            if process.exitcode is not None:
+                raise WorkerError(f"worker process {party} of {self.parties} (pid {process.pid}) died with exit "
+                                  f"code {process.exitcode} (a negative code is the signal that killed it: -9 is "
+                                  "often the kernel's out-of-memory killer); train with a smaller batch, fewer "
+                                  "threads or Model(parallel='threads')")
+
+    # -- steps ------------------------------------------------------------------------------------------
+    def train_step(self, xs, ys, index=None, seed=None, weights=None) -> dict:
+        """Forward, backward and one optimizer step on the batch ``(xs[index], ys[index])``, as
+        :meth:`DataParallel.train_step`; returns the batch logs."""
+        n_all = len(xs[0])
+        if index is None:
+            index = slice(0, n_all)
+        if isinstance(index, slice):
+            start, stop, step = index.indices(n_all)
+            index = slice(start, max(start, stop)) if step == 1 else np.arange(start, stop, step)
+        n = index.stop - index.start if isinstance(index, slice) else len(index)
+        split = not self.adaptive or worthwhile(self.model, n, self.parties)
+        bounds = chunk_bounds(n, self.parties if split else 1)
+        parts = [slice(index.start + a, index.start + b) if isinstance(index, slice) else index[a:b]
+                 for a, b in bounds]
+        if len(bounds) < self.parties:  # a batch too small to split (or with fewer samples than processes)
+            return self._alone(xs, ys, parts[0], n, seed, weights)
+        try:
+            logs = self._split_step(xs, ys, weights, n, bounds, parts, seed)
+        except BaseException:
+            self._stop()  # the next step starts new workers
+            raise
+        return optimizer_step(self.model, logs)
+
+    def _split_step(self, xs, ys, weights, n, bounds, parts, seed) -> dict:
+        model = self.model
+        groups = [list(xs), list(ys), [] if weights is None else list(weights)]
+        layouts = [_layout([None if g is None else (g.dtype, (b - a,) + g.shape[1:]) for group in groups for g in group])
+                   for a, b in bounds[1:]]
+        need = max(size for _, size in layouts)
+        if self._shared is None or self._shared.input_bytes < need:
+            self._stop()
+            self._start(need * 5 // 4)  # room for a data source's batches to vary a little
+        shared = self._shared
+        for (d, k), view in zip(shared.weight_arrays, _views(shared.weights, shared.weights_layout)):
+            np.copyto(view, d[k])
+        errors = np.geterr()
+        for w, ((layout, _), (a, b), part) in enumerate(zip(layouts, bounds[1:], parts[1:])):
+            for view, array in zip(_views(shared.inputs[w], layout), [g for group in groups for g in group]):
+                if view is not None:
+                    _put_rows(view, array, part)
+            order = {"op": "step", "inputs": layout, "counts": [len(groups[0]), len(groups[1])], "offset": a,
+                     "total": n, "scale": (b - a) / n, "errors": errors,
+                     "seed": None if seed is None else [int(s) for s in seed]}
+            _send(shared.orders[w], order)
+            shared.go[w].release()
+        a, b = bounds[0]
+        try:
+            with installed(BatchContext(0, n, seed, self._exchange)):
+                logs = model.forward_backward(take_rows(xs, parts[0]), take_rows(ys, parts[0]), scale=(b - a) / n,
+                                              weights=take_rows(weights, parts[0]))
+        except _Aborted:  # a worker failed while this process waited for it in an exchange
+            self._raise_worker_failure(self._replies(wait_for_all=False))
+            raise WorkerError("a worker process stopped the step without saying why") from None
+        if model.plan.needs_collecting:
+            model.plan.collect_grads([model.plan.instances])
+        replies = self._replies()
+        self._raise_worker_failure(replies)
+        grads = [d[k] for d, k in shared.grad_arrays]
+        for w in range(len(self._workers)):
+            for grad, theirs in zip(grads, _views(shared.grads[w], shared.grads_layout)):
+                grad += theirs
+        results = [logs] + [_decode_logs(reply["logs"]) for reply in replies]
+        return combine_logs(results, [b - a for a, b in bounds])
+
+    def _alone(self, xs, ys, part, n, seed, weights):
+        with installed(BatchContext(0, n, seed)):
+            logs = self.model.forward_backward(take_rows(xs, part), take_rows(ys, part),
+                                               weights=take_rows(weights, part))
+        if self.model.plan.needs_collecting:
+            self.model.plan.collect_grads([self.model.plan.instances])
+        return optimizer_step(self.model, logs)
+
+    def _replies(self, wait_for_all=True) -> list:
+        """Every worker's answer to this step, in order; a worker's death raises :class:`WorkerError`.
+        ``wait_for_all=False``: only the answers already there or coming within a second (after a failure)."""
+        t0 = time.perf_counter()
+        replies = []
+        for w in range(len(self._workers)):
+            done = self._shared.done[w]
+            if wait_for_all:
+                _wait(done, self._shared.spin, self._check_alive)
+            elif not done.acquire(True, 1.0):
+                continue
+            replies.append(_receive(self._shared.answers[w]))
+        self.wait_seconds += time.perf_counter() - t0
+        return replies
+
+    def _raise_worker_failure(self, replies):
+        for party, reply in enumerate(replies, 1):
+            if "error" in reply:
+                raise WorkerError(f"worker process {party} of {self.parties} failed in its part of the batch: "
+                                  f"{reply['error']}\n\nIts traceback:\n{reply['traceback']}")
+        self._check_alive()
+
+    # -- inference --------------------------------------------------------------------------------------
+    def forward(self, xs):
+        """Inference (validation) in threads of this process: ``(outputs, logits)`` as ``Plan.forward``."""
+        if self._inference is None:
+            self._inference = self._stack.enter_context(DataParallel(self.model, self.parties))
+        return self._inference.forward(xs)
