@@ -388,6 +388,10 @@ def _train(args):
     model.metadata["run"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in run.items()}
     if args.threads is not None:
         model.threads = args.threads
+    try:
+        model.parallel = args.parallel
+    except ValueError as e:
+        raise UsageError(f"--parallel {args.parallel}: {e}") from None
     done = model.epochs_trained
     to_train = run["epochs"] - done
 
@@ -943,6 +947,9 @@ def build_parser():
     p.add_argument("--threads", type=_whole(1), default=None, metavar="N",
                    help="threads per process sharing each batch (default: the cores available, shared among the "
                         "MPI ranks on the host, at most 4)")
+    p.add_argument("--parallel", default="threads", choices=("threads", "processes"),
+                   help="how those cores share each batch: threads of this process (default), or forked worker "
+                        "processes of one thread each, which no GIL slows (Linux; docs/performance.md)")
     p.add_argument("--distributed", action="store_true",
                    help="train as one rank of an MPI job, same result as one process: "
                         "mpiexec -n N nnscratch train ... --distributed (docs/distributed.md)")
