@@ -75,7 +75,13 @@ def gemm_gflops(seconds=1.0) -> float:
     return best
 
 
-def nnscratch_model(row, seed, threads):
+def nnscratch_model(row, seed, threads, parallel="threads"):
+    model = _nnscratch_model(row, seed, threads)
+    model.parallel = parallel
+    return model
+
+
+def _nnscratch_model(row, seed, threads):
     import nnscratch
     from nnscratch.layers import (Conv2D, Dense, Flatten, GlobalAvgPool2D, MaxPool2D, ReLU, SeparableConv2D,
                                   Softmax)
@@ -149,7 +155,7 @@ def torch_model(row):
 class Worker:
     """One framework, one row: ``train(steps)`` and ``infer(samples)`` return seconds."""
 
-    def __init__(self, kind, row, batch_size, threads, seed, samples):
+    def __init__(self, kind, row, batch_size, threads, seed, samples, parallel="threads"):
         import numpy as np
 
         self.kind, self.row, self.batch_size = kind, row, batch_size
@@ -158,7 +164,7 @@ class Worker:
         self.x = rng.random((samples,) + shape, dtype=np.float32)
         self.y = rng.integers(0, 10, samples)
         if kind == "nnscratch":
-            self.model = nnscratch_model(row, seed, threads)
+            self.model = nnscratch_model(row, seed, threads, parallel)
             self.macs = sum(layer.count_macs() for layer in self.model.layers)
         else:
             import torch
@@ -223,10 +229,10 @@ def numpy_blas() -> str:
     return "no BLAS found"
 
 
-def _serve(kind, row, conn, batch_size, threads, seed, samples):
+def _serve(kind, row, conn, batch_size, threads, seed, samples, parallel):
     _limit_threads(threads)
     try:
-        worker = Worker(kind, row, batch_size, threads, seed, samples)
+        worker = Worker(kind, row, batch_size, threads, seed, samples, parallel)
         conn.send(("ready", {"macs": worker.macs, "gemm": gemm_gflops(), "blas": numpy_blas()}))
     except Exception as e:  # reported by the parent
         conn.send(("error", f"{type(e).__name__}: {e}"))
@@ -238,7 +244,12 @@ def _serve(kind, row, conn, batch_size, threads, seed, samples):
         elif cmd == "infer":
             conn.send(("ok", worker.infer(arg)))
         elif cmd == "memory":
-            conn.send(("ok", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            if kind == "nnscratch" and parallel == "processes":
+                # the worker processes' peak too (the largest one's, once per worker: an upper bound, since
+                # pages they share with this process copy-on-write are counted in both)
+                peak += (threads - 1) * resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+            conn.send(("ok", peak))
         else:
             conn.send(("ok", None))
             return
@@ -250,7 +261,8 @@ def run_row(row, kinds, args, infer_samples):
     workers, facts = {}, {}
     for kind in kinds:
         parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_serve, args=(kind, row, child, args.batch_size, args.threads, args.seed, samples))
+        proc = ctx.Process(target=_serve, args=(kind, row, child, args.batch_size, args.threads, args.seed, samples,
+                                                      args.parallel))
         proc.start()
         status, info = parent.recv()
         if status != "ready":
@@ -297,6 +309,8 @@ def main(argv=None):
                         ", ".join(f"{row} {n:,}" for row, n in INFER_SAMPLES.items()) + ")")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--parallel", default="threads", choices=("threads", "processes"),
+                        help="how nnscratch's fit shares each batch between the threads (Model(parallel=...))")
     parser.add_argument("--quick", action="store_true", help="lenet5 and vgg, 8 steps, 2 repeats")
     parser.add_argument("--no-torch", action="store_true", help="time nnscratch alone")
     args = parser.parse_args(argv)
@@ -332,7 +346,7 @@ def main(argv=None):
         print(f"{row}: train ms/step " + ", ".join(f"{k} {[round(1000 * t / args.steps, 1) for t in train[k]]}"
                                                    for k in kinds), flush=True)
     print()
-    print(f"batch {args.batch_size}, Adam, float32, {args.threads} thread(s) each, {args.steps} steps x {args.repeats} "
+    print(f"batch {args.batch_size}, Adam, float32, {args.threads} thread(s) each (nnscratch: {args.parallel}), {args.steps} steps x {args.repeats} "
           f"interleaved runs per row (medians); GEMM peak {facts['nnscratch']['gemm']:.1f} GFLOP/s per thread "
           f"({facts['nnscratch']['blas']})")
     print(tabulate(table, headers=["row", "framework", "ms/step", "train img/s", "infer img/s",
