@@ -102,6 +102,16 @@ def test_train_saves_by_default_to_a_name_from_the_network_and_says_where(data_d
     assert "1 epoch of batch 128" in r.stdout  # not "1 epochs"
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="worker processes are forked: Linux only")
+def test_train_with_worker_processes_gives_the_threads_weights(data_dir, tmp_path):
+    common = ["train", "lenet5", "--epochs", 1, "--limit", 600, "--threads", 2, "--data-dir", data_dir]
+    for engine in ("threads", "processes"):
+        r = run(*common, "--parallel", engine, "-o", tmp_path / f"{engine}.h5")
+        assert r.returncode == 0, r.stderr
+    a, b = weights(tmp_path / "threads.h5"), weights(tmp_path / "processes.h5")
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
 # -- 2: Ctrl-C, --resume, epoch numbering ---------------------------------------------------------------
 def test_ctrl_c_stops_with_one_line_saves_the_finished_epochs_and_resume_continues_exactly(data_dir, tmp_path):
     args = ["train", "lenet5", "--epochs", 5, "--batch-size", 1, "--limit", 300, "--data-dir", data_dir]
