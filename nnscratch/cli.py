@@ -947,9 +947,10 @@ def build_parser():
     p.add_argument("--threads", type=_whole(1), default=None, metavar="N",
                    help="threads per process sharing each batch (default: the cores available, shared among the "
                         "MPI ranks on the host, at most 4)")
-    p.add_argument("--parallel", default="threads", choices=("threads", "processes"),
-                   help="how those cores share each batch: threads of this process (default), or forked worker "
-                        "processes of one thread each, which no GIL slows (Linux; docs/performance.md)")
+    p.add_argument("--parallel", default="auto", choices=("auto", "threads", "processes"),
+                   help="how those cores share each batch, with the same result: threads of this process, or "
+                        "forked worker processes of one thread each, which no GIL slows (Linux); auto takes "
+                        "processes for convolutional networks on Linux (default: auto; docs/training.md)")
     p.add_argument("--distributed", action="store_true",
                    help="train as one rank of an MPI job, same result as one process: "
                         "mpiexec -n N nnscratch train ... --distributed (docs/distributed.md)")

@@ -46,7 +46,7 @@ from .callbacks.progress import progress_callback
 from .engine.data_source import ArrayBatches, SourceBatches, array_weights, is_data_source, take_rows
 from .engine.malloc import keep_freed_memory
 from .engine.parallel import DataParallel, blas_single_thread, default_threads, worthwhile
-from .engine.processes import ProcessParallel, fork_available
+from .engine.processes import ProcessParallel, fork_available, processes_pay
 from .engine.penalties import optimizer_step, total_penalty
 from .engine.plan import Plan
 from .graph import (InputLayer, Node, SymbolicTensor, _serials, as_tensor_list, graph_config, graph_from_config,
@@ -93,11 +93,13 @@ class Model:
             to gain run in one. Default None: the cores available, at most 4. BLAS is held to one thread
             whatever the count (so ``threads=1`` means one core), which is why the bits of a run depend only on
             the seed and the thread count, never on ``OPENBLAS_NUM_THREADS`` or the like.
-        parallel: how ``fit`` shares each training batch between those ``threads`` cores: ``"threads"``
-            (default) in this process, or ``"processes"`` in forked worker processes of one thread each
-            (Linux; see :mod:`nnscratch.engine.processes`), which no GIL slows: ~10 % shorter steps for
-            LeNet-5 and ResNet-20 here, the same numbers bit for bit, for ~0.1-0.5 s of starting them per
-            ``fit``. Inference stays in threads.
+        parallel: how ``fit`` shares each training batch between those ``threads`` cores, with the same
+            numbers bit for bit either way: ``"threads"`` of this process, or ``"processes"``: forked worker
+            processes of one thread each, which no GIL slows (Linux; forked at the first step that needs them,
+            0.1-0.5 s, and kept while the model is unchanged; see :mod:`nnscratch.engine.processes`).
+            ``"auto"`` (default) takes processes where they measured faster: array data, Linux, and a
+            chunk's activations outnumbering the parameters (convolutional networks, not MLPs); see
+            :func:`~nnscratch.engine.processes.processes_pay`. Inference always runs in threads.
         inputs, outputs: for a graph model (Keras' functional API): the tensors from
             :func:`nnscratch.Input` the model starts at and the layer outputs it ends at (one or a list
             each). ``Model(inputs, outputs)`` works positionally too.
@@ -111,7 +113,7 @@ class Model:
     """
 
     def __init__(self, layers=None, name="model", dtype="float32", seed=None, threads=None, *, inputs=None,
-                 outputs=None, parallel="threads"):
+                 outputs=None, parallel="auto"):
         if inputs is None and outputs is None and _is_tensors(layers) and _is_tensors(name):
             layers, name, inputs, outputs = None, "model", layers, name  # Model(inputs, outputs)
         if not isinstance(name, str) or not name:
@@ -759,9 +761,9 @@ class Model:
         if getattr(self, "_distributed", None) is not None:  # fit(distributed=True): this rank's share of each batch
             runner = self._distributed.make_runner(self, train, val, batch_size, epochs, shuffle)
         elif isinstance(train, SourceBatches):  # batch sizes are known batch by batch: the runner decides each time
-            runner = self._training_runner(adaptive=True) if self.threads > 1 else None
+            runner = self._training_runner() if self.threads > 1 else None
         else:
-            runner = self._training_runner() if worthwhile(self, batch_size, self.threads) else None
+            runner = self._training_runner(batch_size) if worthwhile(self, batch_size, self.threads) else None
         with ExitStack() as stack:
             if runner is not None:
                 stack.enter_context(runner)
@@ -785,12 +787,13 @@ class Model:
 
     @property
     def parallel(self) -> str:
-        """How ``fit`` shares each training batch between ``threads`` cores: ``"threads"`` or ``"processes"``."""
+        """How ``fit`` shares each training batch between ``threads`` cores: ``"auto"``, ``"threads"`` or
+        ``"processes"`` (see the class docstring)."""
         return self._parallel
 
     @parallel.setter
     def parallel(self, value):
-        choices = ("threads", "processes")
+        choices = ("auto", "threads", "processes")
         if value not in choices:
             raise ValueError(f"parallel must be one of {', '.join(map(repr, choices))}, got {value!r}")
         if value == "processes" and not fork_available():
@@ -798,9 +801,12 @@ class Model:
                              "parallel='threads' here")
         self._parallel = value
 
-    def _training_runner(self, adaptive=False):
-        """The engine that shares training batches between ``self.threads`` cores (see ``parallel``)."""
-        if self.parallel == "processes":
+    def _training_runner(self, batch_size=None):
+        """The engine that shares training batches between ``self.threads`` cores (see ``parallel``); with no
+        ``batch_size`` (a data source's batches), one that decides batch by batch whether to split."""
+        adaptive = batch_size is None
+        if self.parallel == "processes" or (self.parallel == "auto" and not adaptive
+                                            and processes_pay(self, batch_size, self.threads)):
             return ProcessParallel(self, self.threads, adaptive=adaptive)
         return DataParallel(self, self.threads, adaptive=adaptive)
 

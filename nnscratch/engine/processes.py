@@ -45,6 +45,7 @@ import signal
 import sys
 import time
 import traceback
+import weakref
 from contextlib import ExitStack
 
 import numpy as np
@@ -57,6 +58,9 @@ from .penalties import optimizer_step
 #: bytes one process may hand in per batch exchange (BatchNormalization hands in 2 x channels + 1 numbers);
 #: the pages are touched only as far as they are used
 SLOT_BYTES = 8 << 20
+#: seconds a worker waits for its next order before it retires, giving its memory back (the next step that
+#: needs it forks a new one)
+IDLE_SECONDS = 30.0
 #: seconds a worker gets to stop by itself before it is terminated
 STOP_SECONDS = 2.0
 #: bytes of one JSON message between the main process and a worker (an order, an answer with a traceback)
@@ -80,6 +84,35 @@ class _Aborted(Exception):
 def fork_available() -> bool:
     """Whether worker processes can be forked here (Linux)."""
     return sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
+
+
+#: libraries whose threads make a fork unsafe, and which say so at every fork (JAX warns that the child may
+#: deadlock): with one loaded, ``parallel="auto"`` keeps to threads
+FORK_WARY = ("jax",)
+
+
+def processes_pay(model, batch_size: int, threads: int) -> bool:
+    """``parallel="auto"``'s choice: worker processes when they can be forked (Linux, no :data:`FORK_WARY`
+    library loaded) and a chunk's activations outnumber the model's parameters.
+
+    Why that rule: what processes save is the GIL's share of the element-wise work, which grows with the
+    activations; what they cost each step (weights and gradients copied, the optimizer step in the main
+    process alone) grows with the parameters. Measured (2 cores, batch 128, ``docs/performance.md``):
+    LeNet-5 (62k parameters, 1.0M activations per chunk) 10 % faster, VGG (1.1M, 13.9M) 4 %, ResNet-20
+    (272k, 43M) 4 %, the separable CNN (13k, 18.6M) 27 %; the MLP (670k, 183k) 47 % slower.
+
+    Example:
+        >>> import nnscratch
+        >>> from nnscratch.layers import Dense
+        >>> mlp = nnscratch.Model([Dense(512, input_shape=(784,)), Dense(10)]); mlp.finalize()
+        >>> processes_pay(mlp, 128, 2)
+        False
+    """
+    if not fork_available() or any(name in sys.modules for name in FORK_WARY):
+        return False
+    parameters = sum(p.size for layer, _ in model.plan.layer_calls for _, sub in layer.walk()
+                     for p in sub.params.values())
+    return (batch_size // max(1, threads)) * model.plan.activations_per_sample >= parameters
 
 
 def _aligned(n: int) -> int:
@@ -129,12 +162,13 @@ class _Shared:
         self.grads_layout, grad_bytes = _layout([d[k] for d, k in _model_arrays(model, "grads")])
         self.input_bytes = _aligned(input_bytes)
         workers = parties - 1
-        sizes = [_ALIGN, 2 * parties * SLOT_BYTES, _aligned(weight_bytes), workers * _aligned(grad_bytes),
+        sizes = [_aligned(8 + workers), 2 * parties * SLOT_BYTES, _aligned(weight_bytes), workers * _aligned(grad_bytes),
                  workers * self.input_bytes, 2 * workers * MESSAGE_BYTES]
         self.map = mmap.mmap(-1, max(1, sum(sizes)))  # anonymous and shared: the forked workers see it
         buf = np.frombuffer(self.map, np.uint8)
         edges = np.cumsum([0] + sizes).tolist()
         self.flags = buf[edges[0]:edges[0] + 8].view(np.int64)  # [0]: 1 once any process aborts the step
+        self.retired = buf[edges[0] + 8:edges[0] + 8 + workers]  # 1 for a worker that retired
         slots = buf[edges[1]:edges[2]].reshape(2, parties, SLOT_BYTES)
         self.slots = slots
         self.weights = buf[edges[2]:edges[3]]
@@ -153,13 +187,15 @@ class _Shared:
         # moved it.
         self.go = [ctx.Semaphore(0) for _ in range(workers)]
         self.done = [ctx.Semaphore(0) for _ in range(workers)]
+        self.lock = ctx.Lock()  # orders are posted, and workers retire, under it
         #: busy waiting pays only when every process has a core of its own
         self.spin = parties <= len(os.sched_getaffinity(0))
         self.weight_arrays = _model_arrays(model, "weights")
         self.grad_arrays = _model_arrays(model, "grads")
 
     def close(self):
-        self.flags = self.slots = self.weights = self.grads = self.inputs = self.orders = self.answers = None
+        self.flags = self.retired = self.slots = self.weights = self.grads = self.inputs = None
+        self.orders = self.answers = None
         try:
             self.map.close()
         except BufferError:  # a view is still alive somewhere: the mapping goes with the last one
@@ -225,18 +261,23 @@ class _Exchange:
         _wait(semaphore, self.shared.spin, self.check)
 
 
-def _wait(semaphore, spin: bool, check, sleep=0.002) -> None:
+def _wait(semaphore, spin: bool, check, sleep=0.002, timeout=None) -> bool:
     """Acquires ``semaphore``: busy for ~1 ms when ``spin`` (a BatchNormalization exchange between two busy
     processes takes tens of microseconds, and a sleeping virtual CPU is slow to wake), then in sleeps of
-    ``sleep`` seconds; ``check()`` runs in between and raises (or exits) when waiting is pointless."""
+    ``sleep`` seconds; ``check()`` runs in between and raises (or exits) when waiting is pointless. Returns
+    False if ``timeout`` seconds passed first."""
     if spin:
         for k in range(SPINS):
             if semaphore.acquire(False):
-                return
+                return True
             if k % 64 == 63:
                 check()
+    end = None if timeout is None else time.monotonic() + timeout
     while not semaphore.acquire(True, sleep):
         check()
+        if end is not None and time.monotonic() > end:
+            return False
+    return True
 
 
 def _send(area: np.ndarray, message: dict) -> None:
@@ -282,11 +323,17 @@ def _put_rows(view, array, part) -> None:
         np.take(array, part, axis=0, out=view)
 
 
-def _worker(engine: "ProcessParallel", party: int, shared: _Shared) -> None:
-    """A worker's life: steps on command until told to stop (or its main process is gone)."""
+#: the model a worker about to be forked will serve: a global, read by the child, so that the Process object
+#: (which multiprocessing keeps in a global list while the child lives) holds no reference to the model
+_forking = None
+
+
+def _worker(party: int, shared: _Shared, main: int) -> None:
+    """A worker's life: steps on command until told to stop, its main process is gone, or it has waited
+    :data:`IDLE_SECONDS` for an order (it then retires, giving its memory back)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle; it stops us
-    main = engine._main_pid
-    model = engine.model
+    model = _forking
+    w = party - 1
 
     def alive():
         if os.getppid() != main:  # the main process died: nobody will ever read our answer
@@ -299,17 +346,21 @@ def _worker(engine: "ProcessParallel", party: int, shared: _Shared) -> None:
 
     exchange = _Exchange(shared, party, check)
     weight_views = _views(shared.weights, shared.weights_layout)
-    grad_views = _views(shared.grads[party - 1], shared.grads_layout)
+    grad_views = _views(shared.grads[w], shared.grads_layout)
     with blas_single_thread():
         while True:
-            _wait(shared.go[party - 1], shared.spin, alive, sleep=1.0)
-            order = _receive(shared.orders[party - 1])
+            if not _wait(shared.go[w], shared.spin, alive, sleep=1.0, timeout=IDLE_SECONDS):
+                with shared.lock:  # the main process posts orders under the lock: none can slip past
+                    if not shared.go[w].acquire(False):
+                        shared.retired[w] = 1
+                        return
+            order = _receive(shared.orders[w])
             if order["op"] == "stop":
                 return
             try:
                 for (d, k), view in zip(shared.weight_arrays, weight_views):
                     np.copyto(d[k], view)
-                arrays = _views(shared.inputs[party - 1], order["inputs"])
+                arrays = _views(shared.inputs[w], order["inputs"])
                 nx, ny = order["counts"]
                 xs, ys, ws = arrays[:nx], arrays[nx:nx + ny], arrays[nx + ny:]
                 seed = None if order["seed"] is None else tuple(order["seed"])
@@ -326,13 +377,154 @@ def _worker(engine: "ProcessParallel", party: int, shared: _Shared) -> None:
             except BaseException as e:  # noqa: BLE001 (sent to the main process, which raises it)
                 shared.flags[0] = 1
                 reply = {"error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
-            _send(shared.answers[party - 1], reply)
-            shared.done[party - 1].release()
+            _send(shared.answers[w], reply)
+            shared.done[w].release()
+
+
+def fingerprint(model, parties: int) -> str:
+    """What a model's workers copied when they were forked and use in every step: the plan, the layers'
+    configurations and trainable flags, the losses, metrics and dtype. Workers whose fingerprint differs from
+    the model's are forked again. (A layer's attribute outside its ``get_config`` is not in it.)"""
+    layers = [[type(sub).__name__, sub.get_config(), bool(sub.trainable)]
+              for layer, _ in model.plan.layer_calls for _, sub in layer.walk()]
+    facts = [id(model.plan), parties, model.dtype.str, layers, model.get_training_config(),
+             [[id(m) for m in metrics] for metrics in model._metric_lists]]
+    return json.dumps(facts, sort_keys=True, default=repr)
+
+
+class _Workers:
+    """A model's worker processes and their shared mapping. They outlive one ``fit`` (forking costs
+    0.1-0.5 s), so the model keeps them (``model._process_workers``) until its configuration changes, a step
+    fails, they retire after :data:`IDLE_SECONDS` without an order, or the model is garbage-collected."""
+
+    def __init__(self, model, parties: int, input_bytes: int):
+        global _forking
+        self.parties = parties
+        self.fingerprint = fingerprint(model, parties)
+        self.plan = weakref.ref(model.plan)
+        self.shared = _Shared(model, parties, input_bytes)
+        self.exchange = _Exchange(self.shared, 0, self.check)
+        self.processes = []
+        self.owner = os.getpid()
+        ctx = multiprocessing.get_context("fork")
+        try:
+            for party in range(1, parties):
+                _forking = model
+                process = ctx.Process(target=_worker, args=(party, self.shared, os.getpid()), daemon=True,
+                                      name=f"nnscratch-worker-{party}")
+                process.start()
+                self.processes.append(process)
+        except BaseException:
+            self.stop()
+            raise
+        finally:
+            _forking = None
+        self._finalizer = weakref.finalize(model, self.stop)  # a model collected stops its workers
+
+    def __deepcopy__(self, memo):
+        return None  # a copy of the model forks workers of its own when it needs them
+
+    def __reduce__(self):
+        return type(None), ()  # and so does a pickled model
+
+    def ready(self, input_bytes: int) -> bool:
+        """Whether the workers are alive, none has retired, and their room holds ``input_bytes`` of rows."""
+        return (self.shared is not None and self.shared.input_bytes >= input_bytes and not self.shared.retired.any()
+                and all(p.exitcode is None for p in self.processes))
+
+    def serves(self, model, parties: int) -> bool:
+        """Whether these workers were forked from ``model`` as it is now (:func:`fingerprint`)."""
+        return self.plan() is model.plan and self.parties == parties and self.fingerprint == fingerprint(model,
+                                                                                                         parties)
+
+    def post(self) -> bool:
+        """Starts every worker on the order in its message area; False (and none started) if one has retired."""
+        shared = self.shared
+        with shared.lock:
+            if shared.retired.any():
+                return False
+            for go in shared.go:
+                go.release()
+        return True
+
+    def stop(self):
+        """Stops the workers (asking first, then terminating them) and frees the mapping; idempotent."""
+        shared = self.shared
+        if shared is None or os.getpid() != self.owner:
+            # a worker holds a copy of this object (and may collect it): the workers are not its to stop
+            return
+        shared.flags[0] = 1  # a worker waiting in an exchange for this process stops waiting
+        for w in range(len(self.processes)):
+            _send(shared.orders[w], {"op": "stop"})
+            shared.go[w].release()
+        deadline = time.monotonic() + STOP_SECONDS
+        for process in self.processes:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                process.terminate()
+                process.join(1.0)
+            if process.is_alive():
+                process.kill()
+                process.join()
+        self.processes = []
+        self.exchange = None
+        self.shared = None
+        shared.close()
+
+    def check(self):
+        """Raises when a worker has died or aborted the step."""
+        self.check_alive()
+        if self.shared.flags[0]:
+            raise _Aborted()
+
+    def check_alive(self):
+        """Raises :class:`WorkerError` when a worker has died."""
+        for party, process in enumerate(self.processes, 1):
+            if process.exitcode is not None:
+                raise WorkerError(f"worker process {party} of {self.parties} (pid {process.pid}) died with exit "
+                                  f"code {process.exitcode} (a negative code is the signal that killed it: -9 is "
+                                  "often the kernel's out-of-memory killer); train with a smaller batch, fewer "
+                                  "threads or Model(parallel='threads')")
+
+    def replies(self, wait_for_all=True) -> list:
+        """Every worker's answer to this step, in order; a worker's death raises :class:`WorkerError`.
+        ``wait_for_all=False``: only the answers already there or coming within a second (after a failure)."""
+        replies = []
+        for w, done in enumerate(self.shared.done):
+            if wait_for_all:
+                _wait(done, self.shared.spin, self.check_alive)
+            elif not done.acquire(True, 1.0):
+                continue
+            replies.append(_receive(self.shared.answers[w]))
+        return replies
+
+    def raise_failure(self, replies):
+        for party, reply in enumerate(replies, 1):
+            if "error" in reply:
+                raise WorkerError(f"worker process {party} of {self.parties} failed in its part of the batch: "
+                                  f"{reply['error']}\n\nIts traceback:\n{reply['traceback']}")
+        self.check_alive()
+
+
+def stop_workers(model) -> None:
+    """Stops ``model``'s worker processes now, if it has any, giving their memory back (the next ``fit`` that
+    needs them forks new ones).
+
+    Example:
+        >>> import nnscratch
+        >>> from nnscratch.layers import Dense
+        >>> stop_workers(nnscratch.Model([Dense(2, input_shape=(3,))]))  # none: nothing to do
+    """
+    workers = getattr(model, "_process_workers", None)
+    if workers is not None:
+        model._process_workers = None
+        workers.stop()
 
 
 class ProcessParallel:
     """Runs a finalized model's training steps on chunks of each batch in ``parties`` processes: this one and
-    ``parties - 1`` forked workers. Use as a context manager, like :class:`DataParallel`.
+    ``parties - 1`` worker processes (the model's, forked at the first step that needs them and kept for the
+    next ``fit``). Use as a context manager, like :class:`DataParallel`.
 
     Args:
         model: a finalized :class:`~nnscratch.Model`.
@@ -348,17 +540,13 @@ class ProcessParallel:
         self.parties = parties
         self.adaptive = adaptive
         self._stack = ExitStack()
-        self._shared = None
-        self._exchange = None
-        self._workers = []
-        self._main_pid = os.getpid()
         self._inference = None
+        self._verified = None  # the workers found to serve the model as it is in this fit
         #: seconds this process spent waiting for the workers' answers, over all steps (for benchmarks)
         self.wait_seconds = 0.0
 
     def __enter__(self):
         self._stack.enter_context(blas_single_thread())
-        self._stack.callback(self._stop)
         return self
 
     def __exit__(self, *exc):
@@ -366,54 +554,20 @@ class ProcessParallel:
         self._inference = None
         return False
 
-    # -- the workers ------------------------------------------------------------------------------------
-    def _start(self, input_bytes: int):
-        self._shared = _Shared(self.model, self.parties, input_bytes)
-        self._exchange = _Exchange(self._shared, 0, self._check)
-        ctx = multiprocessing.get_context("fork")
-        for party in range(1, self.parties):
-            process = ctx.Process(target=_worker, args=(self, party, self._shared), daemon=True,
-                                  name=f"nnscratch-worker-{party}")
-            process.start()
-            self._workers.append(process)
+    def _workers(self, input_bytes: int) -> _Workers:
+        """The model's workers, forked again when they cannot serve this step."""
+        workers = getattr(self.model, "_process_workers", None)
+        if workers is not None and workers.ready(input_bytes) and (
+                self._verified is workers or workers.serves(self.model, self.parties)):
+            self._verified = workers  # checked once per fit: the fingerprint walks every layer
+            return workers
+        self.stop_workers()
+        # room for a data source's batches to vary a little
+        self.model._process_workers = self._verified = _Workers(self.model, self.parties, input_bytes * 5 // 4)
+        return self._verified
 
-    def _stop(self):
-        """Stops the workers (asking first, then terminating them) and frees the mapping."""
-        shared = self._shared
-        if shared is not None:
-            shared.flags[0] = 1  # a worker waiting in an exchange for this process stops waiting
-            for w in range(len(self._workers)):
-                _send(shared.orders[w], {"op": "stop"})
-                shared.go[w].release()
-        deadline = time.monotonic() + STOP_SECONDS
-        for process in self._workers:
-            process.join(max(0.0, deadline - time.monotonic()))
-            if process.is_alive():
-                process.terminate()
-                process.join(1.0)
-            if process.is_alive():
-                process.kill()
-                process.join()
-        self._workers = []
-        self._exchange = None
-        if self._shared is not None:
-            self._shared.close()
-            self._shared = None
-
-    def _check(self):
-        """Raises when a worker has died or aborted the step."""
-        self._check_alive()
-        if self._shared.flags[0]:
-            raise _Aborted()
-
-    def _check_alive(self):
-        """Raises :class:`WorkerError` when a worker has died."""
-        for party, process in enumerate(self._workers, 1):
-            if process.exitcode is not None:
-                raise WorkerError(f"worker process {party} of {self.parties} (pid {process.pid}) died with exit "
-                                  f"code {process.exitcode} (a negative code is the signal that killed it: -9 is "
-                                  "often the kernel's out-of-memory killer); train with a smaller batch, fewer "
-                                  "threads or Model(parallel='threads')")
+    def stop_workers(self):
+        stop_workers(self.model)
 
     # -- steps ------------------------------------------------------------------------------------------
     def train_step(self, xs, ys, index=None, seed=None, weights=None) -> dict:
@@ -435,46 +589,48 @@ class ProcessParallel:
         try:
             logs = self._split_step(xs, ys, weights, n, bounds, parts, seed)
         except BaseException:
-            self._stop()  # the next step starts new workers
+            self.stop_workers()  # the next step forks new ones
             raise
         return optimizer_step(self.model, logs)
 
     def _split_step(self, xs, ys, weights, n, bounds, parts, seed) -> dict:
         model = self.model
-        groups = [list(xs), list(ys), [] if weights is None else list(weights)]
-        layouts = [_layout([None if g is None else (g.dtype, (b - a,) + g.shape[1:]) for group in groups for g in group])
+        arrays = list(xs) + list(ys) + ([] if weights is None else list(weights))
+        layouts = [_layout([None if g is None else (g.dtype, (b - a,) + g.shape[1:]) for g in arrays])
                    for a, b in bounds[1:]]
         need = max(size for _, size in layouts)
-        if self._shared is None or self._shared.input_bytes < need:
-            self._stop()
-            self._start(need * 5 // 4)  # room for a data source's batches to vary a little
-        shared = self._shared
-        for (d, k), view in zip(shared.weight_arrays, _views(shared.weights, shared.weights_layout)):
-            np.copyto(view, d[k])
-        errors = np.geterr()
-        for w, ((layout, _), (a, b), part) in enumerate(zip(layouts, bounds[1:], parts[1:])):
-            for view, array in zip(_views(shared.inputs[w], layout), [g for group in groups for g in group]):
-                if view is not None:
-                    _put_rows(view, array, part)
-            order = {"op": "step", "inputs": layout, "counts": [len(groups[0]), len(groups[1])], "offset": a,
-                     "total": n, "scale": (b - a) / n, "errors": errors,
-                     "seed": None if seed is None else [int(s) for s in seed]}
-            _send(shared.orders[w], order)
-            shared.go[w].release()
+        while True:
+            workers = self._workers(need)
+            shared = workers.shared
+            for (d, k), view in zip(shared.weight_arrays, _views(shared.weights, shared.weights_layout)):
+                np.copyto(view, d[k])
+            errors = np.geterr()
+            for w, ((layout, _), (a, b), part) in enumerate(zip(layouts, bounds[1:], parts[1:])):
+                for view, array in zip(_views(shared.inputs[w], layout), arrays):
+                    if view is not None:
+                        _put_rows(view, array, part)
+                _send(shared.orders[w], {"op": "step", "inputs": layout, "counts": [len(xs), len(ys)], "offset": a,
+                                         "total": n, "scale": (b - a) / n, "errors": errors,
+                                         "seed": None if seed is None else [int(s) for s in seed]})
+            if workers.post():
+                break
+            self.stop_workers()  # one retired just now: fork new ones and hand them the step
         a, b = bounds[0]
         try:
-            with installed(BatchContext(0, n, seed, self._exchange)):
+            with installed(BatchContext(0, n, seed, workers.exchange)):
                 logs = model.forward_backward(take_rows(xs, parts[0]), take_rows(ys, parts[0]), scale=(b - a) / n,
                                               weights=take_rows(weights, parts[0]))
         except _Aborted:  # a worker failed while this process waited for it in an exchange
-            self._raise_worker_failure(self._replies(wait_for_all=False))
+            workers.raise_failure(workers.replies(wait_for_all=False))
             raise WorkerError("a worker process stopped the step without saying why") from None
         if model.plan.needs_collecting:
             model.plan.collect_grads([model.plan.instances])
-        replies = self._replies()
-        self._raise_worker_failure(replies)
+        t0 = time.perf_counter()
+        replies = workers.replies()
+        self.wait_seconds += time.perf_counter() - t0
+        workers.raise_failure(replies)
         grads = [d[k] for d, k in shared.grad_arrays]
-        for w in range(len(self._workers)):
+        for w in range(len(workers.processes)):
             for grad, theirs in zip(grads, _views(shared.grads[w], shared.grads_layout)):
                 grad += theirs
         results = [logs] + [_decode_logs(reply["logs"]) for reply in replies]
@@ -487,28 +643,6 @@ class ProcessParallel:
         if self.model.plan.needs_collecting:
             self.model.plan.collect_grads([self.model.plan.instances])
         return optimizer_step(self.model, logs)
-
-    def _replies(self, wait_for_all=True) -> list:
-        """Every worker's answer to this step, in order; a worker's death raises :class:`WorkerError`.
-        ``wait_for_all=False``: only the answers already there or coming within a second (after a failure)."""
-        t0 = time.perf_counter()
-        replies = []
-        for w in range(len(self._workers)):
-            done = self._shared.done[w]
-            if wait_for_all:
-                _wait(done, self._shared.spin, self._check_alive)
-            elif not done.acquire(True, 1.0):
-                continue
-            replies.append(_receive(self._shared.answers[w]))
-        self.wait_seconds += time.perf_counter() - t0
-        return replies
-
-    def _raise_worker_failure(self, replies):
-        for party, reply in enumerate(replies, 1):
-            if "error" in reply:
-                raise WorkerError(f"worker process {party} of {self.parties} failed in its part of the batch: "
-                                  f"{reply['error']}\n\nIts traceback:\n{reply['traceback']}")
-        self._check_alive()
 
     # -- inference --------------------------------------------------------------------------------------
     def forward(self, xs):

@@ -473,6 +473,7 @@ def test_each_thread_runs_its_own_instances_in_training_and_inference(monkeypatc
 
     monkeypatch.setattr(parallel, "MIN_ACTIVATIONS_PER_CHUNK", 0)
     model = _shared_batchnorm_model(threads=2)
+    model.parallel = "threads"  # the thread engine's instances are the subject (processes hold their own)
     ran = {}
     forward = Dense.forward
 

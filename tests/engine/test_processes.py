@@ -1,8 +1,13 @@
 """Worker processes (``Model(parallel="processes")``): the threads' numbers bit for bit, failures that name the
 worker and leave no process behind."""
+import copy
+import gc
 import multiprocessing
 import os
 import signal
+import sys
+import time
+import types
 
 import numpy as np
 import pytest
@@ -22,6 +27,14 @@ def always_parallel(monkeypatch):
     monkeypatch.setattr(parallel, "MIN_ACTIVATIONS_PER_CHUNK", 0)
 
 
+@pytest.fixture(autouse=True)
+def no_worker_outlives_its_model():
+    gc.collect()  # the models of earlier tests, elsewhere, with their workers
+    yield
+    gc.collect()  # the test's models are gone: so must their workers be
+    assert workers() == []
+
+
 def workers():
     return [p for p in multiprocessing.active_children() if p.name.startswith("nnscratch-worker-")]
 
@@ -33,7 +46,8 @@ class SeeWorkers(Callback):
         self.seen = []
 
     def on_batch_end(self, step, logs=None):
-        self.seen.append(sorted(p.pid for p in workers()))
+        own = getattr(self.model, "_process_workers", None)
+        self.seen.append(sorted(p.pid for p in own.processes) if own is not None else [])
 
 
 def cnn(threads, engine, extra=(), seed=0):
@@ -71,7 +85,66 @@ def test_processes_give_the_threads_numbers_bit_for_bit(threads):
     for k in ("loss", "accuracy", "val_loss", "val_accuracy"):
         assert h_p[k] == h_t[k], k
     assert repr(o_p) == repr(o_t)
+
+
+def test_the_workers_serve_the_next_fit_and_stop_with_their_model():
+    x, y = data(64)
+    model = cnn(2, "processes")
+    seen = SeeWorkers()
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0, callbacks=[seen])
+    first = seen.seen[0]
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0, callbacks=[seen])
+    assert seen.seen[0] == first and len(first) == 1  # no new fork
+    assert copy.deepcopy(model)._process_workers is None  # a copy forks its own
+    model = seen = None  # the callback held the model too
+    gc.collect()
     assert workers() == []
+
+
+@pytest.mark.parametrize("change", ["dropout rate", "loss", "threads", "frozen layer"])
+def test_a_model_changed_between_fits_gets_new_workers_with_the_threads_numbers(change):
+    x, y = data(64)
+    y = np.eye(3, dtype=np.float32)[y]  # one-hot, which mean squared error takes too
+    runs = []
+    for engine in ("threads", "processes"):
+        model = cnn(3 if change != "threads" else 2, engine)
+        model.fit(x, y, epochs=1, batch_size=32, verbose=0)
+        before = [p.pid for p in workers()]
+        if change == "dropout rate":
+            next(layer for layer in model.layers if isinstance(layer, Dropout)).rate = 0.5
+        elif change == "loss":
+            model.set(loss="mse")
+            model.finalize()
+        elif change == "threads":
+            model.threads = 3
+        else:
+            model.layers[0].trainable = False
+        seen = SeeWorkers()
+        model.fit(x, y, epochs=1, batch_size=32, verbose=0, callbacks=[seen])
+        if engine == "processes":
+            assert not set(seen.seen[0]) & set(before) and len(seen.seen[0]) == 2
+        runs.append(model.get_weights())
+        model = None
+        gc.collect()
+    for k in runs[0]:
+        np.testing.assert_array_equal(runs[1][k], runs[0][k], err_msg=k)
+
+
+def test_idle_workers_retire_and_the_next_step_forks_new_ones(monkeypatch):
+    monkeypatch.setattr(processes, "IDLE_SECONDS", 0.3)
+    x, y = data(64)
+    runs = []
+    for engine in ("threads", "processes"):
+        model = cnn(2, engine)
+        model.fit(x, y, epochs=1, batch_size=32, verbose=0)
+        deadline = time.monotonic() + 10
+        while workers() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert workers() == []  # retired by themselves
+        model.fit(x, y, epochs=1, batch_size=32, verbose=0)
+        runs.append(model.get_weights())
+    for k in runs[0]:
+        np.testing.assert_array_equal(runs[1][k], runs[0][k], err_msg=k)
 
 
 class RowsSeen(Layer, register=False):  # the suite's all-layer checks must not see it
@@ -148,7 +221,7 @@ def test_a_worker_that_raises_stops_the_step_with_its_traceback_and_the_next_fit
     assert workers() == []
     model.layers[3].offset = -1  # never fails now
     model.fit(x, y, epochs=1, batch_size=64, verbose=0)
-    assert workers() == []
+    assert len(workers()) == 1
 
 
 def test_an_error_in_the_main_process_is_raised_as_it_is_and_the_workers_stop():
@@ -175,10 +248,32 @@ def test_a_worker_killed_mid_fit_is_named_with_its_signal():
 
 
 def test_parallel_must_name_an_engine():
-    with pytest.raises(ValueError, match="parallel must be one of 'threads', 'processes', got 'fork'"):
+    with pytest.raises(ValueError, match="parallel must be one of 'auto', 'threads', 'processes', got 'fork'"):
         nnscratch.Model([Dense(2, input_shape=(3,))], parallel="fork")
     model = nnscratch.Model([Dense(2, input_shape=(3,))])
-    assert model.parallel == "threads"
+    assert model.parallel == "auto"
+
+
+def mlp():
+    model = nnscratch.Model([Dense(256, input_shape=(64,)), ReLU(), Dense(3), Softmax()], seed=0, threads=2)
+    model.set(loss="categorical_crossentropy", optimizer="adam")
+    model.finalize()
+    return model
+
+
+def test_auto_takes_processes_for_a_cnn_and_threads_for_an_mlp_or_beside_jax(monkeypatch):
+    x, y = data(64)
+    model, seen = cnn(2, "auto"), SeeWorkers()
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0, callbacks=[seen])
+    assert len(seen.seen[0]) == 1  # a chunk's activations (16 x 8 x 8 x 4 x ...) outnumber its 167 parameters
+    model = seen = None
+    dense, seen = mlp(), SeeWorkers()
+    dense.fit(x.reshape(64, 64), y, epochs=1, batch_size=32, verbose=0, callbacks=[seen])
+    assert seen.seen[0] == []  # 17k parameters, 16 x 259 activations per chunk
+    monkeypatch.setitem(sys.modules, "jax", types.ModuleType("jax"))
+    model, seen = cnn(2, "auto"), SeeWorkers()
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0, callbacks=[seen])
+    assert seen.seen[0] == []
 
 
 def test_parallel_processes_is_refused_where_there_is_no_fork(monkeypatch):
