@@ -15,7 +15,9 @@
 * ``save_load``: a one-layer model saved and loaded predicts the same and holds the same weights and state;
 * ``in_a_model``: the whole-model gradient check of a small model containing the layer;
 * ``threads``: that model trained for a few steps with ``threads=2`` equals ``threads=1`` (1e-9 relative in
-  float64, 1e-5 in float32), and two threaded runs are equal bit for bit.
+  float64, 1e-5 in float32), and two threaded runs are equal bit for bit;
+* ``processes``: the same training with two worker processes (``parallel="processes"``) equals the two
+  threads bit for bit (Linux; elsewhere it passes with nothing to check).
 
 A user runs it on their own layer (``nnscratch gradcheck --import my_module`` does too); the test suite runs
 it over every registered layer.
@@ -58,7 +60,7 @@ from .layers.base import Layer
 
 #: every check, in the order it runs
 CHECKS = ("gradients", "config", "dtypes", "storage", "inputs_untouched", "wrong_shape", "counts", "save_load",
-          "in_a_model", "threads")
+          "in_a_model", "threads", "processes")
 
 
 class ContractError(AssertionError):
@@ -400,18 +402,26 @@ def _in_a_model(cls, config, shape, options):
         _require(report.ok, f"{'training' if training else 'inference'} mode:\n" + report.table())
 
 
+def _train_split(cls, config, shape, seed, dtype, threads, parallel="threads"):
+    """The weights of the one-layer model with a head after an epoch of batches of 7 split over ``threads``
+    (chunks of 4 and 3), and the worker processes stopped at once."""
+    from .engine.parallel import split_every_batch
+    from .engine.processes import stop_workers
+    model = _one_layer_model(cls, config, shape, dtype=dtype, threads=threads, head=True, seed=seed)
+    model.parallel = parallel
+    x, y = _data(model, 21, seed, classes=3)
+    try:
+        with split_every_batch():
+            model.fit(x, y, epochs=1, batch_size=7, shuffle=True, verbose=0)
+    finally:
+        stop_workers(model)
+    return model.get_weights()
+
+
 def _threads(cls, config, shape, options):
     seed = options.seed
-    from .engine.parallel import split_every_batch
     for dtype, rtol in (("float64", 1e-9), ("float32", 1e-5)):
-        runs = {}
-        for threads in (1, 2, 2):
-            model = _one_layer_model(cls, config, shape, dtype=dtype, threads=threads, head=True, seed=seed)
-            x, y = _data(model, 21, seed, classes=3)
-            with split_every_batch():
-                model.fit(x, y, epochs=1, batch_size=7, shuffle=True, verbose=0)  # 7: chunks of 4 and 3
-            runs.setdefault(threads, []).append(model.get_weights())
-        one, (two, again) = runs[1][0], runs[2]
+        one, two, again = (_train_split(cls, config, shape, seed, dtype, threads) for threads in (1, 2, 2))
         for k in one:
             _require(np.array_equal(two[k], again[k]), f"{dtype}: two runs with threads=2 differ in {k}")
             scale = max(float(np.abs(one[k]).max()), 1e-3)
@@ -421,6 +431,21 @@ def _threads(cls, config, shape, options):
                                   "(use self.batch_sum) or draw random numbers outside self.batch_uniform?")
 
 
+def _processes(cls, config, shape, options):
+    from .engine.processes import fork_available
+    if not fork_available():
+        return
+    for dtype in ("float64", "float32"):
+        threads, processes = (_train_split(cls, config, shape, options.seed, dtype, 2, parallel)
+                              for parallel in ("threads", "processes"))
+        for k in threads:
+            _require(np.array_equal(threads[k], processes[k]),
+                     f"{dtype}: two worker processes differ from two threads in {k}; does the layer keep something "
+                     "between the chunks of a batch outside its params, state and self.batch_sum (which a worker "
+                     "process does not share)? Model(parallel='threads') keeps such a layer working")
+
+
 _CHECKS = {"gradients": _gradients, "config": _config, "dtypes": _dtypes, "storage": _storage,
            "inputs_untouched": _inputs_untouched, "wrong_shape": _wrong_shape, "counts": _counts,
-           "save_load": _save_load, "in_a_model": _in_a_model, "threads": _threads}
+           "save_load": _save_load, "in_a_model": _in_a_model, "threads": _threads,
+           "processes": _processes}
