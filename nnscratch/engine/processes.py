@@ -20,16 +20,17 @@ chunk order and the workers' gradients are added to the main process's in chunk 
 :class:`~nnscratch.engine.parallel.DataParallel` adds them. (A layer called twice sums its calls inside each
 process first, which rounds differently from the threads.)
 
-The workers are forked at the first step of ``fit`` (so they start from the model as it is then) and stopped
-when it returns or fails. Everything but the forward and backward of their chunks stays in the main process:
+The workers are forked at the first step that needs them (0.1-0.5 s: the fork, then copy-on-write faults
+and fresh memory in the first steps) and kept with the model for later fits (:class:`_Workers` says until
+when). Everything but the forward and backward of their chunks stays in the main process:
 optimizer, callbacks, data loading, validation (in threads). A failing worker stops the step with a
 :class:`WorkerError` carrying its traceback; a worker that dies (killed, out of memory) is noticed within
 milliseconds; a worker whose main process dies exits. Fork is POSIX's, and safe to use for this on Linux only
 (macOS' system libraries are not fork-safe), so :func:`fork_available` is False elsewhere.
 
-Measured on this 2-core machine (docs/performance.md): LeNet-5 steps 12 % shorter than with threads,
-ResNet-20's 4-6 %, VGG's about the same, the MLP's longer (BLAS needs no help with the GIL); starting the
-workers costs 0.1-0.5 s per ``fit``. Hence opt-in, for long fits of convolutional networks.
+Measured on this 2-core machine (docs/performance.md, bench_zoo): steps against threads' LeNet-5 -10 %,
+VGG -4 %, ResNet-20 -4 %, the separable CNN -27 %, the MLP +47 % (BLAS needs no help with the GIL, and the
+weights and gradients it copies are many): :func:`processes_pay` is ``Model(parallel="auto")``'s choice.
 
 Example:
     >>> isinstance(fork_available(), bool)
