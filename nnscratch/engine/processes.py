@@ -46,6 +46,7 @@ import signal
 import sys
 import time
 import traceback
+import warnings
 import weakref
 from contextlib import ExitStack
 
@@ -87,8 +88,8 @@ def fork_available() -> bool:
     return sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
 
 
-#: libraries whose threads make a fork unsafe, and which say so at every fork (JAX warns that the child may
-#: deadlock): with one loaded, ``parallel="auto"`` keeps to threads
+#: libraries whose threads make a fork unsafe for a child that uses them (JAX warns so at every fork): a
+#: worker never does, but with one loaded ``parallel="auto"`` keeps to threads all the same
 FORK_WARY = ("jax",)
 
 
@@ -413,7 +414,10 @@ class _Workers:
                 _forking = model
                 process = ctx.Process(target=_worker, args=(party, self.shared, os.getpid()), daemon=True,
                                       name=f"nnscratch-worker-{party}")
-                process.start()
+                with warnings.catch_warnings():
+                    # JAX warns at every fork that a child using JAX may deadlock; a worker never calls it
+                    warnings.filterwarnings("ignore", r"os\.fork\(\) was called", RuntimeWarning)
+                    process.start()
                 self.processes.append(process)
         except BaseException:
             self.stop()
