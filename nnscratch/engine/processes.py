@@ -88,6 +88,12 @@ def fork_available() -> bool:
     return sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
 
 
+def _may_have_children() -> bool:
+    """False in a daemonic process (a ``multiprocessing.Pool`` worker), which multiprocessing forbids to start
+    processes of its own."""
+    return not multiprocessing.current_process().daemon
+
+
 #: libraries whose threads make a fork unsafe for a child that uses them (JAX warns so at every fork): a
 #: worker never does, but with one loaded ``parallel="auto"`` keeps to threads all the same
 FORK_WARY = ("jax",)
@@ -99,8 +105,8 @@ def processes_pay(model, batch_size: int, threads: int) -> bool:
 
     Why that rule: what processes save is the GIL's share of the element-wise work, which grows with the
     activations; what they cost each step (weights and gradients copied, the optimizer step in the main
-    process alone) grows with the parameters. Measured (2 cores, batch 128, ``docs/performance.md``):
-    LeNet-5 (62k parameters, 1.0M activations per chunk) 10 % faster, VGG (1.1M, 13.9M) 4 %, ResNet-20
+    process alone) grows with the parameters. (Never in a ``multiprocessing.Pool`` worker, which may not
+    start processes.) Measured (2 cores, batch 128, ``docs/performance.md``): LeNet-5 (62k parameters, 1.0M activations per chunk) 10 % faster, VGG (1.1M, 13.9M) 4 %, ResNet-20
     (272k, 43M) 4 %, the separable CNN (13k, 18.6M) 27 %; the MLP (670k, 183k) 47 % slower.
 
     Example:
@@ -110,7 +116,7 @@ def processes_pay(model, batch_size: int, threads: int) -> bool:
         >>> processes_pay(mlp, 128, 2)
         False
     """
-    if not fork_available() or any(name in sys.modules for name in FORK_WARY):
+    if not fork_available() or not _may_have_children() or any(name in sys.modules for name in FORK_WARY):
         return False
     parameters = sum(p.size for layer, _ in model.plan.layer_calls for _, sub in layer.walk()
                      for p in sub.params.values())
@@ -541,6 +547,11 @@ class ProcessParallel:
         if not fork_available():
             raise RuntimeError("worker processes need fork, which nnscratch uses on Linux only; use "
                                "Model(parallel='threads') here")
+        if not _may_have_children():
+            raise RuntimeError(f"parallel='processes' cannot start worker processes from "
+                               f"{multiprocessing.current_process().name}, a daemonic process (such as a "
+                               "multiprocessing.Pool worker, which multiprocessing forbids to have children); "
+                               "use Model(parallel='threads') or 'auto' there")
         self.model = model
         self.parties = parties
         self.adaptive = adaptive

@@ -307,3 +307,21 @@ def test_messages_carry_a_long_traceback_cut_from_its_start():
     message = processes._receive(area)
     assert message["error"] == "E" and message["traceback"].startswith("...") and message["traceback"].endswith(
         "the end")
+
+
+def _fit_in_a_pool_worker(parallel):
+    x, y = data(64)
+    model = cnn(2, parallel)
+    try:
+        model.fit(x, y, epochs=1, batch_size=32, verbose=0)
+    except RuntimeError as e:
+        return str(e)
+    return getattr(model, "_process_workers", None) is None  # True: it trained on threads
+
+
+def test_in_a_pool_worker_auto_trains_on_threads_and_processes_says_why_not():
+    # a Pool worker is daemonic, and multiprocessing forbids a daemonic process to have children
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        auto, processes_ = pool.map(_fit_in_a_pool_worker, ["auto", "processes"])
+    assert auto is True
+    assert "cannot start worker processes from" in processes_ and "multiprocessing.Pool worker" in processes_
