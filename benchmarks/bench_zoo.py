@@ -75,7 +75,7 @@ def gemm_gflops(seconds=1.0) -> float:
     return best
 
 
-def nnscratch_model(row, seed, threads, parallel="threads"):
+def nnscratch_model(row, seed, threads, parallel="auto"):
     model = _nnscratch_model(row, seed, threads)
     model.parallel = parallel
     return model
@@ -155,7 +155,7 @@ def torch_model(row):
 class Worker:
     """One framework, one row: ``train(steps)`` and ``infer(samples)`` return seconds."""
 
-    def __init__(self, kind, row, batch_size, threads, seed, samples, parallel="threads"):
+    def __init__(self, kind, row, batch_size, threads, seed, samples, parallel="auto"):
         import numpy as np
 
         self.kind, self.row, self.batch_size = kind, row, batch_size
@@ -183,7 +183,9 @@ class Worker:
         if self.kind == "nnscratch":
             t = time.perf_counter()
             self.model.fit(self.x[:n], self.y[:n], epochs=1, batch_size=self.batch_size, verbose=0)
-            return time.perf_counter() - t
+            seconds = time.perf_counter() - t
+            self.used_processes = getattr(self.model, "_process_workers", None) is not None
+            return seconds
         torch = self.torch
         self.model.train()
         t = time.perf_counter()
@@ -245,11 +247,11 @@ def _serve(kind, row, conn, batch_size, threads, seed, samples, parallel):
             conn.send(("ok", worker.infer(arg)))
         elif cmd == "memory":
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            if kind == "nnscratch" and parallel == "processes":
+            if getattr(worker, "used_processes", False):
                 # the worker processes' peak too (the largest one's, once per worker: an upper bound, since
                 # pages they share with this process copy-on-write are counted in both)
                 peak += (threads - 1) * resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-            conn.send(("ok", peak))
+            conn.send(("ok", (peak, "processes" if getattr(worker, "used_processes", False) else "")))
         else:
             conn.send(("ok", None))
             return
@@ -309,8 +311,9 @@ def main(argv=None):
                         ", ".join(f"{row} {n:,}" for row, n in INFER_SAMPLES.items()) + ")")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--parallel", default="threads", choices=("threads", "processes"),
-                        help="how nnscratch's fit shares each batch between the threads (Model(parallel=...))")
+    parser.add_argument("--parallel", default="auto", choices=("auto", "threads", "processes"),
+                        help="how nnscratch's fit shares each batch between the threads (Model(parallel=...), "
+                             "default auto, as the library's)")
     parser.add_argument("--quick", action="store_true", help="lenet5 and vgg, 8 steps, 2 repeats")
     parser.add_argument("--no-torch", action="store_true", help="time nnscratch alone")
     args = parser.parse_args(argv)
@@ -339,7 +342,9 @@ def main(argv=None):
             gflops = 3 * 2 * macs * args.batch_size / (ms[kind] / 1000) / 1e9
             table.append([row, kind, f"{ms[kind]:.1f}", f"{args.batch_size / ms[kind] * 1000:,.0f}", f"{ips[kind]:,.0f}",
                           f"{ms[kind] / ms['nnscratch']:.2f}" if kind != "nnscratch" else "",
-                          f"{gflops:.1f}", f"{gflops / peak:.0%}", f"{memory[kind]:,.0f}"])
+                          f"{gflops:.1f}", f"{gflops / peak:.0%}", f"{memory[kind][0]:,.0f}"])
+            if memory[kind][1]:  # which engine parallel="auto" chose for the row
+                table[-1][1] += f" ({memory[kind][1]})"
         if "pytorch" in kinds:
             table[-2][5] = f"{ms['nnscratch'] / ms['pytorch']:.2f} / {ips['nnscratch'] / ips['pytorch']:.2f}"
             table[-1][5] = ""
