@@ -8,7 +8,7 @@ anonymous shared mapping made before the fork (no names to leak, freed when the 
 
 * before each step the main process writes every layer's weights and state into it, and each worker's rows
   of the batch into that worker's part; a JSON order in the worker's message area and a semaphore start
-  the step (not a pipe: see :class:`_Shared`);
+  the step;
 * BatchNormalization's sums (any ``Layer.batch_gather``/``batch_sum``) go through per-process slots, with
   a pair of semaphores per pair of processes as the barrier (semaphore operations order the memory
   accesses around them, on every CPU);
@@ -106,8 +106,9 @@ def processes_pay(model, batch_size: int, threads: int) -> bool:
     Why that rule: what processes save is the GIL's share of the element-wise work, which grows with the
     activations; what they cost each step (weights and gradients copied, the optimizer step in the main
     process alone) grows with the parameters. (Never in a ``multiprocessing.Pool`` worker, which may not
-    start processes.) Measured (2 cores, batch 128, ``docs/performance.md``): LeNet-5 (62k parameters, 1.0M activations per chunk) 10 % faster, VGG (1.1M, 13.9M) 4 %, ResNet-20
-    (272k, 43M) 4 %, the separable CNN (13k, 18.6M) 27 %; the MLP (670k, 183k) 47 % slower.
+    start processes.) Measured (2 cores, batch 128, ``docs/performance.md``): LeNet-5 (62k parameters,
+    1.0M activations per chunk) 10 % faster, VGG (1.1M, 13.9M) 4 %, ResNet-20 (272k, 43M) 4 %, the
+    separable CNN (13k, 18.6M) 27 %; the MLP (670k, 183k) 47 % slower.
 
     Example:
         >>> import nnscratch
@@ -170,8 +171,8 @@ class _Shared:
         self.grads_layout, grad_bytes = _layout([d[k] for d, k in _model_arrays(model, "grads")])
         self.input_bytes = _aligned(input_bytes)
         workers = parties - 1
-        sizes = [_aligned(8 + workers), 2 * parties * SLOT_BYTES, _aligned(weight_bytes), workers * _aligned(grad_bytes),
-                 workers * self.input_bytes, 2 * workers * MESSAGE_BYTES]
+        sizes = [_aligned(8 + workers), 2 * parties * SLOT_BYTES, _aligned(weight_bytes),
+                 workers * _aligned(grad_bytes), workers * self.input_bytes, 2 * workers * MESSAGE_BYTES]
         self.map = mmap.mmap(-1, max(1, sum(sizes)))  # anonymous and shared: the forked workers see it
         buf = np.frombuffer(self.map, np.uint8)
         edges = np.cumsum([0] + sizes).tolist()
@@ -189,10 +190,10 @@ class _Shared:
         ctx = multiprocessing.get_context("fork")
         # posts[i][j]: process i has arrived, for process j (one per ordered pair keeps the rounds apart)
         self.posts = [[ctx.Semaphore(0) if i != j else None for j in range(parties)] for i in range(parties)]
-        # Semaphores, not pipes, say "an order" and "an answer": Linux places a task woken through a pipe
-        # on the CPU of the task that wrote (a "sync" wakeup), and a worker so woken shared the main
-        # process's core for its first ~8 LeNet-5 steps (11-12 ms instead of 5) until the load balancer
-        # moved it.
+        # Semaphores, not pipes, say "an order" and "an answer": taking one that is ready is no system call,
+        # and a pipe's wakeup asks Linux to run the woken task on the writer's core (a "sync" wakeup). Neither
+        # kept a new worker off the main process's core for the first ~8 LeNet-5 steps after the fork
+        # (docs/performance.md); the load balancer parts them after that.
         self.go = [ctx.Semaphore(0) for _ in range(workers)]
         self.done = [ctx.Semaphore(0) for _ in range(workers)]
         self.lock = ctx.Lock()  # orders are posted, and workers retire, under it
