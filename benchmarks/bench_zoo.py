@@ -352,7 +352,8 @@ def main(argv=None):
                                                    for k in kinds), flush=True)
     print()
     print(f"batch {args.batch_size}, Adam, float32, {args.threads} thread(s) each (nnscratch: "
-          f"parallel={args.parallel}), {args.steps} steps x {args.repeats} interleaved runs per row (medians); GEMM peak {facts['nnscratch']['gemm']:.1f} GFLOP/s per thread "
+          f"parallel={args.parallel}), {args.steps} steps x {args.repeats} interleaved runs per row (medians); "
+          f"GEMM peak {facts['nnscratch']['gemm']:.1f} GFLOP/s per thread "
           f"({facts['nnscratch']['blas']})")
     print(tabulate(table, headers=["row", "framework", "ms/step", "train img/s", "infer img/s",
                                    "ratio train / infer (ours vs torch)", "GFLOP/s", "of peak", "peak RSS (MB)"],
