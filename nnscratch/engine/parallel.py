@@ -71,6 +71,22 @@ def chunk_bounds(n: int, parts: int) -> list[tuple[int, int]]:
     return list(zip(edges[:-1], edges[1:]))
 
 
+def batch_rows(index, n_all: int):
+    """``(index, rows)``: the rows ``index`` picks of ``n_all`` (None: all of them), as a slice with plain
+    bounds (so a chunk of it is a slice too) or an index array, and how many they are.
+
+    Example:
+        >>> batch_rows(None, 5), batch_rows(slice(1, 9, 2), 6)
+        ((slice(0, 5, None), 5), (array([1, 3, 5]), 3))
+    """
+    if index is None:
+        index = slice(0, n_all)
+    if isinstance(index, slice):
+        start, stop, step = index.indices(n_all)
+        index = slice(start, max(start, stop)) if step == 1 else np.arange(start, stop, step)
+    return index, (index.stop - index.start if isinstance(index, slice) else len(index))
+
+
 _split_always = threading.local()
 
 
@@ -290,13 +306,7 @@ class DataParallel:
                 which it then sums itself (the layers' ``grads`` are not summed here); default None.
         """
         model = self.model
-        n_all = len(xs[0])
-        if index is None:
-            index = slice(0, n_all)
-        if isinstance(index, slice):  # one with plain bounds, so a chunk of it is a slice too
-            start, stop, step = index.indices(n_all)
-            index = slice(start, max(start, stop)) if step == 1 else np.arange(start, stop, step)
-        n = index.stop - index.start if isinstance(index, slice) else len(index)
+        index, n = batch_rows(index, len(xs[0]))
         total = n if total is None else total
         bounds = chunk_bounds(n, self.threads if not self.adaptive or worthwhile(model, n, self.threads) else 1)
         if exchange is not None:

@@ -54,7 +54,7 @@ import numpy as np
 
 from ..layers.context import BatchContext, installed
 from .data_source import take_rows
-from .parallel import DataParallel, blas_single_thread, chunk_bounds, combine_logs, worthwhile
+from .parallel import DataParallel, batch_rows, blas_single_thread, chunk_bounds, combine_logs, worthwhile
 from .penalties import optimizer_step
 
 #: bytes one process may hand in per batch exchange (BatchNormalization hands in 2 x channels + 1 numbers);
@@ -593,19 +593,14 @@ class ProcessParallel:
     def train_step(self, xs, ys, index=None, seed=None, weights=None) -> dict:
         """Forward, backward and one optimizer step on the batch ``(xs[index], ys[index])``, as
         :meth:`DataParallel.train_step`; returns the batch logs."""
-        n_all = len(xs[0])
-        if index is None:
-            index = slice(0, n_all)
-        if isinstance(index, slice):
-            start, stop, step = index.indices(n_all)
-            index = slice(start, max(start, stop)) if step == 1 else np.arange(start, stop, step)
-        n = index.stop - index.start if isinstance(index, slice) else len(index)
+        index, n = batch_rows(index, len(xs[0]))
         split = not self.adaptive or worthwhile(self.model, n, self.parties)
         bounds = chunk_bounds(n, self.parties if split else 1)
         parts = [slice(index.start + a, index.start + b) if isinstance(index, slice) else index[a:b]
                  for a, b in bounds]
         if len(bounds) < self.parties:  # a batch too small to split (or with fewer samples than processes)
-            return self._alone(xs, ys, parts[0], n, seed, weights)
+            return self.model._train_step(take_rows(xs, parts[0]), take_rows(ys, parts[0]), seed,
+                                          take_rows(weights, parts[0]))
         try:
             logs = self._split_step(xs, ys, weights, n, bounds, parts, seed)
         except BaseException:
@@ -655,14 +650,6 @@ class ProcessParallel:
                 grad += theirs
         results = [logs] + [_decode_logs(reply["logs"]) for reply in replies]
         return combine_logs(results, [b - a for a, b in bounds])
-
-    def _alone(self, xs, ys, part, n, seed, weights):
-        with installed(BatchContext(0, n, seed)):
-            logs = self.model.forward_backward(take_rows(xs, part), take_rows(ys, part),
-                                               weights=take_rows(weights, part))
-        if self.model.plan.needs_collecting:
-            self.model.plan.collect_grads([self.model.plan.instances])
-        return optimizer_step(self.model, logs)
 
     # -- inference --------------------------------------------------------------------------------------
     def forward(self, xs):
