@@ -46,7 +46,7 @@ from .callbacks.progress import progress_callback
 from .engine.data_source import ArrayBatches, SourceBatches, array_weights, is_data_source, take_rows
 from .engine.malloc import keep_freed_memory
 from .engine.parallel import DataParallel, blas_single_thread, default_threads, worthwhile
-from .engine.processes import ProcessParallel, fork_available, processes_pay
+from .engine.processes import ChosenAtFirstBatch, ProcessParallel, fork_available, processes_pay
 from .engine.penalties import optimizer_step, total_penalty
 from .engine.plan import Plan
 from .graph import (InputLayer, Node, SymbolicTensor, _serials, as_tensor_list, graph_config, graph_from_config,
@@ -805,8 +805,10 @@ class Model:
         """The engine that shares training batches between ``self.threads`` cores (see ``parallel``); with no
         ``batch_size`` (a data source's batches), one that decides batch by batch whether to split."""
         adaptive = batch_size is None
-        if self.parallel == "processes" or (self.parallel == "auto" and not adaptive
-                                            and processes_pay(self, batch_size, self.threads)):
+        if self.parallel == "auto" and adaptive:
+            return ChosenAtFirstBatch(self, self.threads)
+        if self.parallel == "processes" or (self.parallel == "auto" and processes_pay(self, batch_size,
+                                                                                      self.threads)):
             return ProcessParallel(self, self.threads, adaptive=adaptive)
         return DataParallel(self, self.threads, adaptive=adaptive)
 

@@ -443,9 +443,16 @@ class _Workers:
         return type(None), ()  # and so does a pickled model
 
     def ready(self, input_bytes: int) -> bool:
-        """Whether the workers are alive, none has retired, and their room holds ``input_bytes`` of rows."""
-        return (self.shared is not None and self.shared.input_bytes >= input_bytes and not self.shared.retired.any()
-                and all(p.exitcode is None for p in self.processes))
+        """Whether the workers are alive, none has retired, and their room holds ``input_bytes`` of rows.
+
+        Raises:
+            WorkerError: a worker died without retiring (killed, out of memory), even between steps or fits:
+                forking another would hide what happened to it.
+        """
+        if self.shared is None or self.shared.retired.any():
+            return False
+        self.check_alive()
+        return self.shared.input_bytes >= input_bytes
 
     def serves(self, model, parties: int) -> bool:
         """Whether these workers were forked from ``model`` as it is now (:func:`fingerprint`)."""
@@ -493,9 +500,10 @@ class _Workers:
             raise _Aborted()
 
     def check_alive(self):
-        """Raises :class:`WorkerError` when a worker has died."""
+        """Raises :class:`WorkerError` when a worker has died (other than by retiring)."""
+        retired = self.shared.retired if self.shared is not None else np.zeros(len(self.processes))
         for party, process in enumerate(self.processes, 1):
-            if process.exitcode is not None:
+            if process.exitcode is not None and not retired[party - 1]:
                 raise WorkerError(f"worker process {party} of {self.parties} (pid {process.pid}) died with exit "
                                   f"code {process.exitcode} (a negative code is the signal that killed it: -9 is "
                                   "often the kernel's out-of-memory killer); train with a smaller batch, fewer "
@@ -657,3 +665,34 @@ class ProcessParallel:
         if self._inference is None:
             self._inference = self._stack.enter_context(DataParallel(self.model, self.parties))
         return self._inference.forward(xs)
+
+
+class ChosenAtFirstBatch:
+    """``parallel="auto"`` for a data source, whose batch size shows only batch by batch: the engine is
+    chosen by :func:`processes_pay` at the first batch and serves the whole ``fit`` (deciding batch by batch
+    whether to split, as ``adaptive`` engines do). A context manager, like the engines."""
+
+    def __init__(self, model, threads: int):
+        self.model, self.threads = model, threads
+        self._stack = ExitStack()
+        self._runner = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._stack.close()
+        self._runner = None
+        return False
+
+    def _engine(self, batch_size: int):
+        if self._runner is None:
+            engine = ProcessParallel if processes_pay(self.model, batch_size, self.threads) else DataParallel
+            self._runner = self._stack.enter_context(engine(self.model, self.threads, adaptive=True))
+        return self._runner
+
+    def train_step(self, xs, ys, index=None, seed=None, weights=None) -> dict:
+        return self._engine(batch_rows(index, len(xs[0]))[1]).train_step(xs, ys, index, seed=seed, weights=weights)
+
+    def forward(self, xs):
+        return self._engine(len(xs[0])).forward(xs)

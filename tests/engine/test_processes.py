@@ -174,6 +174,27 @@ def test_a_layers_own_gather_reaches_every_process():
         np.testing.assert_array_equal(runs[1][k], runs[0][k], err_msg=k)
 
 
+def test_auto_chooses_for_a_data_source_at_its_first_batch():
+    x, y = data(96)
+
+    def batches():
+        for a in range(0, 96, 32):
+            yield x[a:a + 32], y[a:a + 32]
+
+    runs = []
+    for engine in ("threads", "auto"):
+        model, seen = cnn(2, engine), SeeWorkers()
+        model.fit(batches(), epochs=1, verbose=0, callbacks=[seen], validation_data=(x[:20], y[:20]))
+        runs.append(model.get_weights())
+        assert all(len(pids) == (engine == "auto") for pids in seen.seen)
+        model = seen = None
+    for k in runs[0]:
+        np.testing.assert_array_equal(runs[1][k], runs[0][k], err_msg=k)
+    dense, seen = mlp(), SeeWorkers()
+    dense.fit(((a.reshape(len(a), 64), b) for a, b in batches()), epochs=1, verbose=0, callbacks=[seen])
+    assert seen.seen == [[], [], []]
+
+
 def test_a_data_source_with_growing_batches_restarts_the_workers_with_room():
     x, y = data(120)
 
@@ -246,6 +267,20 @@ def test_a_worker_killed_mid_fit_is_named_with_its_signal():
     with pytest.raises(WorkerError, match=r"worker process 1 of 2 \(pid \d+\) died with exit code -9"):
         model.fit(x, y, epochs=1, batch_size=16, verbose=0, callbacks=[KillWorker()])
     assert workers() == []
+
+
+def test_a_worker_killed_between_fits_is_reported_at_the_next_and_the_one_after_forks_anew():
+    x, y = data(64)
+    model = cnn(2, "processes")
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0)
+    (worker,) = model._process_workers.processes
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.join()
+    with pytest.raises(WorkerError, match="died with exit code -9"):
+        model.fit(x, y, epochs=1, batch_size=32, verbose=0)
+    assert workers() == []
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0)
+    assert len(workers()) == 1
 
 
 def test_parallel_must_name_an_engine():
