@@ -9,17 +9,20 @@ size, optimizer (Adam 1e-3), float32 and thread count.
 
 Prints per-epoch times, their medians, the ratio nnscratch/PyTorch, inference throughput on the
 10k test images (median of 3 passes after a warm-up pass, interleaved too), test accuracy after
-training, and peak resident memory of each worker.
+training, and peak resident memory of each worker (nnscratch's with its worker processes', an upper bound).
 """
 from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
 import os
-import resource
 import statistics
 import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_zoo import peak_rss_mb  # noqa: E402
 
 
 def _limit_threads(threads: int) -> None:
@@ -125,7 +128,9 @@ def _worker(kind, conn, samples, batch_size, seed, threads):
         elif cmd == "infer":
             conn.send(("ok", runner.infer(arg)))
         elif cmd == "memory":
-            conn.send(("ok", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+            model = getattr(runner, "model", None) if kind == "nnscratch" else None
+            used = getattr(model, "_process_workers", None) is not None  # parallel="auto" took processes
+            conn.send(("ok", peak_rss_mb(model if used else None, threads)))
         else:
             conn.send(("ok", None))
             return

@@ -246,15 +246,23 @@ def _serve(kind, row, conn, batch_size, threads, seed, samples, parallel):
         elif cmd == "infer":
             conn.send(("ok", worker.infer(arg)))
         elif cmd == "memory":
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            if getattr(worker, "used_processes", False):
-                # the worker processes' peak too (the largest one's, once per worker: an upper bound, since
-                # pages they share with this process copy-on-write are counted in both)
-                peak += (threads - 1) * resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-            conn.send(("ok", (peak, "processes" if getattr(worker, "used_processes", False) else "")))
+            used = getattr(worker, "used_processes", False)
+            conn.send(("ok", (peak_rss_mb(worker.model if used else None, threads), "processes" if used else "")))
         else:
             conn.send(("ok", None))
             return
+
+
+def peak_rss_mb(model=None, threads=1) -> float:
+    """This process's peak resident memory in MB, plus that of ``model``'s worker processes if given: they are
+    stopped first (the kernel reports a child's peak once it has ended), and the largest one's peak counts
+    once per worker, an upper bound (pages a worker shares with this process copy-on-write count twice)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if model is not None:
+        from nnscratch.engine.processes import stop_workers
+        stop_workers(model)
+        peak += (threads - 1) * resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return peak
 
 
 def run_row(row, kinds, args, infer_samples):
