@@ -28,9 +28,10 @@ optimizer, callbacks, data loading, validation (in threads). A failing worker st
 milliseconds; a worker whose main process dies exits. Fork is POSIX's, and safe to use for this on Linux only
 (macOS' system libraries are not fork-safe), so :func:`fork_available` is False elsewhere.
 
-Measured on this 2-core machine (docs/performance.md, bench_zoo): steps against threads' LeNet-5 -10 %,
-VGG -4 %, ResNet-20 -4 %, the separable CNN -27 %, the MLP +47 % (BLAS needs no help with the GIL, and the
-weights and gradients it copies are many): :func:`processes_pay` is ``Model(parallel="auto")``'s choice.
+Measured on this 2-core machine (``benchmarks/bench_processes.py``, interleaved, docs/performance.md): steps
+against two threads' LeNet-5 -17 %, VGG -10 %, ResNet-20 -8 %, the separable CNN -12 %, the MLP +13 % (BLAS
+needs no help with the GIL, and its weights and gradients are many to copy): :func:`processes_pay` is
+``Model(parallel="auto")``'s choice.
 
 Example:
     >>> isinstance(fork_available(), bool)
@@ -106,9 +107,9 @@ def processes_pay(model, batch_size: int, threads: int) -> bool:
     Why that rule: what processes save is the GIL's share of the element-wise work, which grows with the
     activations; what they cost each step (weights and gradients copied, the optimizer step in the main
     process alone) grows with the parameters. (Never in a ``multiprocessing.Pool`` worker, which may not
-    start processes.) Measured (2 cores, batch 128, ``docs/performance.md``): LeNet-5 (62k parameters,
-    1.0M activations per chunk) 10 % faster, VGG (1.1M, 13.9M) 4 %, ResNet-20 (272k, 43M) 4 %, the
-    separable CNN (13k, 18.6M) 27 %; the MLP (670k, 183k) 47 % slower.
+    start processes.) Measured (2 cores, batch 128, ``benchmarks/bench_processes.py``): LeNet-5 (62k
+    parameters, 1.0M activations per chunk) 17 % faster than two threads, VGG (1.1M, 13.9M) 10 %, ResNet-20
+    (272k, 43M) 8 %, the separable CNN (13k, 18.6M) 12 %; the MLP (670k, 183k) 13 % slower.
 
     Example:
         >>> import nnscratch
