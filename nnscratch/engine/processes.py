@@ -396,11 +396,14 @@ def _worker(party: int, shared: _Shared, main: int) -> None:
 
 def fingerprint(model, parties: int) -> str:
     """What a model's workers copied when they were forked and use in every step: the plan, the layers'
-    configurations and trainable flags, the losses, metrics and dtype. Workers whose fingerprint differs from
-    the model's are forked again. (A layer's attribute outside its ``get_config`` is not in it.)"""
+    configurations and trainable flags, the losses, metrics and dtype (not the optimizer, which only the main
+    process runs). Workers whose fingerprint differs from the model's are forked again. (A layer's attribute
+    outside its ``get_config`` is not in it.)"""
     layers = [[type(sub).__name__, sub.get_config(), bool(sub.trainable)]
               for layer, _ in model.plan.layer_calls for _, sub in layer.walk()]
-    facts = [id(model.plan), parties, model.dtype.str, layers, model.get_training_config(),
+    training = dict(model.get_training_config())
+    training.pop("optimizer", None)  # the main process's alone: a learning rate changed between fits is no reason
+    facts = [id(model.plan), parties, model.dtype.str, layers, training,
              [[id(m) for m in metrics] for metrics in model._metric_lists]]
     return json.dumps(facts, sort_keys=True, default=repr)
 
