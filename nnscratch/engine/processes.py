@@ -479,6 +479,9 @@ class _Workers:
         if shared is None or os.getpid() != self.owner:
             # a worker holds a copy of this object (and may collect it): the workers are not its to stop
             return
+        finalizer = getattr(self, "_finalizer", None)
+        if finalizer is not None:
+            finalizer.detach()  # workers forked again for the same model must not pile up finalizers
         shared.flags[0] = 1  # a worker waiting in an exchange for this process stops waiting
         for w in range(len(self.processes)):
             _send(shared.orders[w], {"op": "stop"})
