@@ -45,6 +45,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 import warnings
@@ -338,8 +339,10 @@ def _put_rows(view, array, part) -> None:
 
 
 #: the model a worker about to be forked will serve: a global, read by the child, so that the Process object
-#: (which multiprocessing keeps in a global list while the child lives) holds no reference to the model
+#: (which multiprocessing keeps in a global list while the child lives) holds no reference to the model;
+#: set and read under the lock (two threads may fit two models at once)
 _forking = None
+_fork_lock = threading.Lock()
 
 
 def _worker(party: int, shared: _Shared, main: int) -> None:
@@ -424,20 +427,22 @@ class _Workers:
         self.owner = os.getpid()
         ctx = multiprocessing.get_context("fork")
         try:
-            for party in range(1, parties):
+            with _fork_lock:
                 _forking = model
-                process = ctx.Process(target=_worker, args=(party, self.shared, os.getpid()), daemon=True,
-                                      name=f"nnscratch-worker-{party}")
-                with warnings.catch_warnings():
-                    # JAX warns at every fork that a child using JAX may deadlock; a worker never calls it
-                    warnings.filterwarnings("ignore", r"os\.fork\(\) was called", RuntimeWarning)
-                    process.start()
-                self.processes.append(process)
+                try:
+                    for party in range(1, parties):
+                        process = ctx.Process(target=_worker, args=(party, self.shared, os.getpid()), daemon=True,
+                                              name=f"nnscratch-worker-{party}")
+                        with warnings.catch_warnings():
+                            # JAX warns at every fork that a child using JAX may deadlock; a worker never uses it
+                            warnings.filterwarnings("ignore", r"os\.fork\(\) was called", RuntimeWarning)
+                            process.start()
+                        self.processes.append(process)
+                finally:
+                    _forking = None
         except BaseException:
             self.stop()
             raise
-        finally:
-            _forking = None
         self._finalizer = weakref.finalize(model, self.stop)  # a model collected stops its workers
 
     def __deepcopy__(self, memo):
