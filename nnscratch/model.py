@@ -701,6 +701,10 @@ class Model:
             if is_data_source(x) or is_data_source(validation_data):
                 raise TypeError("fit(distributed=True) splits arrays over the ranks; a data source is not split yet: "
                                 "pass arrays, or train in one process")
+            if self.parallel == "processes":  # every rank raises it, before any collective
+                raise ValueError("fit(distributed=True) shares each rank's part of a batch between threads; "
+                                 "parallel='processes' is for training in one process: set model.parallel = 'auto' "
+                                 "(or 'threads') for a distributed run, whose ranks are processes already")
             arguments = {k: v for k, v in locals().items() if k not in ("self", "distributed")}
             from .engine.distributed import distributed_fit
             return distributed_fit(self, self.fit, arguments)

@@ -284,6 +284,12 @@ def test_a_worker_killed_between_fits_is_reported_at_the_next_and_the_one_after_
     assert len(workers()) == 1
 
 
+def test_a_distributed_fit_refuses_parallel_processes_before_any_mpi():
+    x, y = data(16)
+    with pytest.raises(ValueError, match="parallel='processes' is for training in one process"):
+        cnn(2, "processes").fit(x, y, epochs=1, batch_size=8, verbose=0, distributed=True)
+
+
 def test_parallel_must_name_an_engine():
     with pytest.raises(ValueError, match="parallel must be one of 'auto', 'threads', 'processes', got 'fork'"):
         nnscratch.Model([Dense(2, input_shape=(3,))], parallel="fork")
