@@ -9,7 +9,7 @@ size, optimizer (Adam 1e-3), float32 and thread count.
 
 Prints per-epoch times, their medians, the ratio nnscratch/PyTorch, inference throughput on the
 10k test images (median of 3 passes after a warm-up pass, interleaved too), test accuracy after
-training, and peak resident memory of each worker (nnscratch's with its worker processes', an upper bound).
+training, and peak resident memory of each worker (nnscratch's with its worker processes' own memory).
 """
 from __future__ import annotations
 
@@ -130,7 +130,7 @@ def _worker(kind, conn, samples, batch_size, seed, threads):
         elif cmd == "memory":
             model = getattr(runner, "model", None) if kind == "nnscratch" else None
             used = getattr(model, "_process_workers", None) is not None  # parallel="auto" took processes
-            conn.send(("ok", peak_rss_mb(model if used else None, threads)))
+            conn.send(("ok", peak_rss_mb(model if used else None)))
         else:
             conn.send(("ok", None))
             return
