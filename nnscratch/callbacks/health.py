@@ -11,13 +11,13 @@ where a blow-up started when the record shows one (:func:`blowup_origin`).
 What is read, after the step (``on_batch_end``), from the layers themselves:
 
 * ``grad_norm``: the L2 norm of the layer's gradients (all its arrays together) for the whole batch —
-  with ``Model(threads=...)`` the threads' gradients are summed into the layer's ``grads`` before the
-  update, so this is the batch's gradient whatever the thread count;
+  with ``Model(threads=...)`` the threads' (or worker processes') gradients are summed into the layer's
+  ``grads`` before the update, so this is the batch's gradient whatever the thread count;
 * ``update_ratio``: ``||w_after - w_before|| / ||w_before||`` for the step (the weights are copied just
   before a sampled step; around 1e-3 is the classic healthy value for SGD, cs231n);
 * ``dead_fraction`` (ReLU, LeakyReLU): the fraction of units (channels of a feature map) that output 0
-  for every sample and position the layer saw in the step — with several threads, the first thread's
-  part of the batch, which each layer keeps for its backward;
+  for every sample and position the layer saw in the step — with several threads or processes, the first
+  chunk of the batch (the calling thread's, in this process), which each layer keeps for its backward;
 * ``saturated_fraction`` (Tanh, ScaledTanh, Sigmoid): the fraction of outputs within ``1 - saturation``
   of the bounds, where the derivative has all but vanished;
 * ``bn_mean_drift`` and ``bn_var_drift`` (BatchNormalization): how far the moving statistics moved since
