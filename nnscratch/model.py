@@ -97,10 +97,10 @@ class Model:
             numbers bit for bit either way: ``"threads"`` of this process, or ``"processes"``: forked worker
             processes of one thread each, which no GIL slows (Linux; forked at the first step that needs them,
             0.1-0.5 s, and kept while the model is unchanged; see :mod:`nnscratch.engine.processes`).
-            ``"auto"`` (default) takes processes where they measured faster: Linux, and a chunk's
-            activations outnumbering the parameters (convolutional networks, not MLPs; a data source is
-            judged by its first batch); see :func:`~nnscratch.engine.processes.processes_pay`. Inference
-            always runs in threads.
+            ``"auto"`` (default) takes processes where they measured faster: on Linux, for networks that
+            work on feature maps (not MLPs) when a chunk's activations are at least twice the parameters (a
+            data source is judged by its first batch); see :func:`~nnscratch.engine.processes.processes_pay`.
+            Inference always runs in threads.
         inputs, outputs: for a graph model (Keras' functional API): the tensors from
             :func:`nnscratch.Input` the model starts at and the layer outputs it ends at (one or a list
             each). ``Model(inputs, outputs)`` works positionally too.

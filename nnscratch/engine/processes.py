@@ -29,7 +29,7 @@ milliseconds; a worker whose main process dies exits. Fork is POSIX's, and safe 
 (macOS' system libraries are not fork-safe), so :func:`fork_available` is False elsewhere.
 
 Measured on this 2-core machine (``benchmarks/bench_processes.py``, interleaved, docs/performance.md): steps
-against two threads' LeNet-5 -17 %, VGG -10 %, ResNet-20 -8 %, the separable CNN -12 %, the MLP +13 % (BLAS
+against two threads' LeNet-5 -17 %, VGG -10 %, ResNet-20 -8 %, the separable CNN -12 %, the MLP +3-13 % (BLAS
 needs no help with the GIL, and its weights and gradients are many to copy): :func:`processes_pay` is
 ``Model(parallel="auto")``'s choice.
 
@@ -102,28 +102,36 @@ FORK_WARY = ("jax",)
 
 
 def processes_pay(model, batch_size: int, threads: int) -> bool:
-    """``parallel="auto"``'s choice: worker processes when they can be forked (Linux, no :data:`FORK_WARY`
-    library loaded) and a chunk's activations outnumber the model's parameters.
+    """``parallel="auto"``'s choice: worker processes when they can be forked (Linux, not in a
+    ``multiprocessing.Pool`` worker, no :data:`FORK_WARY` library loaded), the network works on feature maps
+    (a layer outputs more than a vector per sample) and a chunk's activations are at least twice the
+    model's parameters.
 
-    Why that rule: what processes save is the GIL's share of the element-wise work, which grows with the
-    activations; what they cost each step (weights and gradients copied, the optimizer step in the main
-    process alone) grows with the parameters. (Never in a ``multiprocessing.Pool`` worker, which may not
-    start processes.) Measured (2 cores, batch 128, ``benchmarks/bench_processes.py``): LeNet-5 (62k
-    parameters, 1.0M activations per chunk) 17 % faster than two threads, VGG (1.1M, 13.9M) 10 %, ResNet-20
-    (272k, 43M) 8 %, the separable CNN (13k, 18.6M) 12 %; the MLP (670k, 183k) 13 % slower.
+    Why: what processes save is the GIL's share of the element-wise passes (convolutions' unfolding,
+    pooling, normalization, activations), which feature maps are made of and which grows with the
+    activations; a network of Dense layers spends its step in BLAS, which releases the GIL anyway. What
+    processes cost each step (weights and gradients copied, the optimizer step in the main process alone)
+    grows with the parameters. Measured here (``benchmarks/bench_processes.py``, two processes' step over two
+    threads'): at batch 128 LeNet-5 (62k parameters, 1.0M activations per chunk) 0.83, VGG (1.1M, 13.9M)
+    0.90, ResNet-20 (272k, 43M) 0.92, the separable CNN (13k, 18.6M) 0.88; VGG at batch 64 (6.9M) 0.94 and
+    at batch 32 (3.5M) 1.01; LeNet-5 at batch 32 (253k) 0.56 and at 16 (126k) 0.48 (two threads were
+    slower than one there); the MLP (670k; 183k at batch 128, 1.5M at 1,024, 2.9M at 2,048) 1.13, 1.05,
+    1.03.
 
     Example:
         >>> import nnscratch
         >>> from nnscratch.layers import Dense
         >>> mlp = nnscratch.Model([Dense(512, input_shape=(784,)), Dense(10)]); mlp.finalize()
-        >>> processes_pay(mlp, 128, 2)
+        >>> processes_pay(mlp, 4096, 2)
         False
     """
     if not fork_available() or not _may_have_children() or any(name in sys.modules for name in FORK_WARY):
         return False
-    parameters = sum(p.size for layer, _ in model.plan.layer_calls for _, sub in layer.walk()
-                     for p in sub.params.values())
-    return (batch_size // max(1, threads)) * model.plan.activations_per_sample >= parameters
+    plan = model.plan
+    if not any(len(step.node.output.sample_shape) > 1 for step in plan.steps if not step.feed):
+        return False
+    parameters = sum(p.size for layer, _ in plan.layer_calls for _, sub in layer.walk() for p in sub.params.values())
+    return (batch_size // max(1, threads)) * plan.activations_per_sample >= 2 * parameters
 
 
 def _aligned(n: int) -> int:
