@@ -226,8 +226,8 @@ class _Shared:
 
 
 class _Exchange:
-    """One process's side of the batch exchange: ``port(array)`` gathers every chunk's array in chunk order,
-    ``port.sum(array)`` adds them in chunk order (:func:`nnscratch.layers.context.batch_sum`'s bits)."""
+    """One process's side of the batch exchange: ``port(array)`` gathers every chunk's array in chunk order
+    (:func:`nnscratch.layers.context.batch_sum` adds them in that order itself, as with threads)."""
 
     def __init__(self, shared: _Shared, party: int, check):
         self.shared, self.party, self.check = shared, party, check
@@ -263,13 +263,6 @@ class _Exchange:
             dtype = np.dtype(other[_HEADER - 16:_HEADER].tobytes().decode().strip())
             out.append(other[_HEADER:_HEADER + nbytes].view(dtype).reshape(head[2:2 + ndim].tolist()).copy())
         return out
-
-    def sum(self, array):
-        parts = self(array)
-        total = np.array(parts[0], copy=True)
-        for part in parts[1:]:
-            total += part
-        return total
 
     def _barrier(self):
         posts = self.shared.posts
@@ -521,9 +514,8 @@ class _Workers:
 
     def check_alive(self):
         """Raises :class:`WorkerError` when a worker has died (other than by retiring)."""
-        retired = self.shared.retired if self.shared is not None else np.zeros(len(self.processes))
-        for party, process in enumerate(self.processes, 1):
-            if process.exitcode is not None and not retired[party - 1]:
+        for party, process in enumerate(self.processes, 1):  # none once stopped (shared is None then)
+            if process.exitcode is not None and not self.shared.retired[party - 1]:
                 raise WorkerError(f"worker process {party} of {self.parties} (pid {process.pid}) died with exit "
                                   f"code {process.exitcode} (a negative code is the signal that killed it: -9 is "
                                   "often the kernel's out-of-memory killer); train with a smaller batch, fewer "
@@ -590,8 +582,6 @@ class ProcessParallel:
         self._stack = ExitStack()
         self._inference = None
         self._verified = None  # the workers found to serve the model as it is in this fit
-        #: seconds this process spent waiting for the workers' answers, over all steps (for benchmarks)
-        self.wait_seconds = 0.0
 
     def __enter__(self):
         self._stack.enter_context(blas_single_thread())
@@ -609,13 +599,10 @@ class ProcessParallel:
                 self._verified is workers or workers.serves(self.model, self.parties)):
             self._verified = workers  # checked once per fit: the fingerprint walks every layer
             return workers
-        self.stop_workers()
+        stop_workers(self.model)
         # room for a data source's batches to vary a little
         self.model._process_workers = self._verified = _Workers(self.model, self.parties, input_bytes * 5 // 4)
         return self._verified
-
-    def stop_workers(self):
-        stop_workers(self.model)
 
     # -- steps ------------------------------------------------------------------------------------------
     def train_step(self, xs, ys, index=None, seed=None, weights=None) -> dict:
@@ -632,7 +619,7 @@ class ProcessParallel:
         try:
             logs = self._split_step(xs, ys, weights, n, bounds, parts, seed)
         except BaseException:
-            self.stop_workers()  # the next step forks new ones
+            stop_workers(self.model)  # the next step forks new ones
             raise
         return optimizer_step(self.model, logs)
 
@@ -657,7 +644,7 @@ class ProcessParallel:
                                          "seed": None if seed is None else [int(s) for s in seed]})
             if workers.post():
                 break
-            self.stop_workers()  # one retired just now: fork new ones and hand them the step
+            stop_workers(self.model)  # one retired just now: fork new ones and hand them the step
         a, b = bounds[0]
         try:
             with installed(BatchContext(0, n, seed, workers.exchange)):
@@ -668,9 +655,7 @@ class ProcessParallel:
             raise WorkerError("a worker process stopped the step without saying why") from None
         if model.plan.needs_collecting:
             model.plan.collect_grads([model.plan.instances])
-        t0 = time.perf_counter()
         replies = workers.replies()
-        self.wait_seconds += time.perf_counter() - t0
         workers.raise_failure(replies)
         grads = [d[k] for d, k in shared.grad_arrays]
         for w in range(len(workers.processes)):
