@@ -132,12 +132,19 @@ def blas_single_thread():
     a whole ``predict`` of one MLP sample), so the controller it makes is kept and sets a limit in ~6 us. It is
     made again whenever modules were imported since (``len(sys.modules)`` grew): an import such as torch, SciPy
     or jax can bring a BLAS of its own, which a controller made before it would leave free to use every core.
+
+    Where every BLAS already runs on one thread, it sets nothing. After a fork, OpenBLAS has shut its thread
+    server down, and setting any thread count starts a new thread that spins for ~0.1 s before it sleeps: a
+    worker process forked inside this context that set the limit again had a second thread burning a core
+    through its first ~10 LeNet-5 steps (9-10 ms each instead of 5).
     """
     global _blas_controller, _modules_seen
     if _blas_controller is None or len(sys.modules) != _modules_seen:
         from threadpoolctl import ThreadpoolController  # loaded when a model first runs, not at import
-        _blas_controller = ThreadpoolController()
+        _blas_controller = ThreadpoolController().select(user_api="blas")
         _modules_seen = len(sys.modules)
+    if all(library.num_threads == 1 for library in _blas_controller.lib_controllers):
+        return contextlib.nullcontext()
     return _blas_controller.limit(limits=1, user_api="blas")
 
 

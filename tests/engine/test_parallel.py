@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 
@@ -283,6 +285,26 @@ def test_blas_is_held_to_one_thread_inside_and_restored_after_by_one_reused_cont
     assert parallel._blas_controller is controller
 
 
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts threads through Linux's /proc")
+def test_a_process_forked_inside_the_limit_starts_no_blas_thread_when_it_enters_it_again():
+    # After a fork OpenBLAS's thread server is down, and setting any thread count (even 1) starts a thread that
+    # spins for ~0.1 s: a worker process that set the limit again ran its first ~10 LeNet-5 steps at half speed
+    from nnscratch.engine.parallel import blas_single_thread
+
+    a = np.ones((200, 200), np.float32)
+    with blas_single_thread():
+        pid = os.fork()
+        if pid == 0:  # the child reports its thread count through its exit status
+            code = 99
+            try:
+                with blas_single_thread():
+                    a @ a
+                code = len(os.listdir("/proc/self/task"))
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 1
 
 def test_the_blas_controller_is_made_again_after_an_import_which_may_bring_its_own_blas(monkeypatch):
     # torch, SciPy or jax imported after the first fit load BLAS libraries of their own; a controller kept from
