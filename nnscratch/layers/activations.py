@@ -32,8 +32,9 @@ class _Elementwise(Layer, register=False):
         """``forward`` without the input-shape check: an element-wise function takes any shape. The model
         uses it to run a ReLU after the max pooling that follows it (see ``Model.finalize``)."""
         y = self._forward(x)
-        self._x = x if "x" in self.keeps else None
-        self._y = y if "y" in self.keeps else None
+        keeps = self.keeps if self.keeps_for_backward else ()
+        self._x = x if "x" in keeps else None
+        self._y = y if "y" in keeps else None
         return y
 
     def backward(self, dout):
@@ -136,8 +137,9 @@ class ScaledTanh(_Elementwise):
 
     def _forward(self, x):
         # NumPy 2 keeps float32 arrays float32 when multiplied by a Python float
-        self._t = np.tanh(x * self.slope)
-        return self._t * self.amplitude
+        t = np.tanh(x * self.slope)
+        self._t = t if self.keeps_for_backward else None
+        return t * self.amplitude
 
     def _backward(self, dout):
         return dout * (self.amplitude * self.slope) * (1 - self._t * self._t)
@@ -159,8 +161,9 @@ class Swish(_Elementwise):
     def _forward(self, x):
         z = self.beta * x
         e = np.exp(-np.abs(z))
-        self._s = np.where(z >= 0, 1 / (1 + e), e / (1 + e))
-        return x * self._s
+        s = np.where(z >= 0, 1 / (1 + e), e / (1 + e))
+        self._s = s if self.keeps_for_backward else None
+        return x * s
 
     def _backward(self, dout):
         s = self._s
@@ -180,7 +183,7 @@ class Softmax(Layer):
         z = x - x.max(axis=-1, keepdims=True)
         np.exp(z, out=z)
         z /= z.sum(axis=-1, keepdims=True)
-        self._y = z
+        self._y = z if self.keeps_for_backward else None
         return z
 
     def backward(self, dout):

@@ -200,11 +200,17 @@ class Conv2D(KerasOptions, Layer):
             # user loads or sets weights that break it (the kernel is tiny, so this costs nothing)
             kernel = kernel * self._kernel_mask
         if self.groups > 1:
-            out, self._cols = grouped_conv2d_forward(x, kernel, self.params.get("bias"), self.groups, self._strides,
-                                                     self._pads, self._dilation, self.workspace)
+            out, saved = grouped_conv2d_forward(x, kernel, self.params.get("bias"), self.groups, self._strides,
+                                                self._pads, self._dilation, self.workspace)
         else:
-            out, self._saved = conv2d_forward(x, kernel, self.params.get("bias"), self._strides, self._pads,
-                                             self.workspace, self._dilation)
+            out, saved = conv2d_forward(x, kernel, self.params.get("bias"), self._strides, self._pads,
+                                        self.workspace, self._dilation)
+        if not self.keeps_for_backward:  # inference: the columns are the thread's shared scratch, read by nothing
+            saved = None
+        if self.groups > 1:
+            self._cols = saved
+        else:
+            self._saved = saved
         self._x_shape = x.shape
         self._kernel_used = kernel
         return out

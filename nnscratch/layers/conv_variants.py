@@ -122,9 +122,10 @@ class DepthwiseConv2D(KerasOptions, Layer):
         x = _as_dtype(self, x)
         kh, kw, c, m = self.params["depthwise_kernel"].shape
         self._x_shape = x.shape
-        out, self._cols = grouped_conv2d_forward(x, self.params["depthwise_kernel"].reshape(kh, kw, 1, c * m),
-                                                 self.params.get("bias"), c, self._strides, self._pads,
-                                                 self._dilation, self.workspace)
+        out, cols = grouped_conv2d_forward(x, self.params["depthwise_kernel"].reshape(kh, kw, 1, c * m),
+                                           self.params.get("bias"), c, self._strides, self._pads,
+                                           self._dilation, self.workspace)
+        self._cols = cols if self.keeps_for_backward else None
         return out
 
     def _backward_linear(self, dout):
@@ -220,12 +221,14 @@ class SeparableConv2D(KerasOptions, Layer):
         kernel = self.params["depthwise_kernel"]
         kh, kw, c, m = kernel.shape
         self._x_shape = x.shape
-        h, self._cols = grouped_conv2d_forward(x, kernel.reshape(kh, kw, 1, c * m), None, c, self._strides,
-                                               self._pads, self._dilation, self.workspace)
+        h, cols = grouped_conv2d_forward(x, kernel.reshape(kh, kw, 1, c * m), None, c, self._strides,
+                                         self._pads, self._dilation, self.workspace)
+        self._cols = cols if self.keeps_for_backward else None
         n, ho, wo, cm = h.shape
-        self._h = to_chwn(h).reshape(cm, -1)                                  # a free view: h is stored CHWN
+        h = to_chwn(h).reshape(cm, -1)                                        # a free view: h is stored CHWN
+        self._h = h if self.keeps_for_backward else None
         pointwise = self.params["pointwise_kernel"].reshape(cm, self.filters)
-        out = pointwise.T @ self._h
+        out = pointwise.T @ h
         if self.use_bias:
             out += self.params["bias"][:, None]
         return from_chwn(out.reshape(self.filters, ho, wo, n))
@@ -370,7 +373,7 @@ class Conv2DTranspose(KerasOptions, Layer):
 
     def _forward_linear(self, x, training):
         x = _as_dtype(self, x)
-        self._x = x
+        self._x = x if self.keeps_for_backward else None
         n, h, w, c = x.shape
         f = self.filters
         used_h, used_w = self._used
@@ -491,11 +494,12 @@ class Conv1D(KerasOptions, Layer):
         self._x_shape = x.shape
         strides, dilation = (1, self.strides), (1, self.dilation_rate)
         if self.groups > 1:
-            out, self._cols = grouped_conv2d_forward(x, kernel, self.params.get("bias"), self.groups, strides,
-                                                     self._pads, dilation, self.workspace)
+            out, cols = grouped_conv2d_forward(x, kernel, self.params.get("bias"), self.groups, strides,
+                                               self._pads, dilation, self.workspace)
         else:
-            out, self._cols = conv2d_forward(x, kernel, self.params.get("bias"), strides, self._pads, self.workspace,
-                                             dilation)
+            out, cols = conv2d_forward(x, kernel, self.params.get("bias"), strides, self._pads, self.workspace,
+                                       dilation)
+        self._cols = cols if self.keeps_for_backward else None
         return out[:, 0]
 
     def _backward_linear(self, dout):

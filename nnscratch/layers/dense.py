@@ -73,7 +73,7 @@ class Dense(KerasOptions, Layer):
         return self.built_input_shape[0] * self.units + (self.units if self.use_bias else 0)
 
     def _forward_linear(self, x, training):
-        self._x = x
+        self._x = x if self.keeps_for_backward else None
         y = x @ self.params["kernel"]
         if self.use_bias:
             y += self.params["bias"]

@@ -56,9 +56,9 @@ class _Merge(Layer, register=False):
 
     def forward(self, x, training=False):
         self._shapes = [a.shape[1:] for a in x]
-        self._inputs = x
         out = self._merge(x)
-        self._out = out
+        keep = self.keeps_for_backward
+        self._inputs, self._out = (x, out) if keep else (None, None)
         return out
 
     def backward(self, dout):

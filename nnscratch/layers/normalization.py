@@ -22,7 +22,6 @@ import numpy as np
 
 from .. import _checks
 from ..initializers import check_name
-from ..ops.workspace import backward_follows
 from .base import Layer
 
 
@@ -159,7 +158,7 @@ class BatchNormalization(_Normalization):
             # would hold every BatchNormalization's input alive: ~250 MB for ResNet-20 predicting.
             inv_std = 1.0 / np.sqrt(self.state["moving_variance"] + self.dtype.type(self.epsilon))
             self._inv_std = inv_std
-            self._x = x if backward_follows(self.workspace) else None
+            self._x = x if self.keeps_for_backward else None
             a, b = self._scale_shift(inv_std, self.state["moving_mean"])
             out = x * self._broadcast(a, rank)
             out += self._broadcast(b, rank)
@@ -288,9 +287,10 @@ class LayerNormalization(_Normalization):
         mean = x.mean(axis=axes, keepdims=True)
         xc = x - mean
         var = (xc * xc).mean(axis=axes, keepdims=True)
-        self._inv_std = 1.0 / np.sqrt(var + x.dtype.type(self.epsilon))
-        xc *= self._inv_std
-        self._xhat = xc
+        inv_std = 1.0 / np.sqrt(var + x.dtype.type(self.epsilon))
+        xc *= inv_std
+        keep = self.keeps_for_backward
+        self._inv_std, self._xhat = (inv_std, xc) if keep else (None, None)
         return self._affine(xc)
 
     def backward(self, dout):

@@ -78,13 +78,13 @@ class MaxPool2D(_Pool2D):
 
     def forward(self, x, training=False):
         x = _as_dtype(self, x)
-        self._x = x
         self._winners = None
         if training and self._tiled_2x2:
-            self._out, self._winners = max_pool_2x2_forward(x)
+            out, self._winners = max_pool_2x2_forward(x)
         else:
-            self._out = max_pool_forward(x, self._pool, self._strides, self._pads)
-        return self._out
+            out = max_pool_forward(x, self._pool, self._strides, self._pads)
+        self._x, self._out = (x, out) if self.keeps_for_backward else (None, None)
+        return out
 
     def backward(self, dout):
         if not self.input_grad_needed:
@@ -198,8 +198,9 @@ class Subsampling2D(_Pool2D):
         x = _as_dtype(self, x)
         self._x_shape = x.shape
         self._chwn = is_chwn(x)
-        self._sums = sum_pool_forward(x, self._pool, self._strides, self._pads)
-        out = self._sums * self.params["coefficient"]
+        sums = sum_pool_forward(x, self._pool, self._strides, self._pads)
+        self._sums = sums if self.keeps_for_backward else None
+        out = sums * self.params["coefficient"]
         out += self.params["bias"]
         return out
 
@@ -303,9 +304,10 @@ class GlobalMaxPool2D(Layer):
         b, h, w, d = a.shape
         # column-major winners: scan the positions column by column
         columns = a.transpose(0, 2, 1, 3).reshape(b, w * h, d)
-        self._winner = columns.argmax(axis=1)             # (B, D), index w * H + h
+        winner = columns.argmax(axis=1)                   # (B, D), index w * H + h
+        self._winner = winner if self.keeps_for_backward else None
         self._shape, self._flipped = a.shape, flipped
-        out = np.take_along_axis(columns, self._winner[:, None], axis=1)[:, 0]   # (B, D)
+        out = np.take_along_axis(columns, winner[:, None], axis=1)[:, 0]   # (B, D)
         out = out.T if flipped else out
         return out.reshape(len(out), 1, 1, -1) if self.keepdims else out
 
@@ -375,10 +377,10 @@ class MaxPool1D(_Pool1D):
     """
 
     def forward(self, x, training=False):
-        x = _as_dtype(self, x)
-        self._x = x[:, None]
-        self._out = max_pool_forward(self._x, self._pool, self._strides, self._pads)
-        return self._out[:, 0]
+        x = _as_dtype(self, x)[:, None]
+        out = max_pool_forward(x, self._pool, self._strides, self._pads)
+        self._x, self._out = (x, out) if self.keeps_for_backward else (None, None)
+        return out[:, 0]
 
     def backward(self, dout):
         if not self.input_grad_needed:

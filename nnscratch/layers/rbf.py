@@ -93,7 +93,7 @@ class RBFOutput(Layer):
         return self.built_input_shape[0] * self.units     # a squared difference per input and unit
 
     def forward(self, x, training=False):
-        self._x = x
+        self._x = x if self.keeps_for_backward else None
         w = self.state["codes"]
         # |x - w|^2 = |x|^2 - 2 x.w + |w|^2: one GEMM instead of an (N, features, units) temporary
         return (x * x).sum(axis=1, keepdims=True) - 2 * (x @ w) + (w * w).sum(axis=0)
