@@ -42,6 +42,7 @@ from __future__ import annotations
 import json
 import mmap
 import multiprocessing
+import numbers
 import os
 import signal
 import sys
@@ -401,15 +402,24 @@ def _worker(party: int, shared: _Shared, main: int) -> None:
 def fingerprint(model, parties: int) -> str:
     """What a model's workers copied when they were forked and use in every step: the plan, the layers'
     configurations and trainable flags, the losses, metrics and dtype (not the optimizer, which only the main
-    process runs). Workers whose fingerprint differs from the model's are forked again. (A layer's attribute
-    outside its ``get_config`` is not in it.)"""
-    layers = [[type(sub).__name__, sub.get_config(), bool(sub.trainable)]
+    process runs), and every public attribute of a layer that holds a plain value (a number, string or None):
+    a scale a user's layer keeps outside its ``get_config`` and changes between fits reaches the workers too.
+    Workers whose fingerprint differs from the model's are forked again. (Arrays and objects a layer holds
+    outside its weights and state are not in it.)"""
+    layers = [[type(sub).__name__, sub.get_config(), bool(sub.trainable), _plain_attributes(sub)]
               for layer, _ in model.plan.layer_calls for _, sub in layer.walk()]
     training = dict(model.get_training_config())
     training.pop("optimizer", None)  # the main process's alone: a learning rate changed between fits is no reason
     facts = [id(model.plan), parties, model.dtype.str, layers, training,
              [[id(m) for m in metrics] for metrics in model._metric_lists]]
     return json.dumps(facts, sort_keys=True, default=repr)
+
+
+def _plain_attributes(layer) -> dict:
+    """A layer's public attributes that hold numbers, strings or None (its configuration, and whatever a user set on
+    it): the underscored ones are caches, which change every step."""
+    return {k: v for k, v in vars(layer).items()
+            if not k.startswith("_") and (v is None or isinstance(v, (numbers.Number, str)))}
 
 
 class _Workers:

@@ -102,13 +102,25 @@ def test_the_workers_serve_the_next_fit_and_stop_with_their_model():
     assert workers() == []
 
 
-@pytest.mark.parametrize("change", ["dropout rate", "loss", "threads", "frozen layer"])
+class Scaled(Layer, register=False):
+    """Multiplies by ``scale``, an attribute outside its config (a user's layer may keep one)."""
+
+    scale = 1.0
+
+    def forward(self, x, training=False):
+        return x * self.scale
+
+    def backward(self, dout):
+        return dout * self.scale
+
+
+@pytest.mark.parametrize("change", ["dropout rate", "loss", "threads", "frozen layer", "attribute outside config"])
 def test_a_model_changed_between_fits_gets_new_workers_with_the_threads_numbers(change):
     x, y = data(64)
     y = np.eye(3, dtype=np.float32)[y]  # one-hot, which mean squared error takes too
     runs = []
     for engine in ("threads", "processes"):
-        model = cnn(3 if change != "threads" else 2, engine)
+        model = cnn(3 if change != "threads" else 2, engine, extra=[Scaled()] if change.startswith("attr") else ())
         model.fit(x, y, epochs=1, batch_size=32, verbose=0)
         before = [p.pid for p in workers()]
         if change == "dropout rate":
@@ -118,6 +130,8 @@ def test_a_model_changed_between_fits_gets_new_workers_with_the_threads_numbers(
             model.finalize()
         elif change == "threads":
             model.threads = 3
+        elif change == "attribute outside config":
+            next(layer for layer in model.layers if isinstance(layer, Scaled)).scale = 2.0
         else:
             model.layers[0].trainable = False
         seen = SeeWorkers()
