@@ -14,14 +14,15 @@ turn, A B A B ..., so both see the same machine state; medians are reported. A w
 machine's float32 GEMM rate (one thread, 1024x1024) so each row can say what fraction of the machine's
 peak (that rate times the thread count) it reaches. A timed training run is one shuffled pass over
 ``steps * batch_size`` samples in both frameworks (nnscratch's ``fit``; PyTorch gathers each batch through a
-``randperm`` index), as in ``bench_lenet.py``. A timed inference run predicts a per-row number of images
+``randperm`` index), as in ``bench_lenet.py``, with a per-row number of steps (:data:`TRAIN_STEPS`) so that
+every window lasts ~0.3 s or more. A timed inference run predicts a per-row number of images
 (:data:`INFER_SAMPLES`, 2,000 to 40,000) in batches of 1,000, so that every window lasts ~0.2 s or more.
 
 PyTorch's OpenMP threads lose far more than nnscratch's when another process wants the cores (a LeNet-5 step
 of ~4.4 ms on a quiet machine took 50-350 ms at a load average of 3), so the torch column of a run on a busy
 machine flatters nnscratch: read ``uptime`` before believing a ratio.
 
-    python benchmarks/bench_zoo.py                    # every row, 30 training steps x 3 repeats each
+    python benchmarks/bench_zoo.py                    # every row, 30-100 training steps x 3 repeats each
     python benchmarks/bench_zoo.py --quick            # a quick run (about a minute): fewer steps, two rows
     python benchmarks/bench_zoo.py --rows vgg resnet20 --steps 50 --repeats 5
 
@@ -45,6 +46,11 @@ SHAPES = {"lenet5": (28, 28, 1), "vgg": (32, 32, 3), "resnet20": (32, 32, 3), "s
 
 #: seconds of pause before every timed run, so that the other framework's spinning threads have gone to sleep
 SETTLE_SECONDS = 0.5
+
+#: training steps per timed run, unless --steps says otherwise: LeNet-5 and the MLP step in 3-5 ms, so 30 steps
+#: were a ~0.1 s window, where one ``fit``'s own start (its first step is 1.5-2 ms longer: the kept workers'
+#: fingerprint, caches cold after the pause) weighed ~2 % and a scheduler tick as much again
+TRAIN_STEPS = {"lenet5": 100, "vgg": 30, "resnet20": 30, "separable": 30, "mlp": 100}
 
 #: images per timed inference run, unless --infer-samples says otherwise: enough for a window of ~0.2 s or more
 #: in each row (the MLP predicts ~150k images/s, so 2,000 images were a 14 ms window, in which a scheduler tick
@@ -267,9 +273,9 @@ def peak_rss_mb(model=None, threads=1) -> float:
     return peak
 
 
-def run_row(row, kinds, args, infer_samples):
+def run_row(row, kinds, args, steps, infer_samples):
     ctx = mp.get_context("spawn")
-    samples = max(args.batch_size * args.steps, infer_samples)
+    samples = max(args.batch_size * steps, infer_samples)
     workers, facts = {}, {}
     for kind in kinds:
         parent, child = ctx.Pipe()
@@ -300,7 +306,7 @@ def run_row(row, kinds, args, infer_samples):
     for r in range(args.repeats):
         order = kinds if r % 2 == 0 else kinds[::-1]
         for kind in order:
-            train[kind].append(timed(kind, "train", args.steps))
+            train[kind].append(timed(kind, "train", steps))
         for kind in order:
             infer[kind].append(timed(kind, "infer", infer_samples))
     memory = {k: ask(k, "memory") for k in kinds}
@@ -313,7 +319,9 @@ def run_row(row, kinds, args, infer_samples):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", nargs="+", choices=ROWS, default=list(ROWS))
-    parser.add_argument("--steps", type=int, default=30, help="training steps per timed run (default 30)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="training steps per timed run (default per row: " +
+                        ", ".join(f"{row} {n}" for row, n in TRAIN_STEPS.items()) + ")")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per framework and row (default 3)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--infer-samples", type=int, default=None,
@@ -342,11 +350,12 @@ def main(argv=None):
 
     table = []
     for row in args.rows:
+        steps = args.steps or TRAIN_STEPS[row]
         infer_samples = args.infer_samples or INFER_SAMPLES[row]
-        train, infer, memory, facts = run_row(row, kinds, args, infer_samples)
+        train, infer, memory, facts = run_row(row, kinds, args, steps, infer_samples)
         macs = facts["nnscratch"]["macs"]
         peak = facts["nnscratch"]["gemm"] * args.threads
-        ms = {k: 1000 * statistics.median(train[k]) / args.steps for k in kinds}
+        ms = {k: 1000 * statistics.median(train[k]) / steps for k in kinds}
         ips = {k: infer_samples / statistics.median(infer[k]) for k in kinds}
         for kind in kinds:
             gflops = 3 * 2 * macs * args.batch_size / (ms[kind] / 1000) / 1e9
@@ -358,11 +367,12 @@ def main(argv=None):
         if "pytorch" in kinds:
             table[-2][5] = f"{ms['nnscratch'] / ms['pytorch']:.2f} / {ips['nnscratch'] / ips['pytorch']:.2f}"
             table[-1][5] = ""
-        print(f"{row}: train ms/step " + ", ".join(f"{k} {[round(1000 * t / args.steps, 1) for t in train[k]]}"
-                                                   for k in kinds), flush=True)
+        runs = ", ".join(f"{k} {[round(1000 * t / steps, 1) for t in train[k]]}" for k in kinds)
+        print(f"{row}: train ms/step over {steps} steps {runs}", flush=True)
     print()
     print(f"batch {args.batch_size}, Adam, float32, {args.threads} thread(s) each (nnscratch: "
-          f"parallel={args.parallel}), {args.steps} steps x {args.repeats} interleaved runs per row (medians); "
+          f"parallel={args.parallel}), {args.steps or 'per-row'} steps x {args.repeats} interleaved runs per row "
+          "(medians); "
           f"GEMM peak {facts['nnscratch']['gemm']:.1f} GFLOP/s per thread "
           f"({facts['nnscratch']['blas']})")
     print(tabulate(table, headers=["row", "framework", "ms/step", "train img/s", "infer img/s",
