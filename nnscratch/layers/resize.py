@@ -120,8 +120,9 @@ class Cropping2D(Layer):
     def __init__(self, cropping=((0, 0), (0, 0)), **kwargs):
         super().__init__(**kwargs)
         self._crops = _check_cropping(cropping)
-        self.cropping = cropping if isinstance(cropping, (int, np.integer)) else \
-            [list(p) if isinstance(p, (tuple, list)) else p for p in cropping]
+        # the form the user gave, in plain ints: NumPy integers would reach the config as np.int64(2)
+        self.cropping = int(cropping) if isinstance(cropping, (int, np.integer)) else \
+            [[int(v) for v in p] if isinstance(p, (tuple, list)) else int(p) for p in cropping]
 
     def compute_output_shape(self, input_shape):
         h, w, c = _spatial_shape(self, input_shape)

@@ -119,6 +119,7 @@ def test_cropping_everything_away_is_refused_word_for_word(cropping, shape, mess
 def test_cropping_reads_each_form_and_removes_what_it_says(cropping, config, crops):
     layer = built(Cropping2D(cropping), (6, 7, 2))
     assert layer.get_config()["cropping"] == config
+    assert repr(layer.get_config()["cropping"]) == repr(config)  # plain ints: no np.int64(2) in the config
     (t, b), (l, r) = crops
     assert layer.output_shape == (6 - t - b, 7 - l - r, 2)       # one position left is allowed
     x = np.random.default_rng(5).standard_normal((2, 6, 7, 2))
