@@ -51,7 +51,8 @@ def start_worker(mode, path, *seeds):
     line = process.stdout.readline()
     if line.strip() != "ready":
         process.kill()
-        raise AssertionError(f"the worker did not start: {line!r} {process.stderr.read()}")
+        _, err = process.communicate()
+        raise AssertionError(f"the worker did not start: {line!r} {err}")
     return process
 
 
@@ -103,7 +104,7 @@ def test_sigkill_in_the_middle_of_a_save_keeps_the_old_file_and_the_next_save_cl
     worker = start_worker("hang", path, 2)
     assert worker.stdout.readline().strip() == "inside"  # the temporary file holds half a model now
     worker.kill()
-    worker.wait()
+    worker.communicate()  # waits, and closes its pipes
     (leftover,) = others(tmp_path)
     assert leftover.startswith(".model.h5.p") and leftover.endswith(".tmp")
     assert assert_holds_one_of(path, [1]) == 1
@@ -121,7 +122,7 @@ def test_sigkill_at_random_moments_of_repeated_saves(tmp_path):
         worker = start_worker("loop", path, 1, 2)
         time.sleep(rng.uniform(0.0, 0.12))
         worker.kill()
-        worker.wait()
+        worker.communicate()  # waits, and closes its pipes
         assert_holds_one_of(path, [1, 2])  # never half of each, never unreadable
     build(3).save(path)  # the next save removes what the killed savers left
     assert others(tmp_path) == []
