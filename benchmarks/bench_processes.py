@@ -3,7 +3,8 @@
 For each row of ``bench_zoo.py``, one parent builds three copies of the same model (``threads=1``;
 ``threads=2, parallel="threads"``; ``threads=2, parallel="processes"``) and trains them round by round, A B C
 A B C ..., one ``fit`` of ``--steps`` batches each per round, on the same data: so the three see the same
-machine state, and the processes' workers (forked in an untimed first round, then kept by their model) idle
+machine state. Every batch is split, however small (``split_every_batch``): this compares the engines, not
+the library's choice of whether to split, and the processes' workers (forked in an untimed first round, then kept by their model) idle
 while the others run. Prints the median step time of each, the ratios, and what ``parallel="auto"`` picks,
 and checks that the processes trained the same weights as the threads, bit for bit.
 
@@ -28,6 +29,7 @@ WAYS = {"one thread": (1, "threads"), "two threads": (2, "threads"), "two proces
 
 def run_row(row, steps, rounds, batch, seed=0):
     """Times the three ways on ``row``; returns ``{way: [seconds per step of each round]}``."""
+    from nnscratch.engine.parallel import split_every_batch
     from nnscratch.engine.processes import processes_pay, stop_workers
 
     rng = np.random.default_rng(seed)
@@ -36,12 +38,13 @@ def run_row(row, steps, rounds, batch, seed=0):
     models = {way: nnscratch_model(row, seed, threads, parallel) for way, (threads, parallel) in WAYS.items()}
     times = {way: [] for way in WAYS}
     try:
-        for r in range(rounds + 1):  # round 0 is untimed: workers forked, workspaces and pools filled
-            for way, model in models.items():
-                t = time.perf_counter()
-                model.fit(x, y, epochs=1, batch_size=batch, verbose=0, shuffle=True)
-                if r:
-                    times[way].append((time.perf_counter() - t) / steps)
+        with split_every_batch():
+            for r in range(rounds + 1):  # round 0 is untimed: workers forked, workspaces and pools filled
+                for way, model in models.items():
+                    t = time.perf_counter()
+                    model.fit(x, y, epochs=1, batch_size=batch, verbose=0, shuffle=True)
+                    if r:
+                        times[way].append((time.perf_counter() - t) / steps)
         threads, processes = models["two threads"].get_weights(), models["two processes"].get_weights()
         gap = max(float(np.abs(threads[k] - processes[k]).max()) for k in threads)
         auto = "processes" if processes_pay(models["two threads"], batch, 2) else "threads"

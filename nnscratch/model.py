@@ -45,7 +45,7 @@ from .callbacks.base import Callback, CallbackList, History
 from .callbacks.progress import progress_callback
 from .engine.data_source import ArrayBatches, SourceBatches, array_weights, is_data_source, take_rows
 from .engine.malloc import keep_freed_memory
-from .engine.parallel import DataParallel, blas_single_thread, default_threads, worthwhile
+from .engine.parallel import DataParallel, blas_single_thread, default_threads, threads_pay, worthwhile
 from .engine.processes import ChosenAtFirstBatch, ProcessParallel, fork_available, processes_pay
 from .engine.penalties import optimizer_step, total_penalty
 from .engine.plan import Plan
@@ -768,7 +768,7 @@ class Model:
         elif isinstance(train, SourceBatches):  # batch sizes are known batch by batch: the runner decides each time
             runner = self._training_runner() if self.threads > 1 else None
         else:
-            runner = self._training_runner(batch_size) if worthwhile(self, batch_size, self.threads) else None
+            runner = self._training_runner(batch_size)
         with ExitStack() as stack:
             if runner is not None:
                 stack.enter_context(runner)
@@ -807,15 +807,20 @@ class Model:
         self._parallel = value
 
     def _training_runner(self, batch_size=None):
-        """The engine that shares training batches between ``self.threads`` cores (see ``parallel``); with no
-        ``batch_size`` (a data source's batches), one that decides batch by batch whether to split."""
+        """The engine that shares training batches between ``self.threads`` cores (see ``parallel``), or None
+        when batches of ``batch_size`` are not worth it (then one thread trains); with no ``batch_size`` (a data
+        source's batches), one that decides batch by batch whether to split."""
         adaptive = batch_size is None
         if self.parallel == "auto" and adaptive:
             return ChosenAtFirstBatch(self, self.threads)
         if self.parallel == "processes" or (self.parallel == "auto" and processes_pay(self, batch_size,
                                                                                       self.threads)):
-            return ProcessParallel(self, self.threads, adaptive=adaptive)
-        return DataParallel(self, self.threads, adaptive=adaptive)
+            if adaptive or worthwhile(self, batch_size, self.threads):
+                return ProcessParallel(self, self.threads, adaptive=adaptive)
+            return None
+        if adaptive or threads_pay(self, batch_size, self.threads):
+            return DataParallel(self, self.threads, adaptive=adaptive)
+        return None
 
     def _fit_epochs(self, train, val, epochs, callback_list, runner, steps):
         callback_list.on_train_begin({"epochs": epochs, "steps": steps, "samples": getattr(train, "n", None),

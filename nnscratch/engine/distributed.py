@@ -44,7 +44,7 @@ import numpy as np
 
 from ..layers.context import BatchContext, installed
 from .data_source import ArrayBatches, take_rows
-from .parallel import DataParallel, Exchange, blas_single_thread, chunk_bounds, combine_logs, worthwhile
+from .parallel import DataParallel, Exchange, blas_single_thread, chunk_bounds, combine_logs, threads_pay
 from .penalties import optimizer_step
 
 #: the tag of failure notices on the control communicator
@@ -448,7 +448,7 @@ class DistributedRunner:
         self.model = model
         self.session = session
         share = -(-batch_size // session.size)
-        self.threads = DataParallel(model, model.threads) if worthwhile(model, share, model.threads) else None
+        self.threads = DataParallel(model, model.threads) if threads_pay(model, share, model.threads) else None
         self._stack = ExitStack()
         self._buffer = None
 

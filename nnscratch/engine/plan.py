@@ -132,6 +132,7 @@ class Plan:
             self.steps.append(Step(node, node.layer, ins, out, node.takes_list, feed))
         #: values all the layers output per sample, which sets the inference piece (:func:`inference_piece`)
         self.activations_per_sample = sum(int(np.prod(step.node.output.sample_shape)) for step in self.steps)
+        self._macs_per_sample = None
         self.losses = list(losses)
         self.loss_weights = [float(w) for w in loss_weights]
         self.instances = self._primary_instances()
@@ -242,6 +243,13 @@ class Plan:
             if t not in keep:
                 free[s].append(t)
         return free
+
+    @property
+    def macs_per_sample(self) -> int:
+        """Multiply-adds of one sample's forward pass, over every call (``Layer.count_macs``), counted on first use."""
+        if self._macs_per_sample is None:
+            self._macs_per_sample = sum(int(step.layer.count_macs()) for step in self.steps if not step.feed)
+        return self._macs_per_sample
 
     # -- running --------------------------------------------------------------------------------
     def forward(self, xs, training=False, instances=None):

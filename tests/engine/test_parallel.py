@@ -29,6 +29,7 @@ def cnn(threads, seed=0, dropout=0.0):
 @pytest.fixture
 def always_parallel(monkeypatch):
     monkeypatch.setattr(parallel, "MIN_ACTIVATIONS_PER_CHUNK", 0)
+    monkeypatch.setattr(parallel, "MIN_MACS_PER_CHUNK", 0)
 
 
 def data(n=96):

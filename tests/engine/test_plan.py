@@ -62,6 +62,7 @@ def test_inference_layers_share_one_scratch_pool_per_thread_and_give_the_same_pr
     from nnscratch.engine import plan
 
     monkeypatch.setattr(parallel, "MIN_ACTIVATIONS_PER_CHUNK", 0)
+    monkeypatch.setattr(parallel, "MIN_MACS_PER_CHUNK", 0)
     monkeypatch.setattr(plan, "INFERENCE_ACTIVATIONS", 0)  # pieces of 64 even for the small 4-channel net
     x_in = nnscratch.Input((8, 8, 3))
     h = ReLU()(BatchNormalization()(Conv2D(channels, 3, padding="same")(x_in)))
@@ -447,6 +448,7 @@ def test_threads_with_a_shared_layer_with_state_train_and_predict_as_one_thread(
     from nnscratch.engine import parallel
 
     monkeypatch.setattr(parallel, "MIN_ACTIVATIONS_PER_CHUNK", 0)
+    monkeypatch.setattr(parallel, "MIN_MACS_PER_CHUNK", 0)
     rng = np.random.default_rng(7)
     # the last batch of one sample runs in one thread: the other thread's twins miss that update
     xb, y = rng.standard_normal((65, 4)) * 3 + 1, rng.integers(0, 3, 65)
@@ -472,6 +474,7 @@ def test_each_thread_runs_its_own_instances_in_training_and_inference(monkeypatc
     from nnscratch.engine import parallel
 
     monkeypatch.setattr(parallel, "MIN_ACTIVATIONS_PER_CHUNK", 0)
+    monkeypatch.setattr(parallel, "MIN_MACS_PER_CHUNK", 0)
     model = _shared_batchnorm_model(threads=2)
     model.parallel = "threads"  # the thread engine's instances are the subject (processes hold their own)
     ran = {}

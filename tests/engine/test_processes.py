@@ -25,6 +25,7 @@ pytestmark = pytest.mark.skipif(not fork_available(), reason="worker processes a
 @pytest.fixture(autouse=True)
 def always_parallel(monkeypatch):
     monkeypatch.setattr(parallel, "MIN_ACTIVATIONS_PER_CHUNK", 0)
+    monkeypatch.setattr(parallel, "MIN_MACS_PER_CHUNK", 0)
 
 
 @pytest.fixture(autouse=True)

@@ -509,6 +509,7 @@ def test_a_model_draws_the_same_transformations_on_two_threads_as_on_one(monkeyp
     from nnscratch.engine import parallel
 
     monkeypatch.setattr(parallel, "MIN_ACTIVATIONS_PER_CHUNK", 0)   # split even this small batch
+    monkeypatch.setattr(parallel, "MIN_MACS_PER_CHUNK", 0)
     rng = np.random.default_rng(6)
     x = rng.uniform(0, 1, (24, 8, 8, 1))
     y = rng.integers(0, 2, 24)
