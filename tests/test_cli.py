@@ -43,8 +43,11 @@ def run(*args, cwd=None, timeout=120):
 def spawn(*args, cwd=None, columns=80):
     """``nnscratch ARGS`` on a pseudo-terminal ``columns`` wide, as in a terminal window."""
     cmd = command() + [str(a) for a in args]
-    return pexpect.spawn(cmd[0], cmd[1:], cwd=cwd, env=clean_env(), dimensions=(24, columns), encoding="utf-8",
-                         timeout=120, preexec_fn=sigint_as_at_a_terminal)
+    with warnings.catch_warnings():
+        # JAX (loaded by the Keras tests) warns at every fork; the pty's child runs nothing but an exec
+        warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
+        return pexpect.spawn(cmd[0], cmd[1:], cwd=cwd, env=clean_env(), dimensions=(24, columns), encoding="utf-8",
+                             timeout=120, preexec_fn=sigint_as_at_a_terminal)
 
 
 def shape_digit(kind, rng, size=28):

@@ -18,7 +18,8 @@ TOLERANCE = 1e-5
 
 @pytest.mark.parametrize("name", ["cnn", "resnet"])
 def test_a_keras_zip_model_predicts_as_in_keras(keras_models, name):
-    model = nnscratch.load_model(keras_models.files[name, "keras"])
+    with pytest.warns(RuntimeWarning, match="loaded uncompiled because the file names no optimizer"):
+        model = nnscratch.load_model(keras_models.files[name, "keras"])
     x, y = getattr(keras_models, f"{name}_x"), getattr(keras_models, f"{name}_y")
     np.testing.assert_allclose(model.predict(x), y, rtol=0, atol=TOLERANCE)
 
