@@ -199,18 +199,15 @@ class Conv2D(KerasOptions, Layer):
             # unlinked weights are zero already; masking here too keeps the table's meaning even if a
             # user loads or sets weights that break it (the kernel is tiny, so this costs nothing)
             kernel = kernel * self._kernel_mask
+        keep = self.keeps_for_backward  # not in inference: the columns are the thread's shared scratch there
         if self.groups > 1:
-            out, saved = grouped_conv2d_forward(x, kernel, self.params.get("bias"), self.groups, self._strides,
-                                                self._pads, self._dilation, self.workspace)
+            out, cols = grouped_conv2d_forward(x, kernel, self.params.get("bias"), self.groups, self._strides,
+                                               self._pads, self._dilation, self.workspace)
+            self._cols = cols if keep else None
         else:
             out, saved = conv2d_forward(x, kernel, self.params.get("bias"), self._strides, self._pads,
                                         self.workspace, self._dilation)
-        if not self.keeps_for_backward:  # inference: the columns are the thread's shared scratch, read by nothing
-            saved = None
-        if self.groups > 1:
-            self._cols = saved
-        else:
-            self._saved = saved
+            self._saved = saved if keep else None
         self._x_shape = x.shape
         self._kernel_used = kernel
         return out
