@@ -813,13 +813,12 @@ class Model:
         adaptive = batch_size is None
         if self.parallel == "auto" and adaptive:
             return ChosenAtFirstBatch(self, self.threads)
-        if self.parallel == "processes" or (self.parallel == "auto" and processes_pay(self, batch_size,
-                                                                                      self.threads)):
-            if adaptive or worthwhile(self, batch_size, self.threads):
-                return ProcessParallel(self, self.threads, adaptive=adaptive)
-            return None
-        if adaptive or threads_pay(self, batch_size, self.threads):
-            return DataParallel(self, self.threads, adaptive=adaptive)
+        processes = self.parallel == "processes" or (self.parallel == "auto" and processes_pay(self, batch_size,
+                                                                                                self.threads))
+        # processes hand over no GIL: they need only the activations that threads need (with the arithmetic too)
+        engine, pays = (ProcessParallel, worthwhile) if processes else (DataParallel, threads_pay)
+        if adaptive or pays(self, batch_size, self.threads):
+            return engine(self, self.threads, adaptive=adaptive)
         return None
 
     def _fit_epochs(self, train, val, epochs, callback_list, runner, steps):
