@@ -77,6 +77,30 @@ def test_values_match_the_formula_on_both_sides_of_zero(layer, f):
     np.testing.assert_allclose(_built(layer).forward(X), f(X), rtol=1e-12, atol=1e-300)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("alpha", [0.01, 0.3, 1.0, 2.5])
+def test_leaky_relu_gives_np_wheres_bits_both_ways_for_any_alpha(alpha, dtype):
+    # the layer picks without np.where (a branch per element); the values must be the ones it would pick
+    x = np.random.default_rng(2).standard_normal((4, 257)).astype(dtype)
+    x[0, :3] = 0.0, -0.0, 1e-30
+    dout = np.random.default_rng(3).standard_normal(x.shape).astype(dtype)
+    layer = _built(LeakyReLU(alpha), (257,))
+    y, dx = layer.forward(x), layer.backward(dout)
+    assert y.dtype == dx.dtype == dtype
+    np.testing.assert_array_equal(y, np.where(x > 0, x, x * alpha))
+    np.testing.assert_array_equal(dx, np.where(x > 0, dout, dout * dtype(alpha)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sigmoid_gives_the_two_sided_formulas_bits(dtype):
+    x = np.concatenate([np.linspace(-120, 120, 1001), [0.0, -0.0, 1e-30, -1e-30, np.inf, -np.inf]]).astype(dtype)
+    e = np.exp(-np.abs(x))
+    expected = np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+    y = _built(Sigmoid(), (x.size,)).forward(x[None])[0]
+    assert y.dtype == dtype
+    np.testing.assert_array_equal(y, expected)
+
+
 def test_leaky_relus_slope_at_zero_is_alpha():
     layer = _built(LeakyReLU(0.2), (1,))
     layer.forward(np.zeros((1, 1)))
