@@ -91,9 +91,17 @@ class LeakyReLU(_Kinked):
         return (np.maximum if self.alpha <= 1 else np.minimum)(y, x, out=y)
 
     def _backward(self, dout):
-        # each element's slope looked up (alpha or 1: exact, as np.where's choice) instead of chosen by np.where
-        slopes = np.array([self.alpha, 1], dout.dtype)
-        return dout * np.take(slopes, (self._x > 0).view(np.uint8))
+        # each element's slope, 1 or alpha exactly (np.where's choice), from a mask by max: ufuncs keep the
+        # batch's memory order (CHWN after a convolution), where a lookup with np.take, in C order, made the
+        # product 4x slower
+        positive = self._x > 0
+        if self.alpha <= 1:
+            slope = np.maximum(positive, dout.dtype.type(self.alpha))
+        else:
+            slope = np.multiply(np.logical_not(positive), dout.dtype.type(self.alpha))
+            np.maximum(slope, 1, out=slope)
+        slope *= dout
+        return slope
 
 
 class Sigmoid(_Elementwise):
