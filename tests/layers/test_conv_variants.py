@@ -60,6 +60,7 @@ def depthwise_as_grouped(kernel):
 @pytest.mark.parametrize("config, shape", [
     ({"kernel_size": 3}, (5, 6, 2)),
     ({"kernel_size": (3, 2), "depth_multiplier": 3, "strides": (2, 1), "padding": "same"}, (6, 5, 2)),
+    ({"kernel_size": (3, 2), "depth_multiplier": 3, "padding": "same"}, (6, 5, 2)),
     ({"kernel_size": 2, "dilation_rate": 2, "use_bias": False}, (5, 5, 3)),
 ])
 def test_depthwise_matches_loops(config, shape):
@@ -248,11 +249,12 @@ def test_conv2d_dilation_and_groups_agree_with_pytorch(config, shape):
                   (layer.grads["bias"], lambda: tb.grad.numpy())])
 
 
-def test_depthwise_and_separable_agree_with_pytorch():
+@pytest.mark.parametrize("strides", [(2, 1), (1, 1)])   # im2col's depthwise step, and nnscratch.ops.depthwise
+def test_depthwise_and_separable_agree_with_pytorch(strides):
     torch = pytest.importorskip("torch")
     F = torch.nn.functional
     shape = (7, 6, 3)
-    layer = built(SeparableConv2D(5, 3, depth_multiplier=2, strides=(2, 1), padding="same", dilation_rate=(1, 2)),
+    layer = built(SeparableConv2D(5, 3, depth_multiplier=2, strides=strides, padding="same", dilation_rate=(1, 2)),
                   shape)
     x, out, dout, dx = run(layer, shape)
     dk = layer.params["depthwise_kernel"]
