@@ -8,8 +8,9 @@ the shapes alone, so a layer never names a kernel: it calls :func:`conv2d_forwar
 
 The rule (:func:`use_winograd`) follows ``benchmarks/bench_conv3x3.py`` (tables in docs/performance.md):
 Winograd does 3x fewer multiplications, but its transforms are extra passes over memory, so it pays only
-when the GEMMs are large enough: with 3 input channels the transforms cost more than the GEMM time they save
-(32x32 3-32: 1.3x im2col's time), with 8 about as much (8-8: 1.12x, 8-16: 0.93x); from 16 channels on it was
+when the GEMMs are large enough: with 3 or 4 input channels the transforms cost more than the GEMM time they
+save (32x32 3-32: 1.3x im2col's time, 4-16: 1.13x); with 8-15 it pays on images of 28x28 and larger (forward +
+backward 0.73-0.85x im2col's time, F(4x2, 3x3) measured 2026-12-01) and not below; from 16 channels on it was
 faster at every image size measured, 8x8 to 128x128 (forward + backward 0.66-0.88x im2col's time).
 
 Example:
@@ -28,6 +29,11 @@ from .im2col import Pads
 
 #: Winograd needs at least this many input channels ...
 WINOGRAD_MIN_CHANNELS = 16
+#: ... or at least this many on padded images of at least :data:`WINOGRAD_FEW_CHANNELS_MIN_PIXELS` pixels (8 channels:
+#: 28x28 and larger 0.73-0.85x im2col's time for forward + backward, 0.74-0.84x in inference; 16x16 and smaller
+#: as fast or slower, 4 channels slower at every size measured)
+WINOGRAD_FEW_CHANNELS = 8
+WINOGRAD_FEW_CHANNELS_MIN_PIXELS = 30 * 30
 #: ... and images of at most this many pixels (padded): the largest measured (128x128 with 16 channels in, 32 out,
 #: chunks of 16 images: 0.88x im2col's time for forward + backward, 0.98x for inference; 64x64: 0.67x)
 WINOGRAD_MAX_PIXELS = 130 * 130
@@ -50,8 +56,10 @@ def use_winograd(input_shape, kernel_shape, strides=(1, 1), pads: Pads = ((0, 0)
     """
     _, h, w, c = input_shape
     (t, b), (l, r) = pads
-    return (winograd.applies(kernel_shape[:2], strides, dilation) and c >= WINOGRAD_MIN_CHANNELS
-            and (h + t + b) * (w + l + r) <= WINOGRAD_MAX_PIXELS)
+    pixels = (h + t + b) * (w + l + r)
+    enough_channels = c >= WINOGRAD_MIN_CHANNELS or (c >= WINOGRAD_FEW_CHANNELS
+                                                     and pixels >= WINOGRAD_FEW_CHANNELS_MIN_PIXELS)
+    return winograd.applies(kernel_shape[:2], strides, dilation) and enough_channels and pixels <= WINOGRAD_MAX_PIXELS
 
 
 def conv2d_forward(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, strides=(1, 1),

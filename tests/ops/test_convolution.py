@@ -19,7 +19,11 @@ SAME = ((1, 1), (1, 1))
     ((16, 128, 128, 16), (3, 3, 16, 32), (1, 1), SAME, (1, 1), True),    # padded 130x130, the largest measured
     ((16, 129, 128, 16), (3, 3, 16, 32), (1, 1), SAME, (1, 1), False),   # one row more: not measured, im2col
     ((64, 32, 32, 16), (3, 3, 16, 16), (1, 1), SAME, (1, 1), True),      # resnet20's first stage: 16 channels
-    ((64, 16, 16, 8), (3, 3, 8, 32), (1, 1), SAME, (1, 1), False),       # too few channels
+    ((64, 16, 16, 8), (3, 3, 8, 32), (1, 1), SAME, (1, 1), False),       # too few channels for a 16x16 image
+    ((64, 28, 28, 8), (3, 3, 8, 8), (1, 1), SAME, (1, 1), True),         # 8 channels, padded 30x30: enough
+    ((64, 27, 28, 12), (3, 3, 12, 8), (1, 1), SAME, (1, 1), False),      # padded 29x30: one row short
+    ((64, 64, 64, 7), (3, 3, 7, 16), (1, 1), SAME, (1, 1), False),       # 7 channels: im2col at any size
+    ((64, 64, 64, 4), (3, 3, 4, 16), (1, 1), SAME, (1, 1), False),
     ((64, 32, 32, 3), (3, 3, 3, 16), (1, 1), SAME, (1, 1), False),       # a first layer: 3 channels
     ((64, 16, 16, 32), (3, 3, 32, 32), (2, 2), SAME, (1, 1), False),     # strided
     ((64, 16, 16, 32), (3, 3, 32, 32), (1, 1), SAME, (2, 2), False),     # dilated
