@@ -10,7 +10,7 @@ The rule (:func:`use_winograd`) follows ``benchmarks/bench_conv3x3.py`` (tables 
 Winograd does 3x fewer multiplications, but its transforms are extra passes over memory, so it pays only
 when the GEMMs are large enough: with 3 or 4 input channels the transforms cost more than the GEMM time they
 save (32x32 3-32: 1.3x im2col's time, 4-16: 1.13x); with 8-15 it pays on images of 28x28 and larger (forward +
-backward 0.73-0.85x im2col's time, F(4x2, 3x3) measured 2026-12-01) and not below; from 16 channels on it was
+backward 0.60-0.81x im2col's time, F(4x2, 3x3) measured 2026-12-01) and not below; from 16 channels on it was
 faster at every image size measured, 8x8 to 128x128 (forward + backward 0.66-0.88x im2col's time).
 
 Example:
@@ -29,9 +29,9 @@ from .im2col import Pads
 
 #: Winograd needs at least this many input channels ...
 WINOGRAD_MIN_CHANNELS = 16
-#: ... or at least this many on padded images of at least :data:`WINOGRAD_FEW_CHANNELS_MIN_PIXELS` pixels (8 channels:
-#: 28x28 and larger 0.73-0.85x im2col's time for forward + backward, 0.74-0.84x in inference; 16x16 and smaller
-#: as fast or slower, 4 channels slower at every size measured)
+#: ... or at least this many on padded images of at least :data:`WINOGRAD_FEW_CHANNELS_MIN_PIXELS` pixels (8-12
+#: channels: 28x28 and larger 0.60-0.81x im2col's time for forward + backward, 0.73-1.01x in inference; 24x24 and
+#: smaller as fast or slower; 4 channels slower at every size measured)
 WINOGRAD_FEW_CHANNELS = 8
 WINOGRAD_FEW_CHANNELS_MIN_PIXELS = 30 * 30
 #: ... and images of at most this many pixels (padded): the largest measured (128x128 with 16 channels in, 32 out,
