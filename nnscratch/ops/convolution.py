@@ -11,7 +11,8 @@ Winograd does 3x fewer multiplications, but its transforms are extra passes over
 when the GEMMs are large enough: with 3 or 4 input channels the transforms cost more than the GEMM time they
 save (32x32 3-32: 1.3x im2col's time, 4-16: 1.13x); with 8-15 it pays on images of 28x28 and larger (forward +
 backward 0.60-0.81x im2col's time, F(4x2, 3x3) measured 2026-12-01) and not below; from 16 channels on it was
-faster at every image size measured, 8x8 to 128x128 (forward + backward 0.66-0.88x im2col's time).
+faster at every image size measured, 8x8 to 512x512 (forward + backward 0.60-0.93x im2col's time), except in chunks
+of 1-2 images at some sizes (``WINOGRAD_MAX_PIXELS``'s comment).
 
 Example:
     >>> import numpy as np
@@ -34,9 +35,11 @@ WINOGRAD_MIN_CHANNELS = 16
 #: smaller as fast or slower; 4 channels slower at every size measured)
 WINOGRAD_FEW_CHANNELS = 8
 WINOGRAD_FEW_CHANNELS_MIN_PIXELS = 30 * 30
-#: ... and images of at most this many pixels (padded): the largest measured (128x128 with 16 channels in, 32 out,
-#: chunks of 16 images: 0.88x im2col's time for forward + backward, 0.98x for inference; 64x64: 0.67x)
-WINOGRAD_MAX_PIXELS = 130 * 130
+#: ... and images of at most this many pixels (padded): the largest measured, 512x512 (F(4x2, 3x3), 2026-12-01,
+#: Winograd's time over im2col's for forward + backward / inference: 16 -> 16 channels in chunks of 2 images 0.93 /
+#: 0.91; 384x384 32 -> 32, chunks of 2: 0.83 / 0.76; 256x256 and 224x224 in chunks of 4-8: 0.64-0.84 / 0.68-0.84;
+#: 256x256 16 -> 16 in chunks of 2 images 1.14 / 1.01, the one loss)
+WINOGRAD_MAX_PIXELS = 514 * 514
 
 
 def use_winograd(input_shape, kernel_shape, strides=(1, 1), pads: Pads = ((0, 0), (0, 0)), dilation=(1, 1)) -> bool:

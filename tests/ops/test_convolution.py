@@ -16,8 +16,9 @@ SAME = ((1, 1), (1, 1))
     ((64, 16, 16, 32), (3, 3, 32, 64), (1, 1), SAME, (1, 1), True),      # vgg's third convolution
     ((64, 8, 8, 64), (3, 3, 64, 64), (1, 1), SAME, (1, 1), True),        # resnet20's last stage
     ((64, 32, 32, 32), (3, 3, 32, 32), (1, 1), SAME, (1, 1), True),      # vgg's second
-    ((16, 128, 128, 16), (3, 3, 16, 32), (1, 1), SAME, (1, 1), True),    # padded 130x130, the largest measured
-    ((16, 129, 128, 16), (3, 3, 16, 32), (1, 1), SAME, (1, 1), False),   # one row more: not measured, im2col
+    ((16, 128, 128, 16), (3, 3, 16, 32), (1, 1), SAME, (1, 1), True),
+    ((2, 512, 512, 16), (3, 3, 16, 16), (1, 1), SAME, (1, 1), True),     # padded 514x514, the largest measured
+    ((2, 513, 512, 16), (3, 3, 16, 16), (1, 1), SAME, (1, 1), False),    # one row more: not measured, im2col
     ((64, 32, 32, 16), (3, 3, 16, 16), (1, 1), SAME, (1, 1), True),      # resnet20's first stage: 16 channels
     ((64, 16, 16, 8), (3, 3, 8, 32), (1, 1), SAME, (1, 1), False),       # too few channels for a 16x16 image
     ((64, 28, 28, 8), (3, 3, 8, 8), (1, 1), SAME, (1, 1), True),         # 8 channels, padded 30x30: enough
