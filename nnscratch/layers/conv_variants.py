@@ -28,9 +28,9 @@ import numpy as np
 
 from .. import _checks
 from ..initializers import check_name
+from ..ops import depthwise
 from ..ops.im2col import (check_padding, conv2d_backward, conv2d_forward, conv2d_input_gradient, dilated_size,
                           grouped_conv2d_backward, grouped_conv2d_forward, output_hw, resolve_padding)
-from ..ops import depthwise
 from ..ops.layout import from_chwn, to_chwn
 from .base import LAYERS, Layer
 from .conv import _spatial_shape
