@@ -34,7 +34,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from .im2col import Pads
 from .layout import from_chwn, to_chwn
-from .workspace import backward_follows, bordered, scratch, temporary
+from .workspace import backward_follows, bordered, temporary
 
 #: the values of the GEMM result (``kw * m`` column-tap planes) per block of channels and rows: ~1 MB in float32
 VALUES_PER_BLOCK = 1 << 18
@@ -119,15 +119,7 @@ def _padded_input(x, pads, workspace, keep):
     backward reads it (``keep``), else a temporary."""
     n, h, w, c = x.shape
     (t, b), (l, r) = pads
-    shape = (c, h + t + b, w + l + r, n)
-    if not keep:
-        xp = bordered(workspace, "depthwise_padded", shape, x.dtype, t, h, l, w)
-    else:
-        xp = scratch(workspace, "depthwise_input", shape, x.dtype)
-        xp[:, :t] = 0
-        xp[:, t + h:] = 0
-        xp[:, t:t + h, :l] = 0
-        xp[:, t:t + h, l + w:] = 0
+    xp = bordered(workspace, "depthwise_padded", (c, h + t + b, w + l + r, n), x.dtype, t, h, l, w, kept=keep)
     xp[:, t:t + h, l:l + w] = to_chwn(x)
     return xp
 
@@ -209,13 +201,13 @@ def depthwise_backward(dout: np.ndarray, saved, kernel: np.ndarray, input_shape,
     kh, kw, _, m = kernel.shape
     (t, _), (l, _) = pads
     dh, dw = dilation
-    dm = to_chwn(dout)
+    dm = np.ascontiguousarray(to_chwn(dout))  # a free view of a convolution's CHWN-stored output gradient
     cm, ho, wo, _ = dm.shape
     dbias = None
     if has_bias:
-        flat = dm.reshape(cm, -1) if dm.flags.c_contiguous else np.ascontiguousarray(dm).reshape(cm, -1)
+        flat = dm.reshape(cm, -1)
         dbias = flat @ np.ones(flat.shape[1], flat.dtype)
-    dm5 = np.ascontiguousarray(dm).reshape(c, m, ho, wo, n)
+    dm5 = dm.reshape(c, m, ho, wo, n)
     dkernel = _kernel_gradient(dm5, xp, kh, kw, dilation)
     if not need_dx:
         return None, dkernel, dbias
@@ -224,9 +216,9 @@ def depthwise_backward(dout: np.ndarray, saved, kernel: np.ndarray, input_shape,
     reach_h, reach_w = (kh - 1) * dh, (kw - 1) * dw
     flipped = np.ascontiguousarray(kernel[::-1, ::-1].astype(dm.dtype, copy=False).transpose(2, 3, 1, 0))
     dx = np.empty((c, 1, h, w, n), dm.dtype)
-    for mm in range(m):
-        wide = bordered(workspace, "depthwise_dout", (c, ho + 2 * reach_h, wo + 2 * reach_w, n), dm.dtype,
-                        reach_h, ho, reach_w, wo)
+    wide = bordered(workspace, "depthwise_dout", (c, ho + 2 * reach_h, wo + 2 * reach_w, n), dm.dtype,
+                    reach_h, ho, reach_w, wo)
+    for mm in range(m):  # each map's gradient in turn in the same padded block: the border stays zero
         wide[:, reach_h:reach_h + ho, reach_w:reach_w + wo] = dm5[:, mm]
         target = dx if mm == 0 else temporary(workspace, "depthwise_dx_map", dx.shape, dm.dtype)
         _correlate(wide, flipped[:, mm].reshape(c, kw, kh), dilation, target, t, l, workspace)

@@ -85,9 +85,10 @@ def temporary(workspace: dict | None, name: str, shape, dtype) -> np.ndarray:
 
 
 def bordered(workspace: dict | None, name: str, shape, dtype, top: int, height: int, left: int,
-             width: int) -> np.ndarray:
+             width: int, kept: bool = False) -> np.ndarray:
     """A :func:`temporary` ``(C, Hp, Wp, N)`` array that is zero outside rows ``top .. top + height`` and
-    columns ``left .. left + width`` of axes 1 and 2; the caller fills that interior.
+    columns ``left .. left + width`` of axes 1 and 2; the caller fills that interior. ``kept=True``: a
+    :func:`scratch` array of the layer's own instead, for one that backward reads.
 
     Only the border is written (four slices), so a padded copy costs one interior copy and no full zeroing,
     and one block serves every layer and every padding of the thread.
@@ -101,7 +102,7 @@ def bordered(workspace: dict | None, name: str, shape, dtype, top: int, height: 
                [0., 0., 7., 7., 0.],
                [0., 0., 0., 0., 0.]], dtype=float32)
     """
-    a = temporary(workspace, name, shape, dtype)
+    a = (scratch if kept else temporary)(workspace, name, shape, dtype)
     a[:, :top] = 0
     a[:, top + height:] = 0
     a[:, top:top + height, :left] = 0

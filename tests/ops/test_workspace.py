@@ -54,6 +54,17 @@ def test_a_bordered_temporary_is_zero_outside_its_interior_whatever_the_block_he
     assert np.shares_memory(a, b) and not b[:, :, [0, 3]].any()
 
 
+def test_a_kept_bordered_array_is_the_layers_own_not_the_threads_shared_temporary():
+    ws = {}
+    scratch(ws, "padded", (2, 5, 6, 3), np.float32)[...] = 9
+    kept = bordered(ws, "padded", (2, 5, 6, 3), np.float32, 1, 3, 2, 2, kept=True)
+    assert np.shares_memory(kept, ws["padded"])                    # in the layer's workspace, as scratch() gives
+    assert not np.shares_memory(kept, temporary(ws, "padded", (2, 5, 6, 3), np.float32))
+    interior = np.zeros(kept.shape, bool)
+    interior[:, 1:4, 2:4] = True
+    assert not kept[~interior].any() and (kept[interior] == 9).all()
+
+
 # --- found by mutation testing (docs/mutation-testing.md) ---
 
 def test_arrays_have_the_dtype_asked_for_with_or_without_a_workspace():
