@@ -270,8 +270,11 @@ def _rows_of(a: np.ndarray) -> np.ndarray:
     return a.reshape(a.shape[:-3] + (2 * a.shape[-2], a.shape[-1]))
 
 
-#: the forward pass runs over blocks of whole tile rows holding at least this many tiles
-TILES_PER_BLOCK = 1024
+#: forward and backward run over blocks of whole tile rows holding at least this many tiles. 512 rather than 1,024:
+#: with NumPy's own choice of OpenBLAS kernels here (SkylakeX, AVX-512) a 32-channel layer at 16x16 (64 images)
+#: took 5.0-5.3 ms forward + backward against 6.1-7.2, its 24 GEMMs running from cache; with the Haswell kernels
+#: this environment pins, the same (7.1-7.3 ms either way); 64 channels at 16x16 0.9x with both (docs/performance.md)
+TILES_PER_BLOCK = 512
 
 
 def _forward_tile_rows(xp, i, k, v, u, bias, y7, workspace):
