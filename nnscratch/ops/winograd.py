@@ -271,9 +271,10 @@ def _rows_of(a: np.ndarray) -> np.ndarray:
 
 
 #: forward and backward run over blocks of whole tile rows holding at least this many tiles. 512 rather than 1,024:
-#: with NumPy's own choice of OpenBLAS kernels here (SkylakeX, AVX-512) a 32-channel layer at 16x16 (64 images)
-#: took 5.0-5.3 ms forward + backward against 6.1-7.2, its 24 GEMMs running from cache; with the Haswell kernels
-#: this environment pins, the same (7.1-7.3 ms either way); 64 channels at 16x16 0.9x with both (docs/performance.md)
+#: with the OpenBLAS kernels NumPy picks by itself on an AVX-512 CPU (SkylakeX), a 16x16 layer of 64 images took
+#: 5.0-5.3 ms forward + backward against 6.1-7.2 (32 channels) and 15.3-15.7 against 16.7-17.0 (64), its 24 GEMMs
+#: running from cache; with the Haswell kernels this environment pins, 7.1-7.3 and 19.5-20.7 ms either way
+#: (docs/performance.md)
 TILES_PER_BLOCK = 512
 
 
