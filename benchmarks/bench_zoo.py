@@ -22,6 +22,14 @@ PyTorch's OpenMP threads lose far more than nnscratch's when another process wan
 of ~4.4 ms on a quiet machine took 50-350 ms at a load average of 3), so the torch column of a run on a busy
 machine flatters nnscratch: read ``uptime`` before believing a ratio.
 
+Which BLAS kernels NumPy runs decides half of the picture. Some machines' environments set
+``OPENBLAS_CORETYPE`` (and ``OPENBLAS_L2_SIZE``) for older OpenBLAS builds that fail on their CPU; on an AVX-512
+CPU that holds a current NumPy to its AVX2 (Haswell) kernels, at half the GEMM rate, while PyTorch's convolutions
+use AVX-512 regardless. To compare with what a current NumPy runs, unset both for the benchmark's command alone
+(tests and CI keep the environment's setting); the table's header names the kernels that ran:
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_zoo.py
+
     python benchmarks/bench_zoo.py                    # every row, 30-100 training steps x 3 repeats each
     python benchmarks/bench_zoo.py --quick            # a quick run (about a minute): fewer steps, two rows
     python benchmarks/bench_zoo.py --rows vgg resnet20 --steps 50 --repeats 5
