@@ -389,6 +389,9 @@ def main(argv=None):
     if "pytorch" in kinds:
         print("\nratio: nnscratch's time per training step over PyTorch's (<= 1 is as fast or faster) / nnscratch's "
               "inference throughput over PyTorch's (>= 1 is as fast or faster)")
+    if "OPENBLAS_CORETYPE" in facts["nnscratch"]["blas"]:
+        print("NumPy ran the kernels the environment's OPENBLAS_CORETYPE names, not those it would pick itself; to "
+              "compare with those: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_zoo.py ...")
 
 
 if __name__ == "__main__":
