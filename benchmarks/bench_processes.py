@@ -4,9 +4,9 @@ For each row of ``bench_zoo.py``, one parent builds three copies of the same mod
 ``threads=2, parallel="threads"``; ``threads=2, parallel="processes"``) and trains them round by round, A B C
 A B C ..., one ``fit`` of ``--steps`` batches each per round, on the same data: so the three see the same
 machine state. Every batch is split, however small (``split_every_batch``): this compares the engines, not
-the library's choice of whether to split, and the processes' workers (forked in an untimed first round, then kept by their model) idle
-while the others run. Prints the median step time of each, the ratios, and what ``parallel="auto"`` picks,
-and checks that the processes trained the same weights as the threads, bit for bit.
+the library's choice of whether to split, and the processes' workers (forked in an untimed first round, then
+kept by their model) idle while the others run. Prints the median step time of each, the ratios, and what
+``parallel="auto"`` picks, and checks that the processes trained the same weights as the threads, bit for bit.
 
     python benchmarks/bench_processes.py                                # every row, 30 steps x 5 rounds
     python benchmarks/bench_processes.py --rows lenet5 mlp --steps 20 --rounds 3   # under a minute
