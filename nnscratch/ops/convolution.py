@@ -1,10 +1,10 @@
 """The 2-D convolution a layer calls: one interface, and per layer shape the kernel that measured fastest.
 
-Two kernels compute the same convolution: im2col + GEMM (:mod:`nnscratch.ops.im2col`, any geometry) and
-Winograd F(4x2, 3x3) (:mod:`nnscratch.ops.winograd`, 3x3 stride 1 only). Which one runs is decided here from
-the shapes alone, so a layer never names a kernel: it calls :func:`conv2d_forward`, keeps what it returns as
-``saved`` and hands that back to :func:`conv2d_backward`. Both kernels give the same values up to rounding
-(float32: ~1e-6 relative; float64: ~1e-15).
+Three kernels compute the same convolution: im2col + GEMM (:mod:`nnscratch.ops.im2col`, any geometry), the same
+in blocks of output rows for few output maps (:mod:`nnscratch.ops.column_blocks`) and Winograd F(4x2, 3x3)
+(:mod:`nnscratch.ops.winograd`, 3x3 stride 1 only). Which one runs is decided here from the shapes alone, so a
+layer never names a kernel: it calls :func:`conv2d_forward`, keeps what it returns as ``saved`` and hands that back
+to :func:`conv2d_backward`. All give the same values up to rounding (float32: ~1e-6 relative; float64: ~1e-15).
 
 The rule (:func:`use_winograd`) follows ``benchmarks/bench_conv3x3.py`` (tables in docs/performance.md):
 Winograd does 3x fewer multiplications, but its transforms are extra passes over memory, so it pays only
@@ -12,7 +12,8 @@ when the GEMMs are large enough: with 3 or 4 input channels the transforms cost 
 save (32x32 3-32: 1.3x im2col's time, 4-16: 1.13x); with 8-15 it pays on images of 28x28 and larger (forward +
 backward 0.60-0.81x im2col's time, F(4x2, 3x3) measured 2026-12-01) and not below; from 16 channels on it was
 faster at every image size measured, 8x8 to 512x512 (forward + backward 0.60-0.93x im2col's time), except in chunks
-of 1-2 images at some sizes (``WINOGRAD_MAX_PIXELS``'s comment).
+of 1-2 images at some sizes (``WINOGRAD_MAX_PIXELS``'s comment). Of the rest, convolutions with at most 16 output
+maps and a column matrix over 1 MB run in column blocks (:func:`nnscratch.ops.column_blocks.applies`).
 
 Example:
     >>> import numpy as np
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import im2col, winograd
+from . import column_blocks, im2col, winograd
 from .im2col import Pads
 
 #: Winograd needs at least this many input channels ...
@@ -67,7 +68,8 @@ def use_winograd(input_shape, kernel_shape, strides=(1, 1), pads: Pads = ((0, 0)
 
 def conv2d_forward(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, strides=(1, 1),
                    pads: Pads = ((0, 0), (0, 0)), workspace: dict | None = None, dilation=(1, 1)):
-    """Cross-correlation of ``x`` with ``kernel`` plus ``bias``, by the kernel :func:`use_winograd` picks.
+    """Cross-correlation of ``x`` with ``kernel`` plus ``bias``, by the kernel :func:`use_winograd` and
+    :func:`~nnscratch.ops.column_blocks.applies` pick.
 
     Args:
         x: ``(N, H, W, C)``, any memory order.
@@ -84,6 +86,9 @@ def conv2d_forward(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, s
     if use_winograd(x.shape, kernel.shape, strides, pads, dilation):
         out, data = winograd.winograd_forward(x, kernel, bias, pads, workspace)
         return out, ("winograd", data)
+    if column_blocks.applies(x.shape, kernel.shape, strides, pads, dilation, x.dtype.itemsize):
+        out, xp = column_blocks.conv2d_forward(x, kernel, bias, strides, pads, workspace, dilation)
+        return out, ("column_blocks", xp)
     out, cols = im2col.conv2d_forward(x, kernel, bias, strides, pads, workspace, dilation)
     return out, ("im2col", cols)
 
@@ -108,5 +113,8 @@ def conv2d_backward(dout: np.ndarray, saved, kernel: np.ndarray, input_shape, st
     method, data = saved
     if method == "winograd":
         return winograd.winograd_backward(dout, data, kernel, input_shape, pads, has_bias, need_dx, workspace)
+    if method == "column_blocks":
+        return column_blocks.conv2d_backward(dout, data, kernel, input_shape, strides, pads, has_bias, need_dx,
+                                             workspace, dilation)
     return im2col.conv2d_backward(dout, data, kernel, input_shape, strides, pads, has_bias, need_dx, workspace,
                                   dilation)

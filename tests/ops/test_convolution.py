@@ -132,3 +132,19 @@ def test_with_a_workspace_a_repeated_forward_and_backward_allocate_only_their_re
         (dx, _, _), allocated = bytes_allocated_by(
             lambda: convolution.conv2d_backward(dout, saved, kernel, x.shape, (1, 1), SAME, workspace=workspace))
     assert allocated <= dx.nbytes + SMALL
+
+
+def test_few_maps_on_a_large_column_matrix_run_in_column_blocks_with_im2col_results():
+    # LeNet-5's first convolution on 8 images: 1.3 MB of float64 columns, 6 maps
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((8, 28, 28, 1))
+    kernel, bias = rng.standard_normal((5, 5, 1, 6)), rng.standard_normal(6)
+    pads = ((2, 2), (2, 2))
+    out, saved = convolution.conv2d_forward(x, kernel, bias, (1, 1), pads, {})
+    assert saved[0] == "column_blocks"
+    dout = rng.standard_normal(out.shape)
+    got = (out,) + convolution.conv2d_backward(dout, saved, kernel, x.shape, (1, 1), pads, workspace={})
+    ref_out, cols = im2col.conv2d_forward(x, kernel, bias, (1, 1), pads)
+    ref = (ref_out,) + im2col.conv2d_backward(dout, cols, kernel, x.shape, (1, 1), pads)
+    for g, r in zip(got, ref):
+        np.testing.assert_allclose(g, r, rtol=1e-12, atol=1e-12)
