@@ -44,33 +44,26 @@ MIN_COLUMN_BYTES = 1 << 20
 BLOCK_BYTES = 400 << 10
 
 
-def column_bytes(input_shape, kernel_shape, strides=(1, 1), pads: Pads = ((0, 0), (0, 0)), dilation=(1, 1),
-                 itemsize: int = 4) -> int:
-    """Bytes of the column matrix im2col would unfold (the bias row included).
-
-    Example:
-        >>> column_bytes((64, 28, 28, 1), (5, 5, 1, 6), pads=((2, 2), (2, 2)))   # LeNet-5's first convolution
-        5218304
-    """
-    n, h, w, c = input_shape
-    kh, kw = kernel_shape[:2]
-    ho, wo = output_hw((h, w), dilated_size((kh, kw), dilation), strides, pads)
-    return (kh * kw * c + 1) * ho * wo * n * itemsize
-
-
 def applies(input_shape, kernel_shape, strides=(1, 1), pads: Pads = ((0, 0), (0, 0)), dilation=(1, 1),
             itemsize: int = 4) -> bool:
-    """Whether a (one-group) convolution runs in column blocks: at most :data:`MAX_FILTERS` output maps and a
-    column matrix of more than :data:`MIN_COLUMN_BYTES`.
+    """Whether a (one-group) convolution runs in column blocks: at most :data:`MAX_FILTERS` output maps, a column
+    matrix of more than :data:`MIN_COLUMN_BYTES`, and more output rows than one block holds (a block is whole output
+    rows: with one row, a 1-D convolution's, there is nothing to split, and blocks took 1.02-1.07x im2col's time).
 
     Example:
         >>> applies((64, 28, 28, 1), (5, 5, 1, 6), pads=((2, 2), (2, 2))), applies((4, 28, 28, 1), (5, 5, 1, 6))
         (True, False)
         >>> applies((64, 32, 32, 3), (3, 3, 3, 32), pads=((1, 1), (1, 1)))   # 32 maps: one GEMM does well
         False
+        >>> applies((64, 1, 4096, 1), (1, 9, 1, 8), pads=((0, 0), (4, 4)))   # one output row
+        False
     """
-    return (kernel_shape[3] <= MAX_FILTERS
-            and column_bytes(input_shape, kernel_shape, strides, pads, dilation, itemsize) > MIN_COLUMN_BYTES)
+    n, h, w, c = input_shape
+    kh, kw, _, f = kernel_shape
+    ho, wo = output_hw((h, w), dilated_size((kh, kw), dilation), strides, pads)
+    height = kh * kw * c + 1
+    return (f <= MAX_FILTERS and height * ho * wo * n * itemsize > MIN_COLUMN_BYTES
+            and _block_rows(height, wo, n, itemsize, BLOCK_BYTES) < ho)
 
 
 def _block_rows(rows_of_columns: int, wo: int, n: int, itemsize: int, block_bytes: int) -> int:

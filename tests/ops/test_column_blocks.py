@@ -94,7 +94,7 @@ def test_with_a_workspace_a_repeated_step_allocates_its_results_and_no_column_ma
     rng = np.random.default_rng(4)
     x, kernel, bias = _case(rng, (8, 28, 28, 1), (5, 5), 6)
     pads = ((2, 2), (2, 2))
-    columns = column_blocks.column_bytes(x.shape, kernel.shape, pads=pads, itemsize=8)
+    columns = 26 * 28 * 28 * 8 * 8   # im2col's column matrix: 26 rows of 28 x 28 x 8 float64 values
     workspace = {}
     for _ in range(2):   # the first call fills the workspace and the thread's pool
         (out, xp), allocated = bytes_allocated_by(
@@ -114,6 +114,8 @@ def test_with_a_workspace_a_repeated_step_allocates_its_results_and_no_column_ma
     ((64, 32, 32, 3), (3, 3, 3, 16), ((1, 1), (1, 1)), True),     # ResNet-20's first convolution
     ((64, 32, 32, 3), (3, 3, 3, 32), ((1, 1), (1, 1)), False),    # VGG's: 32 maps
     ((8, 28, 28, 1), (5, 5, 1, 6), ((2, 2), (2, 2)), False),      # C1 on 8 images: 650 KB of columns
+    ((64, 1, 4096, 1), (1, 9, 1, 8), ((0, 0), (4, 4)), False),    # 9.4 MB, but one output row: one block
+    ((1024, 2, 28, 1), (1, 5, 1, 6), ((0, 0), (2, 2)), True),     # two output rows of 690 KB: two blocks
 ])
 def test_rule(input_shape, kernel_shape, pads, expected):
     assert column_blocks.applies(input_shape, kernel_shape, (1, 1), pads) is expected
