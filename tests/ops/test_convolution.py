@@ -34,17 +34,21 @@ def test_rule(input_shape, kernel_shape, strides, pads, dilation, expected):
     assert convolution.use_winograd(input_shape, kernel_shape, strides, pads, dilation) is expected
 
 
-@pytest.mark.parametrize("channels, method", [(32, "winograd"), (3, "im2col")])
-def test_either_kernel_gives_im2col_results(channels, method):
+@pytest.mark.parametrize("x_shape, kernel_hw, filters, pads, method", [
+    ((2, 6, 5, 32), (3, 3), 4, SAME, "winograd"),
+    ((2, 6, 5, 3), (3, 3), 4, SAME, "im2col"),
+    ((8, 28, 28, 1), (5, 5), 6, ((2, 2), (2, 2)), "column_blocks"),   # LeNet-5's C1 on 8 images: 1.3 MB of columns
+])
+def test_every_kernel_gives_im2col_results(x_shape, kernel_hw, filters, pads, method):
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((2, 6, 5, channels))
-    kernel, bias = rng.standard_normal((3, 3, channels, 4)), rng.standard_normal(4)
-    out, saved = convolution.conv2d_forward(x, kernel, bias, (1, 1), SAME, {})
+    x = rng.standard_normal(x_shape)
+    kernel, bias = rng.standard_normal(kernel_hw + (x_shape[3], filters)), rng.standard_normal(filters)
+    out, saved = convolution.conv2d_forward(x, kernel, bias, (1, 1), pads, {})
     assert saved[0] == method
     dout = rng.standard_normal(out.shape)
-    got = (out,) + convolution.conv2d_backward(dout, saved, kernel, x.shape, (1, 1), SAME, workspace={})
-    ref_out, cols = im2col.conv2d_forward(x, kernel, bias, (1, 1), SAME)
-    ref = (ref_out,) + im2col.conv2d_backward(dout, cols, kernel, x.shape, (1, 1), SAME)
+    got = (out,) + convolution.conv2d_backward(dout, saved, kernel, x.shape, (1, 1), pads, workspace={})
+    ref_out, cols = im2col.conv2d_forward(x, kernel, bias, (1, 1), pads)
+    ref = (ref_out,) + im2col.conv2d_backward(dout, cols, kernel, x.shape, (1, 1), pads)
     for g, r in zip(got, ref):
         np.testing.assert_allclose(g, r, rtol=1e-12, atol=1e-12)
 
@@ -133,18 +137,3 @@ def test_with_a_workspace_a_repeated_forward_and_backward_allocate_only_their_re
             lambda: convolution.conv2d_backward(dout, saved, kernel, x.shape, (1, 1), SAME, workspace=workspace))
     assert allocated <= dx.nbytes + SMALL
 
-
-def test_few_maps_on_a_large_column_matrix_run_in_column_blocks_with_im2col_results():
-    # LeNet-5's first convolution on 8 images: 1.3 MB of float64 columns, 6 maps
-    rng = np.random.default_rng(5)
-    x = rng.standard_normal((8, 28, 28, 1))
-    kernel, bias = rng.standard_normal((5, 5, 1, 6)), rng.standard_normal(6)
-    pads = ((2, 2), (2, 2))
-    out, saved = convolution.conv2d_forward(x, kernel, bias, (1, 1), pads, {})
-    assert saved[0] == "column_blocks"
-    dout = rng.standard_normal(out.shape)
-    got = (out,) + convolution.conv2d_backward(dout, saved, kernel, x.shape, (1, 1), pads, workspace={})
-    ref_out, cols = im2col.conv2d_forward(x, kernel, bias, (1, 1), pads)
-    ref = (ref_out,) + im2col.conv2d_backward(dout, cols, kernel, x.shape, (1, 1), pads)
-    for g, r in zip(got, ref):
-        np.testing.assert_allclose(g, r, rtol=1e-12, atol=1e-12)
