@@ -53,23 +53,29 @@ def test_every_kernel_gives_im2col_results(x_shape, kernel_hw, filters, pads, me
         np.testing.assert_allclose(g, r, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("padding, shape", [("same", (6, 5, 32)), ("valid", (7, 6, 32)), ((2, 0), (5, 5, 32))])
-def test_conv2d_on_winograd_agrees_with_pytorch(padding, shape):
+@pytest.mark.parametrize("conv, shape, batch, method", [
+    (dict(filters=5, kernel_size=3, padding="same"), (6, 5, 32), 3, "winograd"),
+    (dict(filters=5, kernel_size=3, padding="valid"), (7, 6, 32), 3, "winograd"),
+    (dict(filters=5, kernel_size=3, padding=(2, 0)), (5, 5, 32), 3, "winograd"),
+    (dict(filters=6, kernel_size=5, padding="same"), (28, 28, 1), 8, "column_blocks"),    # LeNet-5's C1
+    (dict(filters=8, kernel_size=3, strides=2, padding="same"), (40, 40, 3), 16, "column_blocks"),
+])
+def test_conv2d_agrees_with_pytorch_whichever_kernel_runs(conv, shape, batch, method):
     torch = pytest.importorskip("torch", reason="PyTorch is the reference for the convolution's values")
     F = torch.nn.functional
-    layer = Conv2D(5, 3, padding=padding)
+    layer = Conv2D(**conv)
     layer.initialize(shape, "float64", np.random.default_rng(0))
     rng = np.random.default_rng(1)
-    x = rng.standard_normal((3,) + shape)
+    x = rng.standard_normal((batch,) + shape)
     out = layer.forward(x, training=True)
-    assert layer._saved[0] == "winograd"
+    assert layer._saved[0] == method
     dout = rng.standard_normal(out.shape)
     dx = layer.backward(dout)
     (top, bottom), (left, right) = layer._pads
     tx = torch.tensor(x.transpose(0, 3, 1, 2).copy(), requires_grad=True)
     tk = torch.tensor(layer.params["kernel"].transpose(3, 2, 0, 1).copy(), requires_grad=True)
     tb = torch.tensor(layer.params["bias"], requires_grad=True)
-    ty = F.conv2d(F.pad(tx, (left, right, top, bottom)), tk, tb)
+    ty = F.conv2d(F.pad(tx, (left, right, top, bottom)), tk, tb, stride=layer._strides)
     ty.backward(torch.tensor(dout.transpose(0, 3, 1, 2).copy()))
     for ours, theirs in [(out, ty.detach().numpy().transpose(0, 2, 3, 1)), (dx, tx.grad.numpy().transpose(0, 2, 3, 1)),
                          (layer.grads["kernel"], tk.grad.numpy().transpose(2, 3, 1, 0)),
