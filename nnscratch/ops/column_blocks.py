@@ -28,11 +28,10 @@ Example:
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
-from .im2col import Pads, conv2d_input_gradient, dilated_size, output_hw
+from .im2col import Pads, conv2d_input_gradient, dilated_size, output_hw, padded_chwn, windows
 from .layout import from_chwn, to_chwn
-from .workspace import backward_follows, bordered, temporary
+from .workspace import backward_follows, temporary
 
 #: blocks run for convolutions of at most this many output maps ...
 MAX_FILTERS = 16
@@ -74,13 +73,10 @@ def _fill(cols, xp, kernel_hw, strides, dilation, first: int, count: int) -> np.
     """Unfolds output rows ``first .. first + count`` into ``cols[:, :count]`` (``(K (+1), rows, Wo, N)``), in
     im2col's row order ``(i, j, c)``; returns that block as a ``(K (+1), count * Wo * N)`` matrix."""
     kh, kw = kernel_hw
-    (sh, sw), (dh, dw) = strides, dilation
-    s_c, s_h, s_w, s_n = xp.strides
     c, n, wo = xp.shape[0], xp.shape[3], cols.shape[2]
-    windows = as_strided(xp[:, first * sh:], (kh, kw, c, count, wo, n),
-                         (s_h * dh, s_w * dw, s_c, s_h * sh, s_w * sw, s_n), writeable=False)
     block = cols[:, :count]
-    np.copyto(block[:kh * kw * c].reshape(kh, kw, c, count, wo, n), windows)
+    np.copyto(block[:kh * kw * c].reshape(kh, kw, c, count, wo, n),
+              windows(xp, kernel_hw, strides, dilation, first, count, wo))
     return block.reshape(len(block), -1)
 
 
@@ -104,11 +100,8 @@ def conv2d_forward(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, s
     n, h, w, c = x.shape
     kh, kw, _, f = kernel.shape
     ho, wo = output_hw((h, w), dilated_size((kh, kw), dilation), strides, pads)
-    (t, b), (l, r) = pads
     # the layer's own when a backward follows (it reads xp); in inference the thread's shared pool
-    xp = bordered(workspace, "padded_input", (c, h + t + b, w + l + r, n), x.dtype, t, h, l, w,
-                  kept=backward_follows(workspace))
-    xp[:, t:t + h, l:l + w] = x.transpose(3, 1, 2, 0)
+    xp = padded_chwn(x, pads, workspace, "padded_input", kept=backward_follows(workspace))
     k = kh * kw * c
     w2 = kernel.reshape(k, f)
     if bias is not None:  # a row of ones in the columns adds the bias inside the GEMM, as im2col does

@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from .im2col import Pads
+from .im2col import Pads, padded_chwn
 from .layout import from_chwn, to_chwn
 from .workspace import backward_follows, bordered, temporary
 
@@ -114,16 +114,6 @@ def _correlate(padded, taps_matrix, dilation, out, first_row, first_col, workspa
             block += tap(b)
 
 
-def _padded_input(x, pads, workspace, keep):
-    """``x`` ``(N, H, W, C)`` zero-padded, stored ``(C, Hp, Wp, N)``: in the layer's own workspace when
-    backward reads it (``keep``), else a temporary."""
-    n, h, w, c = x.shape
-    (t, b), (l, r) = pads
-    xp = bordered(workspace, "depthwise_padded", (c, h + t + b, w + l + r, n), x.dtype, t, h, l, w, kept=keep)
-    xp[:, t:t + h, l:l + w] = to_chwn(x)
-    return xp
-
-
 def depthwise_forward(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, pads: Pads, dilation=(1, 1),
                       workspace: dict | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """A depthwise convolution of stride 1 (cross-correlation, as Keras' DepthwiseConv2D) plus ``bias``.
@@ -149,7 +139,7 @@ def depthwise_forward(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None
                          f"{(kh - 1) * dh + 1}x{(kw - 1) * dw + 1}, got {h + t + b}x{w + l + r} "
                          f"(input {h}x{w}, padding {pads}); pad more or use a larger input")
     keep = backward_follows(workspace)
-    xp = _padded_input(x, pads, workspace, keep)
+    xp = padded_chwn(x, pads, workspace, "depthwise_padded", kept=keep)
     out = np.empty((c, m, ho, wo, n), x.dtype)
     taps_matrix = np.ascontiguousarray(kernel.astype(x.dtype, copy=False).transpose(2, 1, 3, 0)).reshape(c, kw * m, kh)
     _correlate(xp, taps_matrix, dilation, out, 0, 0, workspace)

@@ -177,16 +177,33 @@ def pad_spatial(x: np.ndarray, pads: Pads, value: float = 0.0) -> np.ndarray:
     return out
 
 
-def _padded_chwn(x: np.ndarray, pads: Pads, workspace=None) -> np.ndarray:
-    """``x`` ``(N, H, W, C)`` padded with zeros and stored ``(C, Hp, Wp, N)``, in at most one copy."""
+def padded_chwn(x: np.ndarray, pads: Pads, workspace=None, name: str = "padded", kept: bool = False) -> np.ndarray:
+    """``x`` ``(N, H, W, C)`` padded with zeros and stored ``(C, Hp, Wp, N)``, in at most one copy: a
+    :func:`~nnscratch.ops.workspace.bordered` array called ``name``, the layer's own when backward reads it
+    (``kept``), else a temporary; unpadded and not kept, ``x`` itself when it is stored so.
+
+    Example:
+        >>> padded_chwn(np.ones((2, 1, 1, 3)), ((1, 0), (0, 1))).shape
+        (3, 2, 2, 2)
+    """
     (t, b), (l, r) = pads
     xt = x.transpose(3, 1, 2, 0)
-    if not (t or b or l or r):
+    if not (t or b or l or r or kept):
         return np.ascontiguousarray(xt)
     c, h, w, n = xt.shape
-    xp = bordered(workspace, "padded", (c, h + t + b, w + l + r, n), x.dtype, t, h, l, w)
+    xp = bordered(workspace, name, (c, h + t + b, w + l + r, n), x.dtype, t, h, l, w, kept=kept)
     xp[:, t:t + h, l:l + w] = xt
     return xp
+
+
+def windows(xp: np.ndarray, kernel_hw, strides, dilation, first_row: int, rows: int, wo: int) -> np.ndarray:
+    """The read-only ``(kh, kw, C, rows, Wo, N)`` view of a padded ``(C, Hp, Wp, N)`` array that im2col copies:
+    element ``(i, j, c, r, q, n)`` is ``xp[c, (first_row + r) * sh + i * dh, q * sw + j * dw, n]``."""
+    kh, kw = kernel_hw
+    (sh, sw), (dh, dw) = strides, dilation
+    s_c, s_h, s_w, s_n = xp.strides
+    return as_strided(xp[:, first_row * sh:], (kh, kw, xp.shape[0], rows, wo, xp.shape[3]),
+                      (s_h * dh, s_w * dw, s_c, s_h * sh, s_w * sw, s_n), writeable=False)
 
 
 def im2col(x: np.ndarray, kernel_size, strides=(1, 1), pads: Pads = ((0, 0), (0, 0)), *,
@@ -230,20 +247,18 @@ def im2col(x: np.ndarray, kernel_size, strides=(1, 1), pads: Pads = ((0, 0), (0,
         raise ValueError("im2col: ones_row is not available with groups > 1")
     ho, wo = output_hw((h, w), dilated_size(kernel_hw, (dh, dw)), strides, pads)
     k = kh * kw * c
-    xp = _padded_chwn(x, pads, workspace)
+    xp = padded_chwn(x, pads, workspace)
     cols = scratch(workspace, "cols", (k + (1 if ones_row else 0), ho, wo, n), x.dtype)
     # all kh * kw offsets as one read-only view, so the unfolding is a single NumPy call: each call
     # releases and retakes the GIL, which costs more than the copy itself when two threads compete
-    s_c, s_h, s_w, s_n = xp.strides
     if groups == 1:
-        windows = as_strided(xp, (kh, kw, c, ho, wo, n), (s_h * dh, s_w * dw, s_c, s_h * sh, s_w * sw, s_n),
-                             writeable=False)
-        np.copyto(cols[:k].reshape(kh, kw, c, ho, wo, n), windows)
+        np.copyto(cols[:k].reshape(kh, kw, c, ho, wo, n), windows(xp, kernel_hw, strides, (dh, dw), 0, ho, wo))
     else:
+        s_c, s_h, s_w, s_n = xp.strides
         cg = c // groups
-        windows = as_strided(xp, (groups, kh, kw, cg, ho, wo, n),
+        grouped = as_strided(xp, (groups, kh, kw, cg, ho, wo, n),
                              (s_c * cg, s_h * dh, s_w * dw, s_c, s_h * sh, s_w * sw, s_n), writeable=False)
-        np.copyto(cols.reshape(groups, kh, kw, cg, ho, wo, n), windows)
+        np.copyto(cols.reshape(groups, kh, kw, cg, ho, wo, n), grouped)
     if ones_row:
         cols[k] = 1
     return cols.reshape(len(cols), -1)
