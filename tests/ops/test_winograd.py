@@ -153,6 +153,48 @@ def test_forward_and_backward_in_blocks_of_tile_rows_give_the_same_results(monke
         np.testing.assert_allclose(g, r, rtol=1e-12, atol=1e-12)
 
 
+def _outputs_reading(pixel, pads, shape):
+    """The outputs (row, column) a NaN at input ``pixel`` reaches through F(4x2, 3x3): every tile whose 6x4 window
+    covers it, over all 4 rows (F(4, 3)'s transforms are GEMMs, and 0 * NaN is NaN) and over the output columns
+    that F(2, 3)'s sums and differences give that column tap: tap 0 only the first, tap 3 only the second."""
+    (t, b), (l, r) = pads
+    th, tw = -(-(shape[0] + t + b - 2) // 4), -(-(shape[1] + l + r - 2) // 2)
+    row, col = pixel[0] + t, pixel[1] + l
+    reached = np.zeros((4 * th, 2 * tw), bool)
+    for i in range(th):
+        for s in range(tw):
+            if 4 * i <= row < 4 * i + 6 and 2 * s <= col < 2 * s + 4:
+                tap = col - 2 * s
+                reached[4 * i:4 * i + 4, 2 * s + (tap == 3):2 * s + 1 + (tap != 0)] = True
+    return reached[:shape[0] + t + b - 2, :shape[1] + l + r - 2]
+
+
+@pytest.mark.parametrize("pixel", [(0, 0), (4, 0), (3, 8), (5, 4)])   # beside the junk tile ending each tile row
+@pytest.mark.parametrize("tiles_per_block", [1, 10**6])
+def test_a_nan_reaches_only_the_tiles_that_read_it_in_forward_and_backward(monkeypatch, pixel, tiles_per_block):
+    # each tile row is computed with one junk tile more, which reads the next row's first columns: a NaN there
+    # must stay in the tiles whose windows cover it (Winograd spreads it over a whole 4x2 output tile, or in
+    # backward over a whole 6x4 input window), never in the rows the junk tiles sit beside
+    monkeypatch.setattr(winograd, "TILES_PER_BLOCK", tiles_per_block)
+    h, w = 8, 9
+    x = np.ones((2, h, w, 3))
+    x[1, pixel[0], pixel[1], 2] = np.nan
+    kernel = np.ones((3, 3, 3, 2))
+    out, saved = winograd.winograd_forward(x, kernel, None, SAME, {})
+    expected = _outputs_reading(pixel, SAME, (h, w))
+    assert expected.any() and (np.isnan(out[1]) == expected[:, :, None]).all() and not np.isnan(out[0]).any()
+    dout = np.ones(out.shape)
+    dout[1, pixel[0], pixel[1], 1] = np.nan            # an output gradient: its tile's window, in the input
+    tile, side = (pixel[0] // 4, pixel[1] // 2), pixel[1] % 2
+    dx, _, _ = winograd.winograd_backward(dout, (np.nan_to_num(saved[0]), saved[1]), kernel, x.shape, SAME,
+                                          workspace={})
+    expected = np.zeros((h + 2, w + 3), bool)          # padded coordinates (the tiles overhang by one column)
+    # all 6 rows (F(4, 3)'s adjoint is a GEMM), 3 of the 4 columns: F(2, 3)'s sums and differences leave out the
+    # column tap that an output column's adjoint gives no weight
+    expected[4 * tile[0]:4 * tile[0] + 6, 2 * tile[1] + side:2 * tile[1] + side + 3] = True
+    assert (np.isnan(dx[1]) == expected[1:h + 1, 1:w + 1, None]).all() and not np.isnan(dx[0]).any()
+
+
 # --- found by mutation testing (docs/mutation-testing.md) ---
 #: Lavin & Gray's input transforms: ``V = B4^T d B2`` for a 6x4 tile ``d`` (F(4, 3) down, F(2, 3) across)
 B4_T = np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0], [0, -2, -1, 2, 1, 0],
