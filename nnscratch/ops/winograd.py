@@ -264,7 +264,7 @@ def _columns_of(parity: int, left: int, width: int) -> tuple[int, int, int]:
     return first, (first + left) // 2, len(range(first, width, 2))
 
 
-def _padded(x, pads, th, tw, workspace, name="winograd_padded"):
+def _padded(x, pads, th, tw, workspace):
     """``x`` with zeros around it (and past it, where the tiles overhang the output), its padded columns stored
     apart by parity: ``(2, C, 4 * th + 2, tw + 1, N)``, ``[0]`` the even columns and ``[1]`` the odd.
 
@@ -274,7 +274,7 @@ def _padded(x, pads, th, tw, workspace, name="winograd_padded"):
     out, whose runs are ``N`` values instead of whole rows, took ~3 ms more."""
     n, h, w, c = x.shape
     (t, _), (l, _) = pads
-    xp = temporary(workspace, name, (2, c, ROW_OUT * th + 2, tw + 1, n), x.dtype)
+    xp = temporary(workspace, "winograd_padded", (2, c, ROW_OUT * th + 2, tw + 1, n), x.dtype)
     xp[:, :, :t] = 0
     xp[:, :, t + h:] = 0
     image = x.transpose(3, 1, 2, 0)
@@ -381,7 +381,8 @@ def _tile_counts(h, w, pads):
 
 
 def _blocks(th, tw, n):
-    """``(first tile row, tile rows)`` of each block: whole tile rows, at least :data:`TILES_PER_BLOCK` tiles."""
+    """``(first tile row, tile rows)`` of each block: whole tile rows, at least :data:`TILES_PER_BLOCK` tiles (the
+    last block may hold fewer)."""
     k = max(1, -(-TILES_PER_BLOCK // (tw * n)))
     return [(i, min(k, th - i)) for i in range(0, th, k)]
 
