@@ -430,12 +430,14 @@ def winograd_forward(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None,
         raise ValueError(f"a 3x3 kernel needs a padded input of at least 3x3, got {h + t + b}x{w + l + r} "
                          f"(input {h}x{w}, padding {pads}); pad more or use a larger input")
     th, tw = _tile_counts(h, w, pads)
+    u4 = _by_column_tap(transform_kernel(kernel))
+    if n == 0:  # an empty batch: nothing to tile
+        return from_chwn(np.zeros((f, ho, wo, 0), x.dtype)), (np.zeros(0, x.dtype), u4)
     xp = _padded(x, pads, th, tw, workspace)
     per_row = PRODUCTS * c * (tw + 1) * n  # transformed values of one tile row, junk tiles included
     # in inference nothing reads V afterwards: each block's transform stays in cache (VGG's 32x32 layer: 50 MB of
     # V per piece of 128 images written out for nothing)
     v = scratch(workspace, "winograd_v", (th * per_row,), x.dtype) if backward_follows(workspace) else None
-    u4 = _by_column_tap(transform_kernel(kernel))
     exact = ho == ROW_OUT * th and wo == COL_OUT * tw
     shape = (f, ROW_OUT * th, COL_OUT * tw, n)
     y = np.empty(shape, x.dtype) if exact else temporary(workspace, "winograd_y", shape, x.dtype)
@@ -480,6 +482,9 @@ def winograd_backward(dout: np.ndarray, saved: tuple, kernel: np.ndarray, input_
     dy7 = dy.reshape(f, th, ROW_OUT, tw, COL_OUT, n)
     du = np.zeros((PRODUCTS, f, c), dy.dtype)
     dbias = np.zeros(f, dy.dtype) if has_bias else None
+    if n == 0:  # an empty batch: no gradient
+        return (from_chwn(np.zeros((c, h, w, 0), dy.dtype)) if need_dx else None,
+                np.zeros(kernel.shape, dy.dtype), dbias)
     dxp = (temporary(workspace, "winograd_dx", (2, c, ROW_OUT * th + 2, tw + 1, n), dy.dtype) if need_dx
            else None)
     per_row = PRODUCTS * c * (tw + 1) * n

@@ -195,6 +195,14 @@ def test_a_nan_reaches_only_the_tiles_that_read_it_in_forward_and_backward(monke
     assert (np.isnan(dx[1]) == expected[1:h + 1, 1:w + 1, None]).all() and not np.isnan(dx[0]).any()
 
 
+def test_an_empty_batch_gives_empty_outputs_and_zero_gradients():
+    x, kernel, bias = np.zeros((0, 8, 9, 2), np.float32), np.ones((3, 3, 2, 3), np.float32), np.ones(3, np.float32)
+    out, saved = winograd.winograd_forward(x, kernel, bias, SAME, {})
+    assert out.shape == (0, 8, 9, 3) and out.dtype == np.float32
+    dx, dkernel, dbias = winograd.winograd_backward(out, saved, kernel, x.shape, SAME, workspace={})
+    assert dx.shape == x.shape and not dkernel.any() and dkernel.shape == kernel.shape and not dbias.any()
+
+
 # --- found by mutation testing (docs/mutation-testing.md) ---
 #: Lavin & Gray's input transforms: ``V = B4^T d B2`` for a 6x4 tile ``d`` (F(4, 3) down, F(2, 3) across)
 B4_T = np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0], [0, -2, -1, 2, 1, 0],
