@@ -28,11 +28,12 @@ def test_same_bits_as_np_maximum_with_zero_including_nan_signed_zero_and_subnorm
 @pytest.mark.parametrize("layout", ["C", "F", "CHWN", "sliced"])
 def test_the_result_keeps_the_inputs_memory_order_and_every_value(layout):
     rng = np.random.default_rng(1)
-    chwn = rng.standard_normal((8, 9, 10, 32), dtype=np.float32)      # 23,040 values: more than one row of zeros
+    chwn = rng.standard_normal((8, 9, 10, 64), dtype=np.float32)      # 46,080 values: more than one row of zeros
     x = {"C": np.ascontiguousarray(chwn.transpose(3, 1, 2, 0)),
          "F": np.asfortranarray(chwn),
          "CHWN": chwn.transpose(3, 1, 2, 0),                          # a convolution's output, NHWC by its shape
-         "sliced": chwn.transpose(3, 1, 2, 0)[::2, :, 1:]}[layout]    # gaps in memory: the plain way
+         "sliced": chwn.transpose(3, 1, 2, 0)[::2, :, 1:]}[layout]    # 20,736 values with gaps: the plain way
+    assert x.size > ZEROS_WIDTH
     got = positive_part(x)
     np.testing.assert_array_equal(got, np.maximum(x, 0))
     if layout != "sliced":

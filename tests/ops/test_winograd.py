@@ -201,6 +201,28 @@ def test_an_empty_batch_gives_empty_outputs_and_zero_gradients():
     assert out.shape == (0, 8, 9, 3) and out.dtype == np.float32
     dx, dkernel, dbias = winograd.winograd_backward(out, saved, kernel, x.shape, SAME, workspace={})
     assert dx.shape == x.shape and not dkernel.any() and dkernel.shape == kernel.shape and not dbias.any()
+    assert [a.dtype for a in (dx, dkernel, dbias)] == [np.float32] * 3
+
+
+@pytest.mark.parametrize("shape, pads", [
+    ((3, 8, 9, 2), SAME),
+    ((4, 4, 4, 3), ((3, 3), (3, 3))),   # narrow, padded wide: zero columns on both sides of each parity
+    ((2, 7, 6, 2), ((0, 2), (1, 0))),
+])
+def test_scratch_left_full_of_nans_by_an_earlier_call_changes_nothing(shape, pads):
+    # every scratch array is reused by the next call, in any layer of the thread: whatever a call reads of one
+    # (padding, borders, the slack the junk tiles read) it must have written itself
+    rng = np.random.default_rng(14)
+    x, kernel, bias = _case(rng, shape, 3)
+    fresh = _both(x, kernel, bias, pads, np.random.default_rng(15), {})[1]
+    workspace = {}
+    big = np.full((shape[0] + 2, shape[1] + 5, shape[2] + 7, shape[3]), np.nan)
+    out, saved = winograd.winograd_forward(big, np.ones((3, 3, shape[3], 3)), None, SAME, workspace)
+    winograd.winograd_backward(np.full(out.shape, np.nan), saved, np.ones((3, 3, shape[3], 3)), big.shape, SAME,
+                               workspace=workspace)
+    got = _both(x, kernel, bias, pads, np.random.default_rng(15), workspace)[1]
+    for a, b in zip(got, fresh):
+        np.testing.assert_array_equal(a, b)
 
 
 # --- found by mutation testing (docs/mutation-testing.md) ---
