@@ -66,7 +66,7 @@ def applies(input_shape, kernel_shape, strides=(1, 1), pads: Pads = ((0, 0), (0,
 
 
 def _block_rows(rows_of_columns: int, wo: int, n: int, itemsize: int, block_bytes: int) -> int:
-    return max(1, block_bytes // (rows_of_columns * wo * n * itemsize))
+    return max(1, block_bytes // max(1, rows_of_columns * wo * n * itemsize))  # an empty batch: any block
 
 
 def _fill(cols, xp, kernel_hw, strides, dilation, first: int, count: int) -> np.ndarray:

@@ -119,3 +119,14 @@ def test_with_a_workspace_a_repeated_step_allocates_its_results_and_no_column_ma
 ])
 def test_rule(input_shape, kernel_shape, pads, expected):
     assert column_blocks.applies(input_shape, kernel_shape, (1, 1), pads) is expected
+
+
+def test_an_empty_batch_gives_an_empty_output_and_zero_gradients():
+    # applies() never sends one here (its column matrix is empty); a direct call divided by zero before
+    x, kernel = np.zeros((0, 28, 28, 1), np.float32), np.ones((5, 5, 1, 6), np.float32)
+    pads = ((2, 2), (2, 2))
+    out, kept = column_blocks.conv2d_forward(x, kernel, np.ones(6, np.float32), (1, 1), pads, {})
+    assert out.shape == (0, 28, 28, 6) and out.dtype == np.float32
+    dx, dkernel, dbias = column_blocks.conv2d_backward(out, kept, kernel, x.shape, (1, 1), pads, True, True, {})
+    assert dx.shape == x.shape and dkernel.shape == kernel.shape and dbias.shape == (6,)
+    assert not dkernel.any() and not dbias.any() and [a.dtype for a in (dx, dkernel, dbias)] == [np.float32] * 3
