@@ -79,7 +79,7 @@ def _blocks(channels: int, rows: int, values_per_channel_row: int):
             for i in range(0, rows, step):
                 yield slice(c, c + 1), slice(i, min(i + step, rows))
     else:
-        step = max(1, VALUES_PER_BLOCK // per_channel)
+        step = max(1, VALUES_PER_BLOCK // max(1, per_channel))  # an empty batch: one block of nothing
         for c in range(0, channels, step):
             yield slice(c, min(c + step, channels)), slice(0, rows)
 

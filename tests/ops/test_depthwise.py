@@ -90,3 +90,14 @@ def test_in_inference_nothing_is_kept_and_a_backward_says_so():
 def test_a_kernel_larger_than_the_padded_input_is_refused_with_the_sizes():
     with pytest.raises(ValueError, match=r"3x3 kernel \(dilation 1x1\) needs a padded input of at least 3x3, got 2x4"):
         depthwise.depthwise_forward(np.ones((1, 2, 4, 1)), np.ones((3, 3, 1, 1)), None, ((0, 0), (0, 0)))
+
+
+def test_an_empty_batch_gives_an_empty_output_and_zero_gradients():
+    # a direct call divided by zero before (the block size per channel); Model.predict never passes one
+    x, kernel = np.zeros((0, 8, 8, 4), np.float32), np.ones((3, 3, 4, 2), np.float32)
+    pads = ((1, 1), (1, 1))
+    out, saved = depthwise.depthwise_forward(x, kernel, np.ones(8, np.float32), pads, (1, 1), {})
+    assert out.shape == (0, 8, 8, 8) and out.dtype == np.float32
+    dx, dkernel, dbias = depthwise.depthwise_backward(out, saved, kernel, x.shape, pads, (1, 1), True, True, {})
+    assert dx.shape == x.shape and dkernel.shape == kernel.shape and dbias.shape == (8,)
+    assert not dkernel.any() and not dbias.any() and [a.dtype for a in (dx, dkernel, dbias)] == [np.float32] * 3
