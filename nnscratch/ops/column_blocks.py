@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .im2col import Pads, conv2d_input_gradient, dilated_size, output_hw, padded_chwn, windows
+from .im2col import Pads, conv2d_input_gradient, dilated_size, output_hw, padded_chwn, weight_rows, windows
 from .layout import from_chwn, to_chwn
 from .workspace import backward_follows, temporary
 
@@ -103,10 +103,8 @@ def conv2d_forward(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, s
     # the layer's own when a backward follows (it reads xp); in inference the thread's shared pool
     xp = padded_chwn(x, pads, workspace, "padded_input", kept=backward_follows(workspace))
     k = kh * kw * c
-    w2 = kernel.reshape(k, f)
-    if bias is not None:  # a row of ones in the columns adds the bias inside the GEMM, as im2col does
-        w2 = np.concatenate([w2, bias.reshape(1, f).astype(w2.dtype)])
-    w2 = w2.T.astype(x.dtype, copy=False)
+    # with a bias, a row of ones in the columns adds it inside the GEMM, as im2col does
+    w2 = weight_rows(kernel, bias).T.astype(x.dtype, copy=False)
     rows = _block_rows(len(w2[0]), wo, n, x.itemsize, block_bytes)
     cols = temporary(workspace, "column_block", (len(w2[0]), rows, wo, n), x.dtype)
     if bias is not None:

@@ -322,6 +322,22 @@ def _unpadded(acc: np.ndarray, pads: Pads, h: int, w: int) -> np.ndarray:
     return from_chwn(acc)
 
 
+def weight_rows(kernel: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+    """``kernel`` ``(kh, kw, C, F)`` as the ``(kh * kw * C (+1), F)`` matrix whose rows meet im2col's rows, with
+    ``bias`` as a last row when given (it meets the column matrix's row of ones).
+
+    Example:
+        >>> weight_rows(np.ones((1, 2, 1, 3)), np.arange(3.0))
+        array([[1., 1., 1.],
+               [1., 1., 1.],
+               [0., 1., 2.]])
+    """
+    w2 = kernel.reshape(-1, kernel.shape[3])
+    if bias is None:
+        return w2
+    return np.concatenate([w2, bias.reshape(1, -1)])
+
+
 def conv2d_forward(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None = None, strides=(1, 1),
                    pads: Pads = ((0, 0), (0, 0)), workspace: dict | None = None,
                    dilation=(1, 1)) -> tuple[np.ndarray, np.ndarray]:
@@ -351,9 +367,7 @@ def conv2d_forward(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None = 
     n, h, w, c = x.shape
     kh, kw, _, f = kernel.shape
     ho, wo = output_hw((h, w), dilated_size((kh, kw), dilation), strides, pads)
-    w2 = kernel.reshape(kh * kw * c, f)
-    if bias is not None:
-        w2 = np.concatenate([w2, bias.reshape(1, f)])
+    w2 = weight_rows(kernel, bias)
     cols = im2col(x, (kh, kw), strides, pads, ones_row=bias is not None, workspace=workspace, dilation=dilation)
     return from_chwn((w2.T @ cols).reshape(f, ho, wo, n)), cols
 
