@@ -13,8 +13,6 @@ Example:
 """
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 
 #: values per row of zeros: long enough that the loop over rows costs nothing (~1 % at 4,096 per row against
@@ -22,18 +20,14 @@ import numpy as np
 ZEROS_WIDTH = 16384
 
 _zeros: dict = {}
-_zeros_lock = threading.Lock()
 
 
 def _zero_row(dtype: np.dtype) -> np.ndarray:
     row = _zeros.get(dtype)
     if row is None:
-        with _zeros_lock:
-            row = _zeros.get(dtype)
-            if row is None:
-                row = np.zeros(ZEROS_WIDTH, dtype)
-                row.flags.writeable = False
-                _zeros[dtype] = row
+        row = np.zeros(ZEROS_WIDTH, dtype)
+        row.flags.writeable = False
+        row = _zeros.setdefault(dtype, row)  # atomic: threads racing here all get the first row stored
     return row
 
 

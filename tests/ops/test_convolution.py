@@ -142,4 +142,3 @@ def test_with_a_workspace_a_repeated_forward_and_backward_allocate_only_their_re
         (dx, _, _), allocated = bytes_allocated_by(
             lambda: convolution.conv2d_backward(dout, saved, kernel, x.shape, (1, 1), SAME, workspace=workspace))
     assert allocated <= dx.nbytes + SMALL
-
